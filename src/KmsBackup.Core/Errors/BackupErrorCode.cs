@@ -1,0 +1,111 @@
+namespace KmsBackup;
+
+/// <summary>
+/// A stable, machine-readable code for a refusal. Codes never change once shipped, so callers can
+/// branch on them; new codes can be added without breaking anyone (an extensible enum, as in the
+/// Azure SDK).
+/// </summary>
+/// <remarks>Compare codes with <c>==</c>; the string form is the code itself, e.g. <c>BackupExpired</c>.</remarks>
+public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
+{
+    private readonly string? _value;
+
+    /// <summary>Creates a code from its string form.</summary>
+    /// <param name="value">The code, a non-empty identifier such as <c>BackupExpired</c>.</param>
+    /// <exception cref="ArgumentException"><paramref name="value"/> is null, empty or white space.</exception>
+    public BackupErrorCode(string value)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(value);
+        _value = value;
+    }
+
+    /// <summary>Viewable days outside the range the backup kind allows (purchased: 7 to 600).</summary>
+    public static BackupErrorCode ViewableDaysOutOfRange { get; } = new(nameof(ViewableDaysOutOfRange));
+
+    /// <summary>An extension that does not increase the viewable days: downgrading is not supported.</summary>
+    public static BackupErrorCode ViewableDaysNotIncreased { get; } = new(nameof(ViewableDaysNotIncreased));
+
+    /// <summary>The backup's kind does not support the operation (e.g. extending a default backup).</summary>
+    public static BackupErrorCode OperationNotSupported { get; } = new(nameof(OperationNotSupported));
+
+    /// <summary>The purchased backup has expired: nothing but renewal is possible until it is renewed.</summary>
+    public static BackupErrorCode BackupExpired { get; } = new(nameof(BackupExpired));
+
+    /// <summary>The backup has been released and its data deleted; nothing is possible any more.</summary>
+    public static BackupErrorCode BackupReleased { get; } = new(nameof(BackupReleased));
+
+    /// <summary>The backup is not enabled (unbound, <c>Disabled</c>), so it holds no data to use.</summary>
+    public static BackupErrorCode BackupNotEnabled { get; } = new(nameof(BackupNotEnabled));
+
+    /// <summary>The backup is already bound to an instance; it must be reset before it is bound again.</summary>
+    public static BackupErrorCode BackupAlreadyEnabled { get; } = new(nameof(BackupAlreadyEnabled));
+
+    /// <summary>A date outside the viewable window that extending the viewable days would reach.</summary>
+    public static BackupErrorCode DateOutsideWindow { get; } = new(nameof(DateOutsideWindow));
+
+    /// <summary>A date outside the viewable window that no extension can reach for this backup.</summary>
+    public static BackupErrorCode DateNotReachable { get; } = new(nameof(DateNotReachable));
+
+    /// <summary>A date before the backup was enabled: never viewable or restorable, even after extending.</summary>
+    public static BackupErrorCode DateBeforeEnabled { get; } = new(nameof(DateBeforeEnabled));
+
+    /// <summary>A date after today in the backup's time zone.</summary>
+    public static BackupErrorCode DateInFuture { get; } = new(nameof(DateInFuture));
+
+    /// <summary>A time zone ID that this system does not know.</summary>
+    public static BackupErrorCode UnknownTimeZone { get; } = new(nameof(UnknownTimeZone));
+
+    /// <summary>The instance is not enabled (or has been released), so no backup can be bound to it.</summary>
+    public static BackupErrorCode InstanceNotEnabled { get; } = new(nameof(InstanceNotEnabled));
+
+    /// <summary>The instance's kind (software or hardware) does not match the backup type.</summary>
+    public static BackupErrorCode InstanceKindMismatch { get; } = new(nameof(InstanceKindMismatch));
+
+    /// <summary>The instance is in another region than the purchased backup.</summary>
+    public static BackupErrorCode RegionMismatch { get; } = new(nameof(RegionMismatch));
+
+    /// <summary>The instance is not eligible for an automatic backup (created before the cutoff date).</summary>
+    public static BackupErrorCode InstanceNotEligible { get; } = new(nameof(InstanceNotEligible));
+
+    /// <summary>The instance already has an automatic backup; an instance has at most one.</summary>
+    public static BackupErrorCode AutomaticBackupExists { get; } = new(nameof(AutomaticBackupExists));
+
+    /// <summary>A hardware instance whose image version is older than 3.9.1.</summary>
+    public static BackupErrorCode ImageVersionTooOld { get; } = new(nameof(ImageVersionTooOld));
+
+    /// <summary>A purchase duration outside the supported range.</summary>
+    public static BackupErrorCode InvalidPurchaseTerm { get; } = new(nameof(InvalidPurchaseTerm));
+
+    /// <summary>A purchase quantity outside the supported range.</summary>
+    public static BackupErrorCode InvalidQuantity { get; } = new(nameof(InvalidQuantity));
+
+    /// <summary>A backup alias or name that is empty, too long or holds control characters.</summary>
+    public static BackupErrorCode InvalidAlias { get; } = new(nameof(InvalidAlias));
+
+    /// <summary>A schedule option outside its valid range.</summary>
+    public static BackupErrorCode InvalidScheduleOption { get; } = new(nameof(InvalidScheduleOption));
+
+    /// <summary>The restore target lacks quota for the keys or secrets (the seed's FAQ).</summary>
+    public static BackupErrorCode InsufficientQuota { get; } = new(nameof(InsufficientQuota));
+
+    /// <summary>A key or secret of the same name exists in the target region (the seed's FAQ).</summary>
+    public static BackupErrorCode NameConflict { get; } = new(nameof(NameConflict));
+
+    /// <summary>The code's string form, e.g. <c>BackupExpired</c>.</summary>
+    public override string ToString() => _value ?? string.Empty;
+
+    /// <inheritdoc />
+    public bool Equals(BackupErrorCode other) => string.Equals(_value, other._value, StringComparison.Ordinal);
+
+    /// <inheritdoc />
+    public override bool Equals(object? obj) => obj is BackupErrorCode other && Equals(other);
+
+    /// <inheritdoc />
+    public override int GetHashCode() => _value is null ? 0 : StringComparer.Ordinal.GetHashCode(_value);
+
+    /// <summary>Whether two codes are the same.</summary>
+    public static bool operator ==(BackupErrorCode left, BackupErrorCode right) => left.Equals(right);
+
+    /// <summary>Whether two codes differ.</summary>
+    public static bool operator !=(BackupErrorCode left, BackupErrorCode right) => !left.Equals(right);
+}
