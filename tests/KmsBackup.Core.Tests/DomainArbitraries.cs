@@ -57,6 +57,14 @@ public static class DomainArbitraries
 
     public static Arbitrary<BackupTimeZone> TimeZones() => Zones.ToArbitrary();
 
+    /// <summary>Instants of 2024–2027 at second resolution, in any of a few offsets.</summary>
+    public static Arbitrary<DateTimeOffset> AnyInstant() =>
+        (from minute in Instants
+         from second in Gen.Choose(0, 59)
+         from offsetHours in Gen.Choose(-12, 14)
+         select minute.AddSeconds(second).ToOffset(TimeSpan.FromHours(offsetHours)))
+        .ToArbitrary();
+
     public static Arbitrary<PurchasedScenario> PurchasedScenarios() =>
         (from zone in Zones
          from purchasedAt in Instants
