@@ -91,6 +91,27 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>A key or secret of the same name exists in the target region (the seed's FAQ).</summary>
     public static BackupErrorCode NameConflict { get; } = new(nameof(NameConflict));
 
+    /// <summary>Another writer holds the lease of the backup (or store area); the error names the holder.</summary>
+    public static BackupErrorCode LeaseHeld { get; } = new(nameof(LeaseHeld));
+
+    /// <summary>This writer's lease expired or was taken over before its work was committed.</summary>
+    public static BackupErrorCode LeaseLost { get; } = new(nameof(LeaseLost));
+
+    /// <summary>Stored data failed its integrity check (MAC, length, reference); wrong data is never returned.</summary>
+    public static BackupErrorCode IntegrityViolation { get; } = new(nameof(IntegrityViolation));
+
+    /// <summary>The backup store could not be reached or refused the request.</summary>
+    public static BackupErrorCode StoreUnavailable { get; } = new(nameof(StoreUnavailable));
+
+    /// <summary>A backup, instance, key or secret that does not exist.</summary>
+    public static BackupErrorCode NotFound { get; } = new(nameof(NotFound));
+
+    /// <summary>The caller account may not act on the resource (only the resource owner may back up or restore).</summary>
+    public static BackupErrorCode AccessDenied { get; } = new(nameof(AccessDenied));
+
+    /// <summary>A secret's encrypting key is neither in the restore target nor restored earlier in the batch.</summary>
+    public static BackupErrorCode EncryptionKeyMissing { get; } = new(nameof(EncryptionKeyMissing));
+
     /// <summary>The code's string form, e.g. <c>BackupExpired</c>.</summary>
     public override string ToString() => _value ?? string.Empty;
 

@@ -1,0 +1,29 @@
+namespace KmsBackup;
+
+/// <summary>
+/// Guards the key that encrypts a repository's data at rest: the repository's own random keys are
+/// stored only wrapped (encrypted) by the provider's key-encryption key, held in a key file or an HSM.
+/// </summary>
+public abstract class RepositoryKeyProvider
+{
+    /// <summary>For subclasses.</summary>
+    protected RepositoryKeyProvider()
+    {
+    }
+
+    /// <summary>Identifies the key-encryption key, so that a repository records which key wrapped it (never the key itself).</summary>
+    public abstract string KeyId { get; }
+
+    /// <summary>Encrypts <paramref name="key"/> under the key-encryption key.</summary>
+    /// <param name="key">The key to wrap.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The wrapped key, safe to store.</returns>
+    public abstract Task<byte[]> WrapAsync(ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default);
+
+    /// <summary>Decrypts a key wrapped by <see cref="WrapAsync"/>.</summary>
+    /// <param name="wrappedKey">The wrapped key.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The key; clear it when done.</returns>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.IntegrityViolation"/>: wrong key-encryption key or a damaged wrapped key.</exception>
+    public abstract Task<SensitiveBytes> UnwrapAsync(ReadOnlyMemory<byte> wrappedKey, CancellationToken cancellationToken = default);
+}
