@@ -1,0 +1,316 @@
+using System.Buffers.Binary;
+using System.Collections.Immutable;
+using System.Text;
+
+namespace KmsBackup.Repository;
+
+/// <summary>A growable little-endian writer for the repository's binary records.</summary>
+internal sealed class RecordWriter
+{
+    private byte[] _buffer;
+    private int _length;
+
+    public RecordWriter(int capacity = 256) => _buffer = new byte[capacity];
+
+    public int Length => _length;
+
+    public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _length);
+
+    public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
+
+    public void Clear() => _length = 0;
+
+    /// <summary>Zeroes what was written (the buffer may have held key material).</summary>
+    public void Wipe()
+    {
+        Array.Clear(_buffer);
+        _length = 0;
+    }
+
+    public void WriteByte(byte value) => Reserve(1)[0] = value;
+
+    public void WriteInt32(int value) => BinaryPrimitives.WriteInt32LittleEndian(Reserve(4), value);
+
+    public void WriteInt64(long value) => BinaryPrimitives.WriteInt64LittleEndian(Reserve(8), value);
+
+    public void WriteVarUInt(ulong value)
+    {
+        while (value >= 0x80)
+        {
+            WriteByte((byte)(value | 0x80));
+            value >>= 7;
+        }
+
+        WriteByte((byte)value);
+    }
+
+    public void WriteBytes(ReadOnlySpan<byte> bytes)
+    {
+        WriteVarUInt((ulong)bytes.Length);
+        bytes.CopyTo(Reserve(bytes.Length));
+    }
+
+    public void WriteRaw(ReadOnlySpan<byte> bytes) => bytes.CopyTo(Reserve(bytes.Length));
+
+    public void WriteString(string? value)
+    {
+        if (value is null)
+        {
+            WriteVarUInt(0);
+            return;
+        }
+
+        var count = Encoding.UTF8.GetByteCount(value);
+        WriteVarUInt((ulong)count + 1);
+        Encoding.UTF8.GetBytes(value, Reserve(count));
+    }
+
+    public void WriteInstant(DateTimeOffset value) => WriteInt64(value.UtcTicks);
+
+    public void WriteOptionalInstant(DateTimeOffset? value)
+    {
+        WriteByte(value is null ? (byte)0 : (byte)1);
+        if (value is { } v)
+        {
+            WriteInstant(v);
+        }
+    }
+
+    private Span<byte> Reserve(int count)
+    {
+        if (_length + count > _buffer.Length)
+        {
+            var next = new byte[Math.Max(_buffer.Length * 2, _length + count)];
+            _buffer.AsSpan(0, _length).CopyTo(next);
+            Array.Clear(_buffer);
+            _buffer = next;
+        }
+
+        var span = _buffer.AsSpan(_length, count);
+        _length += count;
+        return span;
+    }
+}
+
+/// <summary>A reader for <see cref="RecordWriter"/>'s format that turns any malformation into a typed integrity error.</summary>
+internal ref struct RecordReader
+{
+    private readonly ReadOnlySpan<byte> _data;
+    private readonly string _what;
+    private int _position;
+
+    public RecordReader(ReadOnlySpan<byte> data, string what)
+    {
+        _data = data;
+        _what = what;
+        _position = 0;
+    }
+
+    public readonly bool AtEnd => _position == _data.Length;
+
+    public byte ReadByte() => Take(1)[0];
+
+    public int ReadInt32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+
+    public long ReadInt64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+
+    public ulong ReadVarUInt()
+    {
+        ulong result = 0;
+        for (var shift = 0; shift < 64; shift += 7)
+        {
+            var b = ReadByte();
+            result |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80)
+            {
+                return result;
+            }
+        }
+
+        throw Malformed("a variable-length number is too long");
+    }
+
+    public int ReadCount(int maximum = int.MaxValue)
+    {
+        var value = ReadVarUInt();
+        if (value > (ulong)maximum || value > (ulong)(_data.Length - _position + 1) * 8)
+        {
+            throw Malformed("a count is out of range");
+        }
+
+        return (int)value;
+    }
+
+    public ReadOnlySpan<byte> ReadBytes() => Take(ReadCount());
+
+    public ReadOnlySpan<byte> ReadRaw(int count) => Take(count);
+
+    public string? ReadString()
+    {
+        var tagged = ReadVarUInt();
+        if (tagged == 0)
+        {
+            return null;
+        }
+
+        if (tagged - 1 > (ulong)(_data.Length - _position))
+        {
+            throw Malformed("a string runs past the end");
+        }
+
+        try
+        {
+            return new UTF8Encoding(false, true).GetString(Take((int)(tagged - 1)));
+        }
+        catch (DecoderFallbackException)
+        {
+            throw Malformed("a string is not valid UTF-8");
+        }
+    }
+
+    public string ReadRequiredString() => ReadString() ?? throw Malformed("a required string is missing");
+
+    public DateTimeOffset ReadInstant()
+    {
+        var ticks = ReadInt64();
+        if (ticks < DateTimeOffset.MinValue.UtcTicks || ticks > DateTimeOffset.MaxValue.UtcTicks)
+        {
+            throw Malformed("an instant is out of range");
+        }
+
+        return new DateTimeOffset(ticks, TimeSpan.Zero);
+    }
+
+    public DateTimeOffset? ReadOptionalInstant() => ReadByte() switch
+    {
+        0 => null,
+        1 => ReadInstant(),
+        _ => throw Malformed("an optional instant has a bad tag"),
+    };
+
+    public readonly void ExpectEnd()
+    {
+        if (!AtEnd)
+        {
+            throw Malformed("trailing bytes follow the record");
+        }
+    }
+
+    public readonly BackupException Malformed(string why) => RepositoryErrors.Integrity(_what, $"it is malformed: {why}");
+
+    private ReadOnlySpan<byte> Take(int count)
+    {
+        if (count < 0 || count > _data.Length - _position)
+        {
+            throw Malformed("it ends early");
+        }
+
+        var span = _data.Slice(_position, count);
+        _position += count;
+        return span;
+    }
+}
+
+/// <summary>How keys and secrets are written into tree leaves. Key material and secret ciphertexts are written as they are: the whole leaf is encrypted.</summary>
+internal static class ItemCodec
+{
+    public static void Write(RecordWriter w, KeyRecord key)
+    {
+        w.WriteString(key.Name);
+        w.WriteString(key.Id);
+        w.WriteString(key.Spec);
+        w.WriteString(key.CreatorAccount);
+        w.WriteInstant(key.CreatedAt);
+        w.WriteString(key.Description);
+        w.WriteVarUInt((ulong)key.Versions.Length);
+        foreach (var version in key.Versions)
+        {
+            w.WriteString(version.VersionId);
+            w.WriteInstant(version.CreatedAt);
+            if (version.Material is { } material)
+            {
+                w.WriteByte(1);
+                w.WriteBytes(material.Span);
+            }
+            else
+            {
+                w.WriteByte(0);
+            }
+        }
+    }
+
+    public static KeyRecord ReadKey(ref RecordReader r)
+    {
+        var name = r.ReadRequiredString();
+        var id = r.ReadRequiredString();
+        var spec = r.ReadRequiredString();
+        var creator = r.ReadRequiredString();
+        var createdAt = r.ReadInstant();
+        var description = r.ReadString();
+        var count = r.ReadCount(1_000_000);
+        var versions = ImmutableArray.CreateBuilder<KeyVersion>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var versionId = r.ReadRequiredString();
+            var at = r.ReadInstant();
+            var material = r.ReadByte() switch
+            {
+                0 => null,
+                1 => SensitiveBytes.Copy(r.ReadBytes()),
+                _ => throw r.Malformed("a key version has a bad material tag"),
+            };
+            versions.Add(new KeyVersion(versionId, at, material));
+        }
+
+        try
+        {
+            return new KeyRecord(id, name, spec, creator, createdAt, versions.MoveToImmutable()) { Description = description };
+        }
+        catch (ArgumentException e)
+        {
+            throw r.Malformed($"a key record is invalid ({e.ParamName})");
+        }
+    }
+
+    public static void Write(RecordWriter w, SecretRecord secret)
+    {
+        w.WriteString(secret.Name);
+        w.WriteString(secret.EncryptionKeyId);
+        w.WriteString(secret.CreatorAccount);
+        w.WriteInstant(secret.CreatedAt);
+        w.WriteString(secret.Description);
+        w.WriteVarUInt((ulong)secret.Versions.Length);
+        foreach (var version in secret.Versions)
+        {
+            w.WriteString(version.VersionId);
+            w.WriteInstant(version.CreatedAt);
+            w.WriteBytes(version.Ciphertext.Span);
+        }
+    }
+
+    public static SecretRecord ReadSecret(ref RecordReader r)
+    {
+        var name = r.ReadRequiredString();
+        var keyId = r.ReadRequiredString();
+        var creator = r.ReadRequiredString();
+        var createdAt = r.ReadInstant();
+        var description = r.ReadString();
+        var count = r.ReadCount(1_000_000);
+        var versions = ImmutableArray.CreateBuilder<SecretVersion>(count);
+        for (var i = 0; i < count; i++)
+        {
+            var versionId = r.ReadRequiredString();
+            var at = r.ReadInstant();
+            versions.Add(new SecretVersion(versionId, at, SensitiveBytes.Copy(r.ReadBytes())));
+        }
+
+        try
+        {
+            return new SecretRecord(name, keyId, creator, createdAt, versions.MoveToImmutable()) { Description = description };
+        }
+        catch (ArgumentException e)
+        {
+            throw r.Malformed($"a secret record is invalid ({e.ParamName})");
+        }
+    }
+}
