@@ -154,12 +154,32 @@ internal sealed class BackupRepository : IDisposable
 
     // --- catalog ---
 
-    /// <summary>Stores a new version of a backup's state (create-if-absent on the next version number).</summary>
-    public async Task SaveStateAsync(BackupState state, CancellationToken cancellationToken)
+    /// <summary>Loads the latest state of one backup, or null when the catalog has none.</summary>
+    public async Task<CatalogEntry?> LoadStateAsync(string backupId, CancellationToken cancellationToken)
     {
-        var versions = await ListCatalogVersionsAsync(state.Id, cancellationToken).ConfigureAwait(false);
-        var next = versions.Count == 0 ? 1 : versions[^1] + 1;
-        var sealedBytes = _crypto.Seal(CatalogCodec.Encode(state), CatalogCodec.AssociatedData(state.Id, next));
+        var versions = await ListCatalogVersionsAsync(backupId, cancellationToken).ConfigureAwait(false);
+        for (var i = versions.Count - 1; i >= 0; i--)
+        {
+            var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, versions[i]), cancellationToken).ConfigureAwait(false);
+            if (bytes is not null)
+            {
+                var plain = _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, versions[i]), $"catalog entry of backup '{backupId}'");
+                return CatalogCodec.Decode(plain, backupId) with { Version = versions[i] };
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Stores the next version of a backup's state: version <see cref="CatalogEntry.Version"/> + 1, created
+    /// only if absent, so that a writer working from a stale state fails instead of overwriting a newer one.
+    /// </summary>
+    public async Task<CatalogEntry> SaveStateAsync(CatalogEntry entry, CancellationToken cancellationToken)
+    {
+        var state = entry.State;
+        var next = entry.Version + 1;
+        var sealedBytes = _crypto.Seal(CatalogCodec.Encode(entry), CatalogCodec.AssociatedData(state.Id, next));
         if (!await _store.TryCreateAsync(CatalogCodec.KeyOf(state.Id, next), sealedBytes, cancellationToken).ConfigureAwait(false))
         {
             throw new BackupException(new Refusal(
@@ -168,15 +188,17 @@ internal sealed class BackupRepository : IDisposable
                 "Reload the backup and retry the operation."));
         }
 
-        // Older versions are history only; keep the one before as a fallback.
-        foreach (var old in versions.Take(Math.Max(0, versions.Count - 1)))
+        // Versions before the previous one are history only; keep one as a fallback.
+        if (next > 2)
         {
-            await _store.DeleteAsync(CatalogCodec.KeyOf(state.Id, old), cancellationToken).ConfigureAwait(false);
+            await _store.DeleteAsync(CatalogCodec.KeyOf(state.Id, next - 2), cancellationToken).ConfigureAwait(false);
         }
+
+        return entry with { Version = next };
     }
 
     /// <summary>Loads the latest state of every backup in the catalog.</summary>
-    public async Task<List<BackupState>> LoadStatesAsync(CancellationToken cancellationToken)
+    public async Task<List<CatalogEntry>> LoadStatesAsync(CancellationToken cancellationToken)
     {
         var latest = new Dictionary<string, long>(StringComparer.Ordinal);
         await foreach (var entry in _store.ListAsync("catalog/", cancellationToken).ConfigureAwait(false))
@@ -188,7 +210,7 @@ internal sealed class BackupRepository : IDisposable
             }
         }
 
-        var states = new List<BackupState>(latest.Count);
+        var states = new List<CatalogEntry>(latest.Count);
         foreach (var (backupId, version) in latest.OrderBy(e => e.Key, StringComparer.Ordinal))
         {
             var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, version), cancellationToken).ConfigureAwait(false);
@@ -198,7 +220,7 @@ internal sealed class BackupRepository : IDisposable
             }
 
             var plain = _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, version), $"catalog entry of backup '{backupId}'");
-            states.Add(CatalogCodec.Decode(plain, backupId));
+            states.Add(CatalogCodec.Decode(plain, backupId) with { Version = version });
         }
 
         return states;

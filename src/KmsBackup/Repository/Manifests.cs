@@ -34,8 +34,6 @@ internal sealed record PointManifest
 
     public static string Prefix(string backupId) => $"points/{backupId}/";
 
-    public static string KeyOf(string backupId, long sequence) => string.Create(CultureInfo.InvariantCulture, $"points/{backupId}/{sequence:D12}");
-
     public static string AssociatedData(string backupId, long sequence) => string.Create(CultureInfo.InvariantCulture, $"point:{backupId}:{sequence}");
 
     public byte[] Encode()
@@ -129,6 +127,13 @@ internal sealed record PointManifest
     private static TreeRoot ReadRoot(ref RecordReader r) => new(ObjectId.Read(r.ReadRaw(ObjectId.Size)), r.ReadByte(), r.ReadInt64());
 }
 
+/// <summary>A backup in the catalog: its lifecycle state and the account that owns it.</summary>
+internal sealed record CatalogEntry(BackupState State, string OwnerAccount)
+{
+    /// <summary>The catalog version this entry was read as (0 for a new backup); the next save writes version + 1 or fails.</summary>
+    public long Version { get; init; }
+}
+
 /// <summary>How a backup's lifecycle state is stored in the catalog.</summary>
 internal static class CatalogCodec
 {
@@ -138,10 +143,12 @@ internal static class CatalogCodec
 
     public static string AssociatedData(string backupId, long version) => string.Create(CultureInfo.InvariantCulture, $"catalog:{backupId}:{version}");
 
-    public static byte[] Encode(BackupState s)
+    public static byte[] Encode(CatalogEntry entry)
     {
+        var s = entry.State;
         var w = new RecordWriter();
         w.WriteByte(1);
+        w.WriteString(entry.OwnerAccount);
         w.WriteString(s.Id);
         w.WriteByte((byte)s.Kind);
         w.WriteByte((byte)s.Status);
@@ -175,7 +182,7 @@ internal static class CatalogCodec
         return w.ToArray();
     }
 
-    public static BackupState Decode(byte[] plain, string backupId)
+    public static CatalogEntry Decode(byte[] plain, string backupId)
     {
         var r = new RecordReader(plain, $"catalog entry of backup '{backupId}'");
         if (r.ReadByte() != 1)
@@ -183,6 +190,7 @@ internal static class CatalogCodec
             throw r.Malformed("its format version is unknown");
         }
 
+        var owner = r.ReadRequiredString();
         var id = r.ReadRequiredString();
         var kind = (BackupKind)r.ReadByte();
         var status = (BackupStatus)r.ReadByte();
@@ -219,7 +227,7 @@ internal static class CatalogCodec
             throw r.Malformed("its fields are out of range");
         }
 
-        return new BackupState(id, kind, zone, createdAt, viewableDays)
+        return new CatalogEntry(new BackupState(id, kind, zone, createdAt, viewableDays)
         {
             Status = status,
             Region = region,
@@ -231,6 +239,6 @@ internal static class CatalogCodec
             ExpiresAt = expiresAt,
             ReleasedAt = releasedAt,
             UploadedDate = uploadedDay < 0 ? null : DateOnly.FromDayNumber(uploadedDay),
-        };
+        }, owner);
     }
 }

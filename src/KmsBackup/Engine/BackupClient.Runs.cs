@@ -1,0 +1,261 @@
+using KmsBackup.Repository;
+
+namespace KmsBackup;
+
+public partial class BackupClient
+{
+    /// <summary>
+    /// Runs every backup whose next run is due now (rules S1–S5): each under its lease, so that several
+    /// hosts can share the work. A backup whose lease another writer holds is skipped.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the runs; a cancelled run commits nothing.</param>
+    /// <returns>The runs that committed a recovery point.</returns>
+    public virtual async Task<IReadOnlyList<BackupRunResult>> RunDueBackupsAsync(CancellationToken cancellationToken = default)
+    {
+        var results = new List<BackupRunResult>();
+        foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                if (await RunIfDueAsync(entry.State.Id, cancellationToken).ConfigureAwait(false) is { } result)
+                {
+                    results.Add(result);
+                }
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.LeaseHeld)
+            {
+                // Another host runs this backup now.
+            }
+        }
+
+        return results;
+    }
+
+    /// <summary>Runs the backup's next run if it is due now; otherwise does nothing.</summary>
+    /// <param name="backupId">The backup.</param>
+    /// <param name="cancellationToken">Cancels the run; a cancelled run commits nothing.</param>
+    /// <returns>What the run did, or <see langword="null"/> when nothing was due.</returns>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.LeaseHeld"/>: another writer runs this backup now (the error names it).</exception>
+    public virtual async Task<BackupRunResult?> RunIfDueAsync(string backupId, CancellationToken cancellationToken = default)
+    {
+        var entry = await RefreshAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
+        var history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
+        var now = Clock.GetUtcNow();
+        var decision = BackupScheduler.Next(entry.State, history, _options.Schedule, now);
+        if (decision.Run is not { } run || !run.IsDue(now))
+        {
+            return null;
+        }
+
+        var lease = await AcquireLeaseAsync(backupId, cancellationToken).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
+        {
+            // Re-read under the lease: another host may have run it a moment ago.
+            points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
+            history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
+            decision = BackupScheduler.Next(entry.State, history, _options.Schedule, Clock.GetUtcNow());
+            if (decision.Run is not { } confirmed || !confirmed.IsDue(Clock.GetUtcNow()))
+            {
+                return null;
+            }
+
+            return await RunAsync(entry, confirmed, points, lease, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<BackupRunResult> RunAsync(CatalogEntry entry, ScheduledRun run, List<PointKey> points, StoreLease lease, CancellationToken cancellationToken)
+    {
+        var state = entry.State;
+        var startedAt = Clock.GetUtcNow();
+        var instanceId = state.Instance!.Id;
+        var previous = await PreviousSnapshotAsync(state, points, cancellationToken).ConfigureAwait(false);
+
+        // Read the instance: a full always reads everything; an incremental follows the change feed when it can.
+        InstanceSnapshot snapshot;
+        string? cursor;
+        var usedFeed = false;
+        if (run.Kind == BackupRunKind.Incremental && previous is { Cursor: { } since } && _instances.SupportsChangeFeed)
+        {
+            var changes = await _instances.ReadChangesAsync(instanceId, since, cancellationToken).ConfigureAwait(false);
+            if (!changes.CursorExpired)
+            {
+                snapshot = Apply(previous.Snapshot, changes);
+                cursor = changes.Cursor;
+                usedFeed = true;
+            }
+            else
+            {
+                (snapshot, cursor) = await _instances.ReadSnapshotAsync(instanceId, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        else
+        {
+            (snapshot, cursor) = await _instances.ReadSnapshotAsync(instanceId, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (state.Instance.Kind == InstanceKind.Hardware && snapshot.Keys.Any(k => k.HasMaterial))
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.IntegrityViolation, $"instance '{instanceId}'",
+                $"The hardware instance '{instanceId}' returned key material; a hardware instance's backup holds key metadata only.",
+                "Fix the instance gateway: hardware keys' material stays in the HSM cluster."));
+        }
+
+        // The first point of a backup is the baseline: nothing counts as added or rotated on it.
+        var changesSincePrevious = previous is null ? [] : SnapshotDiff.Compare(previous.Snapshot, snapshot).Changes;
+
+        using var writer = _repository.Objects.CreateWriter();
+        var (keyRoot, secretRoot) = await _repository.WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+
+        // Objects reused from packs that a prune has marked since this run began must be written again.
+        var markers = await _repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+        var marked = markers.SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
+        if (marked.Count > 0 && _repository.Objects.AnyIn(writer.ReusedIds, marked))
+        {
+            _repository.Objects.ExcludePacks(marked);
+            (keyRoot, secretRoot) = await _repository.WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+        }
+
+        await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
+        var completedAt = Clock.GetUtcNow();
+        var sequence = points.Count == 0 ? 1 : points[^1].Sequence + 1;
+        var manifest = new PointManifest
+        {
+            BackupId = state.Id,
+            Sequence = sequence,
+            Kind = run.Kind,
+            Reason = run.Reason,
+            StartedAt = startedAt,
+            CompletedAt = completedAt,
+            Slot = run.Kind == BackupRunKind.Full ? startedAt : SlotOf(run, startedAt, points.Count == 0 ? null : await LastFullAsync(points, cancellationToken).ConfigureAwait(false)),
+            TakenAt = snapshot.TakenAt,
+            Source = snapshot.Source,
+            KeyRoot = keyRoot,
+            SecretRoot = secretRoot,
+            Changes = changesSincePrevious,
+            Cursor = cursor,
+        };
+        var date = state.TimeZone.DateOf(startedAt);
+        await _repository.WritePointAsync(manifest, date, cancellationToken).ConfigureAwait(false);
+        var key = new PointKey(state.Id, date, sequence);
+        _manifests.TryAdd(key, manifest);
+        _lastSnapshots[state.Id] = new CachedSnapshot(sequence, snapshot, cursor);
+
+        return new BackupRunResult
+        {
+            Point = ToPoint(manifest, date),
+            BytesWritten = writer.BytesWritten,
+            ObjectsWritten = writer.ObjectsWritten,
+            UsedChangeFeed = usedFeed,
+        };
+    }
+
+    /// <summary>The schedule history as the stored points tell it (the points are the truth, not a cache).</summary>
+    private async Task<ScheduleHistory> HistoryAsync(BackupState state, List<PointKey> points, CancellationToken cancellationToken)
+    {
+        if (state.EnabledAt is not { } enabledAt)
+        {
+            return ScheduleHistory.Empty;
+        }
+
+        var history = ScheduleHistory.Empty;
+        for (var i = points.Count - 1; i >= 0; i--)
+        {
+            var manifest = await ReadPointAsync(points[i], cancellationToken).ConfigureAwait(false);
+            if (manifest.StartedAt < enabledAt)
+            {
+                break;
+            }
+
+            if (manifest.Kind == BackupRunKind.Full)
+            {
+                history = history with { LastFullStartedAt = manifest.StartedAt, LastFullCompletedAt = manifest.CompletedAt };
+                break;
+            }
+
+            history = history.LastIncrementalSlot is null ? history with { LastIncrementalSlot = manifest.Slot } : history;
+        }
+
+        return history.LastFullStartedAt is null ? ScheduleHistory.Empty : history;
+    }
+
+    private async Task<PointManifest?> LastFullAsync(List<PointKey> points, CancellationToken cancellationToken)
+    {
+        for (var i = points.Count - 1; i >= 0; i--)
+        {
+            var manifest = await ReadPointAsync(points[i], cancellationToken).ConfigureAwait(false);
+            if (manifest.Kind == BackupRunKind.Full)
+            {
+                return manifest;
+            }
+        }
+
+        return null;
+    }
+
+    private DateTimeOffset SlotOf(ScheduledRun run, DateTimeOffset startedAt, PointManifest? lastFull)
+    {
+        if (lastFull is null)
+        {
+            return run.DueAt;
+        }
+
+        var history = BackupScheduler.Record(
+            new ScheduleHistory { LastFullStartedAt = lastFull.StartedAt, LastFullCompletedAt = lastFull.CompletedAt },
+            BackupRunKind.Incremental, startedAt, startedAt, _options.Schedule);
+        return history.LastIncrementalSlot!.Value;
+    }
+
+    private async Task<CachedSnapshot?> PreviousSnapshotAsync(BackupState state, List<PointKey> points, CancellationToken cancellationToken)
+    {
+        if (points.Count == 0 || state.EnabledAt is not { } enabledAt)
+        {
+            return null;
+        }
+
+        var last = points[^1];
+        if (_lastSnapshots.TryGetValue(state.Id, out var cached) && cached.Sequence == last.Sequence)
+        {
+            return cached;
+        }
+
+        var manifest = await ReadPointAsync(last, cancellationToken).ConfigureAwait(false);
+        if (manifest.StartedAt < enabledAt)
+        {
+            return null;
+        }
+
+        var snapshot = await _repository.ReadSnapshotAsync(manifest, cancellationToken).ConfigureAwait(false);
+        var loaded = new CachedSnapshot(last.Sequence, snapshot, manifest.Cursor);
+        _lastSnapshots[state.Id] = loaded;
+        return loaded;
+    }
+
+    private static InstanceSnapshot Apply(InstanceSnapshot previous, InstanceChanges changes)
+    {
+        var keys = previous.Keys.ToDictionary(k => k.Name, StringComparer.Ordinal);
+        foreach (var name in changes.DeletedKeys)
+        {
+            keys.Remove(name);
+        }
+
+        foreach (var key in changes.UpsertedKeys)
+        {
+            keys[key.Name] = key;
+        }
+
+        var secrets = previous.Secrets.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        foreach (var name in changes.DeletedSecrets)
+        {
+            secrets.Remove(name);
+        }
+
+        foreach (var secret in changes.UpsertedSecrets)
+        {
+            secrets[secret.Name] = secret;
+        }
+
+        return InstanceSnapshot.Create(previous.Source, changes.ReadAt, keys.Values, secrets.Values);
+    }
+}

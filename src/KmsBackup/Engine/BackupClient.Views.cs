@@ -1,0 +1,258 @@
+using System.Runtime.CompilerServices;
+using System.Text;
+using KmsBackup.Repository;
+
+namespace KmsBackup;
+
+public partial class BackupClient
+{
+    /// <summary>The most items a data page can hold.</summary>
+    public const int MaximumPageSize = 1000;
+
+    /// <summary>
+    /// Reads one page of a date's data of one type (rules D2, D3): all keys or secrets of that day's full
+    /// backup, or those added or rotated that day. The date must be in the viewable window (W2–W4) of a
+    /// backup that is not expired (L4). Items carry metadata only, never key material or secret values.
+    /// </summary>
+    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="backupId">The backup.</param>
+    /// <param name="backupDate">The date, in the backup's time zone.</param>
+    /// <param name="type">Which of the six data types.</param>
+    /// <param name="query">Page size, name filter and continuation; <see langword="null"/> for the first 100 items.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <exception cref="BackupException">The date is outside the window (the error gives the viewable days needed), the backup is expired, or the caller is not its owner.</exception>
+    public virtual async Task<BackupDataPage> GetDataPageAsync(
+        string callerAccount, string backupId, DateOnly backupDate, BackupDataType type, BackupDataQuery? query = null, CancellationToken cancellationToken = default)
+    {
+        query ??= new BackupDataQuery();
+        if (!Enum.IsDefined(type))
+        {
+            throw new ArgumentOutOfRangeException(nameof(type), type, "Not a defined data type.");
+        }
+
+        if (query.PageSize is < 1 or > MaximumPageSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(query), query.PageSize, $"A page holds 1 to {MaximumPageSize} items.");
+        }
+
+        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        if (BackupLifecycle.CheckDate(entry.State, backupDate, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
+        {
+            throw refusal.ToException();
+        }
+
+        var day = (await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false)).Where(p => p.Date == backupDate).ToList();
+        var items = await ItemsOfAsync(day, type, cancellationToken).ConfigureAwait(false);
+        var after = DecodeToken(query.ContinuationToken);
+        var filtered = items
+            .Where(i => query.NameContains is null || i.Name.Contains(query.NameContains, StringComparison.OrdinalIgnoreCase))
+            .Where(i => after is null || ItemNameComparer.Instance.Compare(i.Name, after) > 0);
+        var page = filtered.Take(query.PageSize + 1).ToList();
+        var hasMore = page.Count > query.PageSize;
+        if (hasMore)
+        {
+            page.RemoveAt(page.Count - 1);
+        }
+
+        var fullKey = await FullPointOfAsync(day, cancellationToken).ConfigureAwait(false);
+        return new BackupDataPage
+        {
+            Date = backupDate,
+            Type = type,
+            Items = page,
+            ContinuationToken = hasMore ? EncodeToken(page[^1].Name) : null,
+            FullPoint = fullKey is { } k ? ToPoint(await ReadPointAsync(k, cancellationToken).ConfigureAwait(false), k.Date) : null,
+        };
+    }
+
+    /// <summary>Reads every item of a date's data of one type, page by page (rules D2, D3).</summary>
+    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="backupId">The backup.</param>
+    /// <param name="backupDate">The date, in the backup's time zone.</param>
+    /// <param name="type">Which of the six data types.</param>
+    /// <param name="nameContains">Only items whose name contains this text; <see langword="null"/> for all.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    public virtual async IAsyncEnumerable<BackupDataItem> GetDataAsync(
+        string callerAccount, string backupId, DateOnly backupDate, BackupDataType type, string? nameContains = null,
+        [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        string? token = null;
+        do
+        {
+            var page = await GetDataPageAsync(callerAccount, backupId, backupDate, type,
+                new BackupDataQuery { PageSize = MaximumPageSize, NameContains = nameContains, ContinuationToken = token }, cancellationToken).ConfigureAwait(false);
+            foreach (var item in page.Items)
+            {
+                yield return item;
+            }
+
+            token = page.ContinuationToken;
+        }
+        while (token is not null);
+    }
+
+    /// <summary>The recovery points of a date, oldest first (each full and each incremental).</summary>
+    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="backupId">The backup.</param>
+    /// <param name="backupDate">The date, in the backup's time zone; must be viewable.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    public virtual async Task<IReadOnlyList<RecoveryPoint>> ListRecoveryPointsAsync(string callerAccount, string backupId, DateOnly backupDate, CancellationToken cancellationToken = default)
+    {
+        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        if (BackupLifecycle.CheckDate(entry.State, backupDate, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
+        {
+            throw refusal.ToException();
+        }
+
+        var result = new List<RecoveryPoint>();
+        foreach (var key in (await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false)).Where(p => p.Date == backupDate))
+        {
+            result.Add(ToPoint(await ReadPointAsync(key, cancellationToken).ConfigureAwait(false), key.Date));
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// The instance's state as backed up at <paramref name="at"/>: the latest recovery point taken at or
+    /// before it (rule D4). Its date must be viewable. The snapshot holds key material and secret
+    /// ciphertexts: keep it no longer than needed.
+    /// </summary>
+    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="backupId">The backup.</param>
+    /// <param name="at">The instant.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no point at or before the instant; or the date is not viewable.</exception>
+    public virtual async Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> GetStateAtAsync(
+        string callerAccount, string backupId, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var now = Clock.GetUtcNow();
+        if (BackupLifecycle.Check(entry.State, BackupOperation.View, now) is { } refusal)
+        {
+            throw refusal.ToException();
+        }
+
+        PointManifest? best = null;
+        PointKey bestKey = default;
+        foreach (var key in await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false))
+        {
+            var manifest = await ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+            if (manifest.TakenAt <= at && (best is null || manifest.TakenAt >= best.TakenAt))
+            {
+                best = manifest;
+                bestKey = key;
+            }
+        }
+
+        if (best is null)
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.NotFound, $"backup '{backupId}' at {at:O}",
+                $"The backup '{backupId}' has no recovery point at or before {at:O}.",
+                "Choose a later instant, within the backup's queryable range."));
+        }
+
+        if (BackupLifecycle.CheckDate(entry.State, bestKey.Date, BackupOperation.View, now) is { } dateRefusal)
+        {
+            throw dateRefusal.ToException();
+        }
+
+        return (ToPoint(best, bestKey.Date), await _repository.ReadSnapshotAsync(best, cancellationToken).ConfigureAwait(false));
+    }
+
+    private async Task<IReadOnlyList<BackupDataItem>> ItemsOfAsync(List<PointKey> day, BackupDataType type, CancellationToken cancellationToken)
+    {
+        if (day.Count == 0)
+        {
+            return [];
+        }
+
+        var itemType = type is BackupDataType.FullyBackedUpKeys or BackupDataType.IncrementallyBackedUpKeys or BackupDataType.RotatedKeys ? ItemType.Key : ItemType.Secret;
+        if (type is BackupDataType.FullyBackedUpKeys or BackupDataType.FullyBackedUpSecrets)
+        {
+            if (await FullPointOfAsync(day, cancellationToken).ConfigureAwait(false) is not { } fullKey)
+            {
+                return [];
+            }
+
+            var snapshot = await _repository.ReadSnapshotAsync(await ReadPointAsync(fullKey, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            return itemType == ItemType.Key ? snapshot.Keys.Select(BackupDataItem.From).ToList() : snapshot.Secrets.Select(BackupDataItem.From).ToList();
+        }
+
+        // Added or rotated that day: the names from the day's points' changes, each item as the last point
+        // of the day that holds it shows it (an item added and deleted the same day as the point that added it).
+        var wanted = type is BackupDataType.IncrementallyBackedUpKeys or BackupDataType.IncrementallyBackedUpSecrets ? ChangeKind.Added : ChangeKind.Rotated;
+        var remaining = new HashSet<string>(StringComparer.Ordinal);
+        var lastSeenIn = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (var i = 0; i < day.Count; i++)
+        {
+            foreach (var change in (await ReadPointAsync(day[i], cancellationToken).ConfigureAwait(false)).Changes)
+            {
+                if (change.Type == itemType && (change.Kind & wanted) == wanted)
+                {
+                    remaining.Add(change.Name);
+                    lastSeenIn[change.Name] = i;
+                }
+            }
+        }
+
+        var found = new List<BackupDataItem>();
+        for (var i = day.Count - 1; i >= 0 && remaining.Count > 0; i--)
+        {
+            if (!remaining.Any(n => lastSeenIn[n] <= i))
+            {
+                continue;
+            }
+
+            var snapshot = await _repository.ReadSnapshotAsync(await ReadPointAsync(day[i], cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            foreach (var name in remaining.ToList())
+            {
+                BackupDataItem? item = itemType == ItemType.Key
+                    ? snapshot.FindKey(name) is { } k ? BackupDataItem.From(k) : null
+                    : snapshot.FindSecret(name) is { } s ? BackupDataItem.From(s) : null;
+                if (item is not null)
+                {
+                    found.Add(item);
+                    remaining.Remove(name);
+                }
+            }
+        }
+
+        found.Sort((a, b) => ItemNameComparer.Instance.Compare(a.Name, b.Name));
+        return found;
+    }
+
+    /// <summary>The day's full backup: the first full point of the day (00:00, the enabling day's first, or a catch-up).</summary>
+    private async Task<PointKey?> FullPointOfAsync(List<PointKey> day, CancellationToken cancellationToken)
+    {
+        foreach (var key in day)
+        {
+            if ((await ReadPointAsync(key, cancellationToken).ConfigureAwait(false)).Kind == BackupRunKind.Full)
+            {
+                return key;
+            }
+        }
+
+        return null;
+    }
+
+    private static string EncodeToken(string name) => Convert.ToBase64String(Encoding.UTF8.GetBytes(name));
+
+    private static string? DecodeToken(string? token)
+    {
+        if (token is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return Encoding.UTF8.GetString(Convert.FromBase64String(token));
+        }
+        catch (FormatException)
+        {
+            throw new ArgumentException("The continuation token is not one this client issued.", nameof(token));
+        }
+    }
+}

@@ -1,0 +1,218 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using KmsBackup.Repository;
+
+namespace KmsBackup;
+
+/// <summary>
+/// The entry point of KmsBackup.Sdk: creates, purchases, enables, runs, views, extends, resets and
+/// renews backups of key management instances, over a <see cref="BackupStore"/>, an
+/// <see cref="InstanceGateway"/> and a <see cref="RepositoryKeyProvider"/>. Thread-safe; several
+/// clients (in several processes) can share one store, one writer per backup at a time.
+/// </summary>
+/// <remarks>
+/// Every operation acts for a caller account: only the owner of a backup (for a bound backup, the
+/// owner of its instance) may enable, view or change it (rule R2). Time comes only from
+/// <see cref="BackupClientOptions.TimeProvider"/>.
+/// </remarks>
+public partial class BackupClient : IDisposable
+{
+    private readonly BackupRepository _repository = null!;
+    private readonly InstanceGateway _instances = null!;
+    private readonly BackupClientOptions _options = null!;
+    private readonly ConcurrentDictionary<string, CachedSnapshot> _lastSnapshots = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<PointKey, PointManifest> _manifests = new();
+
+    /// <summary>For mocking only.</summary>
+    protected BackupClient()
+    {
+    }
+
+    private BackupClient(BackupRepository repository, InstanceGateway instances, BackupClientOptions options)
+    {
+        _repository = repository;
+        _instances = instances;
+        _options = options;
+    }
+
+    private TimeProvider Clock => _options.TimeProvider;
+
+    /// <summary>Opens the backup repository in <paramref name="store"/> (creating it when the store is empty) and returns a client for it.</summary>
+    /// <param name="store">Where backup data lives.</param>
+    /// <param name="repositoryKeys">Guards the repository's encryption keys.</param>
+    /// <param name="instances">The key management service whose instances are backed up and restored into.</param>
+    /// <param name="options">Options; <see langword="null"/> for the defaults.</param>
+    /// <param name="cancellationToken">Cancels opening.</param>
+    /// <exception cref="BackupException">The store failed, the key provider does not match the repository, or the repository is damaged.</exception>
+    public static async Task<BackupClient> OpenAsync(
+        BackupStore store, RepositoryKeyProvider repositoryKeys, InstanceGateway instances,
+        BackupClientOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(repositoryKeys);
+        ArgumentNullException.ThrowIfNull(instances);
+        var validated = (options ?? new BackupClientOptions()).Clone();
+        validated.Validate();
+        var repository = await BackupRepository.OpenOrInitializeAsync(store, repositoryKeys, cancellationToken).ConfigureAwait(false);
+        return new BackupClient(repository, instances, validated);
+    }
+
+    /// <summary>Releases the client's keys.</summary>
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Releases the client's keys.</summary>
+    /// <param name="disposing">Whether called from <see cref="Dispose()"/>.</param>
+    protected virtual void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _repository?.Dispose();
+        }
+    }
+
+    // ---------- catalog access ----------
+
+    private async Task<CatalogEntry> LoadAsync(string backupId, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(backupId);
+        return await _repository.LoadStateAsync(backupId, cancellationToken).ConfigureAwait(false)
+            ?? throw new BackupException(new Refusal(
+                BackupErrorCode.NotFound, $"backup '{backupId}'",
+                $"There is no backup '{backupId}'.",
+                "Check the backup ID; list the backups to see which exist."));
+    }
+
+    private async Task<CatalogEntry> LoadOwnedAsync(string callerAccount, string backupId, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
+        var entry = await LoadAsync(backupId, cancellationToken).ConfigureAwait(false);
+        ThrowIfNotOwner(callerAccount, entry);
+        return entry;
+    }
+
+    private static void ThrowIfNotOwner(string callerAccount, CatalogEntry entry)
+    {
+        if (!string.Equals(callerAccount, entry.OwnerAccount, StringComparison.Ordinal))
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.AccessDenied, $"backup '{entry.State.Id}'",
+                $"The account '{callerAccount}' is not the owner of backup '{entry.State.Id}'; only the resource owner may back up or restore.",
+                "Act as the account that owns the instance and its backups."));
+        }
+    }
+
+    /// <summary>Applies time (expiry, release) to a stored state, stores what changed and carries out the effects.</summary>
+    private async Task<CatalogEntry> RefreshAsync(CatalogEntry entry, CancellationToken cancellationToken)
+    {
+        var outcome = BackupLifecycle.Advance(entry.State, Clock.GetUtcNow());
+        if (outcome.State == entry.State)
+        {
+            return entry;
+        }
+
+        return await CommitAsync(entry, outcome.State, outcome.Effects, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Stores a state and carries out its effects: data is deleted before the state that says so is stored.</summary>
+    private async Task<CatalogEntry> CommitAsync(CatalogEntry entry, BackupState state, IReadOnlyList<LifecycleEffect> effects, CancellationToken cancellationToken)
+    {
+        if (effects.Contains(LifecycleEffect.DeleteAllData))
+        {
+            await DeleteAllPointsAsync(entry.State.Id, cancellationToken).ConfigureAwait(false);
+        }
+
+        return await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task DeleteAllPointsAsync(string backupId, CancellationToken cancellationToken)
+    {
+        var lease = await AcquireLeaseAsync(backupId, cancellationToken).ConfigureAwait(false);
+        await using (lease.ConfigureAwait(false))
+        {
+            foreach (var point in await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false))
+            {
+                await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false);
+                _manifests.TryRemove(point, out _);
+            }
+        }
+
+        _lastSnapshots.TryRemove(backupId, out _);
+    }
+
+    private Task<StoreLease> AcquireLeaseAsync(string backupId, CancellationToken cancellationToken) =>
+        _repository.Store.AcquireLeaseAsync($"backups/{backupId}", _options.LeaseHolder, _options.LeaseDuration, cancellationToken);
+
+    private static string NewId(string prefix) => $"{prefix}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
+
+    private BackupDetails ToDetails(CatalogEntry entry, RecoveryPoint? latest)
+    {
+        var state = entry.State;
+        var now = Clock.GetUtcNow();
+        return new BackupDetails
+        {
+            Id = state.Id,
+            Kind = state.Kind,
+            Status = state.Status,
+            OwnerAccount = entry.OwnerAccount,
+            Alias = state.Alias,
+            Instance = state.Instance,
+            Region = state.Region,
+            TimeZone = state.TimeZone,
+            ViewableDays = state.ViewableDays,
+            QueryableRange = state.Status is BackupStatus.Enabled ? state.WindowAt(now) : null,
+            CreatedAt = state.CreatedAt,
+            EnabledAt = state.EnabledAt,
+            ExpiresAt = state.ExpiresAt,
+            ReleaseDueAt = state.ReleaseDueAt,
+            Purchase = state.Purchase,
+            LatestPoint = latest,
+        };
+    }
+
+    private static RecoveryPoint ToPoint(PointManifest manifest, DateOnly date) => new()
+    {
+        BackupId = manifest.BackupId,
+        Sequence = manifest.Sequence,
+        Kind = manifest.Kind,
+        Reason = manifest.Reason,
+        Date = date,
+        TakenAt = manifest.TakenAt,
+        CompletedAt = manifest.CompletedAt,
+        KeyCount = manifest.KeyRoot.Count,
+        SecretCount = manifest.SecretRoot.Count,
+        ChangeCount = manifest.Changes.Count,
+    };
+
+    private async Task<PointManifest> ReadPointAsync(PointKey key, CancellationToken cancellationToken)
+    {
+        if (_manifests.TryGetValue(key, out var cached))
+        {
+            return cached;
+        }
+
+        var manifest = await _repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+        _manifests.TryAdd(key, manifest);
+        return manifest;
+    }
+
+    private async Task<RecoveryPoint?> LatestPointAsync(string backupId, CancellationToken cancellationToken)
+    {
+        var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
+        if (points.Count == 0)
+        {
+            return null;
+        }
+
+        var last = points[^1];
+        return ToPoint(await ReadPointAsync(last, cancellationToken).ConfigureAwait(false), last.Date);
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    private sealed record CachedSnapshot(long Sequence, InstanceSnapshot Snapshot, string? Cursor);
+}

@@ -1,0 +1,50 @@
+namespace KmsBackup;
+
+/// <summary>Options of a <see cref="BackupClient"/>. Validated once, when the client opens.</summary>
+public sealed class BackupClientOptions
+{
+    /// <summary>Where time comes from. Default <see cref="TimeProvider.System"/>; tests use a fake one.</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>The time zone new backups count their days in (rule W1). Default UTC.</summary>
+    public BackupTimeZone TimeZone { get; set; } = BackupTimeZone.Utc;
+
+    /// <summary>When backups run (rules S2, S3, S6). Default: fulls at 00:00, incrementals every 5 minutes.</summary>
+    public BackupSchedulePolicy Schedule { get; set; } = BackupSchedulePolicy.Default;
+
+    /// <summary>Which instances get an automatic backup when enabled (rule K4).</summary>
+    public AutomaticBackupCutoffs AutomaticBackupCutoffs { get; set; } = AutomaticBackupCutoffs.Default;
+
+    /// <summary>How this writer is named to a second writer that finds a backup's lease held. Default: machine name and process ID.</summary>
+    public string LeaseHolder { get; set; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    /// <summary>How long a backup's lease lasts unless renewed. Default 5 minutes; 1 second to 1 hour.</summary>
+    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long after a prune marks an unreferenced pack a later prune may delete it. Default 1 hour; at least <see cref="LeaseDuration"/>.</summary>
+    public TimeSpan PruneGracePeriod { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Throws when an option is out of range.</summary>
+    /// <exception cref="BackupException">A schedule option is out of range (<see cref="BackupErrorCode.InvalidScheduleOption"/>).</exception>
+    /// <exception cref="ArgumentException">Another option is missing or out of range.</exception>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(TimeProvider);
+        ArgumentNullException.ThrowIfNull(TimeZone);
+        ArgumentNullException.ThrowIfNull(Schedule);
+        ArgumentNullException.ThrowIfNull(AutomaticBackupCutoffs);
+        ArgumentException.ThrowIfNullOrWhiteSpace(LeaseHolder);
+        Schedule.ThrowIfInvalid();
+        if (LeaseDuration < TimeSpan.FromSeconds(1) || LeaseDuration > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(LeaseDuration), LeaseDuration, "A lease lasts from 1 second to 1 hour.");
+        }
+
+        if (PruneGracePeriod < LeaseDuration)
+        {
+            throw new ArgumentOutOfRangeException(nameof(PruneGracePeriod), PruneGracePeriod, "The prune grace period must be at least the lease duration.");
+        }
+    }
+
+    internal BackupClientOptions Clone() => (BackupClientOptions)MemberwiseClone();
+}

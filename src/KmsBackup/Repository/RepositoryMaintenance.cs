@@ -1,0 +1,214 @@
+namespace KmsBackup.Repository;
+
+/// <summary>Verify and garbage collection of a <see cref="BackupRepository"/>.</summary>
+internal static class RepositoryMaintenance
+{
+    /// <summary>
+    /// Checks everything: every pack's content hash, every index, every object's MAC and authentication,
+    /// every recovery point and every reference from it, every catalog entry. Reports what is wrong and
+    /// what is merely unreferenced (left by an interrupted write, removed by the next prune).
+    /// </summary>
+    public static async Task<RepositoryVerification> VerifyAsync(BackupRepository repository, CancellationToken cancellationToken)
+    {
+        var problems = new List<VerificationProblem>();
+        var store = repository.Store;
+        var objects = repository.Objects;
+
+        // Packs and their objects.
+        var packs = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var entry in store.ListAsync(ObjectStore.PackPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            packs.Add(entry.Key[(entry.Key.LastIndexOf('/') + 1)..]);
+        }
+
+        var indexed = new Dictionary<ObjectId, ObjectLocation>();
+        var indexedPacks = new HashSet<string>(StringComparer.Ordinal);
+        var objectsChecked = 0;
+        await foreach (var entry in store.ListAsync(ObjectStore.IndexPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            var packId = entry.Key[ObjectStore.IndexPrefix.Length..];
+            indexedPacks.Add(packId);
+            List<(ObjectId Id, ObjectLocation Location)> entries;
+            try
+            {
+                var bytes = await store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false) ?? [];
+                entries = objects.DecodeIndex(packId, bytes).ToList();
+            }
+            catch (BackupIntegrityException e)
+            {
+                problems.Add(new VerificationProblem(e.Item, e.Message));
+                continue;
+            }
+
+            if (!packs.Contains(packId))
+            {
+                problems.Add(new VerificationProblem($"pack {Short(packId)}", "its index exists but the pack is missing"));
+                continue;
+            }
+
+            byte[] pack;
+            try
+            {
+                pack = await objects.ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupIntegrityException e)
+            {
+                problems.Add(new VerificationProblem(e.Item, e.Message));
+                continue;
+            }
+
+            if (!ObjectStore.PackMatchesId(pack, packId))
+            {
+                problems.Add(new VerificationProblem($"pack {Short(packId)}", "its content does not match its ID (it was changed or damaged)"));
+            }
+
+            foreach (var (id, location) in entries)
+            {
+                objectsChecked++;
+                try
+                {
+                    if ((long)location.Offset + location.Length > pack.Length)
+                    {
+                        throw RepositoryErrors.Integrity($"object {id.Short}", "it lies past the end of its pack");
+                    }
+
+                    objects.Crypto.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                    indexed.TryAdd(id, location);
+                }
+                catch (BackupIntegrityException e)
+                {
+                    problems.Add(new VerificationProblem(e.Item, $"{e.Message} (in pack {Short(packId)})"));
+                }
+            }
+        }
+
+        // Recovery points and what they reference.
+        var referenced = new HashSet<ObjectId>();
+        var pointsChecked = 0;
+        await foreach (var entry in store.ListAsync("points/", cancellationToken).ConfigureAwait(false))
+        {
+            var parts = entry.Key.Split('/');
+            if (parts.Length != 4 || !PointKey.TryParse(parts[1], $"{parts[2]}/{parts[3]}", out var key))
+            {
+                problems.Add(new VerificationProblem($"object '{entry.Key}'", "it is in the points area but is not a recovery point"));
+                continue;
+            }
+
+            pointsChecked++;
+            try
+            {
+                var manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+                foreach (var root in new[] { manifest.KeyRoot, manifest.SecretRoot })
+                {
+                    var reachable = new HashSet<ObjectId>();
+                    await CollectCheckedAsync(objects, root, indexed, reachable, cancellationToken).ConfigureAwait(false);
+                    referenced.UnionWith(reachable);
+                }
+            }
+            catch (BackupIntegrityException e)
+            {
+                problems.Add(new VerificationProblem($"recovery point {key.BackupId}#{key.Sequence}", e.Message));
+            }
+        }
+
+        // Catalog.
+        try
+        {
+            await repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupIntegrityException e)
+        {
+            problems.Add(new VerificationProblem(e.Item, e.Message));
+        }
+
+        var unreferencedObjects = indexed.Keys.Count(id => !referenced.Contains(id));
+        var livePacks = new HashSet<string>(referenced.Where(indexed.ContainsKey).Select(id => indexed[id].PackId), StringComparer.Ordinal);
+        var unreferencedPacks = packs.Where(p => !livePacks.Contains(p)).Order(StringComparer.Ordinal).ToList();
+        return new RepositoryVerification(problems, packs.Count, objectsChecked, pointsChecked, unreferencedObjects, unreferencedPacks,
+            packs.Where(p => !indexedPacks.Contains(p)).Count());
+    }
+
+    /// <summary>
+    /// Two-phase garbage collection: packs whose every object no recovery point references are first
+    /// marked; a later prune, at least <paramref name="grace"/> after the mark, deletes those still
+    /// unreferenced (index first, then pack). New backup runs do not reuse objects of marked packs, and
+    /// re-check the marks before they commit, so a pack is never deleted under a recovery point.
+    /// </summary>
+    public static async Task<PruneResult> CollectGarbageAsync(BackupRepository repository, DateTimeOffset now, TimeSpan grace, CancellationToken cancellationToken)
+    {
+        var store = repository.Store;
+        var objects = repository.Objects;
+        await objects.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+        var index = objects.Snapshot();
+
+        var live = new HashSet<ObjectId>();
+        await foreach (var entry in store.ListAsync("points/", cancellationToken).ConfigureAwait(false))
+        {
+            var parts = entry.Key.Split('/');
+            if (parts.Length == 4 && PointKey.TryParse(parts[1], $"{parts[2]}/{parts[3]}", out var key))
+            {
+                var manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+                await ItemTree.CollectAsync(objects, manifest.KeyRoot, live, cancellationToken).ConfigureAwait(false);
+                await ItemTree.CollectAsync(objects, manifest.SecretRoot, live, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        var allPacks = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var entry in store.ListAsync(ObjectStore.PackPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            allPacks.Add(entry.Key[(entry.Key.LastIndexOf('/') + 1)..]);
+        }
+
+        var livePacks = new HashSet<string>(live.Where(index.ContainsKey).Select(id => index[id].PackId), StringComparer.Ordinal);
+        var deadPacks = allPacks.Where(p => !livePacks.Contains(p)).ToHashSet(StringComparer.Ordinal);
+
+        // Phase 2: delete what an old enough mark named and is still dead.
+        var deleted = new HashSet<string>(StringComparer.Ordinal);
+        var markers = await repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var (key, markedAt, packs) in markers.Where(m => now - m.MarkedAt >= grace))
+        {
+            foreach (var pack in packs.Where(deadPacks.Contains))
+            {
+                await store.DeleteAsync(ObjectStore.IndexKey(pack), cancellationToken).ConfigureAwait(false);
+                await store.DeleteAsync(ObjectStore.PackKey(pack), cancellationToken).ConfigureAwait(false);
+                deleted.Add(pack);
+            }
+
+            await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+        }
+
+        // Phase 1: mark the dead packs not marked yet.
+        var stillMarked = markers.Where(m => now - m.MarkedAt < grace).SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
+        var toMark = deadPacks.Where(p => !deleted.Contains(p) && !stillMarked.Contains(p)).Order(StringComparer.Ordinal).ToList();
+        if (toMark.Count > 0)
+        {
+            await repository.WritePruneMarkerAsync(now, toMark, cancellationToken).ConfigureAwait(false);
+        }
+
+        objects.Forget(deleted);
+        objects.ExcludePacks(stillMarked.Concat(toMark));
+        return new PruneResult(deleted.Count, toMark.Count);
+    }
+
+    private static async Task CollectCheckedAsync(ObjectStore objects, TreeRoot root, Dictionary<ObjectId, ObjectLocation> valid, HashSet<ObjectId> into, CancellationToken cancellationToken)
+    {
+        if (!valid.ContainsKey(root.Id))
+        {
+            throw RepositoryErrors.Integrity($"object {root.Id.Short}", "a recovery point refers to it, but no intact pack holds it");
+        }
+
+        await ItemTree.CollectAsync(objects, root, into, cancellationToken).ConfigureAwait(false);
+        var missing = into.FirstOrDefault(id => !valid.ContainsKey(id));
+        if (into.Any(id => !valid.ContainsKey(id)))
+        {
+            throw RepositoryErrors.Integrity($"object {missing.Short}", "a recovery point refers to it, but no intact pack holds it");
+        }
+    }
+
+    private static string Short(string packId) => packId.Length > 12 ? packId[..12] : packId;
+}
+
+/// <summary>What a prune did.</summary>
+/// <param name="PacksDeleted">Packs deleted now (marked by an earlier prune and still unreferenced).</param>
+/// <param name="PacksMarked">Packs newly marked for deletion by a later prune.</param>
+internal readonly record struct PruneResult(int PacksDeleted, int PacksMarked);

@@ -1,0 +1,51 @@
+namespace KmsBackup;
+
+/// <summary>A problem found by verify: the item (object, pack, recovery point) and what is wrong with it.</summary>
+/// <param name="Item">What is damaged, e.g. <c>object 3fa2c81b09de</c>.</param>
+/// <param name="Description">What is wrong.</param>
+public sealed record VerificationProblem(string Item, string Description);
+
+/// <summary>What verify found in a backup store: problems (damage that loses data) and garbage (unreferenced data that the next prune removes).</summary>
+public sealed class RepositoryVerification
+{
+    internal RepositoryVerification(
+        IReadOnlyList<VerificationProblem> problems, int packsChecked, int objectsChecked, int pointsChecked,
+        int unreferencedObjects, IReadOnlyList<string> unreferencedPacks, int packsWithoutIndex)
+    {
+        Problems = problems;
+        PacksChecked = packsChecked;
+        ObjectsChecked = objectsChecked;
+        PointsChecked = pointsChecked;
+        UnreferencedObjects = unreferencedObjects;
+        UnreferencedPacks = unreferencedPacks;
+        PacksWithoutIndex = packsWithoutIndex;
+    }
+
+    /// <summary>Every problem found; empty when the store is intact.</summary>
+    public IReadOnlyList<VerificationProblem> Problems { get; }
+
+    /// <summary>Whether no problem was found (garbage is not a problem).</summary>
+    public bool IsClean => Problems.Count == 0;
+
+    /// <summary>How many packs were read and hashed.</summary>
+    public int PacksChecked { get; }
+
+    /// <summary>How many objects were opened and their MACs checked.</summary>
+    public int ObjectsChecked { get; }
+
+    /// <summary>How many recovery points were read and their references followed.</summary>
+    public int PointsChecked { get; }
+
+    /// <summary>Objects no recovery point refers to (left by an interrupted run or pruning); the next prune removes them.</summary>
+    public int UnreferencedObjects { get; }
+
+    /// <summary>Packs none of whose objects a recovery point refers to.</summary>
+    public IReadOnlyList<string> UnreferencedPacks { get; }
+
+    /// <summary>Packs written without their index (a run interrupted between the two); garbage.</summary>
+    public int PacksWithoutIndex { get; }
+
+    /// <summary>A one-line summary.</summary>
+    public override string ToString() =>
+        $"{(IsClean ? "clean" : $"{Problems.Count} problems")}: {PacksChecked} packs, {ObjectsChecked} objects, {PointsChecked} recovery points checked; {UnreferencedObjects} unreferenced objects";
+}
