@@ -55,6 +55,8 @@ public partial class BackupClient
 
                     _manifests.TryRemove(point, out _);
                 }
+
+                ForgetPoints(entry.State.Id);
             }
         }
 

@@ -39,7 +39,7 @@ public partial class BackupClient
     public virtual async Task<BackupRunResult?> RunIfDueAsync(string backupId, CancellationToken cancellationToken = default)
     {
         var entry = await RefreshAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-        var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
+        var points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
         var history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
         var now = Clock.GetUtcNow();
         var decision = BackupScheduler.Next(entry.State, history, _options.Schedule, now);
@@ -52,7 +52,7 @@ public partial class BackupClient
         await using (lease.ConfigureAwait(false))
         {
             // Re-read under the lease: another host may have run it a moment ago.
-            points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
+            points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
             history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
             decision = BackupScheduler.Next(entry.State, history, _options.Schedule, Clock.GetUtcNow());
             if (decision.Run is not { } confirmed || !confirmed.IsDue(Clock.GetUtcNow()))
@@ -140,6 +140,11 @@ public partial class BackupClient
         await _repository.WritePointAsync(manifest, date, cancellationToken).ConfigureAwait(false);
         var key = new PointKey(state.Id, date, sequence);
         _manifests.TryAdd(key, manifest);
+        if (_pointLists.TryGetValue(state.Id, out var list))
+        {
+            _pointLists[state.Id] = [.. list, key];
+        }
+
         _lastSnapshots[state.Id] = new CachedSnapshot(sequence, snapshot, cursor);
 
         return new BackupRunResult

@@ -41,7 +41,7 @@ public partial class BackupClient
             throw refusal.ToException();
         }
 
-        var day = (await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false)).Where(p => p.Date == backupDate).ToList();
+        var day = await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false);
         var items = await ItemsOfAsync(day, type, cancellationToken).ConfigureAwait(false);
         var after = DecodeToken(query.ContinuationToken);
         var filtered = items
@@ -105,7 +105,7 @@ public partial class BackupClient
         }
 
         var result = new List<RecoveryPoint>();
-        foreach (var key in (await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false)).Where(p => p.Date == backupDate))
+        foreach (var key in await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false))
         {
             result.Add(ToPoint(await ReadPointAsync(key, cancellationToken).ConfigureAwait(false), key.Date));
         }

@@ -23,6 +23,7 @@ public partial class BackupClient : IDisposable
     private readonly BackupClientOptions _options = null!;
     private readonly ConcurrentDictionary<string, CachedSnapshot> _lastSnapshots = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<PointKey, PointManifest> _manifests = new();
+    private readonly ConcurrentDictionary<string, List<PointKey>> _pointLists = new(StringComparer.Ordinal);
 
     /// <summary>For mocking only.</summary>
     protected BackupClient()
@@ -139,6 +140,8 @@ public partial class BackupClient : IDisposable
                 await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false);
                 _manifests.TryRemove(point, out _);
             }
+
+            _pointLists.TryRemove(backupId, out _);
         }
 
         _lastSnapshots.TryRemove(backupId, out _);
@@ -199,6 +202,45 @@ public partial class BackupClient : IDisposable
         _manifests.TryAdd(key, manifest);
         return manifest;
     }
+
+    /// <summary>
+    /// The backup's points, oldest first. The first call lists them all; later calls list only the dates
+    /// from the last known point's date to today (where new points appear), so that a run costs the same
+    /// after a year of points as after a day.
+    /// </summary>
+    private async Task<List<PointKey>> PointsAsync(BackupState state, CancellationToken cancellationToken)
+    {
+        if (!_pointLists.TryGetValue(state.Id, out var known) || known.Count == 0)
+        {
+            known = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
+            _pointLists[state.Id] = known;
+            return [.. known];
+        }
+
+        var today = state.TimeZone.DateOf(Clock.GetUtcNow());
+        var from = known[^1].Date;
+        List<PointKey> merged;
+        if (today.DayNumber - from.DayNumber > 3)
+        {
+            // After a long gap one full listing is cheaper than a call per empty day.
+            merged = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            merged = new List<PointKey>(known);
+            var last = known[^1].Sequence;
+            for (var date = from; date <= today; date = date.AddDays(1))
+            {
+                merged.AddRange((await _repository.ListPointsAsync(state.Id, date, cancellationToken).ConfigureAwait(false)).Where(k => k.Sequence > last));
+            }
+        }
+
+        merged.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        _pointLists[state.Id] = merged;
+        return [.. merged];
+    }
+
+    private void ForgetPoints(string backupId) => _pointLists.TryRemove(backupId, out _);
 
     private async Task<RecoveryPoint?> LatestPointAsync(string backupId, CancellationToken cancellationToken)
     {

@@ -89,11 +89,16 @@ internal sealed class BackupRepository : IDisposable
     // --- recovery points ---
 
     /// <summary>Lists the stored recovery points of a backup (date and sequence, oldest first) without reading them.</summary>
-    public async Task<List<PointKey>> ListPointsAsync(string backupId, CancellationToken cancellationToken)
+    public Task<List<PointKey>> ListPointsAsync(string backupId, CancellationToken cancellationToken) =>
+        ListPointsAsync(backupId, null, cancellationToken);
+
+    /// <summary>Lists the stored recovery points of a backup of one date, or of all dates, oldest first.</summary>
+    public async Task<List<PointKey>> ListPointsAsync(string backupId, DateOnly? date, CancellationToken cancellationToken)
     {
         var points = new List<PointKey>();
         var prefix = PointManifest.Prefix(backupId);
-        await foreach (var entry in _store.ListAsync(prefix, cancellationToken).ConfigureAwait(false))
+        var listed = date is { } d ? prefix + d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) + "/" : prefix;
+        await foreach (var entry in _store.ListAsync(listed, cancellationToken).ConfigureAwait(false))
         {
             if (PointKey.TryParse(backupId, entry.Key[prefix.Length..], out var key))
             {
