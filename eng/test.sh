@@ -25,7 +25,8 @@ dotnet restore KmsBackup.Sdk.sln
 dotnet build KmsBackup.Sdk.sln -c Release --no-restore
 
 run_status=0
-projects=(tests/*/*.csproj)
+# Test projects are named <Project>.Tests; other projects under tests/ (KmsBackup.TestHost) are helpers.
+projects=(tests/*.Tests/*.csproj)
 for project in "${projects[@]}"; do
   name=$(basename "$project" .csproj)
   echo "== $name"

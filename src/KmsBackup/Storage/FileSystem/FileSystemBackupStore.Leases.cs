@@ -1,0 +1,301 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace KmsBackup.Storage;
+
+// Leases: a folder per lease under leases/, holding numbered, immutable generation files
+// (00000000000000000007.lease). The highest generation is the lease's state. Every change writes
+// generation n + 1 with the same create-if-absent publish as objects, which makes it a
+// compare-and-swap on "the state is still generation n" (see the class remarks).
+public sealed partial class FileSystemBackupStore
+{
+    private const string GenerationSuffix = ".lease";
+    private const int GenerationDigits = 20;
+    private const int MaxLeaseFolderNameLength = 200;
+    private const int MaxLeaseAttempts = 16;
+    private static readonly TimeSpan s_minimumLeaseDuration = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan s_maximumLeaseDuration = TimeSpan.FromHours(1);
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// The lease is a file under <c>leases/</c>, never listed as an object. A lease that expired (its holder
+    /// stopped renewing it, crashed or was killed) is taken over by the first writer that asks for it; of
+    /// writers racing for it, exactly one wins and the others get <see cref="BackupErrorCode.LeaseHeld"/>.
+    /// </remarks>
+    /// <exception cref="ArgumentException"><paramref name="leaseName"/> breaks the key rules, or <paramref name="holder"/> is empty.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="duration"/> is shorter than 1 second or longer than 1 hour.</exception>
+    public override async Task<StoreLease> AcquireLeaseAsync(string leaseName, string holder, TimeSpan duration, CancellationToken cancellationToken = default)
+    {
+        ValidateKey(leaseName);
+        ArgumentException.ThrowIfNullOrWhiteSpace(holder);
+        ValidateLeaseDuration(duration);
+        cancellationToken.ThrowIfCancellationRequested();
+        var folder = LeaseFolder(leaseName);
+        var token = RandomNumberGenerator.GetHexString(32, lowercase: true);
+        using (await EnterAsync(cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                LeaseRecord? head = null;
+                for (var attempt = 0; attempt < MaxLeaseAttempts; attempt++)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    head = ReadLeaseHead(leaseName, folder);
+                    var now = _time.GetUtcNow();
+                    if (head is not null && !head.IsFreeAt(now))
+                    {
+                        throw LeaseHeld(head);
+                    }
+
+                    var record = new LeaseRecord(leaseName, (head?.Generation ?? 0) + 1, holder, token, now + duration, Released: false);
+                    if (await TryAdvanceLeaseAsync(folder, record, cancellationToken).ConfigureAwait(false))
+                    {
+                        return new FileSystemStoreLease(this, record, duration);
+                    }
+
+                    // Another writer created that generation first: read the new state and judge again.
+                }
+
+                throw new Refusal(
+                    BackupErrorCode.StoreUnavailable,
+                    LeaseItem(leaseName),
+                    $"The lease '{leaseName}' changed hands {MaxLeaseAttempts} times while this writer tried to acquire it.",
+                    "Retry; if it keeps happening, fewer writers should compete for one lease.")
+                    .ToException();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw Unavailable(LeaseItem(leaseName), $"acquire the lease '{leaseName}'", ex);
+            }
+        }
+    }
+
+    /// <summary>Renews the lease <paramref name="mine"/> (any generation of it), as generation n + 1 with a new expiry.</summary>
+    internal async Task<LeaseRecord> RenewLeaseAsync(LeaseRecord mine, TimeSpan duration, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var folder = LeaseFolder(mine.LeaseName);
+        using (await EnterAsync(cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                var head = ReadLeaseHead(mine.LeaseName, folder);
+                var now = _time.GetUtcNow();
+
+                // Expired but not taken over: renewing takes it back, since no one else can hold it.
+                if (head is null || head.Token != mine.Token || head.Released)
+                {
+                    throw LeaseLost(mine, head, now);
+                }
+
+                var renewed = head with { Generation = head.Generation + 1, ExpiresAt = now + duration };
+                if (await TryAdvanceLeaseAsync(folder, renewed, cancellationToken).ConfigureAwait(false))
+                {
+                    return renewed;
+                }
+
+                throw LeaseLost(mine, ReadLeaseHead(mine.LeaseName, folder), now);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw Unavailable(LeaseItem(mine.LeaseName), $"renew the lease '{mine.LeaseName}'", ex);
+            }
+        }
+    }
+
+    /// <summary>Checks that <paramref name="mine"/> is still the lease's state and has not expired.</summary>
+    internal async Task EnsureLeaseHeldAsync(LeaseRecord mine, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var folder = LeaseFolder(mine.LeaseName);
+        using (await EnterAsync(cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                var head = ReadLeaseHead(mine.LeaseName, folder);
+                var now = _time.GetUtcNow();
+                if (head is null || head.Token != mine.Token || head.IsFreeAt(now))
+                {
+                    throw LeaseLost(mine, head, now);
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw Unavailable(LeaseItem(mine.LeaseName), $"check the lease '{mine.LeaseName}'", ex);
+            }
+        }
+    }
+
+    /// <summary>Releases <paramref name="mine"/> if it is still the lease's state; otherwise does nothing.</summary>
+    internal async Task ReleaseLeaseAsync(LeaseRecord mine)
+    {
+        var folder = LeaseFolder(mine.LeaseName);
+        using (await EnterAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            try
+            {
+                var head = ReadLeaseHead(mine.LeaseName, folder);
+                if (head is null || head.Token != mine.Token || head.Released)
+                {
+                    return;
+                }
+
+                var released = head with { Generation = head.Generation + 1, ExpiresAt = _time.GetUtcNow(), Released = true };
+                _ = await TryAdvanceLeaseAsync(folder, released, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw Unavailable(LeaseItem(mine.LeaseName), $"release the lease '{mine.LeaseName}'", ex);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Creates generation <paramref name="record"/>.Generation if absent (the compare-and-swap), then checks
+    /// that it is the highest, and deletes generations older than its predecessor.
+    /// </summary>
+    private async Task<bool> TryAdvanceLeaseAsync(string folder, LeaseRecord record, CancellationToken cancellationToken)
+    {
+        EnsureFolder(folder, objectKey: null);
+        if (!await CreateFileAsync(folder, GenerationPath(folder, record.Generation), record.ToJson(), cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        // A writer that stalled between reading generation n and creating n + 1 may re-create a number that
+        // was collected below: then a higher generation exists, and that one is the state, not this one.
+        var generations = ListGenerations(folder);
+        if (generations.Count > 0 && generations.Max() != record.Generation)
+        {
+            return false;
+        }
+
+        foreach (var old in generations.Where(g => g < record.Generation - 1))
+        {
+            TryDeleteQuietly(GenerationPath(folder, old));
+        }
+
+        return true;
+    }
+
+    /// <summary>Reads the highest generation of a lease, or <see langword="null"/> if it was never taken.</summary>
+    private LeaseRecord? ReadLeaseHead(string leaseName, string folder)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var generations = ListGenerations(folder);
+            if (generations.Count == 0)
+            {
+                return null;
+            }
+
+            var generation = generations.Max();
+            var path = GenerationPath(folder, generation);
+            byte[] bytes;
+            try
+            {
+                bytes = _fileSystem.File.ReadAllBytes(path);
+            }
+            catch (FileNotFoundException) when (attempt < MaxLeaseAttempts)
+            {
+                continue; // collected after a newer generation appeared: read again
+            }
+
+            var record = LeaseRecord.TryParse(bytes);
+            if (record is null || record.Generation != generation || record.LeaseName != leaseName)
+            {
+                throw new BackupException(new Refusal(
+                    BackupErrorCode.StoreUnavailable,
+                    LeaseItem(leaseName),
+                    $"The file-system store at '{RootPath}' has a lease file '{path}' that is not a record of the lease '{leaseName}'.",
+                    "The store's folder was altered by hand or by another program. Stop every writer of this store, delete the lease's folder, and restart them."));
+            }
+
+            return record;
+        }
+    }
+
+    private List<long> ListGenerations(string folder)
+    {
+        var generations = new List<long>();
+        foreach (var entry in ReadFolder(folder))
+        {
+            var name = entry.Name;
+            if (name.Length == GenerationDigits + GenerationSuffix.Length &&
+                name.EndsWith(GenerationSuffix, StringComparison.Ordinal) &&
+                long.TryParse(name.AsSpan(0, GenerationDigits), NumberStyles.None, CultureInfo.InvariantCulture, out var generation))
+            {
+                generations.Add(generation);
+            }
+        }
+
+        return generations;
+    }
+
+    private string GenerationPath(string folder, long generation) =>
+        _fileSystem.Path.Combine(folder, generation.ToString("D" + GenerationDigits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) + GenerationSuffix);
+
+    /// <summary>
+    /// The lease's folder: its name with '/' as '+' (a character no key holds, so names cannot collide), or,
+    /// for names too long for a file name, '=' and the SHA-256 of the name.
+    /// </summary>
+    private string LeaseFolder(string leaseName)
+    {
+        var flat = leaseName.Replace('/', '+');
+        if (flat.Length > MaxLeaseFolderNameLength)
+        {
+            flat = "=" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(leaseName)));
+        }
+
+        return _fileSystem.Path.Combine(_leasesPath, flat);
+    }
+
+    private static void ValidateLeaseDuration(TimeSpan duration)
+    {
+        if (duration < s_minimumLeaseDuration || duration > s_maximumLeaseDuration)
+        {
+            throw new ArgumentOutOfRangeException(nameof(duration), duration, "A lease lasts from 1 second to 1 hour; renew it to hold it longer.");
+        }
+    }
+
+    private static string LeaseItem(string leaseName) => $"lease '{leaseName}'";
+
+    private static string Iso(DateTimeOffset instant) => instant.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
+
+    private static BackupException LeaseHeld(LeaseRecord head) =>
+        new Refusal(
+            BackupErrorCode.LeaseHeld,
+            LeaseItem(head.LeaseName),
+            $"The lease '{head.LeaseName}' is held by '{head.Holder}' until {Iso(head.ExpiresAt)}; one writer at a time may hold it.",
+            $"Wait for '{head.Holder}' to finish, or stop it. If it is gone (crashed or killed), its lease can be taken over once it expires at {Iso(head.ExpiresAt)}: retry then.")
+        .ToException();
+
+    private static BackupException LeaseLost(LeaseRecord mine, LeaseRecord? head, DateTimeOffset now)
+    {
+        string message;
+        var remedy = "Stop writing what the lease guards: another writer may have changed it. Acquire the lease again and redo the work, renewing the lease well before it expires.";
+        if (head is null)
+        {
+            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' no longer exists in the store.";
+        }
+        else if (head.Token != mine.Token)
+        {
+            message = head.IsFreeAt(now)
+                ? $"The lease '{mine.LeaseName}' of '{mine.Holder}' was taken over by '{head.Holder}' (who no longer holds it)."
+                : $"The lease '{mine.LeaseName}' of '{mine.Holder}' was taken over by '{head.Holder}', who holds it until {Iso(head.ExpiresAt)}.";
+        }
+        else if (head.Released)
+        {
+            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' was released.";
+            remedy = "Acquire the lease again before writing.";
+        }
+        else
+        {
+            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' expired at {Iso(head.ExpiresAt)}; another writer may take it over at any time.";
+            remedy = "Renew the lease (if no other writer took it over, that takes it back) or acquire it again before committing, and renew it well before it expires.";
+        }
+
+        return new Refusal(BackupErrorCode.LeaseLost, LeaseItem(mine.LeaseName), message, remedy).ToException();
+    }
+}
