@@ -1,0 +1,25 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace KmsBackup.Instances;
+
+/// <summary>Options of an <see cref="EmbeddedKeyManagementService"/>.</summary>
+public sealed class EmbeddedKeyManagementServiceOptions
+{
+    /// <summary>The default <see cref="ChangeLogCapacity"/>.</summary>
+    public const int DefaultChangeLogCapacity = 10_000;
+
+    /// <summary>
+    /// How many changes each instance's change log keeps. A cursor older than the oldest kept change
+    /// reads as expired (<see cref="InstanceChanges.CursorExpired"/>) and the engine reads a whole
+    /// snapshot instead. At least 1; default 10,000.
+    /// </summary>
+    [Range(1, int.MaxValue)]
+    public int ChangeLogCapacity { get; set; } = DefaultChangeLogCapacity;
+
+    /// <summary>
+    /// Where the master key file is, which encrypts the state files; <see langword="null"/> (the default)
+    /// for <c>service.key</c> in the root folder. Keeping it on another volume, or another protected
+    /// place, means a copy of the root folder alone reveals nothing.
+    /// </summary>
+    public string? MasterKeyPath { get; set; }
+}

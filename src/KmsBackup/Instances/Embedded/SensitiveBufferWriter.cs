@@ -1,0 +1,57 @@
+using System.Buffers;
+using System.Security.Cryptography;
+
+namespace KmsBackup.Instances;
+
+/// <summary>
+/// A growable buffer for bytes that hold key material (a serialized instance state): every buffer it
+/// lets go of when growing, and the last one on <see cref="Dispose"/>, is zeroed first.
+/// </summary>
+internal sealed class SensitiveBufferWriter : IBufferWriter<byte>, IDisposable
+{
+    private byte[] _buffer;
+    private int _written;
+
+    public SensitiveBufferWriter(int initialCapacity = 16 * 1024) => _buffer = new byte[Math.Max(initialCapacity, 256)];
+
+    public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _written);
+
+    public void Advance(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(count, _buffer.Length - _written);
+        _written += count;
+    }
+
+    public Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        Ensure(sizeHint);
+        return _buffer.AsMemory(_written);
+    }
+
+    public Span<byte> GetSpan(int sizeHint = 0)
+    {
+        Ensure(sizeHint);
+        return _buffer.AsSpan(_written);
+    }
+
+    public void Dispose()
+    {
+        CryptographicOperations.ZeroMemory(_buffer);
+        _written = 0;
+    }
+
+    private void Ensure(int sizeHint)
+    {
+        var needed = Math.Max(sizeHint, 1);
+        if (_buffer.Length - _written >= needed)
+        {
+            return;
+        }
+
+        var next = new byte[Math.Max(_buffer.Length * 2, _written + needed)];
+        _buffer.AsSpan(0, _written).CopyTo(next);
+        CryptographicOperations.ZeroMemory(_buffer);
+        _buffer = next;
+    }
+}
