@@ -18,7 +18,7 @@ public sealed record BackupSchedulePolicy
     /// <summary>The seed's schedule: fulls at 00:00, incrementals every 5 minutes.</summary>
     public static BackupSchedulePolicy Default { get; } = new();
 
-    /// <summary>How long after a full completes, and after each incremental, the next incremental is due. Default 5 minutes; 1 second to 12 hours.</summary>
+    /// <summary>The spacing of the incremental grid: incrementals are due at the last full's completion plus 1, 2, 3... intervals (a late run does not shift the grid). Default 5 minutes; 1 second to 12 hours.</summary>
     public TimeSpan IncrementalInterval { get; init; } = TimeSpan.FromMinutes(5);
 
     /// <summary>The local time of day of the daily full backup. Default 00:00.</summary>
