@@ -155,6 +155,12 @@ internal sealed class ObjectStore
     /// <summary>Reads and opens objects, reading each pack once.</summary>
     public async Task<Dictionary<ObjectId, byte[]>> ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, CancellationToken cancellationToken)
     {
+        // Another process may have written packs since the index was loaded: reload once before calling an object missing.
+        if (ids.Any(id => !TryGetLocation(id, out _)))
+        {
+            await LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         var byPack = new Dictionary<string, List<(ObjectId Id, ObjectLocation Location)>>(StringComparer.Ordinal);
         foreach (var id in ids)
         {

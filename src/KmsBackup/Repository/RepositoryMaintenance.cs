@@ -13,6 +13,14 @@ internal static class RepositoryMaintenance
         var problems = new List<VerificationProblem>();
         var store = repository.Store;
         var objects = repository.Objects;
+        try
+        {
+            await objects.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupIntegrityException)
+        {
+            // Reported below, index by index.
+        }
 
         // Packs and their objects.
         var packs = new HashSet<string>(StringComparer.Ordinal);

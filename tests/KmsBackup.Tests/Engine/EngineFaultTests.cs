@@ -68,11 +68,13 @@ public class EngineFaultTests
             var after = await CommittedStatesAsync(restarted, backup.Id, date);
             foreach (var (sequence, snapshot) in committed)
             {
-                Assert.Equal(snapshot.Keys, after[sequence].Keys);
-                Assert.Equal(snapshot.Secrets, after[sequence].Secrets);
+                Assert.Equal(snapshot.Keys.ToList(), after[sequence].Keys.ToList());
+                Assert.Equal(snapshot.Secrets.ToList(), after[sequence].Secrets.ToList());
             }
 
-            // The restarted process backs up again, and two prunes remove what the crash left behind.
+            // Once the crashed writer's lease has lapsed, the restarted process backs up again, and two prunes
+            // remove what the crash left behind.
+            h.Clock.Advance(h.Options.LeaseDuration + TimeSpan.FromMinutes(1));
             var next = await restarted.RunDueBackupsAsync();
             Assert.Single(next);
             await restarted.PruneAsync();
@@ -122,8 +124,9 @@ public class EngineFaultTests
                 Assert.False(verification.IsClean, $"a flipped bit at {at} of {path} went unnoticed");
 
                 // Every read of every point either returns exactly what was stored or throws a typed integrity error.
-                var touched = false;
-                foreach (var point in await ListPointsOrIntegrityAsync(client, backup.Id))
+                var (points, listingFailed) = await ListPointsOrIntegrityAsync(client, backup.Id);
+                var touched = listingFailed;
+                foreach (var point in points)
                 {
                     try
                     {
@@ -158,15 +161,16 @@ public class EngineFaultTests
         Assert.True((await h.Client.VerifyAsync()).IsClean);
     }
 
-    private static async Task<IReadOnlyList<RecoveryPoint>> ListPointsOrIntegrityAsync(BackupClient client, string backupId)
+    private static async Task<(IReadOnlyList<RecoveryPoint> Points, bool Failed)> ListPointsOrIntegrityAsync(BackupClient client, string backupId)
     {
         try
         {
-            return await client.ListRecoveryPointsAsync(EngineHarness.Owner, backupId, new DateOnly(2026, 5, 1));
+            return (await client.ListRecoveryPointsAsync(EngineHarness.Owner, backupId, new DateOnly(2026, 5, 1)), false);
         }
-        catch (BackupIntegrityException)
+        catch (BackupIntegrityException e)
         {
-            return [];
+            Assert.Equal(BackupErrorCode.IntegrityViolation, e.Code);
+            return ([], true);
         }
     }
 
@@ -177,7 +181,7 @@ public class EngineFaultTests
         await h.CreateInstanceAsync("kst-a");
         var backup = (await h.Client.OnInstanceEnabledAsync("kst-a"))!;
         var store = new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock);
-        await using var held = await store.AcquireLeaseAsync($"backups/{backup.Id}", "host-7:4242", TimeSpan.FromMinutes(5));
+        await using var held = await store.AcquireLeaseAsync($"backups/{backup.Id}", "host-7:4242", TimeSpan.FromHours(1));
 
         h.Clock.Advance(FiveMinutes);
         var error = await Assert.ThrowsAsync<BackupException>(() => h.Client.RunIfDueAsync(backup.Id));

@@ -68,8 +68,8 @@ public class EngineScheduleTests
         await h.Client.OnInstanceEnabledAsync("kst-a");
         await h.RunUntilAsync(EngineHarness.Start.AddHours(2), FiveMinutes);
 
-        // The host is down for three days and a half, then ticks again.
-        h.Clock.Advance(TimeSpan.FromDays(3.5));
+        // The host is down for three days and two hours (from 11:00 to 13:00 three days later), then ticks again.
+        h.Clock.Advance(TimeSpan.FromDays(3) + TimeSpan.FromHours(2));
         var afterDowntime = await h.Client.RunDueBackupsAsync();
         var catchUp = Assert.Single(afterDowntime).Point;
         Assert.Equal((BackupRunKind.Full, ScheduleReason.CatchUpFull), (catchUp.Kind, catchUp.Reason));
@@ -114,8 +114,8 @@ public class EngineScheduleTests
         await h.Kms.ReleaseInstanceAsync("kst-a");
         await h.Client.OnInstanceReleasedAsync("kst-a");
 
-        // Two months later: the purchased backup expired after one month; the automatic one's instance is gone.
-        var runs = await h.RunUntilAsync(EngineHarness.Start.AddMonths(2), TimeSpan.FromHours(6));
+        // Forty days later: the purchased backup expired after one month (and is not yet released); the automatic one's instance is gone.
+        var runs = await h.RunUntilAsync(EngineHarness.Start.AddMonths(1).AddDays(10), TimeSpan.FromHours(6));
         Assert.DoesNotContain(runs, r => r.Point.BackupId == automatic.Id);
         Assert.DoesNotContain(runs, r => r.Point.BackupId == unbound.Id);
         Assert.All(runs.Where(r => r.Point.BackupId == purchased.Id), r => Assert.True(r.Point.TakenAt < EngineHarness.Start.AddMonths(1)));

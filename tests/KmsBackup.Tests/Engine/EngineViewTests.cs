@@ -135,8 +135,8 @@ public class EngineViewTests
         Assert.Equal(afterRotation.Point.Sequence, between.Point.Sequence);
         var latest = await h.Client.GetStateAtAsync(EngineHarness.Owner, backup.Id, h.Clock.GetUtcNow());
         var live = (await h.Kms.ReadSnapshotAsync("kst-a")).Snapshot;
-        Assert.Equal(live.Keys, latest.Snapshot.Keys);
-        Assert.Equal(live.Secrets, latest.Snapshot.Secrets);
+        Assert.Equal(live.Keys.ToList(), latest.Snapshot.Keys.ToList());
+        Assert.Equal(live.Secrets.ToList(), latest.Snapshot.Secrets.ToList());
 
         var none = await Assert.ThrowsAsync<BackupException>(() => h.Client.GetStateAtAsync(EngineHarness.Owner, backup.Id, EngineHarness.Start.AddSeconds(-1)));
         Assert.Equal(BackupErrorCode.NotFound, none.Code);
