@@ -25,7 +25,7 @@ public sealed class CrossProcessLeaseTests : IDisposable
     {
         const string LeaseName = "backups/b-1";
         var leaseDuration = TimeSpan.FromSeconds(2);
-        using var child = StartTestHost("hold-lease", _root, LeaseName, "child-process", "2", "60");
+        using var child = TestHostProcess.Start("hold-lease", _root, LeaseName, "child-process", "2", "60");
         try
         {
             var held = await ReadLineAsync(child, TimeSpan.FromSeconds(20));
@@ -74,7 +74,7 @@ public sealed class CrossProcessLeaseTests : IDisposable
     {
         var store = new FileSystemBackupStore(_root);
         await using var lease = await store.AcquireLeaseAsync("backups/b-1", "test-process", TimeSpan.FromSeconds(30));
-        using var child = StartTestHost("hold-lease", _root, "backups/b-1", "child-process", "2", "0");
+        using var child = TestHostProcess.Start("hold-lease", _root, "backups/b-1", "child-process", "2", "0");
 
         var line = await ReadLineAsync(child, TimeSpan.FromSeconds(20));
         await child.WaitForExitAsync();
@@ -83,24 +83,6 @@ public sealed class CrossProcessLeaseTests : IDisposable
         Assert.StartsWith("lease-held ", line, StringComparison.Ordinal);
         Assert.Contains("'test-process'", line, StringComparison.Ordinal);
         await lease.EnsureHeldAsync();
-    }
-
-    private static Process StartTestHost(params string[] arguments)
-    {
-        var start = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add("exec");
-        start.ArgumentList.Add(TestHostAssembly());
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        return Process.Start(start) ?? throw new InvalidOperationException("The test host did not start.");
     }
 
     private static async Task<string> ReadLineAsync(Process process, TimeSpan timeout)
@@ -117,40 +99,4 @@ public sealed class CrossProcessLeaseTests : IDisposable
         return line;
     }
 
-    /// <summary>The dotnet host that runs this test (dotnet test sets DOTNET_HOST_PATH), or the one on PATH.</summary>
-    private static string DotnetHost()
-    {
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
-        {
-            return fromSdk;
-        }
-
-        var current = Environment.ProcessPath;
-        return current is not null && Path.GetFileNameWithoutExtension(current) == "dotnet" ? current : "dotnet";
-    }
-
-    /// <summary>
-    /// tests/KmsBackup.TestHost's build output, in the same configuration as this test assembly's
-    /// (the solution build builds it; this project does not reference it).
-    /// </summary>
-    private static string TestHostAssembly()
-    {
-        var output = new DirectoryInfo(AppContext.BaseDirectory);
-        var relative = new Stack<string>();
-        for (var folder = output; folder is not null; folder = folder.Parent)
-        {
-            if (folder.Name == "KmsBackup.Tests" && folder.Parent is { } tests)
-            {
-                var path = Path.Combine([tests.FullName, "KmsBackup.TestHost", .. relative, "KmsBackup.TestHost.dll"]);
-                Assert.True(File.Exists(path), $"{path} is missing: build the solution (dotnet build -c Release) before running the tests.");
-                return path;
-            }
-
-            relative.Push(folder.Name);
-        }
-
-        Assert.Fail($"This test runs from the build output of tests/KmsBackup.Tests; {AppContext.BaseDirectory} is not one.");
-        return string.Empty;
-    }
 }
