@@ -190,3 +190,188 @@ public class SnapshotDiffTests
         Assert.True(material.Span.ToArray().All(b => b == 0));
     }
 }
+
+/// <summary>Two indexes to merge: names (sorted, unique) and stamps of each side.</summary>
+public sealed record MergeCase(string[] BeforeNames, long[] BeforeStamps, string[] AfterNames, long[] AfterStamps)
+{
+    public ItemIndex Before => ItemIndex.Build(BeforeNames, BeforeStamps);
+
+    public ItemIndex After => ItemIndex.Build(AfterNames, AfterStamps);
+
+    public override string ToString() =>
+        $"{BeforeNames.Length} -> {AfterNames.Length} items; first differences: " +
+        string.Join(", ", BeforeNames.Except(AfterNames).Concat(AfterNames.Except(BeforeNames)).Take(6));
+}
+
+/// <summary>
+/// Cases aimed at the block skipping of <see cref="ItemIndex.Merge"/>: long equal runs over several blocks,
+/// differences at and around block boundaries (also counted from the previous difference, where a new run
+/// starts), and neighbours whose concatenated name bytes and stamps are equal while their boundaries differ.
+/// </summary>
+public static class MergeArbitraries
+{
+    private const int Block = ItemIndex.MergeBlock;
+
+    // Gaps between edits: mostly exactly at, just before or just after a block boundary from the previous edit.
+    private static readonly Gen<int> Gap = Gen.Frequency(
+        (4, Gen.Elements(Block - 1, Block, Block + 1, 2 * Block, 2 * Block + 1)),
+        (2, Gen.Choose(1, 3)),
+        (2, Gen.Choose(1, 3 * Block)));
+
+    public static Arbitrary<MergeCase> Cases() => Gen.OneOf(LongRuns(), SameBytesOtherBoundaries()).ToArbitrary();
+
+    private static string BaseName(int k) => $"key-{2 * k:D6}";
+
+    private static long BaseStamp(int k) => (k * 7919L) + 1;
+
+    /// <summary>n items; edits (0 delete, 1 new stamp, 2 insert before) at cumulative gaps.</summary>
+    private static Gen<MergeCase> LongRuns() =>
+        from n in Gen.Choose(0, 5 * Block)
+        from first in Gen.Frequency((3, Gen.Constant(0)), (1, Gen.Choose(0, Block + 1)))
+        from gaps in Gap.ListOf()
+        from ops in Gen.Choose(0, 2).ArrayOf(gaps.Count + 1)
+        select BuildEdited(n, first, gaps, ops);
+
+    private static MergeCase BuildEdited(int n, int first, List<int> gaps, int[] ops)
+    {
+        var edits = new Dictionary<int, int>();
+        var position = first;
+        for (var e = 0; e <= gaps.Count && position < n; e++)
+        {
+            edits.TryAdd(position, ops[e]);
+            position += e < gaps.Count ? gaps[e] : n;
+        }
+
+        var beforeNames = Enumerable.Range(0, n).Select(BaseName).ToArray();
+        var beforeStamps = Enumerable.Range(0, n).Select(BaseStamp).ToArray();
+        var afterNames = new List<string>(n + edits.Count);
+        var afterStamps = new List<long>(n + edits.Count);
+        for (var k = 0; k < n; k++)
+        {
+            switch (edits.GetValueOrDefault(k, -1))
+            {
+                case 0:
+                    continue;
+                case 1:
+                    afterNames.Add(beforeNames[k]);
+                    afterStamps.Add(-beforeStamps[k]);
+                    continue;
+                case 2:
+                    afterNames.Add(k == 0 ? "key-" : $"key-{(2 * k) - 1:D6}");
+                    afterStamps.Add(BaseStamp(k)); // the stamp of the item it precedes: only the name tells them apart
+                    break;
+            }
+
+            afterNames.Add(beforeNames[k]);
+            afterStamps.Add(beforeStamps[k]);
+        }
+
+        return new MergeCase(beforeNames, beforeStamps, [.. afterNames], [.. afterStamps]);
+    }
+
+    /// <summary>
+    /// Prefix ++ [u+v, w] ++ suffix against prefix ++ [u, v+w] ++ suffix, with positional stamps: both sides
+    /// have the same count, the same bytes and the same stamps at every position ("ab","c" against "a","bc").
+    /// </summary>
+    private static Gen<MergeCase> SameBytesOtherBoundaries() =>
+        from prefix in Gen.Choose(0, 3 * Block)
+        from suffix in Gen.Choose(0, Block + 2)
+        from r1 in Gen.Elements('a', 'b', 'c', 'd', 'e').ArrayOf().Where(a => a.Length < 4)
+        from r2Head in Gen.Elements('f', 'g', 'h', 'l')
+        from r2 in Gen.Elements('a', 'f', 'l').ArrayOf().Where(a => a.Length < 4)
+        from r3 in Gen.Elements('a', 'm', 'z').ArrayOf().Where(a => a.Length < 4)
+        select BuildSameBytes(prefix, suffix, "m" + new string(r1), "m" + r2Head + new string(r2), "n" + new string(r3));
+
+    private static MergeCase BuildSameBytes(int prefix, int suffix, string u, string v, string w)
+    {
+        var head = Enumerable.Range(0, prefix).Select(k => $"k{k:D5}").ToArray();
+        var tail = Enumerable.Range(0, suffix).Select(k => $"z{k:D5}").ToArray();
+        string[] before = [.. head, u + v, w, .. tail];
+        string[] after = [.. head, u, v + w, .. tail];
+        var stamps = Enumerable.Range(0, before.Length).Select(k => (long)k).ToArray();
+        return new MergeCase(before, stamps, after, stamps);
+    }
+}
+
+[Properties(Arbitrary = [typeof(MergeArbitraries)], MaxTest = 300)]
+public class ItemIndexMergeTests
+{
+    private const int Block = ItemIndex.MergeBlock;
+
+    /// <summary>What differs, as (name, '+' added | '-' deleted | '~' changed), by name: from dictionaries, obviously right.</summary>
+    private static List<(string Name, char Kind)> ReferenceDiff(string[] beforeNames, long[] beforeStamps, string[] afterNames, long[] afterStamps)
+    {
+        var before = beforeNames.Zip(beforeStamps).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
+        var after = afterNames.Zip(afterStamps).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal);
+        return before.Keys.Where(n => !after.ContainsKey(n)).Select(n => (n, '-'))
+            .Concat(after.Keys.Where(n => !before.ContainsKey(n)).Select(n => (n, '+')))
+            .Concat(before.Keys.Where(n => after.TryGetValue(n, out var s) && s != before[n]).Select(n => (n, '~')))
+            .OrderBy(d => d.n, ItemNameComparer.Instance)
+            .ToList();
+    }
+
+    private static List<(string Name, char Kind)> MergeDiff(ItemIndex before, ItemIndex after)
+    {
+        var found = new List<(string, char)>();
+        ItemIndex.Merge(before, after, (i, j) => found.Add(i < 0 ? (after.Name(j), '+') : j < 0 ? (before.Name(i), '-') : (after.Name(j), '~')));
+        return found;
+    }
+
+    [Property]
+    [Trait("Rule", "D5")]
+    public bool The_block_skipping_merge_equals_the_dictionary_diff_both_ways(MergeCase c) =>
+        MergeDiff(c.Before, c.After).SequenceEqual(ReferenceDiff(c.BeforeNames, c.BeforeStamps, c.AfterNames, c.AfterStamps)) &&
+        MergeDiff(c.After, c.Before).SequenceEqual(ReferenceDiff(c.AfterNames, c.AfterStamps, c.BeforeNames, c.BeforeStamps));
+
+    [Property]
+    [Trait("Rule", "D5")]
+    public bool An_index_has_no_difference_from_itself_or_its_copy(MergeCase c) =>
+        MergeDiff(c.Before, c.Before).Count == 0 &&
+        MergeDiff(c.After, ItemIndex.Build(c.AfterNames, c.AfterStamps)).Count == 0;
+
+    [Fact]
+    [Trait("Rule", "D5")]
+    public void Equal_bytes_with_other_boundaries_are_differences()
+    {
+        var before = ItemIndex.Build(["ab", "c"], [1, 2]);
+        var after = ItemIndex.Build(["a", "bc"], [1, 2]);
+        Assert.Equal([("a", '+'), ("ab", '-'), ("bc", '+'), ("c", '-')], MergeDiff(before, after));
+    }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(0)]
+    [InlineData(1)]
+    [Trait("Rule", "D5")]
+    public void A_change_at_every_block_boundary_is_found(int offset)
+    {
+        // Changes at m·Block + offset from the start, and so from each previous change at every distance
+        // around a block: each restarts the run, whose blocks then end on the next change.
+        var count = (6 * Block) + 3;
+        var names = Enumerable.Range(0, count).Select(k => $"app/orders/key-{k:D6}").ToArray();
+        var stamps = Enumerable.Range(0, count).Select(k => (long)k).ToArray();
+        var changed = stamps.ToArray();
+        var positions = Enumerable.Range(1, 6).Select(m => (m * Block) + offset).Where(p => p < count).ToList();
+        foreach (var p in positions)
+        {
+            changed[p] = -1 - p;
+        }
+
+        var found = MergeDiff(ItemIndex.Build(names, stamps), ItemIndex.Build(names, changed));
+
+        Assert.Equal(positions.Select(p => (names[p], '~')), found);
+        Assert.Empty(MergeDiff(ItemIndex.Build(names, stamps), ItemIndex.Build(names, stamps)));
+    }
+
+    [Fact]
+    [Trait("Rule", "D5")]
+    public void Only_the_last_of_a_long_equal_run_differs()
+    {
+        var count = (5 * Block) + 7;
+        var names = Enumerable.Range(0, count).Select(k => $"n{k:D7}").ToArray();
+        var stamps = new long[count];
+        var renamed = names.ToArray();
+        renamed[^1] += "x";
+        Assert.Equal([(names[^1], '-'), (renamed[^1], '+')], MergeDiff(ItemIndex.Build(names, stamps), ItemIndex.Build(renamed, stamps)));
+    }
+}

@@ -1,0 +1,28 @@
+using BenchmarkDotNet.Running;
+
+namespace KmsBackup.Benchmarks;
+
+public static class Program
+{
+    /// <summary>
+    /// <c>--bytes</c> prints the storage budgets (deterministic byte counts); anything else goes to
+    /// BenchmarkDotNet's switcher (e.g. <c>--filter '*'</c>). Returns non-zero when a benchmark failed
+    /// (the switcher itself exits 0 then) or, with <c>--bytes</c>, when a storage budget is missed.
+    /// </summary>
+    public static async Task<int> Main(string[] args)
+    {
+        if (args.Contains("--bytes", StringComparer.Ordinal))
+        {
+            return await Repository.StorageBudgets.RunAsync(args, Console.Out);
+        }
+
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args).ToList();
+        var failed = summaries.Where(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success)).ToList();
+        foreach (var summary in failed)
+        {
+            await Console.Error.WriteLineAsync($"Benchmark run '{summary.Title}' failed: see its log in {summary.LogFilePath}.");
+        }
+
+        return failed.Count == 0 ? 0 : 1;
+    }
+}
