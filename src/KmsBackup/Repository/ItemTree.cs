@@ -13,8 +13,12 @@ internal static class ItemTree
     /// <summary>Average items per leaf (a power of two).</summary>
     public const int LeafTarget = 32;
 
-    /// <summary>Average children per branch (a power of two).</summary>
-    public const int BranchTarget = 64;
+    /// <summary>
+    /// Average children per branch (a power of two). Small branches keep an incremental's cost close to
+    /// its leaves': each change also rewrites the branches above its leaf, and on a large instance those
+    /// are not shared with other changes.
+    /// </summary>
+    public const int BranchTarget = 32;
 
     private const int MaximumLeaf = LeafTarget * 8;
     private const int MaximumBranch = BranchTarget * 8;
@@ -34,14 +38,14 @@ internal static class ItemTree
                 var boundary = (Hash(salt, nameOf(items[i])) & (LeafTarget - 1)) == 0 || i - start + 1 >= MaximumLeaf;
                 if (boundary || i == items.Count - 1)
                 {
-                    children.Add(await WriteLeafAsync(items, start, i + 1, nameOf, write, leafRole, leaf, writer, cancellationToken).ConfigureAwait(false));
+                    children.Add(await WriteLeafAsync(items, start, i + 1, write, leafRole, leaf, writer, cancellationToken).ConfigureAwait(false));
                     start = i + 1;
                 }
             }
 
             if (items.Count == 0)
             {
-                children.Add(await WriteLeafAsync(items, 0, 0, nameOf, write, leafRole, leaf, writer, cancellationToken).ConfigureAwait(false));
+                children.Add(await WriteLeafAsync(items, 0, 0, write, leafRole, leaf, writer, cancellationToken).ConfigureAwait(false));
             }
         }
         finally
@@ -140,7 +144,7 @@ internal static class ItemTree
     public delegate T ReadItem<T>(ref RecordReader reader);
 
     private static async Task<ChildRef> WriteLeafAsync<T>(
-        IReadOnlyList<T> items, int start, int end, Func<T, string> nameOf, Action<RecordWriter, T> write, byte role,
+        IReadOnlyList<T> items, int start, int end, Action<RecordWriter, T> write, byte role,
         RecordWriter leaf, PackWriter writer, CancellationToken cancellationToken)
     {
         leaf.Wipe();
@@ -151,7 +155,7 @@ internal static class ItemTree
         }
 
         var id = await writer.AddAsync(role, leaf.ToArray(), cancellationToken).ConfigureAwait(false);
-        return new ChildRef(id, end - start, start < end ? nameOf(items[start]) : string.Empty);
+        return new ChildRef(id, end - start);
     }
 
     private static async Task<ChildRef> WriteBranchAsync(List<ChildRef> children, int start, int end, byte level, PackWriter writer, CancellationToken cancellationToken)
@@ -166,12 +170,11 @@ internal static class ItemTree
             children[i].Id.Write(id);
             branch.WriteRaw(id);
             branch.WriteVarUInt((ulong)children[i].Count);
-            branch.WriteString(children[i].FirstName);
             total += children[i].Count;
         }
 
         var branchId = await writer.AddAsync(ObjectRole.Branch, branch.ToArray(), cancellationToken).ConfigureAwait(false);
-        return new ChildRef(branchId, total, children[start].FirstName);
+        return new ChildRef(branchId, total);
     }
 
     private static List<ChildRef> DecodeBranch(byte[] plain, ObjectId id, byte expectedLevel)
@@ -187,8 +190,7 @@ internal static class ItemTree
         for (var i = 0; i < count; i++)
         {
             var childId = ObjectId.Read(reader.ReadRaw(ObjectId.Size));
-            var items = (long)reader.ReadVarUInt();
-            children.Add(new ChildRef(childId, items, reader.ReadString() ?? string.Empty));
+            children.Add(new ChildRef(childId, (long)reader.ReadVarUInt()));
         }
 
         reader.ExpectEnd();
@@ -213,7 +215,7 @@ internal static class ItemTree
         return hash;
     }
 
-    private readonly record struct ChildRef(ObjectId Id, long Count, string FirstName);
+    private readonly record struct ChildRef(ObjectId Id, long Count);
 }
 
 /// <summary>The root of an item tree: its object, its height and how many items it holds.</summary>
