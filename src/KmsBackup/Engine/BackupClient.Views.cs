@@ -133,15 +133,24 @@ public partial class BackupClient
             throw refusal.ToException();
         }
 
+        // Points are in sequence order, which is the order they were taken in: search from the newest,
+        // skipping by their dates, so that a long-lived backup does not read every manifest.
         PointManifest? best = null;
         PointKey bestKey = default;
-        foreach (var key in await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false))
+        var lastDate = entry.State.TimeZone.DateOf(at).AddDays(1);
+        var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
+        for (var i = points.Count - 1; i >= 0 && best is null; i--)
         {
-            var manifest = await ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
-            if (manifest.TakenAt <= at && (best is null || manifest.TakenAt >= best.TakenAt))
+            if (points[i].Date > lastDate)
+            {
+                continue;
+            }
+
+            var manifest = await ReadPointAsync(points[i], cancellationToken).ConfigureAwait(false);
+            if (manifest.TakenAt <= at)
             {
                 best = manifest;
-                bestKey = key;
+                bestKey = points[i];
             }
         }
 

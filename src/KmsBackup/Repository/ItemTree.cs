@@ -116,11 +116,18 @@ internal static class ItemTree
         return items;
     }
 
-    /// <summary>Every object ID the tree under <paramref name="root"/> refers to, the root included.</summary>
+    /// <summary>
+    /// Adds every object ID the tree under <paramref name="root"/> refers to, the root included, to
+    /// <paramref name="into"/>; subtrees whose root is there already are not read again.
+    /// </summary>
     public static async Task CollectAsync(ObjectStore objects, TreeRoot root, ISet<ObjectId> into, CancellationToken cancellationToken)
     {
+        if (!into.Add(root.Id))
+        {
+            return;
+        }
+
         var level = new List<ObjectId> { root.Id };
-        into.Add(root.Id);
         for (var depth = root.Level; depth > 0; depth--)
         {
             var unseen = level.Distinct().ToList();

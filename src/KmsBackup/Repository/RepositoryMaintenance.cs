@@ -108,9 +108,12 @@ internal static class RepositoryMaintenance
                 var manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
                 foreach (var root in new[] { manifest.KeyRoot, manifest.SecretRoot })
                 {
-                    var reachable = new HashSet<ObjectId>();
-                    await CollectCheckedAsync(objects, root, indexed, reachable, cancellationToken).ConfigureAwait(false);
-                    referenced.UnionWith(reachable);
+                    if (!indexed.ContainsKey(root.Id))
+                    {
+                        throw RepositoryErrors.Integrity($"object {root.Id.Short}", "the recovery point's root is in no intact pack");
+                    }
+
+                    await ItemTree.CollectAsync(objects, root, referenced, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (BackupIntegrityException e)
@@ -127,6 +130,11 @@ internal static class RepositoryMaintenance
         catch (BackupIntegrityException e)
         {
             problems.Add(new VerificationProblem(e.Item, e.Message));
+        }
+
+        foreach (var id in referenced.Where(id => !indexed.ContainsKey(id)))
+        {
+            problems.Add(new VerificationProblem($"object {id.Short}", "a recovery point refers to it, but no intact pack holds it"));
         }
 
         var unreferencedObjects = indexed.Keys.Count(id => !referenced.Contains(id));
@@ -196,21 +204,6 @@ internal static class RepositoryMaintenance
         objects.Forget(deleted);
         objects.ExcludePacks(stillMarked.Concat(toMark));
         return new PruneResult(deleted.Count, toMark.Count);
-    }
-
-    private static async Task CollectCheckedAsync(ObjectStore objects, TreeRoot root, Dictionary<ObjectId, ObjectLocation> valid, HashSet<ObjectId> into, CancellationToken cancellationToken)
-    {
-        if (!valid.ContainsKey(root.Id))
-        {
-            throw RepositoryErrors.Integrity($"object {root.Id.Short}", "a recovery point refers to it, but no intact pack holds it");
-        }
-
-        await ItemTree.CollectAsync(objects, root, into, cancellationToken).ConfigureAwait(false);
-        var missing = into.FirstOrDefault(id => !valid.ContainsKey(id));
-        if (into.Any(id => !valid.ContainsKey(id)))
-        {
-            throw RepositoryErrors.Integrity($"object {missing.Short}", "a recovery point refers to it, but no intact pack holds it");
-        }
     }
 
     private static string Short(string packId) => packId.Length > 12 ? packId[..12] : packId;
