@@ -6,7 +6,9 @@ public partial class BackupClient
 {
     /// <summary>
     /// Runs every backup whose next run is due now (rules S1–S5): each under its lease, so that several
-    /// hosts can share the work. A backup whose lease another writer holds is skipped.
+    /// hosts can share the work. A backup whose lease another writer holds is skipped, and so is a backup
+    /// of an instance this client's <see cref="InstanceGateway"/> does not serve (another host's service
+    /// sharing the store).
     /// </summary>
     /// <param name="cancellationToken">Cancels the runs; a cancelled run commits nothing.</param>
     /// <returns>The runs that committed a recovery point.</returns>
@@ -15,6 +17,12 @@ public partial class BackupClient
         var results = new List<BackupRunResult>();
         foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
         {
+            if (entry.State.Instance is not { } instance ||
+                await _instances.GetInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false) is null)
+            {
+                continue;
+            }
+
             try
             {
                 if (await RunIfDueAsync(entry.State.Id, cancellationToken).ConfigureAwait(false) is { } result)

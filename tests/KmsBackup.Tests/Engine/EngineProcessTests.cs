@@ -102,11 +102,13 @@ public sealed class EngineProcessTests : IDisposable
         var firstLine = await a.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.StartsWith("run ", firstLine);
         using var b = TestHostProcess.Start("backup-loop", Store, Path.Combine(_root, "kms-b"), KeyFile, "kst-b", start, "40");
-        var outputs = await Task.WhenAll(a.StandardOutput.ReadToEndAsync(), b.StandardOutput.ReadToEndAsync()).WaitAsync(TimeSpan.FromMinutes(3));
+        var outputs = await Task.WhenAll(
+            a.StandardOutput.ReadToEndAsync(), b.StandardOutput.ReadToEndAsync(),
+            a.StandardError.ReadToEndAsync(), b.StandardError.ReadToEndAsync()).WaitAsync(TimeSpan.FromMinutes(3));
         await Task.WhenAll(a.WaitForExitAsync(), b.WaitForExitAsync());
 
-        Assert.Equal(0, a.ExitCode);
-        Assert.Equal(0, b.ExitCode);
+        Assert.True(a.ExitCode == 0, $"process a exited with {a.ExitCode}: {outputs[2]}");
+        Assert.True(b.ExitCode == 0, $"process b exited with {b.ExitCode}: {outputs[3]}");
         Assert.EndsWith("done", outputs[0].TrimEnd(), StringComparison.Ordinal);
         Assert.EndsWith("done", outputs[1].TrimEnd(), StringComparison.Ordinal);
         var verification = await VerifyAsync(Path.Combine(_root, "kms-verify"));
