@@ -177,14 +177,15 @@ public static class BackupFileCodec
     /// output is trustworthy only once the call completes. Decrypt into a temporary buffer or file and
     /// import it only after success (rule F2), or call <see cref="VerifyAsync"/> first.
     /// </remarks>
-    /// <param name="encrypted">The backup file, read to its end (bytes after the final segment are refused).</param>
+    /// <param name="encrypted">The backup file, read to its end. The final segment is the one the file ends in, so bytes
+    /// appended after it make that segment fail authentication (<see cref="BackupErrorCode.FileCorrupt"/>).</param>
     /// <param name="destination">Where the plaintext is written; it is not flushed or closed.</param>
     /// <param name="dataKey">The 32-byte data key returned when the file was downloaded.</param>
     /// <param name="cancellationToken">Cancels the operation.</param>
     /// <returns>The number of plaintext bytes written.</returns>
     /// <exception cref="BackupFileException">The file was refused: <see cref="BackupErrorCode.WrongFileKey"/>,
     /// <see cref="BackupErrorCode.FileCorrupt"/>, <see cref="BackupErrorCode.FileTruncated"/>,
-    /// <see cref="BackupErrorCode.FileTrailingData"/>, <see cref="BackupErrorCode.UnsupportedFileVersion"/> or
+    /// <see cref="BackupErrorCode.UnsupportedFileVersion"/> or
     /// <see cref="BackupErrorCode.FileTooLarge"/>.</exception>
     /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>).</exception>
     public static Task<long> DecryptAsync(Stream encrypted, Stream destination, ReadOnlyMemory<byte> dataKey, CancellationToken cancellationToken = default)
@@ -258,18 +259,6 @@ public static class BackupFileCodec
                 plaintextLength += read - TagSize;
                 if (final)
                 {
-                    if (await encrypted.ReadAsync(cipherBuffer.AsMemory(0, 1), cancellationToken).ConfigureAwait(false) > 0)
-                    {
-                        throw new BackupFileException(
-                            new Refusal(
-                                BackupErrorCode.FileTrailingData,
-                                FileItem,
-                                $"The backup file goes on after its final segment (segment {index}): data was appended to it or it was joined with other data.",
-                                CorruptRemedy),
-                            index,
-                            null);
-                    }
-
                     return plaintextLength;
                 }
             }
@@ -404,8 +393,8 @@ public static class BackupFileCodec
     private static BackupFileException SegmentFailed(uint index, bool final, int read)
     {
         var message = final
-            ? $"Segment {index} of the backup file ({read} bytes, read as the final segment) failed authentication: the file was damaged, altered, reordered or cut short."
-            : $"Segment {index} of the backup file failed authentication: it was damaged, altered, moved, duplicated or taken from another file.";
+            ? $"Segment {index} of the backup file ({read} bytes, read as the final segment because the file ends there) failed authentication: the file was damaged, altered, reordered or cut short, or bytes were appended after its end."
+            : $"Segment {index} of the backup file failed authentication: it was damaged, altered, moved, duplicated or taken from another file, or bytes were appended after the file's end.";
         return new BackupFileException(new Refusal(BackupErrorCode.FileCorrupt, $"segment {index} of the backup file", message, CorruptRemedy), index, null);
     }
 

@@ -2,9 +2,8 @@ namespace KmsBackup;
 
 /// <summary>
 /// A backup file was refused while it was opened, verified or decrypted: a wrong data key
-/// (<see cref="BackupErrorCode.WrongFileKey"/>), damage or tampering (<see cref="BackupErrorCode.FileCorrupt"/>),
-/// truncation (<see cref="BackupErrorCode.FileTruncated"/>), trailing data
-/// (<see cref="BackupErrorCode.FileTrailingData"/>), an unknown version
+/// (<see cref="BackupErrorCode.WrongFileKey"/>), damage, tampering or trailing data (<see cref="BackupErrorCode.FileCorrupt"/>),
+/// truncation (<see cref="BackupErrorCode.FileTruncated"/>), an unknown version
 /// (<see cref="BackupErrorCode.UnsupportedFileVersion"/>) or a file too large for its format
 /// (<see cref="BackupErrorCode.FileTooLarge"/>). Whatever was written to the destination before it was
 /// thrown must be discarded.

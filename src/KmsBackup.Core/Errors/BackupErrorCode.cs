@@ -121,15 +121,12 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
 
     /// <summary>
     /// A backup file failed authentication or is malformed: its header is damaged, or a segment was
-    /// altered, reordered, duplicated, spliced from another file or cut short. Nothing of it may be used.
+    /// altered, reordered, duplicated, spliced from another file, cut short inside a segment, or followed by trailing bytes. Nothing of it may be used.
     /// </summary>
     public static BackupErrorCode FileCorrupt { get; } = new(nameof(FileCorrupt));
 
     /// <summary>A backup file ends before its final segment (or before its header ends): it was cut short or is empty.</summary>
     public static BackupErrorCode FileTruncated { get; } = new(nameof(FileTruncated));
-
-    /// <summary>Bytes follow the final segment of a backup file: it was appended to or concatenated with other data.</summary>
-    public static BackupErrorCode FileTrailingData { get; } = new(nameof(FileTrailingData));
 
     /// <summary>A backup file of a format version that this SDK does not read (a newer SDK wrote it, or the version byte is damaged).</summary>
     public static BackupErrorCode UnsupportedFileVersion { get; } = new(nameof(UnsupportedFileVersion));
