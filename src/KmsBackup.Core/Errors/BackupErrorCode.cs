@@ -112,6 +112,31 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>A secret's encrypting key is neither in the restore target nor restored earlier in the batch.</summary>
     public static BackupErrorCode EncryptionKeyMissing { get; } = new(nameof(EncryptionKeyMissing));
 
+    /// <summary>
+    /// The data key given to open a backup file is not the key the file was encrypted under: the key
+    /// commitment in the file's header does not match. Told apart from damage and tampering
+    /// (<see cref="FileCorrupt"/>), which report their own code.
+    /// </summary>
+    public static BackupErrorCode WrongFileKey { get; } = new(nameof(WrongFileKey));
+
+    /// <summary>
+    /// A backup file failed authentication or is malformed: its header is damaged, or a segment was
+    /// altered, reordered, duplicated, spliced from another file, cut short inside a segment, or followed by trailing bytes. Nothing of it may be used.
+    /// </summary>
+    public static BackupErrorCode FileCorrupt { get; } = new(nameof(FileCorrupt));
+
+    /// <summary>A backup file ends before its final segment (or before its header ends): it was cut short or is empty.</summary>
+    public static BackupErrorCode FileTruncated { get; } = new(nameof(FileTruncated));
+
+    /// <summary>A backup file of a format version that this SDK does not read (a newer SDK wrote it, or the version byte is damaged).</summary>
+    public static BackupErrorCode UnsupportedFileVersion { get; } = new(nameof(UnsupportedFileVersion));
+
+    /// <summary>A backup file too large for its format: more segments than the segment counter can number without wrapping.</summary>
+    public static BackupErrorCode FileTooLarge { get; } = new(nameof(FileTooLarge));
+
+    /// <summary>A data encryption key of the wrong length: backup files use 256-bit (32-byte) data keys.</summary>
+    public static BackupErrorCode InvalidDataKey { get; } = new(nameof(InvalidDataKey));
+
     /// <summary>The code's string form, e.g. <c>BackupExpired</c>.</summary>
     public override string ToString() => _value ?? string.Empty;
 

@@ -1,0 +1,468 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+
+namespace KmsBackup;
+
+/// <summary>
+/// Encrypts, decrypts and verifies downloaded backup files (rule F3): a versioned streaming AEAD format
+/// of AES-256-GCM segments under a per-file key derived with HKDF-SHA-256 from a 256-bit data key and a
+/// random salt, with a key commitment in the authenticated header. The byte layout, derivations, limits
+/// and test vectors are in <c>docs/backup-file-format.md</c>.
+/// </summary>
+/// <remarks>
+/// <para>Memory is bounded for any file size: each call holds one plaintext and one ciphertext segment
+/// (by default 64 KiB each) and allocates nothing per segment.</para>
+/// <para><see cref="DecryptAsync"/> writes plaintext segment by segment as each one authenticates and
+/// throws at the first bad segment, so a caller must treat what it wrote as untrusted until the call
+/// completes: write into a temporary buffer or file and use it only after success (rule F2: nothing is
+/// imported unless the whole file authenticated), or call <see cref="VerifyAsync"/> first.</para>
+/// <para>Every refusal is a <see cref="BackupFileException"/> with a stable <see cref="BackupException.Code"/>;
+/// errors of the streams themselves (<see cref="IOException"/>) and cancellation pass through unchanged.
+/// Messages never hold key bytes.</para>
+/// </remarks>
+public static class BackupFileCodec
+{
+    /// <summary>The length of a data encryption key: 32 bytes (AES-256).</summary>
+    public const int DataKeySize = 32;
+
+    /// <summary>The default segment size: 65,536 plaintext bytes per segment.</summary>
+    public const int DefaultSegmentSize = 64 * 1024;
+
+    /// <summary>The smallest segment size a file may declare: 16 bytes (small sizes serve test vectors and tests).</summary>
+    public const int MinimumSegmentSize = 16;
+
+    /// <summary>The largest segment size a file may declare: 16 MiB, so that opening any file needs bounded memory.</summary>
+    public const int MaximumSegmentSize = 16 * 1024 * 1024;
+
+    /// <summary>The current (and only) format version: 1.</summary>
+    public const byte FormatVersion = 1;
+
+    /// <summary>The length of the version 1 header in bytes.</summary>
+    public const int HeaderSize = 98;
+
+    /// <summary>The length of the authentication tag that ends every segment: 16 bytes.</summary>
+    public const int TagSize = 16;
+
+    /// <summary>The most segments a file may hold: 2^32 − 1, so that the 32-bit segment index in the nonce never wraps.</summary>
+    public const long MaximumSegmentCount = uint.MaxValue;
+
+    internal const int SaltSize = 32;
+    internal const int NoncePrefixSize = 7;
+    internal const int CommitmentSize = 32;
+    internal const int ChecksumSize = 16;
+    internal const int NonceSize = 12;
+
+    // Header offsets (version 1).
+    internal const int VersionOffset = 6;
+    internal const int SegmentSizeOffset = 7;
+    internal const int SaltOffset = 11;
+    internal const int NoncePrefixOffset = SaltOffset + SaltSize;               // 43
+    internal const int CommitmentOffset = NoncePrefixOffset + NoncePrefixSize;  // 50
+    internal const int ChecksumOffset = CommitmentOffset + CommitmentSize;      // 82
+
+    internal static ReadOnlySpan<byte> Magic => "KMSBKF"u8;
+
+    internal static ReadOnlySpan<byte> SegmentKeyInfo => "KmsBackup backup file v1 segment key"u8;
+
+    internal static ReadOnlySpan<byte> CommitmentInfo => "KmsBackup backup file v1 key commitment"u8;
+
+    private const string FileItem = "backup file";
+    private const string WrongKeyRemedy = "Use the data key that was returned when this file was downloaded; a key of another download does not open it.";
+    private const string CorruptRemedy = "The file was damaged or altered after it was downloaded: download the backup again, or use an intact copy. Nothing of this file may be imported.";
+    private const string TruncatedRemedy = "The file was cut short (an interrupted download or copy): download or copy it again in full.";
+
+    /// <summary>Creates a fresh random 256-bit data encryption key for one backup file.</summary>
+    /// <returns>32 bytes from <see cref="RandomNumberGenerator"/>. The caller owns them and should zero them
+    /// (<see cref="CryptographicOperations.ZeroMemory"/>) when done.</returns>
+    public static byte[] GenerateDataKey() => RandomNumberGenerator.GetBytes(DataKeySize);
+
+    /// <summary>Encrypts a plaintext stream into a backup file with the default segment size.</summary>
+    /// <param name="plaintext">The backup data, read to its end.</param>
+    /// <param name="destination">Where the backup file is written; it is not flushed or closed.</param>
+    /// <param name="dataKey">The 32-byte data encryption key (see <see cref="GenerateDataKey"/>).</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The number of bytes written to <paramref name="destination"/>.</returns>
+    /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>) or the
+    /// plaintext needs more than <see cref="MaximumSegmentCount"/> segments (<see cref="BackupErrorCode.FileTooLarge"/>).</exception>
+    public static Task<long> EncryptAsync(Stream plaintext, Stream destination, ReadOnlyMemory<byte> dataKey, CancellationToken cancellationToken) =>
+        EncryptAsync(plaintext, destination, dataKey, DefaultSegmentSize, cancellationToken);
+
+    /// <summary>Encrypts a plaintext stream into a backup file with a chosen segment size.</summary>
+    /// <param name="plaintext">The backup data, read to its end.</param>
+    /// <param name="destination">Where the backup file is written; it is not flushed or closed.</param>
+    /// <param name="dataKey">The 32-byte data encryption key (see <see cref="GenerateDataKey"/>).</param>
+    /// <param name="segmentSize">Plaintext bytes per segment, from <see cref="MinimumSegmentSize"/> to <see cref="MaximumSegmentSize"/> inclusive.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The number of bytes written to <paramref name="destination"/>.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="segmentSize"/> is out of range.</exception>
+    /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>) or the
+    /// plaintext needs more than <see cref="MaximumSegmentCount"/> segments (<see cref="BackupErrorCode.FileTooLarge"/>).</exception>
+    public static Task<long> EncryptAsync(Stream plaintext, Stream destination, ReadOnlyMemory<byte> dataKey, int segmentSize = DefaultSegmentSize, CancellationToken cancellationToken = default)
+    {
+        var salt = RandomNumberGenerator.GetBytes(SaltSize);
+        var noncePrefix = RandomNumberGenerator.GetBytes(NoncePrefixSize);
+        return EncryptAsync(plaintext, destination, dataKey, segmentSize, salt, noncePrefix, MaximumSegmentCount, cancellationToken);
+    }
+
+    /// <summary>Encrypts with a given salt and nonce prefix: for test vectors only, never for real files.</summary>
+    internal static async Task<long> EncryptAsync(
+        Stream plaintext,
+        Stream destination,
+        ReadOnlyMemory<byte> dataKey,
+        int segmentSize,
+        ReadOnlyMemory<byte> salt,
+        ReadOnlyMemory<byte> noncePrefix,
+        long maximumSegmentCount,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(plaintext);
+        ArgumentNullException.ThrowIfNull(destination);
+        ArgumentOutOfRangeException.ThrowIfLessThan(segmentSize, MinimumSegmentSize);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(segmentSize, MaximumSegmentSize);
+        ArgumentOutOfRangeException.ThrowIfNotEqual(salt.Length, SaltSize);
+        ArgumentOutOfRangeException.ThrowIfNotEqual(noncePrefix.Length, NoncePrefixSize);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maximumSegmentCount, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(maximumSegmentCount, MaximumSegmentCount);
+        ValidateDataKey(dataKey);
+
+        var header = new byte[HeaderSize];
+        var cipher = CreateForWriting(header, dataKey.Span, segmentSize, salt.Span, noncePrefix.Span);
+        var plainBuffer = ArrayPool<byte>.Shared.Rent(segmentSize);
+        var cipherBuffer = ArrayPool<byte>.Shared.Rent(segmentSize + TagSize);
+        try
+        {
+            await destination.WriteAsync(header, cancellationToken).ConfigureAwait(false);
+            long written = HeaderSize;
+            for (uint index = 0; ; index++)
+            {
+                var read = await ReadFullAsync(plaintext, plainBuffer.AsMemory(0, segmentSize), cancellationToken).ConfigureAwait(false);
+
+                // The final segment always holds fewer than segmentSize bytes (possibly none), so a reader
+                // tells it from its length alone, without reading ahead.
+                var final = read < segmentSize;
+                if (!final && index >= maximumSegmentCount - 1)
+                {
+                    throw new BackupException(new Refusal(
+                        BackupErrorCode.FileTooLarge,
+                        FileItem,
+                        $"The plaintext needs more than {maximumSegmentCount} segments of {segmentSize} bytes, more than a backup file can number without its segment counter wrapping.",
+                        "Encrypt with a larger segment size, or split the backup data into several files."));
+                }
+
+                cipher.Seal(index, final, plainBuffer.AsSpan(0, read), cipherBuffer.AsSpan(0, read + TagSize));
+                await destination.WriteAsync(cipherBuffer.AsMemory(0, read + TagSize), cancellationToken).ConfigureAwait(false);
+                written += read + TagSize;
+                if (final)
+                {
+                    return written;
+                }
+            }
+        }
+        finally
+        {
+            cipher.Dispose();
+            CryptographicOperations.ZeroMemory(plainBuffer.AsSpan(0, segmentSize));
+            ArrayPool<byte>.Shared.Return(plainBuffer);
+            ArrayPool<byte>.Shared.Return(cipherBuffer);
+        }
+    }
+
+    /// <summary>
+    /// Decrypts a backup file, writing its plaintext to <paramref name="destination"/> segment by segment,
+    /// each only after it authenticated.
+    /// </summary>
+    /// <remarks>
+    /// The call throws at the first segment that fails, after the segments before it were written: the
+    /// output is trustworthy only once the call completes. Decrypt into a temporary buffer or file and
+    /// import it only after success (rule F2), or call <see cref="VerifyAsync"/> first.
+    /// </remarks>
+    /// <param name="encrypted">The backup file, read to its end. The final segment is the one the file ends in, so bytes
+    /// appended after it make that segment fail authentication (<see cref="BackupErrorCode.FileCorrupt"/>).</param>
+    /// <param name="destination">Where the plaintext is written; it is not flushed or closed.</param>
+    /// <param name="dataKey">The 32-byte data key returned when the file was downloaded.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The number of plaintext bytes written.</returns>
+    /// <exception cref="BackupFileException">The file was refused: <see cref="BackupErrorCode.WrongFileKey"/>,
+    /// <see cref="BackupErrorCode.FileCorrupt"/>, <see cref="BackupErrorCode.FileTruncated"/>,
+    /// <see cref="BackupErrorCode.UnsupportedFileVersion"/> or
+    /// <see cref="BackupErrorCode.FileTooLarge"/>.</exception>
+    /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>).</exception>
+    public static Task<long> DecryptAsync(Stream encrypted, Stream destination, ReadOnlyMemory<byte> dataKey, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        return OpenAsync(encrypted, destination, dataKey, MaximumSegmentCount, cancellationToken);
+    }
+
+    /// <summary>
+    /// Authenticates a whole backup file with its data key without writing any plaintext (rule F4):
+    /// the same checks as <see cref="DecryptAsync"/>, in the same bounded memory.
+    /// </summary>
+    /// <param name="encrypted">The backup file, read to its end.</param>
+    /// <param name="dataKey">The 32-byte data key returned when the file was downloaded.</param>
+    /// <param name="cancellationToken">Cancels the operation.</param>
+    /// <returns>The number of plaintext bytes the file holds.</returns>
+    /// <exception cref="BackupFileException">The file was refused, as by <see cref="DecryptAsync"/>.</exception>
+    /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>).</exception>
+    public static Task<long> VerifyAsync(Stream encrypted, ReadOnlyMemory<byte> dataKey, CancellationToken cancellationToken = default) =>
+        OpenAsync(encrypted, null, dataKey, MaximumSegmentCount, cancellationToken);
+
+    /// <summary>Decrypts (or, without a destination, verifies) with a lower segment limit: for tests of the counter's hard stop.</summary>
+    internal static async Task<long> OpenAsync(Stream encrypted, Stream? destination, ReadOnlyMemory<byte> dataKey, long maximumSegmentCount, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(encrypted);
+        ValidateDataKey(dataKey);
+
+        var header = new byte[HeaderSize];
+        var headerRead = await ReadFullAsync(encrypted, header, cancellationToken).ConfigureAwait(false);
+        var cipher = CreateForReading(header.AsSpan(0, headerRead), dataKey.Span);
+        var segmentSize = cipher.SegmentSize;
+        var fullSegment = segmentSize + TagSize;
+        var plainBuffer = ArrayPool<byte>.Shared.Rent(segmentSize);
+        var cipherBuffer = ArrayPool<byte>.Shared.Rent(fullSegment);
+        try
+        {
+            long plaintextLength = 0;
+            for (uint index = 0; ; index++)
+            {
+                var read = await ReadFullAsync(encrypted, cipherBuffer.AsMemory(0, fullSegment), cancellationToken).ConfigureAwait(false);
+                if (read < TagSize)
+                {
+                    throw Truncated(index, read);
+                }
+
+                var final = read < fullSegment;
+                if (!final && index >= maximumSegmentCount - 1)
+                {
+                    throw new BackupFileException(
+                        new Refusal(
+                            BackupErrorCode.FileTooLarge,
+                            $"segment {index} of the backup file",
+                            $"The backup file holds more than {maximumSegmentCount} segments, more than the format can number without its segment counter wrapping: it is not a file this SDK wrote.",
+                            CorruptRemedy),
+                        index,
+                        null);
+                }
+
+                var plain = plainBuffer.AsSpan(0, read - TagSize);
+                if (!cipher.TryOpen(index, final, cipherBuffer.AsSpan(0, read), plain))
+                {
+                    CryptographicOperations.ZeroMemory(plain);
+                    throw SegmentFailed(index, final, read);
+                }
+
+                if (destination is not null)
+                {
+                    await destination.WriteAsync(plainBuffer.AsMemory(0, read - TagSize), cancellationToken).ConfigureAwait(false);
+                }
+
+                plaintextLength += read - TagSize;
+                if (final)
+                {
+                    return plaintextLength;
+                }
+            }
+        }
+        finally
+        {
+            cipher.Dispose();
+            CryptographicOperations.ZeroMemory(plainBuffer.AsSpan(0, segmentSize));
+            ArrayPool<byte>.Shared.Return(plainBuffer);
+            ArrayPool<byte>.Shared.Return(cipherBuffer);
+        }
+    }
+
+    private static SegmentCipher CreateForWriting(Span<byte> header, ReadOnlySpan<byte> dataKey, int segmentSize, ReadOnlySpan<byte> salt, ReadOnlySpan<byte> noncePrefix)
+    {
+        Magic.CopyTo(header);
+        header[VersionOffset] = FormatVersion;
+        BinaryPrimitives.WriteUInt32BigEndian(header[SegmentSizeOffset..], (uint)segmentSize);
+        salt.CopyTo(header[SaltOffset..]);
+        noncePrefix.CopyTo(header[NoncePrefixOffset..]);
+
+        Span<byte> key = stackalloc byte[DataKeySize];
+        try
+        {
+            Derive(dataKey, salt, key, header.Slice(CommitmentOffset, CommitmentSize));
+            Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+            SHA256.HashData(header[..ChecksumOffset], digest);
+            digest[..ChecksumSize].CopyTo(header[ChecksumOffset..]);
+            return new SegmentCipher(key, header.ToArray(), noncePrefix, segmentSize);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    private static SegmentCipher CreateForReading(ReadOnlySpan<byte> header, ReadOnlySpan<byte> dataKey)
+    {
+        var magicPart = header[..Math.Min(header.Length, Magic.Length)];
+        if (!magicPart.SequenceEqual(Magic[..magicPart.Length]))
+        {
+            throw HeaderRefusal(BackupErrorCode.FileCorrupt, "The data does not start with the backup file signature 'KMSBKF': it is not a KmsBackup backup file, or its first bytes are damaged.", CorruptRemedy);
+        }
+
+        if (header.Length == 0)
+        {
+            throw HeaderRefusal(BackupErrorCode.FileTruncated, "The backup file is empty.", TruncatedRemedy);
+        }
+
+        if (header.Length > VersionOffset && header[VersionOffset] != FormatVersion)
+        {
+            throw HeaderRefusal(
+                BackupErrorCode.UnsupportedFileVersion,
+                $"The backup file has format version {header[VersionOffset]}; this SDK reads version {FormatVersion} only (or the version byte is damaged).",
+                "Open the file with the SDK version that wrote it or a newer one; if this SDK wrote it, the file is damaged: download it again.");
+        }
+
+        if (header.Length < HeaderSize)
+        {
+            throw HeaderRefusal(BackupErrorCode.FileTruncated, $"The backup file ends inside its header ({header.Length} of {HeaderSize} bytes).", TruncatedRemedy);
+        }
+
+        Span<byte> digest = stackalloc byte[SHA256.HashSizeInBytes];
+        SHA256.HashData(header[..ChecksumOffset], digest);
+        if (!CryptographicOperations.FixedTimeEquals(digest[..ChecksumSize], header.Slice(ChecksumOffset, ChecksumSize)))
+        {
+            throw HeaderRefusal(BackupErrorCode.FileCorrupt, "The backup file's header does not match its checksum: the header is damaged.", CorruptRemedy);
+        }
+
+        var segmentSize = BinaryPrimitives.ReadUInt32BigEndian(header[SegmentSizeOffset..]);
+        if (segmentSize is < MinimumSegmentSize or > MaximumSegmentSize)
+        {
+            throw HeaderRefusal(
+                BackupErrorCode.FileCorrupt,
+                $"The backup file's header declares segments of {segmentSize} bytes, outside {MinimumSegmentSize} to {MaximumSegmentSize}: no SDK writes such a file.",
+                CorruptRemedy);
+        }
+
+        Span<byte> key = stackalloc byte[DataKeySize];
+        Span<byte> commitment = stackalloc byte[CommitmentSize];
+        try
+        {
+            Derive(dataKey, header.Slice(SaltOffset, SaltSize), key, commitment);
+            if (!CryptographicOperations.FixedTimeEquals(commitment, header.Slice(CommitmentOffset, CommitmentSize)))
+            {
+                throw HeaderRefusal(
+                    BackupErrorCode.WrongFileKey,
+                    "The data key does not open this backup file: it is not the key the file was encrypted under (the key commitment in the file's header does not match).",
+                    WrongKeyRemedy);
+            }
+
+            return new SegmentCipher(key, header[..HeaderSize].ToArray(), header.Slice(NoncePrefixOffset, NoncePrefixSize), (int)segmentSize);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+            CryptographicOperations.ZeroMemory(commitment);
+        }
+    }
+
+    private static void Derive(ReadOnlySpan<byte> dataKey, ReadOnlySpan<byte> salt, Span<byte> segmentKey, Span<byte> commitment)
+    {
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, dataKey, segmentKey, salt, SegmentKeyInfo);
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, dataKey, commitment, salt, CommitmentInfo);
+    }
+
+    private static void ValidateDataKey(ReadOnlyMemory<byte> dataKey)
+    {
+        if (dataKey.Length != DataKeySize)
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.InvalidDataKey,
+                "data key",
+                $"The data key is {dataKey.Length} bytes long; backup files use {DataKeySize}-byte (256-bit) data keys.",
+                "Pass the whole 32-byte data key that was returned when the file was downloaded (decode it from its text form first if it was stored as text)."));
+        }
+    }
+
+    private static BackupFileException HeaderRefusal(BackupErrorCode code, string message, string remedy) =>
+        new(new Refusal(code, "header of the backup file", message, remedy), null, null);
+
+    private static BackupFileException Truncated(uint index, int read)
+    {
+        var message = read == 0
+            ? index == 0
+                ? "The backup file ends after its header, without any segment."
+                : $"The backup file ends after segment {index - 1} without its final segment: it was cut short at a segment boundary."
+            : $"The backup file ends {read} bytes into segment {index}, fewer than the {TagSize}-byte authentication tag: it was cut short.";
+        return new BackupFileException(new Refusal(BackupErrorCode.FileTruncated, $"segment {index} of the backup file", message, TruncatedRemedy), index, null);
+    }
+
+    private static BackupFileException SegmentFailed(uint index, bool final, int read)
+    {
+        var message = final
+            ? $"Segment {index} of the backup file ({read} bytes, read as the final segment because the file ends there) failed authentication: the file was damaged, altered, reordered or cut short, or bytes were appended after its end."
+            : $"Segment {index} of the backup file failed authentication: it was damaged, altered, moved, duplicated or taken from another file, or bytes were appended after the file's end.";
+        return new BackupFileException(new Refusal(BackupErrorCode.FileCorrupt, $"segment {index} of the backup file", message, CorruptRemedy), index, null);
+    }
+
+    private static async ValueTask<int> ReadFullAsync(Stream stream, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var total = 0;
+        while (total < buffer.Length)
+        {
+            var read = await stream.ReadAsync(buffer[total..], cancellationToken).ConfigureAwait(false);
+            if (read == 0)
+            {
+                break;
+            }
+
+            total += read;
+        }
+
+        return total;
+    }
+
+    /// <summary>
+    /// The per-file AES-256-GCM state: one <see cref="AesGcm"/> reused for every segment, the header as
+    /// associated data of every segment, and one nonce buffer. Nothing is allocated per segment.
+    /// </summary>
+    private sealed class SegmentCipher : IDisposable
+    {
+        private readonly AesGcm _aes;
+        private readonly byte[] _header;
+        private readonly byte[] _nonce = new byte[NonceSize];
+
+        public SegmentCipher(ReadOnlySpan<byte> key, byte[] header, ReadOnlySpan<byte> noncePrefix, int segmentSize)
+        {
+            _aes = new AesGcm(key, tagSizeInBytes: TagSize);
+            _header = header;
+            noncePrefix.CopyTo(_nonce);
+            SegmentSize = segmentSize;
+        }
+
+        public int SegmentSize { get; }
+
+        /// <summary>Encrypts one segment into <paramref name="output"/>: ciphertext, then the 16-byte tag.</summary>
+        public void Seal(uint index, bool final, ReadOnlySpan<byte> plaintext, Span<byte> output)
+        {
+            SetNonce(index, final);
+            _aes.Encrypt(_nonce, plaintext, output[..plaintext.Length], output.Slice(plaintext.Length, TagSize), _header);
+        }
+
+        /// <summary>Decrypts one segment (ciphertext, then tag); false when it does not authenticate.</summary>
+        public bool TryOpen(uint index, bool final, ReadOnlySpan<byte> segment, Span<byte> plaintext)
+        {
+            SetNonce(index, final);
+            try
+            {
+                _aes.Decrypt(_nonce, segment[..^TagSize], segment[^TagSize..], plaintext, _header);
+                return true;
+            }
+            catch (AuthenticationTagMismatchException)
+            {
+                return false;
+            }
+        }
+
+        public void Dispose() => _aes.Dispose();
+
+        private void SetNonce(uint index, bool final)
+        {
+            BinaryPrimitives.WriteUInt32BigEndian(_nonce.AsSpan(NoncePrefixSize), index);
+            _nonce[NonceSize - 1] = final ? (byte)1 : (byte)0;
+        }
+    }
+}

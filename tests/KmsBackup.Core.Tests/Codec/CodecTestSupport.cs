@@ -1,0 +1,64 @@
+namespace KmsBackup.Tests.Codec;
+
+internal static class CodecTestSupport
+{
+    /// <summary>A small segment size so that multi-segment files stay small and tests fast.</summary>
+    public const int SmallSegment = 64;
+
+    public static byte[] Key(byte seed)
+    {
+        var key = new byte[BackupFileCodec.DataKeySize];
+        for (var i = 0; i < key.Length; i++)
+        {
+            key[i] = (byte)(seed + i);
+        }
+
+        return key;
+    }
+
+    public static byte[] Plaintext(int length, int seed = 0)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    public static byte[] Encrypt(byte[] plaintext, byte[] key, int segmentSize = SmallSegment)
+    {
+        using var output = new MemoryStream();
+        var written = BackupFileCodec.EncryptAsync(new MemoryStream(plaintext), output, key, segmentSize).GetAwaiter().GetResult();
+        Assert.Equal(output.Length, written);
+        return output.ToArray();
+    }
+
+    public static byte[] Decrypt(byte[] file, byte[] key)
+    {
+        using var output = new MemoryStream();
+        var length = BackupFileCodec.DecryptAsync(new MemoryStream(file), output, key).GetAwaiter().GetResult();
+        Assert.Equal(output.Length, length);
+        return output.ToArray();
+    }
+
+    /// <summary>The file is refused by both DecryptAsync and VerifyAsync with the same typed error; returns its code.</summary>
+    public static BackupErrorCode Refusal(byte[] file, byte[] key)
+    {
+        var decrypt = Assert.ThrowsAsync<BackupFileException>(() => BackupFileCodec.DecryptAsync(new MemoryStream(file), Stream.Null, key)).GetAwaiter().GetResult();
+        var verify = Assert.ThrowsAsync<BackupFileException>(() => BackupFileCodec.VerifyAsync(new MemoryStream(file), key)).GetAwaiter().GetResult();
+        Assert.Equal(decrypt.Code, verify.Code);
+        Assert.Equal(decrypt.Message, verify.Message);
+        Assert.False(string.IsNullOrWhiteSpace(decrypt.Remedy));
+        Assert.DoesNotContain(Convert.ToHexString(key), decrypt.Message, StringComparison.OrdinalIgnoreCase);
+        return decrypt.Code;
+    }
+
+    /// <summary>Segment <paramref name="index"/> of a file of small segments: its offset and stored length.</summary>
+    public static (int Offset, int Length) Segment(byte[] file, int index, int segmentSize = SmallSegment)
+    {
+        var stored = segmentSize + BackupFileCodec.TagSize;
+        var offset = BackupFileCodec.HeaderSize + (index * stored);
+        return (offset, Math.Min(stored, file.Length - offset));
+    }
+
+    public static int SegmentCount(byte[] file, int segmentSize = SmallSegment) =>
+        ((file.Length - BackupFileCodec.HeaderSize) / (segmentSize + BackupFileCodec.TagSize)) + 1;
+}
