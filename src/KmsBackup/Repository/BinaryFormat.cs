@@ -18,8 +18,6 @@ internal sealed class RecordWriter
 
     public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
 
-    public void Clear() => _length = 0;
-
     /// <summary>Zeroes what was written (the buffer may have held key material).</summary>
     public void Wipe()
     {

@@ -43,17 +43,6 @@ internal sealed class ObjectStore
 
     public BackupStore Store => _store;
 
-    public int Count
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _index.Count;
-            }
-        }
-    }
-
     public static string PackKey(string packId) => $"{PackPrefix}{packId[..2]}/{packId}";
 
     public static string IndexKey(string packId) => $"{IndexPrefix}{packId}";
