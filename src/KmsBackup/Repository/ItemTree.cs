@@ -148,6 +148,42 @@ internal static class ItemTree
         }
     }
 
+    /// <summary>
+    /// Adds every object ID under <paramref name="root"/> to <paramref name="into"/>, walking branches that
+    /// are already open (verify has opened every object once); a branch missing from
+    /// <paramref name="branches"/> is added but not walked, and reported missing by the caller.
+    /// </summary>
+    public static void CollectFrom(TreeRoot root, IReadOnlyDictionary<ObjectId, byte[]> branches, ISet<ObjectId> into)
+    {
+        if (!into.Add(root.Id))
+        {
+            return;
+        }
+
+        var level = new List<ObjectId> { root.Id };
+        for (var depth = root.Level; depth > 0 && level.Count > 0; depth--)
+        {
+            var next = new List<ObjectId>();
+            foreach (var id in level)
+            {
+                if (!branches.TryGetValue(id, out var plain))
+                {
+                    continue;
+                }
+
+                foreach (var child in DecodeBranch(plain, id, (byte)depth))
+                {
+                    if (into.Add(child.Id) && depth > 1)
+                    {
+                        next.Add(child.Id);
+                    }
+                }
+            }
+
+            level = next;
+        }
+    }
+
     public delegate T ReadItem<T>(ref RecordReader reader);
 
     private static async Task<ChildRef> WriteLeafAsync<T>(

@@ -30,6 +30,7 @@ internal static class RepositoryMaintenance
         }
 
         var indexed = new Dictionary<ObjectId, ObjectLocation>();
+        var branches = new Dictionary<ObjectId, byte[]>();
         var indexedPacks = new HashSet<string>(StringComparer.Ordinal);
         var objectsChecked = 0;
         await foreach (var entry in store.ListAsync(ObjectStore.IndexPrefix, cancellationToken).ConfigureAwait(false))
@@ -80,8 +81,12 @@ internal static class RepositoryMaintenance
                         throw RepositoryErrors.Integrity($"object {id.Short}", "it lies past the end of its pack");
                     }
 
-                    objects.Crypto.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                    var plain = objects.Crypto.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
                     indexed.TryAdd(id, location);
+                    if (location.Role == ObjectRole.Branch)
+                    {
+                        branches.TryAdd(id, plain); // walked below without reading the pack again
+                    }
                 }
                 catch (BackupIntegrityException e)
                 {
@@ -113,7 +118,7 @@ internal static class RepositoryMaintenance
                         throw RepositoryErrors.Integrity($"object {root.Id.Short}", "the recovery point's root is in no intact pack");
                     }
 
-                    await ItemTree.CollectAsync(objects, root, referenced, cancellationToken).ConfigureAwait(false);
+                    ItemTree.CollectFrom(root, branches, referenced);
                 }
             }
             catch (BackupIntegrityException e)
