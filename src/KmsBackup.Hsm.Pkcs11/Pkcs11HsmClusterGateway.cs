@@ -210,16 +210,7 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
     /// <returns>IV, ciphertext and tag.</returns>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.KeyMaterialMissing"/>: the cluster does not hold the key; or an HSM error.</exception>
     public Task<byte[]> EncryptAsync(string clusterId, string keyId, ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken = default) =>
-        RunAsync<byte[]>(() =>
-        {
-            var (session, token, key) = OpenKey(clusterId, keyId);
-            using (session)
-            {
-                var iv = RandomNumberGenerator.GetBytes(12);
-                var sealedData = Guard(token, "encrypt", () => session.Encrypt(AesGcm(session, iv, s_dataAad), key, plaintext.ToArray()));
-                return [.. iv, .. sealedData];
-            }
-        }, cancellationToken);
+        RunAsync(() => Seal(clusterId, keyId, plaintext.Span, s_dataAad), cancellationToken);
 
     /// <summary>Decrypts data sealed by <see cref="EncryptAsync"/> inside the cluster's primary HSM.</summary>
     /// <param name="clusterId">The cluster.</param>
@@ -229,31 +220,77 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
     /// <returns>The plaintext; clear it when done.</returns>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.KeyMaterialMissing"/>; <see cref="BackupErrorCode.IntegrityViolation"/>: wrong key or altered data; or an HSM error.</exception>
     public Task<SensitiveBytes> DecryptAsync(string clusterId, string keyId, ReadOnlyMemory<byte> ciphertext, CancellationToken cancellationToken = default) =>
-        RunAsync(() =>
+        RunAsync(() => Open(clusterId, keyId, ciphertext.Span, s_dataAad) is { } plaintext ? SensitiveBytes.Own(plaintext) : throw NotDecryptable(keyId), cancellationToken);
+
+    /// <summary>The cluster connected to a hardware instance, under the caller's lock.</summary>
+    internal string ClusterOf(string instanceId) => Run(() =>
+        _clusters.Values.FirstOrDefault(c =>
+        {
+            var primary = c.Hsms[0].Token;
+            using var session = Session(primary);
+            return string.Equals(ReadState(session, primary).Instance, instanceId, StringComparison.Ordinal);
+        })?.ClusterId ?? throw new BackupException(new Refusal(
+            BackupErrorCode.NotFound, $"instance '{instanceId}'",
+            $"The hardware instance '{instanceId}' is connected to no HSM cluster of this gateway.",
+            "Connect the instance to its HSM cluster (Connect to HSM) first.")));
+
+    internal void GenerateKey(string clusterId, string keyId) => GenerateKeyAsync(clusterId, keyId).GetAwaiter().GetResult();
+
+    /// <summary>AES-256-GCM inside the primary HSM: a random 96-bit IV, the ciphertext and the 128-bit tag.</summary>
+    internal byte[] Seal(string clusterId, string keyId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+    {
+        var data = plaintext.ToArray();
+        var aad = associatedData.ToArray();
+        try
+        {
+            return Run(() =>
+            {
+                var (session, token, key) = OpenKey(clusterId, keyId);
+                using (session)
+                {
+                    var iv = RandomNumberGenerator.GetBytes(12);
+                    var sealedData = Guard(token, "encrypt", () => session.Encrypt(AesGcm(session, iv, aad), key, data));
+                    return (byte[])[.. iv, .. sealedData];
+                }
+            });
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(data);
+        }
+    }
+
+    /// <summary>Opens what <see cref="Seal"/> sealed; <see langword="null"/> when authentication fails.</summary>
+    internal byte[]? Open(string clusterId, string keyId, ReadOnlySpan<byte> sealedData, ReadOnlySpan<byte> associatedData)
+    {
+        var data = sealedData.ToArray();
+        var aad = associatedData.ToArray();
+        return Run(() =>
         {
             var (session, token, key) = OpenKey(clusterId, keyId);
             using (session)
             {
-                if (ciphertext.Length < 12 + 16)
+                if (data.Length < 12 + 16)
                 {
-                    throw NotDecryptable(keyId);
+                    return null;
                 }
 
                 try
                 {
-                    var data = ciphertext.ToArray();
-                    return SensitiveBytes.Own(session.Decrypt(AesGcm(session, data[..12], s_dataAad), key, data[12..]));
+                    return session.Decrypt(AesGcm(session, data[..12], aad), key, data[12..]);
                 }
                 catch (Pkcs11Exception e) when (e.RV is CKR.CKR_ENCRYPTED_DATA_INVALID or CKR.CKR_ENCRYPTED_DATA_LEN_RANGE or CKR.CKR_FUNCTION_FAILED or CKR.CKR_GENERAL_ERROR)
                 {
-                    throw NotDecryptable(keyId);
+                    // SoftHSM2 reports a GCM tag mismatch as CKR_GENERAL_ERROR.
+                    return null;
                 }
                 catch (Pkcs11Exception e)
                 {
                     throw Pkcs11Errors.Map(e, token.ToString(), "decrypt");
                 }
             }
-        }, cancellationToken);
+        });
+    }
 
     /// <summary>
     /// Takes a backup image of the cluster: every KMS key of its primary HSM, wrapped inside it under the

@@ -173,9 +173,6 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>A restore target HSM cluster that is in use: it must be disabled and reset first (rule H5).</summary>
     public static BackupErrorCode ClusterInUse { get; } = new(nameof(ClusterInUse));
 
-    /// <summary>A hardware instance's data asked to be restored into the original instance; only a new instance may take it (rule R3).</summary>
-    public static BackupErrorCode HardwareRestoreToOriginal { get; } = new(nameof(HardwareRestoreToOriginal));
-
     /// <summary>No HSM backup image of type <c>Auto Create</c> (or no image of that ID) to restore (rule H5).</summary>
     public static BackupErrorCode HsmImageNotFound { get; } = new(nameof(HsmImageNotFound));
 

@@ -221,7 +221,7 @@ public static class HardwareRules
         if (string.Equals(sourceInstanceId, target.Id, StringComparison.Ordinal))
         {
             refusals.Add(new Refusal(
-                BackupErrorCode.HardwareRestoreToOriginal, item,
+                BackupErrorCode.RestoreTargetNotAllowed, item,
                 $"The hardware instance '{target.Id}' is the instance the backup was taken from; a hardware instance's data cannot be restored to the original instance.",
                 "Restore into a new hardware instance connected to a new HSM cluster into which the most recent Auto Create HSM image was restored."));
         }

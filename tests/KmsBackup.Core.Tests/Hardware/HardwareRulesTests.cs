@@ -166,7 +166,7 @@ public class HardwareRulesTests
     public void Restoring_a_hardware_instance_to_the_original_instance_is_refused()
     {
         var refusal = Assert.Single(HardwareRules.CheckRestoreInstance("kst-hw-1", Hardware("kst-hw-1")));
-        Assert.Equal(BackupErrorCode.HardwareRestoreToOriginal, refusal.Code);
+        Assert.Equal(BackupErrorCode.RestoreTargetNotAllowed, refusal.Code);
         Assert.Contains("new hardware instance", refusal.Remedy, StringComparison.Ordinal);
         Assert.Empty(HardwareRules.CheckRestoreInstance("kst-hw-1", Hardware("kst-hw-2")));
         var software = new InstanceInfo("kst-sw", InstanceKind.Software, "cn-hangzhou", s_created);

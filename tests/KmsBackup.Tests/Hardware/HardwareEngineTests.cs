@@ -170,7 +170,7 @@ public class HardwareEngineTests
         var at = h.Clock.GetUtcNow();
 
         var original = Assert.Single(await h.Client.CheckHardwareRestoreAsync(EngineHarness.Owner, backup.Id, at, "kst-hw"));
-        Assert.Equal(BackupErrorCode.HardwareRestoreToOriginal, original.Code);
+        Assert.Equal(BackupErrorCode.RestoreTargetNotAllowed, original.Code);
 
         await h.CreateInstanceAsync("kst-sw");
         Assert.Equal(BackupErrorCode.InstanceKindMismatch, Assert.Single(await h.Client.CheckHardwareRestoreAsync(EngineHarness.Owner, backup.Id, at, "kst-sw")).Code);
