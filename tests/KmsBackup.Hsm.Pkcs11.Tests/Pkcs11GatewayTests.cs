@@ -160,3 +160,30 @@ public class Pkcs11GatewayTests
         await Assert.ThrowsAsync<BackupIntegrityException>(() => other.UnwrapAsync(wrapped));
     }
 }
+
+/// <summary>The target-cluster checks of a hardware restore, on clusters of real tokens.</summary>
+public class Pkcs11RestoreTargetTests
+{
+    [SoftHsmFact]
+    [Trait("Rule", "H5")]
+    public async Task A_target_cluster_in_one_zone_in_another_region_enabled_or_in_use_is_refused_with_the_seed_remedy()
+    {
+        var oneZone = SoftHsm.NewCluster("cls-one-zone");
+        oneZone = oneZone with { Hsms = [oneZone.Hsms[0], oneZone.Hsms[1] with { Zone = oneZone.Hsms[0].Zone }] };
+        var far = SoftHsm.NewCluster("cls-far", region: "cn-beijing");
+        var enabled = SoftHsm.NewCluster("cls-enabled");
+        var used = SoftHsm.NewCluster("cls-used");
+        var single = SoftHsm.NewCluster("cls-single", hsms: 1) with { Mode = HsmClusterMode.Standalone };
+        using var hsm = SoftHsm.Gateway(null, oneZone, far, enabled, used, single);
+        await hsm.ConnectInstanceAsync("cls-enabled", "kst-other");
+        await hsm.GenerateKeyAsync("cls-used", "key-someone-elses");
+
+        async Task<IReadOnlyList<Refusal>> Check(string id) => HardwareRules.CheckRestoreCluster((await hsm.GetClusterAsync(id))!, "cn-hangzhou");
+        Assert.Equal(BackupErrorCode.ClusterTooFewHsms, Assert.Single(await Check("cls-one-zone")).Code);
+        Assert.Equal(BackupErrorCode.RegionMismatch, Assert.Single(await Check("cls-far")).Code);
+        Assert.Equal([BackupErrorCode.ClusterEnabled, BackupErrorCode.ClusterInUse], (await Check("cls-enabled")).Select(r => r.Code));
+        Assert.All(await Check("cls-enabled"), r => Assert.Contains("disable and reset", r.Remedy, StringComparison.Ordinal));
+        Assert.Equal(BackupErrorCode.ClusterInUse, Assert.Single(await Check("cls-used")).Code);
+        Assert.Equal([BackupErrorCode.ClusterNotInClusterMode, BackupErrorCode.ClusterTooFewHsms], (await Check("cls-single")).Select(r => r.Code));
+    }
+}
