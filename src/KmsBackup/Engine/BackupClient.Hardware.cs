@@ -152,7 +152,7 @@ public partial class BackupClient
         return refusals;
     }
 
-    /// <summary>Adds the HSM info of a hardware instance's backup to its details (rule H6), when an HSM gateway is configured.</summary>
+    /// <summary>Adds the HSM info of a hardware instance's backup to its details (rule H6), when an HSM gateway is configured and reachable.</summary>
     private async Task<BackupDetails> WithHsmAsync(BackupDetails details, CancellationToken cancellationToken)
     {
         if (details.Instance is not { Kind: InstanceKind.Hardware } instance || _options.HsmClusters is not { } gateway)
@@ -160,7 +160,18 @@ public partial class BackupClient
             return details;
         }
 
-        var cluster = await gateway.FindClusterOfInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false);
+        HsmClusterInfo? cluster;
+        try
+        {
+            cluster = await gateway.FindClusterOfInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.HsmLibraryNotFound || e.Code == BackupErrorCode.HsmTokenNotFound ||
+                                        e.Code == BackupErrorCode.HsmLoginFailed || e.Code == BackupErrorCode.HsmOperationFailed)
+        {
+            // An unreachable HSM must not make the backup itself unreadable: its details come without the HSM info.
+            return details;
+        }
+
         return cluster is null ? details : details with { Hsm = new HsmClusterReference(cluster.ClusterId, cluster.PrimaryHsmId ?? (cluster.Hsms.Count > 0 ? cluster.Hsms[0].HsmId : "none")) };
     }
 

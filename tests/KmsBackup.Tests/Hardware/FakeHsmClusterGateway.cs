@@ -45,8 +45,11 @@ public sealed class FakeHsmClusterGateway : HsmClusterGateway
     public override Task<HsmClusterInfo?> GetClusterAsync(string clusterId, CancellationToken cancellationToken = default) =>
         Task.FromResult(_clusters.TryGetValue(clusterId, out var c) ? c : null);
 
+    /// <summary>When set, listing clusters fails with it, as an unreachable HSM does.</summary>
+    public BackupException? Failure { get; set; }
+
     public override IAsyncEnumerable<HsmClusterInfo> ListClustersAsync(string? region = null, CancellationToken cancellationToken = default) =>
-        AsAsync(_clusters.Values.Where(c => region is null || c.Region == region).OrderBy(c => c.ClusterId, StringComparer.Ordinal).ToList(), cancellationToken);
+        Failure is { } failure ? throw failure : AsAsync(_clusters.Values.Where(c => region is null || c.Region == region).OrderBy(c => c.ClusterId, StringComparer.Ordinal).ToList(), cancellationToken);
 
     public override Task<HsmClusterInfo> ConnectInstanceAsync(string clusterId, string instanceId, CancellationToken cancellationToken = default)
     {

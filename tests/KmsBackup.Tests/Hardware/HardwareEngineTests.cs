@@ -42,6 +42,10 @@ public class HardwareEngineTests
         Assert.Null((await h.Client.GetBackupAsync(EngineHarness.Owner, soft.Id)).Hsm);
         var listed = await h.Client.ListBackupsAsync(EngineHarness.Owner).ToListAsync();
         Assert.Equal("cls-orig", listed.Single(b => b.Id == hard.Id).Hsm!.ClusterId);
+
+        // An unreachable HSM leaves the details readable, without the HSM info.
+        hsm.Failure = new BackupException(new Refusal(BackupErrorCode.HsmTokenNotFound, "token 't'", "The HSM token 't' is not present.", "Reconnect it."));
+        Assert.Null((await h.Client.GetBackupAsync(EngineHarness.Owner, hard.Id)).Hsm);
     }
 
     [Fact]
