@@ -58,6 +58,18 @@ public sealed record RestorePlanInput
 
     /// <summary>Which key IDs the target holds, of the chosen keys' IDs and the chosen secrets' encrypting key IDs.</summary>
     public IReadOnlySet<string> TargetKeyIds { get; init; } = ImmutableHashSet<string>.Empty;
+
+    /// <summary>
+    /// For hardware data: the HSM cluster the target instance is connected to, whose key material
+    /// <see cref="KeyIdsWithMaterial"/> lists; <see langword="null"/> when not checked.
+    /// </summary>
+    public string? TargetClusterId { get; init; }
+
+    /// <summary>
+    /// For hardware data: which of the chosen keys' IDs have their material in the target's HSM cluster
+    /// (rule H7); <see langword="null"/> when not checked (software data, or no HSM gateway configured).
+    /// </summary>
+    public IReadOnlySet<string>? KeyIdsWithMaterial { get; init; }
 }
 
 /// <summary>
@@ -81,8 +93,9 @@ public static class RestorePlanner
     /// account, in any region, of the data's kind; R3 hardware data only to a new hardware instance;
     /// R5 the date is in the window of a backup that has not expired, and not before it was enabled;
     /// R4 quota for the whole batch, no name in use in the target's region, each secret's encrypting key
-    /// in the target or in the batch; R8 each conflict named with the instance that holds it. Items a
-    /// rerun of the same operation created already are <see cref="RestoreItemOutcome.AlreadyRestored"/> (R7).
+    /// in the target or in the batch; R8 each conflict named with the instance that holds it; H7, for
+    /// hardware data, each key's material in the target's HSM cluster. Items a rerun of the same operation
+    /// created already are <see cref="RestoreItemOutcome.AlreadyRestored"/> (R7).
     /// </remarks>
     public static RestorePlan Plan(RestorePlanInput input)
     {
@@ -135,6 +148,11 @@ public static class RestorePlanner
             {
                 CheckCreator(input, ItemType.Key, key.Name, key.CreatorAccount, refusals);
                 CheckNames(input, ItemType.Key, key.Name, uses[(ItemType.Key, key.Name)], refusals);
+                if (input.KeyIdsWithMaterial is { } present && input.TargetClusterId is { } cluster)
+                {
+                    refusals.AddRange(HardwareRules.CheckKeyMaterial(cluster, [(key.Name, key.Id)], present));
+                }
+
                 if (input.TargetKeyIds.Contains(key.Id))
                 {
                     refusals.Add(new Refusal(BackupErrorCode.NameConflict, $"key '{key.Name}'",

@@ -196,6 +196,16 @@ public partial class BackupClient
             }
         }
 
+        // Hardware data (rule H7): with an HSM gateway, each key's material must be in the target's cluster.
+        string? clusterId = null;
+        IReadOnlySet<string>? withMaterial = null;
+        if (source.Snapshot?.Source.Kind == InstanceKind.Hardware && target is { Info.Kind: InstanceKind.Hardware } && records.Keys.Count > 0 &&
+            _options.HsmClusters is { } hsm && await hsm.FindClusterOfInstanceAsync(request.TargetInstanceId, cancellationToken).ConfigureAwait(false) is { } cluster)
+        {
+            clusterId = cluster.ClusterId;
+            withMaterial = await hsm.FindPresentKeysAsync(cluster.ClusterId, records.Keys.Values.Select(k => k.Id), cancellationToken).ConfigureAwait(false);
+        }
+
         var plan = RestorePlanner.Plan(new RestorePlanInput
         {
             OperationId = request.OperationId ?? $"restore-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}",
@@ -214,6 +224,8 @@ public partial class BackupClient
             Target = target,
             NamesInUse = namesInUse,
             TargetKeyIds = keyIds,
+            TargetClusterId = clusterId,
+            KeyIdsWithMaterial = withMaterial,
         });
         return (plan, records);
     }

@@ -188,6 +188,25 @@ public class HardwareEngineTests
         var missing = Assert.Single(await h.Client.CheckHardwareRestoreAsync(EngineHarness.Owner, backup.Id, at, "kst-hw-new"));
         Assert.Equal(BackupErrorCode.KeyMaterialMissing, missing.Code);
         Assert.Equal("key 'late-key'", missing.Item);
+
+        // The restore plan itself flags the key, so RestoreAsync refuses the batch; without that key it restores.
+        // (The original instance is lost first: names are unique in a region.)
+        await h.Kms.ReleaseInstanceAsync("kst-hw");
+        var request = new RestoreRequest
+        {
+            CallerAccount = EngineHarness.Owner,
+            BackupId = backup.Id,
+            TargetInstanceId = "kst-hw-new",
+            BackupDate = DateOnly.FromDateTime(at.UtcDateTime),
+            AllItems = true,
+        };
+        var plan = await h.Client.PlanRestoreAsync(request);
+        var flagged = Assert.Single(plan.Items, i => i.Outcome == RestoreItemOutcome.Refused);
+        Assert.Equal("late-key", flagged.Name);
+        Assert.Equal(BackupErrorCode.KeyMaterialMissing, Assert.Single(flagged.Refusals).Code);
+        Assert.Equal(BackupErrorCode.KeyMaterialMissing, (await Assert.ThrowsAsync<RestoreException>(() => h.Client.RestoreAsync(request))).Code);
+        var restored = await h.Client.RestoreAsync(request with { AllItems = false, KeyNames = ["orders"] });
+        Assert.Equal(["orders"], restored.Restored.Select(i => i.Name).ToList());
     }
 
     [Fact]
