@@ -5,7 +5,8 @@ namespace KmsBackup.Benchmarks;
 public static class Program
 {
     /// <summary>
-    /// <c>--bytes</c> prints the storage budgets (deterministic byte counts); anything else goes to
+    /// <c>--bytes</c> prints the storage budgets (deterministic byte counts); <c>--codec-interleaved</c> [<c>--rounds N</c>]
+    /// prints the codec budget's ratios measured round by round in one process; anything else goes to
     /// BenchmarkDotNet's switcher (e.g. <c>--filter '*'</c>). Returns non-zero when a benchmark failed
     /// (the switcher itself exits 0 then) or, with <c>--bytes</c>, when a storage budget is missed.
     /// </summary>
@@ -14,6 +15,11 @@ public static class Program
         if (args.Contains("--bytes", StringComparer.Ordinal))
         {
             return await Repository.StorageBudgets.RunAsync(args, Console.Out);
+        }
+
+        if (args.Contains("--codec-interleaved", StringComparer.Ordinal))
+        {
+            return await Codec.InterleavedCodecRatios.RunAsync(args, Console.Out);
         }
 
         var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args).ToList();

@@ -11,8 +11,13 @@ namespace KmsBackup;
 /// and test vectors are in <c>docs/backup-file-format.md</c>.
 /// </summary>
 /// <remarks>
-/// <para>Memory is bounded for any file size: each call holds one plaintext and one ciphertext segment
-/// (by default 64 KiB each) and allocates nothing per segment.</para>
+/// <para>Memory is bounded for any file size: each call of the stream API holds one plaintext and one ciphertext
+/// segment (by default 64 KiB each) and allocates nothing per segment.</para>
+/// <para>For data already in memory, <see cref="Encrypt(ReadOnlySpan{byte}, Span{byte}, ReadOnlySpan{byte}, int)"/>,
+/// <see cref="Decrypt(ReadOnlySpan{byte}, Span{byte}, ReadOnlySpan{byte})"/> and <see cref="Verify(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>
+/// write the same format straight between the caller's buffers (sized with <see cref="GetEncryptedLength"/> and
+/// <see cref="GetMaximumPlaintextLength"/>), without the copy into and out of the segment buffers that a
+/// <see cref="Stream"/> needs; they too allocate nothing per segment.</para>
 /// <para><see cref="DecryptAsync"/> writes plaintext segment by segment as each one authenticates and
 /// throws at the first bad segment, so a caller must treat what it wrote as untrusted until the call
 /// completes: write into a temporary buffer or file and use it only after success (rule F2: nothing is
@@ -118,13 +123,12 @@ public static class BackupFileCodec
     {
         ArgumentNullException.ThrowIfNull(plaintext);
         ArgumentNullException.ThrowIfNull(destination);
-        ArgumentOutOfRangeException.ThrowIfLessThan(segmentSize, MinimumSegmentSize);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(segmentSize, MaximumSegmentSize);
+        ValidateSegmentSize(segmentSize);
         ArgumentOutOfRangeException.ThrowIfNotEqual(salt.Length, SaltSize);
         ArgumentOutOfRangeException.ThrowIfNotEqual(noncePrefix.Length, NoncePrefixSize);
         ArgumentOutOfRangeException.ThrowIfLessThan(maximumSegmentCount, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(maximumSegmentCount, MaximumSegmentCount);
-        ValidateDataKey(dataKey);
+        ValidateDataKey(dataKey.Length);
 
         var header = new byte[HeaderSize];
         var cipher = CreateForWriting(header, dataKey.Span, segmentSize, salt.Span, noncePrefix.Span);
@@ -143,11 +147,7 @@ public static class BackupFileCodec
                 var final = read < segmentSize;
                 if (!final && index >= maximumSegmentCount - 1)
                 {
-                    throw new BackupException(new Refusal(
-                        BackupErrorCode.FileTooLarge,
-                        FileItem,
-                        $"The plaintext needs more than {maximumSegmentCount} segments of {segmentSize} bytes, more than a backup file can number without its segment counter wrapping.",
-                        "Encrypt with a larger segment size, or split the backup data into several files."));
+                    throw TooManySegments(maximumSegmentCount, segmentSize);
                 }
 
                 cipher.Seal(index, final, plainBuffer.AsSpan(0, read), cipherBuffer.AsSpan(0, read + TagSize));
@@ -207,11 +207,234 @@ public static class BackupFileCodec
     public static Task<long> VerifyAsync(Stream encrypted, ReadOnlyMemory<byte> dataKey, CancellationToken cancellationToken = default) =>
         OpenAsync(encrypted, null, dataKey, MaximumSegmentCount, cancellationToken);
 
+    /// <summary>
+    /// The length of the backup file that <see cref="Encrypt(ReadOnlySpan{byte}, Span{byte}, ReadOnlySpan{byte}, int)"/>
+    /// (or <see cref="EncryptAsync(Stream, Stream, ReadOnlyMemory{byte}, int, CancellationToken)"/>) makes of a plaintext
+    /// of <paramref name="plaintextLength"/> bytes: the header, the plaintext, and one tag per segment, the empty final
+    /// segment of a plaintext whose length is a multiple of <paramref name="segmentSize"/> included.
+    /// </summary>
+    /// <param name="plaintextLength">The plaintext length in bytes, zero or more.</param>
+    /// <param name="segmentSize">Plaintext bytes per segment, from <see cref="MinimumSegmentSize"/> to <see cref="MaximumSegmentSize"/> inclusive.</param>
+    /// <returns>The file length in bytes.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="plaintextLength"/> is negative or <paramref name="segmentSize"/> is out of range.</exception>
+    /// <exception cref="BackupException">The plaintext needs more than <see cref="MaximumSegmentCount"/> segments (<see cref="BackupErrorCode.FileTooLarge"/>).</exception>
+    public static long GetEncryptedLength(long plaintextLength, int segmentSize = DefaultSegmentSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(plaintextLength);
+        ValidateSegmentSize(segmentSize);
+        var segments = (plaintextLength / segmentSize) + 1;
+        if (segments > MaximumSegmentCount)
+        {
+            throw TooManySegments(MaximumSegmentCount, segmentSize);
+        }
+
+        return HeaderSize + plaintextLength + (segments * TagSize);
+    }
+
+    /// <summary>
+    /// An upper bound of the plaintext a backup file of <paramref name="encryptedLength"/> bytes holds, whatever its
+    /// segment size: the file length less the header and one tag (never negative). A destination of this length
+    /// always suffices for <see cref="Decrypt(ReadOnlySpan{byte}, Span{byte}, ReadOnlySpan{byte})"/>, which returns the exact length.
+    /// </summary>
+    /// <param name="encryptedLength">The backup file's length in bytes, zero or more.</param>
+    /// <returns>The most plaintext bytes the file can hold.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="encryptedLength"/> is negative.</exception>
+    public static long GetMaximumPlaintextLength(long encryptedLength)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(encryptedLength);
+        return Math.Max(0, encryptedLength - HeaderSize - TagSize);
+    }
+
+    /// <summary>
+    /// Encrypts a plaintext held in memory into a backup file written to <paramref name="destination"/>: the same
+    /// format, bytes and checks as <see cref="EncryptAsync(Stream, Stream, ReadOnlyMemory{byte}, int, CancellationToken)"/>,
+    /// without the two copies a stream implies (each segment is sealed straight from the plaintext into the destination).
+    /// </summary>
+    /// <param name="plaintext">The backup data.</param>
+    /// <param name="destination">Where the backup file is written; at least <see cref="GetEncryptedLength"/> bytes, not
+    /// overlapping <paramref name="plaintext"/>. Bytes after the file are left as they were.</param>
+    /// <param name="dataKey">The 32-byte data encryption key (see <see cref="GenerateDataKey"/>).</param>
+    /// <param name="segmentSize">Plaintext bytes per segment, from <see cref="MinimumSegmentSize"/> to <see cref="MaximumSegmentSize"/> inclusive.</param>
+    /// <returns>The number of bytes written to <paramref name="destination"/>, <see cref="GetEncryptedLength"/> of the plaintext's length.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="segmentSize"/> is out of range.</exception>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is too short or overlaps <paramref name="plaintext"/>.</exception>
+    /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>).</exception>
+    public static int Encrypt(ReadOnlySpan<byte> plaintext, Span<byte> destination, ReadOnlySpan<byte> dataKey, int segmentSize = DefaultSegmentSize)
+    {
+        Span<byte> salt = stackalloc byte[SaltSize];
+        Span<byte> noncePrefix = stackalloc byte[NoncePrefixSize];
+        RandomNumberGenerator.Fill(salt);
+        RandomNumberGenerator.Fill(noncePrefix);
+        return Encrypt(plaintext, destination, dataKey, segmentSize, salt, noncePrefix);
+    }
+
+    /// <summary>Encrypts in memory with a given salt and nonce prefix: for test vectors only, never for real files.</summary>
+    internal static int Encrypt(ReadOnlySpan<byte> plaintext, Span<byte> destination, ReadOnlySpan<byte> dataKey, int segmentSize, ReadOnlySpan<byte> salt, ReadOnlySpan<byte> noncePrefix)
+    {
+        ValidateSegmentSize(segmentSize);
+        ArgumentOutOfRangeException.ThrowIfNotEqual(salt.Length, SaltSize);
+        ArgumentOutOfRangeException.ThrowIfNotEqual(noncePrefix.Length, NoncePrefixSize);
+        ValidateDataKey(dataKey.Length);
+
+        // A span holds under 2^31 bytes, so at 16-byte segments or more it never needs 2^32 - 1 segments.
+        var length = GetEncryptedLength(plaintext.Length, segmentSize);
+        if (destination.Length < length)
+        {
+            throw new ArgumentException($"The destination holds {destination.Length} bytes; the backup file of {plaintext.Length} plaintext bytes in segments of {segmentSize} needs {length} (see GetEncryptedLength).", nameof(destination));
+        }
+
+        if (plaintext.Overlaps(destination))
+        {
+            throw new ArgumentException("The destination overlaps the plaintext; encrypt into a separate buffer.", nameof(destination));
+        }
+
+        using var cipher = CreateForWriting(destination[..HeaderSize], dataKey, segmentSize, salt, noncePrefix);
+        var output = destination[HeaderSize..];
+        for (uint index = 0; ; index++)
+        {
+            var plain = plaintext[..Math.Min(segmentSize, plaintext.Length)];
+            var final = plain.Length < segmentSize;
+            cipher.Seal(index, final, plain, output[..(plain.Length + TagSize)]);
+            plaintext = plaintext[plain.Length..];
+            output = output[(plain.Length + TagSize)..];
+            if (final)
+            {
+                return (int)length;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Decrypts a backup file held in memory into <paramref name="destination"/>: the same checks, in the same order,
+    /// with the same typed errors as <see cref="DecryptAsync"/>, without the two copies a stream implies.
+    /// </summary>
+    /// <remarks>
+    /// Unlike <see cref="DecryptAsync"/>, a refused file leaves no plaintext behind: every byte of
+    /// <paramref name="destination"/> the call may have written is zeroed before the error is thrown, so the
+    /// destination holds either the whole authenticated plaintext or nothing of it (rule F2).
+    /// </remarks>
+    /// <param name="encrypted">The whole backup file. The final segment is the one the file ends in, so bytes
+    /// after it make that segment fail authentication (<see cref="BackupErrorCode.FileCorrupt"/>).</param>
+    /// <param name="destination">Where the plaintext is written, not overlapping <paramref name="encrypted"/>;
+    /// <see cref="GetMaximumPlaintextLength"/> of the file's length always suffices.</param>
+    /// <param name="dataKey">The 32-byte data key returned when the file was downloaded.</param>
+    /// <returns>The number of plaintext bytes written.</returns>
+    /// <exception cref="BackupFileException">The file was refused: <see cref="BackupErrorCode.WrongFileKey"/>,
+    /// <see cref="BackupErrorCode.FileCorrupt"/>, <see cref="BackupErrorCode.FileTruncated"/>,
+    /// <see cref="BackupErrorCode.UnsupportedFileVersion"/> or
+    /// <see cref="BackupErrorCode.FileTooLarge"/>.</exception>
+    /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>).</exception>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than the plaintext the file holds, or
+    /// overlaps <paramref name="encrypted"/>.</exception>
+    public static int Decrypt(ReadOnlySpan<byte> encrypted, Span<byte> destination, ReadOnlySpan<byte> dataKey) =>
+        Open(encrypted, destination, dataKey, MaximumSegmentCount, verifyOnly: false);
+
+    /// <summary>
+    /// Authenticates a whole backup file held in memory with its data key without writing any plaintext (rule F4):
+    /// the same checks and typed errors as <see cref="VerifyAsync"/>, in one segment of scratch memory.
+    /// </summary>
+    /// <param name="encrypted">The whole backup file.</param>
+    /// <param name="dataKey">The 32-byte data key returned when the file was downloaded.</param>
+    /// <returns>The number of plaintext bytes the file holds.</returns>
+    /// <exception cref="BackupFileException">The file was refused, as by <see cref="Decrypt(ReadOnlySpan{byte}, Span{byte}, ReadOnlySpan{byte})"/>.</exception>
+    /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>).</exception>
+    public static int Verify(ReadOnlySpan<byte> encrypted, ReadOnlySpan<byte> dataKey) =>
+        Open(encrypted, [], dataKey, MaximumSegmentCount, verifyOnly: true);
+
+    /// <summary>
+    /// Decrypts into <paramref name="destination"/> (or, with <paramref name="verifyOnly"/>, only authenticates) a file
+    /// held in memory, segment by segment in the order and with the checks of <see cref="OpenAsync"/>; a lower segment
+    /// limit serves tests of the counter's hard stop.
+    /// </summary>
+    internal static int Open(ReadOnlySpan<byte> encrypted, Span<byte> destination, ReadOnlySpan<byte> dataKey, long maximumSegmentCount, bool verifyOnly)
+    {
+        ValidateDataKey(dataKey.Length);
+        using var cipher = CreateForReading(encrypted[..Math.Min(encrypted.Length, HeaderSize)], dataKey);
+        var segmentSize = cipher.SegmentSize;
+        var fullSegment = segmentSize + TagSize;
+        var body = encrypted[HeaderSize..];
+
+        // What the loop below writes before it returns or stops at a truncated end: the whole segments, and the
+        // final one when the file ends in at least a tag's worth of it.
+        var required = ((long)(body.Length / fullSegment) * segmentSize) + Math.Max(0, (body.Length % fullSegment) - TagSize);
+        byte[]? scratch = null;
+        if (verifyOnly)
+        {
+            scratch = ArrayPool<byte>.Shared.Rent(segmentSize);
+            destination = scratch.AsSpan(0, segmentSize);
+        }
+        else
+        {
+            if (destination.Length < required)
+            {
+                throw new ArgumentException($"The destination holds {destination.Length} bytes; the backup file holds {required} plaintext bytes (see GetMaximumPlaintextLength).", nameof(destination));
+            }
+
+            if (encrypted.Overlaps(destination))
+            {
+                throw new ArgumentException("The destination overlaps the backup file; decrypt into a separate buffer.", nameof(destination));
+            }
+        }
+
+        var written = 0;
+        var succeeded = false;
+        var output = destination;
+        try
+        {
+            for (uint index = 0; ; index++)
+            {
+                var segment = body[..Math.Min(fullSegment, body.Length)];
+                if (segment.Length < TagSize)
+                {
+                    throw Truncated(index, segment.Length);
+                }
+
+                var final = segment.Length < fullSegment;
+                if (!final && index >= maximumSegmentCount - 1)
+                {
+                    throw TooManySegmentsInFile(index, maximumSegmentCount);
+                }
+
+                var plain = output[..(segment.Length - TagSize)];
+                if (!cipher.TryOpen(index, final, segment, plain))
+                {
+                    throw SegmentFailed(index, final, segment.Length);
+                }
+
+                body = body[segment.Length..];
+                written += plain.Length;
+                if (!verifyOnly)
+                {
+                    output = output[plain.Length..];
+                }
+
+                if (final)
+                {
+                    succeeded = true;
+                    return written;
+                }
+            }
+        }
+        finally
+        {
+            if (verifyOnly)
+            {
+                CryptographicOperations.ZeroMemory(destination);
+                ArrayPool<byte>.Shared.Return(scratch!);
+            }
+            else if (!succeeded)
+            {
+                // A refusal leaves no plaintext behind: neither the segments that authenticated nor the one that did not.
+                CryptographicOperations.ZeroMemory(destination[..(int)required]);
+            }
+        }
+    }
+
     /// <summary>Decrypts (or, without a destination, verifies) with a lower segment limit: for tests of the counter's hard stop.</summary>
     internal static async Task<long> OpenAsync(Stream encrypted, Stream? destination, ReadOnlyMemory<byte> dataKey, long maximumSegmentCount, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(encrypted);
-        ValidateDataKey(dataKey);
+        ValidateDataKey(dataKey.Length);
 
         var header = new byte[HeaderSize];
         var headerRead = await ReadFullAsync(encrypted, header, cancellationToken).ConfigureAwait(false);
@@ -234,14 +457,7 @@ public static class BackupFileCodec
                 var final = read < fullSegment;
                 if (!final && index >= maximumSegmentCount - 1)
                 {
-                    throw new BackupFileException(
-                        new Refusal(
-                            BackupErrorCode.FileTooLarge,
-                            $"segment {index} of the backup file",
-                            $"The backup file holds more than {maximumSegmentCount} segments, more than the format can number without its segment counter wrapping: it is not a file this SDK wrote.",
-                            CorruptRemedy),
-                        index,
-                        null);
+                    throw TooManySegmentsInFile(index, maximumSegmentCount);
                 }
 
                 var plain = plainBuffer.AsSpan(0, read - TagSize);
@@ -365,14 +581,37 @@ public static class BackupFileCodec
         HKDF.DeriveKey(HashAlgorithmName.SHA256, dataKey, commitment, salt, CommitmentInfo);
     }
 
-    private static void ValidateDataKey(ReadOnlyMemory<byte> dataKey)
+    private static void ValidateSegmentSize(int segmentSize)
     {
-        if (dataKey.Length != DataKeySize)
+        ArgumentOutOfRangeException.ThrowIfLessThan(segmentSize, MinimumSegmentSize);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(segmentSize, MaximumSegmentSize);
+    }
+
+    private static BackupException TooManySegments(long maximumSegmentCount, int segmentSize) =>
+        new(new Refusal(
+            BackupErrorCode.FileTooLarge,
+            FileItem,
+            $"The plaintext needs more than {maximumSegmentCount} segments of {segmentSize} bytes, more than a backup file can number without its segment counter wrapping.",
+            "Encrypt with a larger segment size, or split the backup data into several files."));
+
+    private static BackupFileException TooManySegmentsInFile(uint index, long maximumSegmentCount) =>
+        new(
+            new Refusal(
+                BackupErrorCode.FileTooLarge,
+                $"segment {index} of the backup file",
+                $"The backup file holds more than {maximumSegmentCount} segments, more than the format can number without its segment counter wrapping: it is not a file this SDK wrote.",
+                CorruptRemedy),
+            index,
+            null);
+
+    private static void ValidateDataKey(int dataKeyLength)
+    {
+        if (dataKeyLength != DataKeySize)
         {
             throw new BackupException(new Refusal(
                 BackupErrorCode.InvalidDataKey,
                 "data key",
-                $"The data key is {dataKey.Length} bytes long; backup files use {DataKeySize}-byte (256-bit) data keys.",
+                $"The data key is {dataKeyLength} bytes long; backup files use {DataKeySize}-byte (256-bit) data keys.",
                 "Pass the whole 32-byte data key that was returned when the file was downloaded (decode it from its text form first if it was stored as text)."));
         }
     }

@@ -39,13 +39,34 @@ internal static class CodecTestSupport
         return output.ToArray();
     }
 
-    /// <summary>The file is refused by both DecryptAsync and VerifyAsync with the same typed error; returns its code.</summary>
+    /// <summary>
+    /// The file is refused by DecryptAsync, VerifyAsync and the in-memory Decrypt and Verify with the same typed error
+    /// (code, message and segment), and the in-memory Decrypt leaves no plaintext in its destination; returns the code.
+    /// </summary>
     public static BackupErrorCode Refusal(byte[] file, byte[] key)
     {
         var decrypt = Assert.ThrowsAsync<BackupFileException>(() => BackupFileCodec.DecryptAsync(new MemoryStream(file), Stream.Null, key)).GetAwaiter().GetResult();
         var verify = Assert.ThrowsAsync<BackupFileException>(() => BackupFileCodec.VerifyAsync(new MemoryStream(file), key)).GetAwaiter().GetResult();
-        Assert.Equal(decrypt.Code, verify.Code);
-        Assert.Equal(decrypt.Message, verify.Message);
+        var destination = new byte[BackupFileCodec.GetMaximumPlaintextLength(file.Length)];
+        destination.AsSpan().Fill(0xA5);
+        var spanDecrypt = Assert.Throws<BackupFileException>(() => BackupFileCodec.Decrypt(file, destination, key));
+        var spanVerify = Assert.Throws<BackupFileException>(() => BackupFileCodec.Verify(file, key));
+        foreach (var other in new[] { verify, spanDecrypt, spanVerify })
+        {
+            Assert.Equal(decrypt.Code, other.Code);
+            Assert.Equal(decrypt.Message, other.Message);
+            Assert.Equal(decrypt.Segment, other.Segment);
+        }
+
+        // A header refusal comes before anything is written; a segment refusal zeroes what the call wrote, so the
+        // destination is zeros (what was wiped) followed by the fill bytes (what was never touched).
+        var wiped = destination.AsSpan().IndexOfAnyExcept((byte)0);
+        if (decrypt.Segment is null)
+        {
+            Assert.Equal(destination.Length == 0 ? -1 : 0, wiped);
+        }
+
+        Assert.True(wiped < 0 || !destination.AsSpan(wiped).ContainsAnyExcept((byte)0xA5), "plaintext left in the destination after a refusal");
         Assert.False(string.IsNullOrWhiteSpace(decrypt.Remedy));
         Assert.DoesNotContain(Convert.ToHexString(key), decrypt.Message, StringComparison.OrdinalIgnoreCase);
         return decrypt.Code;
