@@ -93,7 +93,8 @@ public partial class BackupClient
                 payload.WriteString(change.Name);
             }
 
-            using var plaintext = new MemoryStream(payload.ToArray(), writable: false);
+            // Read the payload in place: a copy of it (key material, secret ciphertexts) would outlive the Wipe below.
+            using var plaintext = payload.OpenRead();
             var length = await BackupFileCodec.EncryptAsync(plaintext, destination, dataKey, cancellationToken).ConfigureAwait(false);
             return new BackupFileDownload(SensitiveBytes.Copy(dataKey), backupId, backupDate, length);
         }
@@ -165,6 +166,15 @@ public partial class BackupClient
         foreach (var secret in snapshot.Secrets)
         {
             ItemCodec.Write(payload, secret);
+        }
+
+        // The payload holds the bytes now; the decoded records need not keep key material around.
+        foreach (var key in snapshot.Keys)
+        {
+            foreach (var version in key.Versions)
+            {
+                version.Material?.Clear();
+            }
         }
     }
 
