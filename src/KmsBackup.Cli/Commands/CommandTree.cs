@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using System.Globalization;
 using KmsBackup.Cli.Output;
 
@@ -36,10 +37,16 @@ internal static partial class CommandTree
         return exit;
     }
 
-    public static RootCommand Build(CliHost host)
+    public static Command Build(CliHost host)
     {
         var globals = new GlobalOptions();
-        var root = new RootCommand(Description + Environment.NewLine + Environment.NewLine + ExitCodes.Summary);
+
+        // A plain command named as the tool (a RootCommand takes the process's name, 'KmsBackup.Cli' under 'dotnet run').
+        var root = new Command("kmsbackup", Description + Environment.NewLine + Environment.NewLine + ExitCodes.Summary)
+        {
+            new HelpOption(),
+            new VersionOption(),
+        };
         globals.AddTo(root);
         root.Add(BackupsCommand(host, globals));
         root.Add(InstancesCommand(host, globals));

@@ -63,7 +63,7 @@ internal sealed class GlobalOptions
         Recursive = true,
     };
 
-    public void AddTo(RootCommand root)
+    public void AddTo(Command root)
     {
         root.Add(Root);
         root.Add(Store);
