@@ -16,6 +16,8 @@ public sealed class CommandTests : IAsyncLifetime
     private static void AssertExit(int expected, CliRun run) => Assert.True(run.ExitCode == expected, $"expected exit {expected}, got {run}");
 
     [Fact]
+    [Trait("Rule", "K1")]
+    [Trait("Rule", "W2")]
     public async Task Backups_list_json_gives_each_backup_with_its_type_and_queryable_range()
     {
         var run = await _folder.RunAsync("backups", "list", "--json");
@@ -54,6 +56,7 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "D2")]
     public async Task Data_json_gives_the_six_views_of_a_date_with_metadata_and_never_a_secret_value()
     {
         var run = await _folder.RunAsync("data", Backup, "--date", "2026-05-02", "--json");
@@ -85,6 +88,8 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "W2")]
+    [Trait("Rule", "W4")]
     public async Task A_date_outside_the_window_is_refused_with_exit_3_and_the_viewable_days_it_needs()
     {
         var run = await _folder.RunAsync("data", Backup, "--date", "2026-04-01", "--json");
@@ -97,6 +102,8 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "R4")]
+    [Trait("Rule", "R6")]
     public async Task A_restore_plan_with_a_missing_key_prints_the_code_and_the_remedy_and_exits_3()
     {
         var run = await _folder.RunAsync("restore", "plan", Backup, "--date", "2026-05-02", "--secret", "db-password", "--target", "kst-src");
@@ -110,6 +117,8 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "R6")]
+    [Trait("Rule", "R8")]
     public async Task A_restore_plan_json_lists_every_item_with_its_outcome_and_refusals()
     {
         var run = await _folder.RunAsync("restore", "plan", Backup, "--date", "2026-05-02", "--all", "--target", "kst-src", "--json");
@@ -131,6 +140,7 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "R4")]
     public async Task A_refused_restore_run_exits_3_writes_nothing_and_gives_the_error_with_the_plan()
     {
         var run = await _folder.RunAsync("restore", "run", Backup, "--date", "2026-05-02", "--all", "--target", "kst-small", "--json");
@@ -147,6 +157,7 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "R7")]
     public async Task A_restore_run_restores_the_key_before_its_secret_and_a_rerun_with_its_operation_id_restores_nothing_twice()
     {
         var args = new[] { "restore", "run", Backup, "--date", "2026-05-02", "--key", "orders", "--secret", "db-password", "--target", "kst-src", "--operation-id", "op-cli-1", "--json" };
@@ -232,6 +243,7 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "R2")]
     public async Task Another_account_is_denied_with_exit_3()
     {
         var run = await _folder.RunAsync("backups", "show", Backup, "--account", "acct-intruder", "--json");
@@ -241,6 +253,8 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "L5")]
+    [Trait("Rule", "L6")]
     public async Task Extending_an_automatic_backup_and_resetting_it_are_refused()
     {
         var extend = await _folder.RunAsync("extend", Backup, "--days", "120", "--json");
@@ -252,6 +266,9 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "F1")]
+    [Trait("Rule", "F2")]
+    [Trait("Rule", "F4")]
     public async Task Download_prints_the_data_key_once_marked_then_verify_file_and_upload_accept_it()
     {
         var file = _folder.PathOf("day2.kbf");
@@ -278,6 +295,7 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "F1")]
     public async Task Download_with_a_key_file_keeps_the_key_out_of_the_output_and_the_file_is_owner_only()
     {
         var file = _folder.PathOf("day2.kbf");
@@ -301,6 +319,7 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "F2")]
     public async Task A_damaged_file_or_a_wrong_key_exits_5_and_imports_nothing()
     {
         var file = _folder.PathOf("day2.kbf");
