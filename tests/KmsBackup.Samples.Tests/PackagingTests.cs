@@ -25,13 +25,14 @@ public sealed class PackagingTests : IDisposable
     [Fact]
     public async Task Packed_packages_restore_from_a_local_feed_into_a_consumer_that_backs_up_an_embedded_instance()
     {
-        foreach (var project in new[] { "KmsBackup.Core", "KmsBackup", "KmsBackup.Cli" })
+        foreach (var project in new[] { "KmsBackup.Core", "KmsBackup", "KmsBackup.Hsm.Pkcs11", "KmsBackup.Cli" })
         {
             await PackAsync(project);
         }
 
         AssertLibraryPackage("KmsBackup.Core");
         AssertLibraryPackage("KmsBackup");
+        AssertLibraryPackage("KmsBackup.Hsm.Pkcs11");
         using (var tool = ZipFile.OpenRead(PackagePath("KmsBackup.Cli")))
         {
             Assert.Contains(tool.Entries, e => e.FullName == "tools/net10.0/any/DotnetToolSettings.xml");

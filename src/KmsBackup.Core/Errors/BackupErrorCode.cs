@@ -149,6 +149,48 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>A data encryption key of the wrong length: backup files use 256-bit (32-byte) data keys.</summary>
     public static BackupErrorCode InvalidDataKey { get; } = new(nameof(InvalidDataKey));
 
+    /// <summary>A warning: no enabled KMS backup backs the instance up (rule H2).</summary>
+    public static BackupErrorCode KmsBackupDisabled { get; } = new(nameof(KmsBackupDisabled));
+
+    /// <summary>A warning: metadata only, the HSM backup of a hardware instance's cluster is disabled (rule H2).</summary>
+    public static BackupErrorCode HsmBackupDisabled { get; } = new(nameof(HsmBackupDisabled));
+
+    /// <summary>A warning: the HSM backup does not run one day after the KMS backup (rule H3).</summary>
+    public static BackupErrorCode HsmBackupOffset { get; } = new(nameof(HsmBackupOffset));
+
+    /// <summary>A warning: the HSM mirror images differ from the KMS backup's viewable days; the backup may be incomplete (rule H4).</summary>
+    public static BackupErrorCode MirrorImagesMismatch { get; } = new(nameof(MirrorImagesMismatch));
+
+    /// <summary>A restore target HSM instance that is not deployed in cluster mode (rule H5).</summary>
+    public static BackupErrorCode ClusterNotInClusterMode { get; } = new(nameof(ClusterNotInClusterMode));
+
+    /// <summary>A restore target HSM cluster with fewer than two HSMs or fewer than two availability zones (rule H5).</summary>
+    public static BackupErrorCode ClusterTooFewHsms { get; } = new(nameof(ClusterTooFewHsms));
+
+    /// <summary>A restore target HSM cluster that is already enabled: it must be disabled and reset first (rule H5).</summary>
+    public static BackupErrorCode ClusterEnabled { get; } = new(nameof(ClusterEnabled));
+
+    /// <summary>A restore target HSM cluster that is in use: it must be disabled and reset first (rule H5).</summary>
+    public static BackupErrorCode ClusterInUse { get; } = new(nameof(ClusterInUse));
+
+    /// <summary>No HSM backup image of type <c>Auto Create</c> (or no image of that ID) to restore (rule H5).</summary>
+    public static BackupErrorCode HsmImageNotFound { get; } = new(nameof(HsmImageNotFound));
+
+    /// <summary>A hardware key whose material the HSM cluster does not hold (rule H7).</summary>
+    public static BackupErrorCode KeyMaterialMissing { get; } = new(nameof(KeyMaterialMissing));
+
+    /// <summary>The PKCS#11 library could not be loaded (missing file, wrong architecture, not a PKCS#11 module).</summary>
+    public static BackupErrorCode HsmLibraryNotFound { get; } = new(nameof(HsmLibraryNotFound));
+
+    /// <summary>No PKCS#11 token (HSM) with the given label is present.</summary>
+    public static BackupErrorCode HsmTokenNotFound { get; } = new(nameof(HsmTokenNotFound));
+
+    /// <summary>The HSM refused the login: wrong PIN, or the PIN is locked.</summary>
+    public static BackupErrorCode HsmLoginFailed { get; } = new(nameof(HsmLoginFailed));
+
+    /// <summary>An HSM operation failed; the error names the operation and the PKCS#11 return value.</summary>
+    public static BackupErrorCode HsmOperationFailed { get; } = new(nameof(HsmOperationFailed));
+
     /// <summary>The code's string form, e.g. <c>BackupExpired</c>.</summary>
     public override string ToString() => _value ?? string.Empty;
 

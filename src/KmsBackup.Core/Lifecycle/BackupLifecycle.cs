@@ -51,7 +51,7 @@ public static class BackupLifecycle
                 "Back it up with a default or purchased backup instead."));
         }
 
-        if (HardwareImageRefusal(instance) is { } tooOld)
+        if (HardwareRules.CheckImageVersion(instance) is { } tooOld)
         {
             return CreationOutcome.Refused(tooOld);
         }
@@ -444,7 +444,7 @@ public static class BackupLifecycle
                 $"Enable it for an instance in '{state.Region}', or purchase a backup in '{instance.Region}'."));
         }
 
-        if (HardwareImageRefusal(instance) is { } tooOld)
+        if (HardwareRules.CheckImageVersion(instance) is { } tooOld)
         {
             return Refuse(tooOld);
         }
@@ -516,21 +516,6 @@ public static class BackupLifecycle
                 Invariant($"{viewableDays} viewable days is outside the {BackupKindPolicy.MinimumPurchasedViewableDays} to {BackupKindPolicy.MaximumPurchasedViewableDays} days a purchased backup can have."),
                 Invariant($"Choose from {BackupKindPolicy.MinimumPurchasedViewableDays} to {BackupKindPolicy.MaximumPurchasedViewableDays} viewable days."))
             : null;
-
-    private static Refusal? HardwareImageRefusal(InstanceInfo instance)
-    {
-        if (instance.Kind != InstanceKind.Hardware ||
-            (instance.ImageVersion is { } version && version >= InstanceInfo.MinimumHardwareImageVersion))
-        {
-            return null;
-        }
-
-        var shown = instance.ImageVersion?.ToString() ?? "unknown";
-        return new Refusal(
-            BackupErrorCode.ImageVersionTooOld, $"instance '{instance.Id}'",
-            $"The hardware instance '{instance.Id}' has image version {shown}; backup needs {InstanceInfo.MinimumHardwareImageVersion} or later.",
-            $"Upgrade the instance's image version to {InstanceInfo.MinimumHardwareImageVersion} or later, then enable the backup.");
-    }
 
     private static Refusal InstanceNotEnabled(InstanceInfo instance) => new(
         BackupErrorCode.InstanceNotEnabled, $"instance '{instance.Id}'",

@@ -142,7 +142,7 @@ public partial class BackupClient
     public virtual async Task<BackupDetails> GetBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken = default)
     {
         var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-        return ToDetails(entry, await LatestPointAsync(backupId, cancellationToken).ConfigureAwait(false));
+        return await WithHsmAsync(ToDetails(entry, await LatestPointAsync(backupId, cancellationToken).ConfigureAwait(false)), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Lists the caller's backups, released ones included, by ID.</summary>
@@ -156,7 +156,7 @@ public partial class BackupClient
             if (string.Equals(entry.OwnerAccount, callerAccount, StringComparison.Ordinal))
             {
                 var current = await RefreshAsync(entry, cancellationToken).ConfigureAwait(false);
-                yield return ToDetails(current, await LatestPointAsync(entry.State.Id, cancellationToken).ConfigureAwait(false));
+                yield return await WithHsmAsync(ToDetails(current, await LatestPointAsync(entry.State.Id, cancellationToken).ConfigureAwait(false)), cancellationToken).ConfigureAwait(false);
             }
         }
     }

@@ -24,6 +24,9 @@ public sealed class BackupClientOptions
     /// <summary>How long after a prune marks an unreferenced pack a later prune may delete it. Default 1 hour; at least <see cref="LeaseDuration"/>.</summary>
     public TimeSpan PruneGracePeriod { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>The HSM clusters of hardware instances (rules H2–H7); <see langword="null"/> (the default) when no hardware instance is backed up.</summary>
+    public HsmClusterGateway? HsmClusters { get; set; }
+
     /// <summary>Throws when an option is out of range.</summary>
     /// <exception cref="BackupException">A schedule option is out of range (<see cref="BackupErrorCode.InvalidScheduleOption"/>).</exception>
     /// <exception cref="ArgumentException">Another option is missing or out of range.</exception>

@@ -62,6 +62,7 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
     private readonly TimeProvider _time;
     private readonly EmbeddedStateFiles _files;
     private readonly int _logCapacity;
+    private readonly HardwareKeyOperations? _hardwareKeys;
     private readonly Lock _gate = new();
     private ImmutableSortedDictionary<string, InstanceState> _instances;
     private bool _disposed;
@@ -94,6 +95,7 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(options.ChangeLogCapacity, 1, nameof(options));
         _time = timeProvider;
         _logCapacity = options.ChangeLogCapacity;
+        _hardwareKeys = options.HardwareKeys;
         var root = fileSystem.Path.GetFullPath(rootPath);
         var keyPath = options.MasterKeyPath is null
             ? fileSystem.Path.Combine(root, EmbeddedStateFiles.MasterKeyFileName)
@@ -319,6 +321,12 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
             }
             while (state.KeyNamesById.ContainsKey(id));
 
+            if (state.Kind == InstanceKind.Hardware)
+            {
+                // The material is made in the instance's HSM cluster; the service keeps the metadata only.
+                _hardwareKeys?.GenerateKey(state.Id, id);
+            }
+
             var key = new KeyRecord(id, name, KeySpec, creatorAccount, now, [NewKeyVersion(state, now)]) { Description = description };
             CommitOrClear(state.WithKey(new StoredKey(key, null), _logCapacity), key.Versions[0]);
             return CopyOf(key);
@@ -450,7 +458,7 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
             var state = Get(instanceId);
             RequireUsable(state);
             RequireMayCreate(state, creatorAccount);
-            if (state.Kind == InstanceKind.Hardware)
+            if (state.Kind == InstanceKind.Hardware && _hardwareKeys is null)
             {
                 throw EmbeddedRefusals.HardwareSecretNotSupported(name, state.Id);
             }
@@ -958,12 +966,14 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
         }
     }
 
-    private static byte[] EncryptWith(InstanceState state, KeyRecord key, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> context)
+    private byte[] EncryptWith(InstanceState state, KeyRecord key, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> context)
     {
         var version = key.CurrentVersion;
         if (version.Material is null)
         {
-            throw EmbeddedRefusals.HardwareKeyMaterial(key.Name, state.Id);
+            return state.Kind == InstanceKind.Hardware && _hardwareKeys is { } hsm
+                ? HardwareCiphertext.Encrypt(hsm, state.Id, key.Id, version.VersionId, plaintext, context)
+                : throw EmbeddedRefusals.HardwareKeyMaterial(key.Name, state.Id);
         }
 
         try
@@ -976,7 +986,7 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
         }
     }
 
-    private static SensitiveBytes DecryptWith(InstanceState state, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> context, string what)
+    private SensitiveBytes DecryptWith(InstanceState state, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> context, string what)
     {
         if (!EmbeddedCiphertext.TryReadHeader(ciphertext, out var keyId, out var keyVersionId, out var headerLength))
         {
@@ -987,7 +997,10 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
         var version = key.Versions.FirstOrDefault(v => v.VersionId == keyVersionId) ?? throw EmbeddedRefusals.CiphertextKeyMissing(keyId, keyVersionId, state.Id);
         if (version.Material is null)
         {
-            throw EmbeddedRefusals.HardwareKeyMaterial(key.Name, state.Id);
+            var sealedPlaintext = state.Kind == InstanceKind.Hardware && _hardwareKeys is { } hsm
+                ? HardwareCiphertext.TryDecrypt(hsm, state.Id, key.Id, ciphertext, headerLength, context)
+                : throw EmbeddedRefusals.HardwareKeyMaterial(key.Name, state.Id);
+            return sealedPlaintext is null ? throw EmbeddedRefusals.CiphertextInvalid(what, state.Id) : SensitiveBytes.Own(sealedPlaintext);
         }
 
         byte[]? plaintext;

@@ -22,4 +22,12 @@ public sealed class EmbeddedKeyManagementServiceOptions
     /// place, means a copy of the root folder alone reveals nothing.
     /// </summary>
     public string? MasterKeyPath { get; set; }
+
+    /// <summary>
+    /// The HSM clusters' key operations for hardware instances: with them, generating a hardware key
+    /// makes its material in the instance's cluster, and hardware keys encrypt, decrypt and protect
+    /// secrets there. <see langword="null"/> (the default): hardware instances hold key metadata only
+    /// and their keys cannot be used for cryptography.
+    /// </summary>
+    public HardwareKeyOperations? HardwareKeys { get; set; }
 }

@@ -1,0 +1,220 @@
+using KmsBackup.Repository;
+
+namespace KmsBackup;
+
+public partial class BackupClient
+{
+    private HsmClusterGateway Hsm => _options.HsmClusters ?? throw new BackupException(new Refusal(
+        BackupErrorCode.OperationNotSupported, "HSM cluster gateway",
+        "No HSM cluster gateway is configured, so the client cannot see the HSM clusters of hardware instances.",
+        "Set BackupClientOptions.HsmClusters to the gateway of your HSM clusters (for example the PKCS#11 one)."));
+
+    /// <summary>
+    /// An instance's protection (rules H2–H4): whether an enabled KMS backup backs it up and, for a
+    /// hardware instance, whether its HSM cluster's backup is enabled, with warnings for "metadata only:
+    /// HSM backup disabled", an HSM backup that does not run one day after the KMS backup, and mirror
+    /// images that differ from the viewable days.
+    /// </summary>
+    /// <param name="callerAccount">The instance's owner.</param>
+    /// <param name="instanceId">The instance.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>, <see cref="BackupErrorCode.AccessDenied"/>, or no HSM gateway for a hardware instance.</exception>
+    public virtual async Task<InstanceProtection> GetProtectionAsync(string callerAccount, string instanceId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
+        var instance = await GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false);
+        ThrowIfNotInstanceOwner(callerAccount, instance);
+        var now = Clock.GetUtcNow();
+        int? viewableDays = null;
+        foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var state = BackupLifecycle.Advance(entry.State, now).State;
+            if (state.Status == BackupStatus.Enabled && string.Equals(state.Instance?.Id, instanceId, StringComparison.Ordinal))
+            {
+                viewableDays = Math.Max(viewableDays ?? 0, state.ViewableDays);
+            }
+        }
+
+        var cluster = instance.Info.Kind == InstanceKind.Hardware
+            ? await Hsm.FindClusterOfInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false)
+            : null;
+        return HardwareRules.AssessProtection(instance.Info, viewableDays, cluster);
+    }
+
+    /// <summary>
+    /// The jointly restorable dates of a hardware instance's backup (rule H7): the viewable dates with
+    /// KMS metadata (a recovery point) whose next day has an HSM image of the instance's cluster.
+    /// </summary>
+    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="backupId">A backup of a hardware instance.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The dates, ascending.</returns>
+    /// <exception cref="BackupException">The backup is missing, not the caller's, not usable, not of a hardware instance, or the instance has no known HSM cluster.</exception>
+    public virtual async Task<IReadOnlyList<DateOnly>> GetJointlyRestorableDatesAsync(string callerAccount, string backupId, CancellationToken cancellationToken = default)
+    {
+        var (entry, cluster) = await LoadHardwareBackupAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
+        var state = entry.State;
+        var window = state.WindowAt(Clock.GetUtcNow());
+        var kmsDates = (await PointsAsync(state, cancellationToken).ConfigureAwait(false))
+            .Select(p => p.Date)
+            .Where(d => window is { } w && w.Contains(d));
+        var images = await Hsm.ListBackupImagesAsync(cluster.ClusterId, cancellationToken).ConfigureAwait(false);
+        return HardwareRules.JointlyRestorableDates(kmsDates, images.Select(i => state.TimeZone.DateOf(i.TakenAt)));
+    }
+
+    /// <summary>
+    /// Restores the most recent <c>Auto Create</c> image of a hardware instance's HSM cluster into a new
+    /// cluster (rule H5), after checking the new cluster: same region as <paramref name="region"/>,
+    /// cluster mode, at least two HSMs across two zones, not enabled, not in use.
+    /// </summary>
+    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="backupId">A backup of a hardware instance.</param>
+    /// <param name="targetClusterId">The new cluster.</param>
+    /// <param name="region">The region the new hardware instance will be in; <see langword="null"/> for the original instance's region.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The image restored.</returns>
+    /// <exception cref="BackupException">The target cluster violates a rule of H5 (the first refusal; the others are in <see cref="CheckHsmRestoreTargetAsync"/>), or there is no <c>Auto Create</c> image.</exception>
+    public virtual async Task<HsmBackupImage> RestoreHsmImageAsync(
+        string callerAccount, string backupId, string targetClusterId, string? region = null, CancellationToken cancellationToken = default)
+    {
+        var (entry, source) = await LoadHardwareBackupAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
+        var refusals = await CheckHsmRestoreTargetAsync(targetClusterId, region ?? entry.State.Instance!.Region, cancellationToken).ConfigureAwait(false);
+        if (refusals.Count > 0)
+        {
+            throw refusals[0].ToException();
+        }
+
+        var images = await Hsm.ListBackupImagesAsync(source.ClusterId, cancellationToken).ConfigureAwait(false);
+        var image = HardwareRules.SelectImageForRestore(images) ?? throw new BackupException(new Refusal(
+            BackupErrorCode.HsmImageNotFound, $"cluster '{source.ClusterId}'",
+            $"The HSM cluster '{source.ClusterId}' has no backup image of type Auto Create to restore.",
+            "Enable data backup and recovery on the HSM cluster and wait for its first scheduled image."));
+        await Hsm.RestoreImageAsync(image.ImageId, targetClusterId, cancellationToken).ConfigureAwait(false);
+        return image;
+    }
+
+    /// <summary>The refusals of a target cluster for a hardware restore into <paramref name="region"/> (rule H5); empty when it may take the restore.</summary>
+    /// <param name="targetClusterId">The new cluster.</param>
+    /// <param name="region">The region of the restore.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    public virtual async Task<IReadOnlyList<Refusal>> CheckHsmRestoreTargetAsync(string targetClusterId, string region, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(targetClusterId);
+        var target = await Hsm.GetClusterAsync(targetClusterId, cancellationToken).ConfigureAwait(false);
+        return target is null
+            ? [ClusterNotFound(targetClusterId)]
+            : HardwareRules.CheckRestoreCluster(target, region);
+    }
+
+    /// <summary>
+    /// Checks a hardware restore before anything is restored (rules R3, H7): the target must be a new
+    /// hardware instance (never the original), connected to an HSM cluster, and every key of the state at
+    /// <paramref name="at"/> must have its material in that cluster. Each violation is one refusal; a key
+    /// whose material is missing is named.
+    /// </summary>
+    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="backupId">A backup of a hardware instance.</param>
+    /// <param name="at">The instant whose state is to be restored (the latest recovery point at or before it).</param>
+    /// <param name="targetInstanceId">The new hardware instance.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>Every refusal; empty when the keys' metadata may be restored.</returns>
+    public virtual async Task<IReadOnlyList<Refusal>> CheckHardwareRestoreAsync(
+        string callerAccount, string backupId, DateTimeOffset at, string targetInstanceId, CancellationToken cancellationToken = default)
+    {
+        var entry = await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
+        var source = entry.State.Instance ?? throw NotHardware(backupId);
+        if (source.Kind != InstanceKind.Hardware)
+        {
+            throw NotHardware(backupId);
+        }
+
+        var target = await GetInstanceAsync(targetInstanceId, cancellationToken).ConfigureAwait(false);
+        var refusals = new List<Refusal>(HardwareRules.CheckRestoreInstance(source.Id, target.Info));
+        if (refusals.Count > 0)
+        {
+            return refusals;
+        }
+
+        var cluster = await Hsm.FindClusterOfInstanceAsync(targetInstanceId, cancellationToken).ConfigureAwait(false);
+        if (cluster is null)
+        {
+            refusals.Add(new Refusal(
+                BackupErrorCode.NotFound, $"instance '{targetInstanceId}'",
+                $"The hardware instance '{targetInstanceId}' is connected to no HSM cluster, so its keys' material cannot be checked.",
+                "Connect the new hardware instance to the HSM cluster into which the most recent Auto Create image was restored."));
+            return refusals;
+        }
+
+        var (_, snapshot) = await GetStateAtAsync(callerAccount, backupId, at, cancellationToken).ConfigureAwait(false);
+        var keys = snapshot.Keys.Select(k => (k.Name, k.Id)).ToList();
+        var present = await Hsm.FindPresentKeysAsync(cluster.ClusterId, keys.Select(k => k.Id), cancellationToken).ConfigureAwait(false);
+        refusals.AddRange(HardwareRules.CheckKeyMaterial(cluster.ClusterId, keys, present));
+        return refusals;
+    }
+
+    /// <summary>Adds the HSM info of a hardware instance's backup to its details (rule H6), when an HSM gateway is configured and reachable.</summary>
+    private async Task<BackupDetails> WithHsmAsync(BackupDetails details, CancellationToken cancellationToken)
+    {
+        if (details.Instance is not { Kind: InstanceKind.Hardware } instance || _options.HsmClusters is not { } gateway)
+        {
+            return details;
+        }
+
+        HsmClusterInfo? cluster;
+        try
+        {
+            cluster = await gateway.FindClusterOfInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.HsmLibraryNotFound || e.Code == BackupErrorCode.HsmTokenNotFound ||
+                                        e.Code == BackupErrorCode.HsmLoginFailed || e.Code == BackupErrorCode.HsmOperationFailed)
+        {
+            // An unreachable HSM must not make the backup itself unreadable: its details come without the HSM info.
+            return details;
+        }
+
+        return cluster is null ? details : details with { Hsm = new HsmClusterReference(cluster.ClusterId, cluster.PrimaryHsmId ?? (cluster.Hsms.Count > 0 ? cluster.Hsms[0].HsmId : "none")) };
+    }
+
+    private async Task<(CatalogEntry Entry, HsmClusterInfo Cluster)> LoadHardwareBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken)
+    {
+        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        if (BackupLifecycle.Check(entry.State, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
+        {
+            throw refusal.ToException();
+        }
+
+        var instance = entry.State.Instance;
+        if (instance is not { Kind: InstanceKind.Hardware })
+        {
+            throw NotHardware(backupId);
+        }
+
+        var cluster = await Hsm.FindClusterOfInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false)
+            ?? throw new BackupException(new Refusal(
+                BackupErrorCode.NotFound, $"instance '{instance.Id}'",
+                $"No HSM cluster is known for the hardware instance '{instance.Id}' of backup '{backupId}'.",
+                "Check that the HSM cluster gateway serves the cluster the instance was connected to."));
+        return (entry, cluster);
+    }
+
+    private static void ThrowIfNotInstanceOwner(string callerAccount, InstanceDescription instance)
+    {
+        if (!string.Equals(instance.OwnerAccount, callerAccount, StringComparison.Ordinal))
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.AccessDenied, $"instance '{instance.Info.Id}'",
+                $"The account '{callerAccount}' does not own the instance '{instance.Info.Id}'.",
+                "Act as the account that owns the instance."));
+        }
+    }
+
+    private static BackupException NotHardware(string backupId) => new(new Refusal(
+        BackupErrorCode.InstanceKindMismatch, $"backup '{backupId}'",
+        $"The backup '{backupId}' does not back up a hardware instance.",
+        "Use a backup of a hardware instance; software backups need no HSM."));
+
+    private static Refusal ClusterNotFound(string clusterId) => new(
+        BackupErrorCode.NotFound, $"cluster '{clusterId}'",
+        $"There is no HSM cluster '{clusterId}'.",
+        "Purchase an HSM instance in cluster mode in the region of the restore, and use its cluster ID.");
+}
