@@ -213,6 +213,18 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_parse_error_in_json_is_an_error_document_too()
+    {
+        var run = await _folder.RunAsync("data", Backup, "--date", "not-a-date", "--json");
+
+        AssertExit(ExitCodes.Usage, run);
+        var error = run.Json().GetProperty("error");
+        Assert.Equal("Usage", error.GetProperty("code").GetString());
+        Assert.Contains("not-a-date", error.GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, error.GetProperty("exitCode").GetInt32());
+    }
+
+    [Fact]
     public async Task A_missing_account_is_bad_usage()
     {
         var run = await _folder.RunWithEnvironmentAsync(new Dictionary<string, string> { ["KMSBACKUP_ROOT"] = _folder.Root }, "backups", "list");

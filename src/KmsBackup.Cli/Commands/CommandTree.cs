@@ -23,6 +23,13 @@ internal static partial class CommandTree
         if (result.Errors.Count > 0)
         {
             // Usage errors get their own exit code (the parser's default is 1, the same as any failure).
+            if (args.Contains("--json", StringComparer.Ordinal))
+            {
+                var message = string.Join(" ", result.Errors.Select(e => e.Message));
+                Json.Write(host.Output, new JsonErrorDocument(new JsonError("Usage", "", message, "Run 'kmsbackup <command> --help' for the options.", ExitCodes.Usage)));
+                return ExitCodes.Usage;
+            }
+
             foreach (var error in result.Errors)
             {
                 await host.Error.WriteLineAsync($"Usage: {error.Message}").ConfigureAwait(false);

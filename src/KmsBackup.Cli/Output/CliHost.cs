@@ -34,7 +34,7 @@ internal sealed class CliHost
         if (!interactive)
         {
             // Captured or piped output is read by programs and people alike: no wrapping at 80 columns.
-            Console.Profile.Width = 200;
+            Console.Profile.Width = 240;
         }
 
         ErrorConsole = AnsiConsole.Create(new AnsiConsoleSettings
@@ -46,7 +46,7 @@ internal sealed class CliHost
         });
         if (!interactive)
         {
-            ErrorConsole.Profile.Width = 200;
+            ErrorConsole.Profile.Width = 240;
         }
     }
 
