@@ -1,0 +1,101 @@
+using System.CommandLine;
+using KmsBackup.Cli.Output;
+using Spectre.Console;
+
+namespace KmsBackup.Cli.Commands;
+
+internal static partial class CommandTree
+{
+    private static Command ExtendCommand(CliHost host, GlobalOptions globals)
+    {
+        var id = BackupIdArgument();
+        var days = new Option<int>("--days") { Description = "The new viewable days (purchased backups only; upward only, at most 600).", Required = true };
+        var command = new Command("extend", "Extend a purchased backup's viewable days, so that older dates become queryable (never dates before it was enabled).") { id, days };
+        Handle(command, host, globals, async (inv, ct) =>
+        {
+            var backup = await (await inv.ClientAsync(ct).ConfigureAwait(false)).ExtendViewableDaysAsync(inv.Account, inv.Value(id), inv.Value(days), ct).ConfigureAwait(false);
+            inv.Write(JsonBackup.From(backup), c =>
+            {
+                c.MarkupLine($"Extended {Markup.Escape(backup.Id)} to {backup.ViewableDays} viewable days.");
+                Render.Backup(c, backup);
+            });
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command ResetCommand(CliHost host, GlobalOptions globals)
+    {
+        var id = BackupIdArgument();
+        var yes = new Option<bool>("--yes") { Description = "Confirm: reset permanently deletes all data of the backup." };
+        var command = new Command("reset", "Reset a default or purchased backup: permanently delete all its data and unbind it (status Disabled); it can then be enabled again.") { id, yes };
+        Handle(command, host, globals, async (inv, ct) =>
+        {
+            if (!inv.Value(yes))
+            {
+                throw new UsageException("Reset permanently deletes all backed-up data of the backup; add --yes to confirm.");
+            }
+
+            var backup = await (await inv.ClientAsync(ct).ConfigureAwait(false)).ResetBackupAsync(inv.Account, inv.Value(id), ct).ConfigureAwait(false);
+            inv.Write(JsonBackup.From(backup), c => c.MarkupLine($"Reset {Markup.Escape(backup.Id)}: its data is deleted and it is {Names.Of(backup.Status)}."));
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command RenewCommand(CliHost host, GlobalOptions globals)
+    {
+        var id = BackupIdArgument();
+        var months = new Option<int>("--months") { Description = "The renewal duration in months (1 to 120).", Required = true };
+        var command = new Command("renew", "Renew a purchased backup: extends an active one, reactivates an expired one before its release.") { id, months };
+        Handle(command, host, globals, async (inv, ct) =>
+        {
+            if (!PurchaseTerm.TryFromMonths(inv.Value(months), out var term, out var refusal))
+            {
+                throw refusal!.ToException();
+            }
+
+            var backup = await (await inv.ClientAsync(ct).ConfigureAwait(false)).RenewBackupAsync(inv.Account, inv.Value(id), term, ct).ConfigureAwait(false);
+            inv.Write(JsonBackup.From(backup), c => c.MarkupLine($"Renewed {Markup.Escape(backup.Id)}: {Names.Of(backup.Status)}, expires {Names.Instant(backup.ExpiresAt)}."));
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static Command VerifyCommand(CliHost host, GlobalOptions globals)
+    {
+        var command = new Command("verify", "Verify the whole store: every pack's hash, every object's MAC, every recovery point and reference. Changes nothing; exits 5 when damaged.");
+        Handle(command, host, globals, async (inv, ct) =>
+        {
+            var client = await inv.ClientAsync(ct).ConfigureAwait(false);
+            var result = inv.Json || !inv.Host.Interactive
+                ? await client.VerifyAsync(ct).ConfigureAwait(false)
+                : await inv.Console.Status().StartAsync("Verifying the store", _ => client.VerifyAsync(ct)).ConfigureAwait(false);
+            inv.Write(
+                new JsonStoreVerification(result.IsClean, result.PacksChecked, result.ObjectsChecked, result.PointsChecked, result.UnreferencedObjects,
+                    result.UnreferencedPacks.Count, [.. result.Problems.Select(p => new JsonProblem(p.Item, p.Description))]),
+                c => Render.Verification(c, result));
+            return result.IsClean ? ExitCodes.Ok : ExitCodes.Integrity;
+        });
+        return command;
+    }
+
+    private static Command RunCommand(CliHost host, GlobalOptions globals)
+    {
+        var command = new Command("run", "Run the backups that are due now (first fulls, the daily 00:00 full, 5-minute incrementals); call it from a timer.");
+        Handle(command, host, globals, async (inv, ct) =>
+        {
+            var results = await (await inv.ClientAsync(ct).ConfigureAwait(false)).RunDueBackupsAsync(ct).ConfigureAwait(false);
+            inv.Write(results.Select(r => new { backupId = r.Point.BackupId, point = JsonPoint.From(r.Point), r.BytesWritten, r.ObjectsWritten }).ToList(), c =>
+            {
+                c.MarkupLine($"{results.Count} backup run(s).");
+                foreach (var r in results)
+                {
+                    c.MarkupLine($"  {Markup.Escape(r.Point.BackupId)}: #{r.Point.Sequence} {Names.Of(r.Point.Kind)}, {r.Point.KeyCount} keys, {r.Point.SecretCount} secrets, {r.BytesWritten} bytes written");
+                }
+            });
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+}

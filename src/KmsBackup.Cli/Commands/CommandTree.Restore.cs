@@ -1,0 +1,155 @@
+using System.CommandLine;
+using System.Globalization;
+using KmsBackup.Cli.Output;
+using Spectre.Console;
+
+namespace KmsBackup.Cli.Commands;
+
+internal static partial class CommandTree
+{
+    /// <summary>The options of 'restore plan' and 'restore run', which take the same request.</summary>
+    private sealed class RestoreOptions
+    {
+        public Argument<string> BackupId { get; } = BackupIdArgument();
+
+        public Option<string> Target { get; } = new("--target") { Description = "The instance to restore into: any enabled software instance of the account, in any region.", Required = true };
+
+        public Option<DateOnly> Date { get; } = DateOption(required: false);
+
+        public Option<BackupDataType?> Type { get; } = DataTypeOption("Restore the items as this view of the date shows them (the seed's way: e.g. fully-backed-up-keys).");
+
+        public Option<DateTimeOffset?> At { get; } = new("--at")
+        {
+            Description = "Instead of --date: the latest recovery point taken at or before this instant (ISO 8601).",
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+                if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var instant))
+                {
+                    return instant;
+                }
+
+                result.AddError($"'{text}' is not an instant; use ISO 8601, e.g. 2024-05-20T10:00:00Z.");
+                return null;
+            },
+        };
+
+        public Option<string[]> Keys { get; } = new("--key") { Description = "A key to restore, by name; repeat for more.", AllowMultipleArgumentsPerToken = false };
+
+        public Option<string[]> Secrets { get; } = new("--secret") { Description = "A secret to restore, by name; repeat for more. Its key must be in the target or restored in the same batch." };
+
+        public Option<bool> All { get; } = new("--all") { Description = "Restore every item of the chosen data instead of naming them." };
+
+        public Option<string?> OperationId { get; } = new("--operation-id") { Description = "The restore operation's ID (from a plan); a rerun with the same ID restores nothing twice." };
+
+        public void AddTo(Command command)
+        {
+            command.Add(BackupId);
+            command.Add(Target);
+            command.Add(Date);
+            command.Add(Type);
+            command.Add(At);
+            command.Add(Keys);
+            command.Add(Secrets);
+            command.Add(All);
+            command.Add(OperationId);
+        }
+
+        public RestoreRequest Request(Invocation inv)
+        {
+            var r = inv.Result;
+            var hasDate = r.GetResult(Date) is not null;
+            var request = new RestoreRequest
+            {
+                CallerAccount = inv.Account,
+                BackupId = inv.Value(BackupId),
+                TargetInstanceId = inv.Value(Target),
+                BackupDate = hasDate ? r.GetValue(Date) : null,
+                DataType = r.GetValue(Type),
+                PointInTime = r.GetValue(At),
+                KeyNames = r.GetValue(Keys) ?? [],
+                SecretNames = r.GetValue(Secrets) ?? [],
+                AllItems = r.GetValue(All),
+                OperationId = r.GetValue(OperationId),
+            };
+            try
+            {
+                request.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                // The request's own checks, said with the tool's option names.
+                throw new UsageException(e.Message
+                    .Replace("BackupDate", "--date", StringComparison.Ordinal)
+                    .Replace("PointInTime", "--at", StringComparison.Ordinal)
+                    .Replace("DataType", "--type", StringComparison.Ordinal)
+                    .Replace("AllItems", "--all", StringComparison.Ordinal)
+                    .Split(" (Parameter", 2)[0]);
+            }
+
+            return request;
+        }
+    }
+
+    private static Command RestoreCommand(CliHost host, GlobalOptions globals)
+    {
+        var planOptions = new RestoreOptions();
+        var plan = new Command("plan", "Plan a restore without writing anything: every item with its outcome, every violated precondition with its code and remedy. Exits 3 when the plan has violations.");
+        planOptions.AddTo(plan);
+        Handle(plan, host, globals, async (inv, ct) =>
+        {
+            var request = planOptions.Request(inv);
+            var result = await (await inv.ClientAsync(ct).ConfigureAwait(false)).PlanRestoreAsync(request, ct).ConfigureAwait(false);
+            inv.Write(JsonPlan.From(result), c => Render.Plan(c, result));
+            return result.CanExecute ? ExitCodes.Ok : ExitCodes.Refused;
+        });
+
+        var runOptions = new RestoreOptions();
+        var run = new Command("run", "Restore all or nothing: plans first and refuses with every violation; keys before the secrets they encrypt; a failure removes what the run wrote.");
+        runOptions.AddTo(run);
+        Handle(run, host, globals, async (inv, ct) =>
+        {
+            var request = runOptions.Request(inv);
+            var client = await inv.ClientAsync(ct).ConfigureAwait(false);
+            RestoreResult result;
+            if (inv.Json || !inv.Host.Interactive)
+            {
+                result = await client.RestoreAsync(request, null, ct).ConfigureAwait(false);
+            }
+            else
+            {
+                result = await inv.Console.Progress().StartAsync(async ctx =>
+                {
+                    var task = ctx.AddTask("Restoring", autoStart: true);
+                    task.IsIndeterminate = true;
+                    var progress = new InlineProgress<RestoreProgress>(p =>
+                    {
+                        task.IsIndeterminate = false;
+                        task.Description = p.Phase == RestorePhase.Restoring ? $"Restoring {Markup.Escape(p.Item.Name)}" : $"Rolling back {Markup.Escape(p.Item.Name)}";
+                        task.MaxValue = p.Total;
+                        task.Value = p.Completed;
+                    });
+                    return await client.RestoreAsync(request, progress, ct).ConfigureAwait(false);
+                }).ConfigureAwait(false);
+            }
+
+            inv.Write(
+                new JsonRestore(result.OperationId, [.. result.Restored.Select(i => i.Name)], [.. result.AlreadyRestored.Select(i => i.Name)], JsonPlan.From(result.Plan)),
+                c =>
+                {
+                    Render.Plan(c, result.Plan);
+                    c.MarkupLine($"[green]Restored[/] {result.Restored.Count} item(s) into {Markup.Escape(result.Plan.TargetInstanceId)} (operation {Markup.Escape(result.OperationId)})"
+                        + (result.AlreadyRestored.Count > 0 ? $"; {result.AlreadyRestored.Count} already restored by an earlier run." : "."));
+                });
+            return ExitCodes.Ok;
+        });
+
+        return new Command("restore", "Plan and run restores of keys and secrets into an instance.") { plan, run };
+    }
+}
+
+/// <summary>Reports progress on the caller's thread at once (<see cref="Progress{T}"/> would post it to the thread pool, out of order).</summary>
+internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -1,0 +1,102 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace KmsBackup.Cli.Output;
+
+// The shapes --json prints. They are the tool's contract with scripts: fields are added, never renamed
+// or removed. Dates are yyyy-MM-dd, instants ISO 8601 UTC, names as on the command line.
+
+internal sealed record JsonRange(string Start, string End, int Days);
+
+internal sealed record JsonInstanceRef(string Id, string Kind, string Region);
+
+internal sealed record JsonPoint(long Sequence, string Kind, string Date, string TakenAt, long Keys, long Secrets, int Changes)
+{
+    public static JsonPoint From(RecoveryPoint p) =>
+        new(p.Sequence, Names.Of(p.Kind), Names.Date(p.Date), Names.Instant(p.TakenAt), p.KeyCount, p.SecretCount, p.ChangeCount);
+}
+
+internal sealed record JsonBackup(
+    string Id, string Type, string Kind, string Status, string Owner, string? Alias, JsonInstanceRef? Instance, string? Region,
+    string TimeZone, int ViewableDays, JsonRange? QueryableRange, string CreatedAt, string? EnabledAt, string? ExpiresAt,
+    string? ReleaseDueAt, JsonPoint? LatestPoint)
+{
+    public static JsonBackup From(BackupDetails b) => new(
+        b.Id, b.Label, Names.Of(b.Kind), Names.Of(b.Status), b.OwnerAccount, b.Alias,
+        b.Instance is { } i ? new JsonInstanceRef(i.Id, Names.Of(i.Kind), i.Region) : null,
+        b.Region, b.TimeZone.Id, b.ViewableDays,
+        b.QueryableRange is { } r ? new JsonRange(Names.Date(r.Start), Names.Date(r.End), r.Length) : null,
+        Names.Instant(b.CreatedAt), Names.Instant(b.EnabledAt), Names.Instant(b.ExpiresAt), Names.Instant(b.ReleaseDueAt),
+        b.LatestPoint is { } p ? JsonPoint.From(p) : null);
+}
+
+internal sealed record JsonItem(
+    string Type, string Name, string? KeyId, string? Spec, string? EncryptionKeyId, string Creator, string CreatedAt,
+    string? LastRotatedAt, int Versions, string? Description)
+{
+    public static JsonItem From(BackupDataItem i) => new(
+        Names.Of(i.Type), i.Name, i.KeyId, i.Spec, i.EncryptionKeyId, i.CreatorAccount, Names.Instant(i.CreatedAt),
+        Names.Instant(i.LastRotatedAt), i.VersionCount, i.Description);
+}
+
+internal sealed record JsonView(string Type, string Title, int Count, IReadOnlyList<JsonItem> Items);
+
+internal sealed record JsonData(string BackupId, string Date, IReadOnlyList<JsonView> Views);
+
+internal sealed record JsonRefusal(string Code, string Item, string Message, string Remedy)
+{
+    public static JsonRefusal From(Refusal r) => new(r.Code.ToString(), r.Item, r.Message, r.Remedy);
+}
+
+internal sealed record JsonPlanItem(
+    string Type, string Name, string? KeyId, string? EncryptionKeyId, string Creator, int Versions, string Outcome, IReadOnlyList<JsonRefusal> Refusals)
+{
+    public static JsonPlanItem From(RestorePlanItem i) => new(
+        Names.Of(i.Type), i.Name, i.KeyId, i.EncryptionKeyId, i.CreatorAccount, i.VersionCount, Names.Of(i.Outcome),
+        [.. i.Refusals.Select(JsonRefusal.From)]);
+}
+
+internal sealed record JsonPlan(
+    string OperationId, string BackupId, string BackupDate, string? PointTakenAt, string? SourceInstance, string TargetInstance,
+    string? TargetRegion, bool CanExecute, int KeysToRestore, int SecretsToRestore, int AlreadyRestored,
+    IReadOnlyList<JsonPlanItem> Items, IReadOnlyList<JsonRefusal> BatchRefusals)
+{
+    public static JsonPlan From(RestorePlan p) => new(
+        p.OperationId, p.BackupId, Names.Date(p.BackupDate), Names.Instant(p.PointTakenAt), p.SourceInstanceId, p.TargetInstanceId,
+        p.TargetRegion, p.CanExecute, p.KeysToRestore, p.SecretsToRestore, p.AlreadyRestored,
+        [.. p.Items.Select(JsonPlanItem.From)], [.. p.BatchRefusals.Select(JsonRefusal.From)]);
+}
+
+internal sealed record JsonRestore(string OperationId, IReadOnlyList<string> Restored, IReadOnlyList<string> AlreadyRestored, JsonPlan Plan);
+
+internal sealed record JsonDownload(string BackupId, string Date, string File, long Length, string? DataKey, string? DataKeyFile);
+
+internal sealed record JsonFileVerification(string File, long Length, bool Authentic);
+
+internal sealed record JsonProblem(string Item, string Description);
+
+internal sealed record JsonStoreVerification(
+    bool Clean, int PacksChecked, int ObjectsChecked, int PointsChecked, int UnreferencedObjects, int UnreferencedPacks,
+    IReadOnlyList<JsonProblem> Problems);
+
+internal sealed record JsonInstance(string Id, string Kind, string Region, string Owner, bool Enabled, string? ReleasedAt);
+
+internal sealed record JsonError(string Code, string Item, string Message, string Remedy, int ExitCode);
+
+internal sealed record JsonErrorDocument(JsonError Error, JsonPlan? Plan = null);
+
+internal static class Json
+{
+    private static readonly JsonSerializerOptions s_options = new(JsonSerializerDefaults.Web)
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    };
+
+    /// <summary>Writes one JSON document and a newline to the raw output (never through the rich console, which would wrap lines).</summary>
+    public static void Write<T>(TextWriter output, T value)
+    {
+        output.WriteLine(JsonSerializer.Serialize(value, s_options));
+        output.Flush();
+    }
+}

@@ -1,0 +1,133 @@
+using Spectre.Console;
+
+namespace KmsBackup.Cli.Output;
+
+/// <summary>The human renderings: tables and short lines. Names and messages are escaped: they are data, not markup.</summary>
+internal static class Render
+{
+    private static string E(string? text) => Markup.Escape(text ?? "");
+
+    public static void Backups(IAnsiConsole console, IReadOnlyList<BackupDetails> backups)
+    {
+        if (backups.Count == 0)
+        {
+            console.MarkupLine("No backups for this account.");
+            return;
+        }
+
+        var table = new Table().AddColumns("ID", "Type", "Status", "Backup object", "Alias", "Viewable days", "Queryable range", "Expires", "Latest point");
+        foreach (var b in backups)
+        {
+            table.AddRow(
+                E(b.Id), E(b.Label), E(Names.Of(b.Status)),
+                E(b.Instance is { } i ? $"{i.Id} ({Names.Of(i.Kind)}, {i.Region})" : "-"),
+                E(b.Alias ?? "-"), b.ViewableDays.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                E(b.QueryableRange?.ToString() ?? "-"),
+                E(Names.Instant(b.ExpiresAt) ?? "-"),
+                E(b.LatestPoint is { } p ? $"#{p.Sequence} {Names.Of(p.Kind)} {Names.Instant(p.TakenAt)}" : "-"));
+        }
+
+        console.Write(table);
+    }
+
+    public static void Backup(IAnsiConsole console, BackupDetails b)
+    {
+        var grid = new Grid().AddColumn().AddColumn();
+        void Row(string name, string? value) => grid.AddRow($"[bold]{E(name)}[/]", E(value ?? "-"));
+        Row("ID", b.Id);
+        Row("Type", $"{b.Label} ({Names.Of(b.Kind)})");
+        Row("Status", Names.Of(b.Status));
+        Row("Owner", b.OwnerAccount);
+        Row("Alias", b.Alias);
+        Row("Backup object", b.Instance is { } i ? $"{i.Id} ({Names.Of(i.Kind)}, {i.Region})" : null);
+        Row("Time zone", b.TimeZone.Id);
+        Row("Viewable days", b.ViewableDays.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Row("Queryable range", b.QueryableRange?.ToString());
+        Row("Created", Names.Instant(b.CreatedAt));
+        Row("Enabled", Names.Instant(b.EnabledAt));
+        Row("Expires", Names.Instant(b.ExpiresAt));
+        Row("Release due", Names.Instant(b.ReleaseDueAt));
+        Row("Latest point", b.LatestPoint is { } p ? $"#{p.Sequence} {Names.Of(p.Kind)} {Names.Instant(p.TakenAt)}: {p.KeyCount} keys, {p.SecretCount} secrets" : null);
+        console.Write(grid);
+    }
+
+    public static void View(IAnsiConsole console, string backupId, DateOnly date, BackupDataType type, IReadOnlyList<BackupDataItem> items)
+    {
+        console.MarkupLine($"[bold]{E(Names.Title(type))}[/] of backup {E(backupId)} on {Names.Date(date)}: {items.Count}");
+        if (items.Count == 0)
+        {
+            return;
+        }
+
+        var table = new Table().AddColumns("Name", "ID", "Creator", "Created", "Last rotated", "Versions", "Description");
+        foreach (var i in items)
+        {
+            table.AddRow(
+                E(i.Name), E(i.KeyId ?? (i.EncryptionKeyId is { } k ? $"key {k}" : "-")), E(i.CreatorAccount), E(Names.Instant(i.CreatedAt)),
+                E(Names.Instant(i.LastRotatedAt) ?? "-"), i.VersionCount.ToString(System.Globalization.CultureInfo.InvariantCulture), E(i.Description ?? ""));
+        }
+
+        console.Write(table);
+    }
+
+    public static void Plan(IAnsiConsole console, RestorePlan plan)
+    {
+        console.MarkupLine(
+            $"[bold]Restore plan[/] {E(plan.OperationId)}: backup {E(plan.BackupId)} {Names.Date(plan.BackupDate)}"
+            + $"{(plan.PointTakenAt is { } at ? $" (point of {Names.Instant(at)})" : "")} into {E(plan.TargetInstanceId)}{(plan.TargetRegion is { } r ? $" ({E(r)})" : "")}");
+        if (plan.Items.Length > 0)
+        {
+            var table = new Table().AddColumns("Type", "Name", "ID", "Versions", "Outcome");
+            foreach (var i in plan.Items)
+            {
+                var outcome = i.Outcome switch
+                {
+                    RestoreItemOutcome.Restore => "[green]restore[/]",
+                    RestoreItemOutcome.AlreadyRestored => "already restored",
+                    _ => "[red]refused[/]",
+                };
+                table.AddRow(E(Names.Of(i.Type)), E(i.Name), E(i.KeyId ?? "-"), i.VersionCount.ToString(System.Globalization.CultureInfo.InvariantCulture), outcome);
+            }
+
+            console.Write(table);
+        }
+
+        var refusals = plan.AllRefusals.ToList();
+        foreach (var refusal in refusals)
+        {
+            console.MarkupLine($"  [red]{E(refusal.Code.ToString())}[/] {E(refusal.Item)}: {E(refusal.Message)}");
+            console.MarkupLine($"    [yellow]Remedy[/]: {E(refusal.Remedy)}");
+        }
+
+        console.MarkupLine(plan.CanExecute
+            ? $"[green]Can restore[/]: {plan.KeysToRestore} keys, {plan.SecretsToRestore} secrets; {plan.AlreadyRestored} already restored."
+            : $"[red]Refused[/]: {refusals.Count} violation(s); nothing would be written.");
+    }
+
+    public static void Instances(IAnsiConsole console, IReadOnlyList<InstanceDescription> instances)
+    {
+        if (instances.Count == 0)
+        {
+            console.MarkupLine("No instances.");
+            return;
+        }
+
+        var table = new Table().AddColumns("ID", "Kind", "Region", "Owner", "State");
+        foreach (var i in instances)
+        {
+            table.AddRow(E(i.Info.Id), E(Names.Of(i.Info.Kind)), E(i.Info.Region), E(i.OwnerAccount),
+                i.ReleasedAt is { } released ? $"released {E(Names.Instant(released))}" : i.Info.IsEnabled ? "enabled" : "disabled");
+        }
+
+        console.Write(table);
+    }
+
+    public static void Verification(IAnsiConsole console, RepositoryVerification v)
+    {
+        console.MarkupLine(v.IsClean ? $"[green]Clean[/]: {E(v.ToString())}" : $"[red]Damaged[/]: {E(v.ToString())}");
+        foreach (var problem in v.Problems)
+        {
+            console.MarkupLine($"  [red]{E(problem.Item)}[/]: {E(problem.Description)}");
+        }
+    }
+}

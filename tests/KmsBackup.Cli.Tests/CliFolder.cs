@@ -1,0 +1,103 @@
+using System.IO.Abstractions;
+using System.Text;
+using System.Text.Json;
+using KmsBackup.Cli.Commands;
+using KmsBackup.Cli.Output;
+using KmsBackup.Cli.Workspace;
+using KmsBackup.Instances;
+using KmsBackup.Storage;
+using Microsoft.Extensions.Time.Testing;
+
+namespace KmsBackup.Cli.Tests;
+
+/// <summary>What one in-process run of the tool printed and returned.</summary>
+public sealed record CliRun(int ExitCode, string Output, string Error)
+{
+    public JsonElement Json() => JsonDocument.Parse(Output).RootElement;
+
+    public override string ToString() => $"exit {ExitCode}\n--- stdout\n{Output}\n--- stderr\n{Error}";
+}
+
+/// <summary>
+/// A temp folder in the tool's layout with a backed-up instance, written through the SDK on a fake clock;
+/// the tool then runs in-process over it, on the same clock, with captured output.
+/// </summary>
+/// <remarks>
+/// Source kst-src (cn-hangzhou): keys orders and billing, secret db-password under orders; its automatic
+/// backup ran past 2026-05-02 00:00; then db-password and orders were deleted (billing stays, so restoring
+/// it into kst-src is a name conflict). kst-small (cn-shanghai) has a key quota of 1; kst-far (cn-shanghai) is empty.
+/// </remarks>
+public sealed class CliFolder : IAsyncDisposable
+{
+    public const string Owner = "acct-owner";
+    public const string SecretValue = "db-password value 0123";
+    public static readonly DateTimeOffset Start = new(2026, 5, 1, 9, 0, 0, TimeSpan.Zero);
+    public static readonly DateOnly Day2 = new(2026, 5, 2);
+
+    private CliFolder(string root, FakeTimeProvider clock, string backupId)
+    {
+        Root = root;
+        Clock = clock;
+        BackupId = backupId;
+    }
+
+    public string Root { get; }
+
+    public FakeTimeProvider Clock { get; }
+
+    public string BackupId { get; }
+
+    public IFileSystem Files { get; } = new FileSystem();
+
+    public static async Task<CliFolder> CreateAsync()
+    {
+        var root = Directory.CreateTempSubdirectory("kmsbackup-cli-").FullName;
+        var clock = new FakeTimeProvider(Start);
+        var files = new FileSystem();
+        var paths = LocalFolderPaths.Under(root, Path.Combine);
+        using var kms = new EmbeddedKeyManagementService(files, paths.Kms, clock);
+        using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, paths.KeyFile);
+        using var client = await BackupClient.OpenAsync(new FileSystemBackupStore(files, paths.Store, clock), keys, kms, new BackupClientOptions { TimeProvider = clock });
+
+        await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-src", InstanceKind.Software, "cn-hangzhou", Owner) { CreatedAt = Start.AddDays(-1) });
+        await kms.GenerateKeyAsync("kst-src", "orders", Owner, "order signing");
+        await kms.GenerateKeyAsync("kst-src", "billing", Owner);
+        await kms.StoreSecretAsync("kst-src", "db-password", "orders", Encoding.UTF8.GetBytes(SecretValue), Owner);
+        var backup = (await client.OnInstanceEnabledAsync("kst-src"))!;
+        while (clock.GetUtcNow() < new DateTimeOffset(2026, 5, 2, 1, 0, 0, TimeSpan.Zero))
+        {
+            clock.Advance(TimeSpan.FromHours(1));
+            await client.RunDueBackupsAsync();
+        }
+
+        await kms.DeleteSecretAsync("kst-src", "db-password");
+        await kms.DeleteKeyAsync("kst-src", "orders");
+        await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-small", InstanceKind.Software, "cn-shanghai", Owner) { KeyQuota = 1 });
+        await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-far", InstanceKind.Software, "cn-shanghai", Owner));
+        return new CliFolder(root, clock, backup.Id);
+    }
+
+    /// <summary>Runs the tool in-process over this folder as the owner (unless the arguments name another account).</summary>
+    public Task<CliRun> RunAsync(params string[] args) => RunWithEnvironmentAsync(new Dictionary<string, string>
+    {
+        [LocalFolderPaths.RootVariable] = Root,
+        [GlobalOptions.AccountVariable] = Owner,
+    }, args);
+
+    public async Task<CliRun> RunWithEnvironmentAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var host = new CliHost(Files, Clock, output, error, name => environment.TryGetValue(name, out var value) ? value : null, interactive: false);
+        var exit = await CommandTree.InvokeAsync(args, host);
+        return new CliRun(exit, output.ToString(), error.ToString());
+    }
+
+    public string PathOf(string name) => Path.Combine(Root, name);
+
+    public ValueTask DisposeAsync()
+    {
+        Directory.Delete(Root, recursive: true);
+        return ValueTask.CompletedTask;
+    }
+}
