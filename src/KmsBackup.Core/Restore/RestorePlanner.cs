@@ -153,7 +153,9 @@ public static class RestorePlanner
                     refusals.AddRange(HardwareRules.CheckKeyMaterial(cluster, [(key.Name, key.Id)], present));
                 }
 
-                if (input.TargetKeyIds.Contains(key.Id))
+                // The same key already in the target conflicts by name and by ID: one refusal says it.
+                var nameTakenInTarget = uses[(ItemType.Key, key.Name)].Any(u => string.Equals(u.InstanceId, input.TargetInstanceId, StringComparison.Ordinal));
+                if (input.TargetKeyIds.Contains(key.Id) && !nameTakenInTarget)
                 {
                     refusals.Add(new Refusal(BackupErrorCode.NameConflict, $"key '{key.Name}'",
                         $"The target instance '{input.TargetInstanceId}' already holds a key with the ID '{key.Id}' of the key '{key.Name}'.",

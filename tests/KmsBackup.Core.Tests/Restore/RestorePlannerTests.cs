@@ -201,6 +201,14 @@ public class RestorePlannerTests
         var refusal = Only(plan);
         Assert.Equal(BackupErrorCode.NameConflict, refusal.Code);
         Assert.Contains("key-orders", refusal.Message, StringComparison.Ordinal);
+
+        // The same key (name and ID) in the target is one conflict, not two.
+        var same = RestorePlanner.Plan(Input([Key("orders")], []) with
+        {
+            TargetKeyIds = new HashSet<string> { "key-orders" },
+            NamesInUse = [new NameInUse(ItemType.Key, "orders", TargetId)],
+        });
+        Assert.Contains("already exists in the target instance", Only(same).Message, StringComparison.Ordinal);
     }
 
     [Fact]
