@@ -113,6 +113,18 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     public static BackupErrorCode EncryptionKeyMissing { get; } = new(nameof(EncryptionKeyMissing));
 
     /// <summary>
+    /// The restore target is not allowed for the data: a hardware instance's data to its original instance
+    /// (rule R3), or a consumer-created item to an instance other than its original shared instance (rule R2).
+    /// </summary>
+    public static BackupErrorCode RestoreTargetNotAllowed { get; } = new(nameof(RestoreTargetNotAllowed));
+
+    /// <summary>
+    /// A restore that passed its plan failed while writing to the target (the target changed in between,
+    /// or could not be reached); what the batch wrote was removed again (rule R7).
+    /// </summary>
+    public static BackupErrorCode RestoreFailed { get; } = new(nameof(RestoreFailed));
+
+    /// <summary>
     /// The data key given to open a backup file is not the key the file was encrypted under: the key
     /// commitment in the file's header does not match. Told apart from damage and tampering
     /// (<see cref="FileCorrupt"/>), which report their own code.

@@ -133,13 +133,32 @@ public partial class BackupClient
             throw refusal.ToException();
         }
 
+        var found = await FindPointAtAsync(backupId, entry.State, at, cancellationToken).ConfigureAwait(false);
+        if (found is not { } hit)
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.NotFound, $"backup '{backupId}' at {at:O}",
+                $"The backup '{backupId}' has no recovery point at or before {at:O}.",
+                "Choose a later instant, within the backup's queryable range."));
+        }
+
+        var (bestKey, best) = hit;
+        if (BackupLifecycle.CheckDate(entry.State, bestKey.Date, BackupOperation.View, now) is { } dateRefusal)
+        {
+            throw dateRefusal.ToException();
+        }
+
+        return (ToPoint(best, bestKey.Date), await _repository.ReadSnapshotAsync(best, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>The latest recovery point taken at or before <paramref name="at"/> (rule D4), or <see langword="null"/>.</summary>
+    private async Task<(PointKey Key, PointManifest Manifest)?> FindPointAtAsync(string backupId, BackupState state, DateTimeOffset at, CancellationToken cancellationToken)
+    {
         // Points are in sequence order, which is the order they were taken in: search from the newest,
         // skipping by their dates, so that a long-lived backup does not read every manifest.
-        PointManifest? best = null;
-        PointKey bestKey = default;
-        var lastDate = entry.State.TimeZone.DateOf(at).AddDays(1);
+        var lastDate = state.TimeZone.DateOf(at).AddDays(1);
         var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
-        for (var i = points.Count - 1; i >= 0 && best is null; i--)
+        for (var i = points.Count - 1; i >= 0; i--)
         {
             if (points[i].Date > lastDate)
             {
@@ -149,44 +168,44 @@ public partial class BackupClient
             var manifest = await ReadPointAsync(points[i], cancellationToken).ConfigureAwait(false);
             if (manifest.TakenAt <= at)
             {
-                best = manifest;
-                bestKey = points[i];
+                return (points[i], manifest);
             }
         }
 
-        if (best is null)
-        {
-            throw new BackupException(new Refusal(
-                BackupErrorCode.NotFound, $"backup '{backupId}' at {at:O}",
-                $"The backup '{backupId}' has no recovery point at or before {at:O}.",
-                "Choose a later instant, within the backup's queryable range."));
-        }
-
-        if (BackupLifecycle.CheckDate(entry.State, bestKey.Date, BackupOperation.View, now) is { } dateRefusal)
-        {
-            throw dateRefusal.ToException();
-        }
-
-        return (ToPoint(best, bestKey.Date), await _repository.ReadSnapshotAsync(best, cancellationToken).ConfigureAwait(false));
+        return null;
     }
 
     private async Task<IReadOnlyList<BackupDataItem>> ItemsOfAsync(List<PointKey> day, BackupDataType type, CancellationToken cancellationToken)
     {
+        var (keys, secrets) = await ViewRecordsAsync(day, type, cancellationToken).ConfigureAwait(false);
+        return keys is not null ? keys.Select(BackupDataItem.From).ToList() : secrets!.Select(BackupDataItem.From).ToList();
+    }
+
+    /// <summary>
+    /// The records a data view of a day shows (rules D2, D3): the keys (secrets <see langword="null"/>) for a
+    /// key type, or the secrets (keys <see langword="null"/>) for a secret type, sorted by name.
+    /// </summary>
+    private async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ViewRecordsAsync(List<PointKey> day, BackupDataType type, CancellationToken cancellationToken)
+    {
+        var itemType = type is BackupDataType.FullyBackedUpKeys or BackupDataType.IncrementallyBackedUpKeys or BackupDataType.RotatedKeys ? ItemType.Key : ItemType.Secret;
+        List<KeyRecord>? keys = itemType == ItemType.Key ? [] : null;
+        List<SecretRecord>? secrets = itemType == ItemType.Secret ? [] : null;
         if (day.Count == 0)
         {
-            return [];
+            return (keys, secrets);
         }
 
-        var itemType = type is BackupDataType.FullyBackedUpKeys or BackupDataType.IncrementallyBackedUpKeys or BackupDataType.RotatedKeys ? ItemType.Key : ItemType.Secret;
         if (type is BackupDataType.FullyBackedUpKeys or BackupDataType.FullyBackedUpSecrets)
         {
             if (await FullPointOfAsync(day, cancellationToken).ConfigureAwait(false) is not { } fullKey)
             {
-                return [];
+                return (keys, secrets);
             }
 
             var snapshot = await _repository.ReadSnapshotAsync(await ReadPointAsync(fullKey, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-            return itemType == ItemType.Key ? snapshot.Keys.Select(BackupDataItem.From).ToList() : snapshot.Secrets.Select(BackupDataItem.From).ToList();
+            keys?.AddRange(snapshot.Keys);
+            secrets?.AddRange(snapshot.Secrets);
+            return (keys, secrets);
         }
 
         // Added or rotated that day: the names from the day's points' changes, each item as the last point
@@ -206,7 +225,6 @@ public partial class BackupClient
             }
         }
 
-        var found = new List<BackupDataItem>();
         for (var i = day.Count - 1; i >= 0 && remaining.Count > 0; i--)
         {
             if (!remaining.Any(n => lastSeenIn[n] <= i))
@@ -217,19 +235,22 @@ public partial class BackupClient
             var snapshot = await _repository.ReadSnapshotAsync(await ReadPointAsync(day[i], cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             foreach (var name in remaining.ToList())
             {
-                BackupDataItem? item = itemType == ItemType.Key
-                    ? snapshot.FindKey(name) is { } k ? BackupDataItem.From(k) : null
-                    : snapshot.FindSecret(name) is { } s ? BackupDataItem.From(s) : null;
-                if (item is not null)
+                if (keys is not null && snapshot.FindKey(name) is { } key)
                 {
-                    found.Add(item);
+                    keys.Add(key);
+                    remaining.Remove(name);
+                }
+                else if (secrets is not null && snapshot.FindSecret(name) is { } secret)
+                {
+                    secrets.Add(secret);
                     remaining.Remove(name);
                 }
             }
         }
 
-        found.Sort((a, b) => ItemNameComparer.Instance.Compare(a.Name, b.Name));
-        return found;
+        keys?.Sort((a, b) => ItemNameComparer.Instance.Compare(a.Name, b.Name));
+        secrets?.Sort((a, b) => ItemNameComparer.Instance.Compare(a.Name, b.Name));
+        return (keys, secrets);
     }
 
     /// <summary>The day's full backup: the first full point of the day (00:00, the enabling day's first, or a catch-up).</summary>

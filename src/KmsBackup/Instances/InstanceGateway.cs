@@ -49,8 +49,44 @@ public abstract class InstanceGateway
     /// <param name="type">Key or secret.</param>
     /// <param name="names">The names to look for.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>Each name in use, with the instance that uses it.</returns>
+    /// <returns>
+    /// Each name in use, with the instance that uses it, and <see cref="NameInUse.RestoredByOperation"/> set
+    /// when a restore operation created that item (so that a rerun of the operation is idempotent).
+    /// </returns>
     public abstract Task<IReadOnlyList<NameInUse>> FindNamesInUseAsync(string region, ItemType type, IReadOnlyCollection<string> names, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Finds which of <paramref name="keyIds"/> the instance holds a key with. A restore plan uses it to
+    /// check that each secret's encrypting key is in the target (rule R4) and that a key to restore does
+    /// not clash with a key of the same ID there.
+    /// </summary>
+    /// <param name="instanceId">The instance.</param>
+    /// <param name="keyIds">The key IDs to look for.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The IDs found, a subset of <paramref name="keyIds"/>.</returns>
+    /// <remarks>The default reads a whole snapshot (and clears its key material); gateways should override it with a direct lookup.</remarks>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no such instance.</exception>
+    public virtual async Task<IReadOnlySet<string>> FindKeyIdsAsync(string instanceId, IReadOnlyCollection<string> keyIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(keyIds);
+        var read = await ReadSnapshotAsync(instanceId, cancellationToken).ConfigureAwait(false);
+        var wanted = new HashSet<string>(keyIds, StringComparer.Ordinal);
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var key in read.Snapshot.Keys)
+        {
+            if (wanted.Contains(key.Id))
+            {
+                found.Add(key.Id);
+            }
+
+            foreach (var version in key.Versions)
+            {
+                version.Material?.Clear();
+            }
+        }
+
+        return found;
+    }
 
     /// <summary>
     /// Creates <paramref name="key"/> (its ID, name, versions, material, metadata and creator) in the
@@ -84,30 +120,6 @@ public abstract class InstanceGateway
     public abstract Task<bool> DeleteRestoredItemAsync(string instanceId, ItemType type, string name, string operationId, CancellationToken cancellationToken = default);
 }
 
-/// <summary>A key management instance as its service describes it.</summary>
-/// <param name="Info">ID, kind, region, creation, state and image version.</param>
-/// <param name="OwnerAccount">The account that owns the instance (the resource owner).</param>
-public sealed record InstanceDescription(InstanceInfo Info, string OwnerAccount)
-{
-    /// <summary>The consumer accounts the instance is shared with.</summary>
-    public IReadOnlyList<string> SharedWith { get; init; } = [];
-
-    /// <summary>How many keys the instance may hold.</summary>
-    public int KeyQuota { get; init; }
-
-    /// <summary>How many secrets the instance may hold.</summary>
-    public int SecretQuota { get; init; }
-
-    /// <summary>How many keys it holds now.</summary>
-    public int KeyCount { get; init; }
-
-    /// <summary>How many secrets it holds now.</summary>
-    public int SecretCount { get; init; }
-
-    /// <summary>When the instance was released, if it was.</summary>
-    public DateTimeOffset? ReleasedAt { get; init; }
-}
-
 /// <summary>A snapshot and, when the gateway has a change feed, the cursor that follows it.</summary>
 /// <param name="Snapshot">The instance's keys and secrets.</param>
 /// <param name="Cursor">Where the change feed continues from; <see langword="null"/> without a change feed.</param>
@@ -137,9 +149,3 @@ public sealed record InstanceChanges
     /// <summary>Names of secrets deleted.</summary>
     public IReadOnlyList<string> DeletedSecrets { get; init; } = [];
 }
-
-/// <summary>A name in use in a region.</summary>
-/// <param name="Type">Key or secret.</param>
-/// <param name="Name">The name.</param>
-/// <param name="InstanceId">The instance that uses it.</param>
-public sealed record NameInUse(ItemType Type, string Name, string InstanceId);

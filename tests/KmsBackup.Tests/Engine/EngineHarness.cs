@@ -59,12 +59,13 @@ public sealed class EngineHarness : IAsyncDisposable
     }
 
     /// <summary>A second client over the same store, as another process would open it.</summary>
-    public async Task<BackupClient> OpenAnotherClientAsync(string holder)
+    public async Task<BackupClient> OpenAnotherClientAsync(string holder, InstanceGateway? gateway = null, Func<BackupStore, BackupStore>? wrapStore = null)
     {
         var options = new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder, Schedule = Options.Schedule, TimeZone = Options.TimeZone };
-        var store = new FileSystemBackupStore(Files, StoreRoot, Clock);
+        BackupStore store = new FileSystemBackupStore(Files, StoreRoot, Clock);
+        store = wrapStore?.Invoke(store) ?? store;
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(Files, KeyFile);
-        return await BackupClient.OpenAsync(store, keys, Kms, options);
+        return await BackupClient.OpenAsync(store, keys, gateway ?? Kms, options);
     }
 
     public async Task ReopenClientAsync()

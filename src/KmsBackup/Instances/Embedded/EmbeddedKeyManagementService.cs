@@ -707,9 +707,22 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
             var wanted = names.Distinct(StringComparer.Ordinal).ToList();
             return [.. _instances.Values
                 .Where(s => s.Region == region && !s.IsReleased)
-                .SelectMany(s => wanted.Where(n => s.Holds(type, n)).Select(n => new NameInUse(type, n, s.Id)))
+                .SelectMany(s => wanted.Where(n => s.Holds(type, n)).Select(n => new NameInUse(type, n, s.Id) { RestoredByOperation = s.RestoredBy(type, n) }))
                 .OrderBy(n => n.Name, ItemNameComparer.Instance)
                 .ThenBy(n => n.InstanceId, StringComparer.Ordinal)];
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Looks the IDs up directly; released instances hold no keys.</remarks>
+    public override Task<IReadOnlySet<string>> FindKeyIdsAsync(string instanceId, IReadOnlyCollection<string> keyIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(instanceId);
+        ArgumentNullException.ThrowIfNull(keyIds);
+        return Run<IReadOnlySet<string>>(() =>
+        {
+            var state = Get(instanceId);
+            return state.IsReleased ? new HashSet<string>() : keyIds.Where(state.KeyNamesById.ContainsKey).ToHashSet(StringComparer.Ordinal);
         }, cancellationToken);
     }
 

@@ -78,6 +78,9 @@ internal sealed record InstanceState
 
     public bool Holds(ItemType type, string name) => type == ItemType.Key ? Keys.ContainsKey(name) : Secrets.ContainsKey(name);
 
+    public string? RestoredBy(ItemType type, string name) =>
+        type == ItemType.Key ? Keys.GetValueOrDefault(name)?.RestoredBy : Secrets.GetValueOrDefault(name)?.RestoredBy;
+
     public InstanceState WithKey(StoredKey key, int logCapacity)
     {
         var existed = Keys.TryGetValue(key.Record.Name, out var old);
