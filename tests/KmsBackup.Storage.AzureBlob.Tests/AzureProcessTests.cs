@@ -13,7 +13,7 @@ using Xunit.Abstractions;
 namespace KmsBackup.Storage.AzureBlob.Tests;
 
 /// <summary>
-/// Engine processes (tests/KmsBackup.TestHost) sharing one Azure Blob store: a writer and a reader, and a
+/// Engine processes (tests/KmsBackup.TestHost) sharing one Azure Blob store: a writer and a reader that restores, and a
 /// scheduler scaled out over three hosts, one of which is killed midway.
 /// </summary>
 /// <remarks>
@@ -65,7 +65,8 @@ public sealed class AzureProcessTests : AzuriteContainerTest, IDisposable
     }
 
     [Fact]
-    public async Task A_writer_process_and_a_reader_process_share_one_store_and_the_lease_holds_the_reader_off()
+    [Trait("Rule", "R1")]
+    public async Task A_writer_process_and_a_process_restoring_into_another_region_share_one_store_and_the_lease_holds_the_second_off()
     {
         const int Runs = 40;
         var start = s_epoch.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
@@ -87,8 +88,13 @@ public sealed class AzureProcessTests : AzuriteContainerTest, IDisposable
 
         // The reader read points as the writer committed them, each whole (every read is checked by its MACs).
         var viewed = readerLines.Where(l => l.StartsWith("view ", StringComparison.Ordinal)).Select(l => long.Parse(l.Split(' ')[2], CultureInfo.InvariantCulture)).ToList();
-        Assert.True(viewed.Count >= 2, $"the reader saw {viewed.Count} points");
+        Assert.NotEmpty(viewed);
         Assert.Equal(viewed.Order(), viewed);
+
+        // It restored a point it read into its instance in another region, whole, while the writer went on.
+        var restored = Assert.Single(readerLines, l => l.StartsWith("restored ", StringComparison.Ordinal)).Split(' ');
+        Assert.Equal(restored[4], restored[3]);
+        Assert.Equal(restored[4], restored[5]);
 
         // While the writer ran a backup, the reader could not take its lease and was told who held it.
         var heldOff = Assert.Single(readerLines, l => l.StartsWith("held-off ", StringComparison.Ordinal));

@@ -142,12 +142,20 @@ public sealed class AzuriteProcess : IDisposable
     /// <summary>Starts the service (again), on the same port and data folder.</summary>
     public async Task StartAsync()
     {
-        var start = new ProcessStartInfo(_executable)
+        // Through a shell that ends Azurite when this test process ends: the test runner may end it without
+        // running exit handlers, and an Azurite left behind would hold its port and data folder.
+        var start = new ProcessStartInfo("/bin/sh")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(
+            "\"$0\" \"$@\" & child=$!; " +
+            $"while kill -0 {System.Environment.ProcessId} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; " +
+            "kill $child 2>/dev/null; wait $child");
+        start.ArgumentList.Add(_executable);
         foreach (var argument in new[] { "--blobHost", "127.0.0.1", "--blobPort", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--location", Location, "--silent", "--skipApiVersionCheck" })
         {
             start.ArgumentList.Add(argument);

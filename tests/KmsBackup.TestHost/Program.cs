@@ -23,7 +23,7 @@ using Azure.Storage.Blobs;
 //
 //   backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>
 //     Backs up one instance of an embedded key management service (created on first use with 300
-//     keys) into a FileSystemBackupStore, back to back: each step moves a stepping clock 5 minutes
+//     keys) into <store>, back to back: each step moves a stepping clock 5 minutes
 //     on, rotates, adds and deletes a few keys and runs what is due. Prints "run <sequence>" after
 //     each committed recovery point and "done" at the end (nothing with a trailing "quiet"). Made to be
 //     killed at any moment.
@@ -32,11 +32,13 @@ using Azure.Storage.Blobs;
 //     A second engine process beside a backup-loop writer: for <seconds>, reads every backup of <owner> as of
 //     a day after the writer's start, printing "view <backup> <sequence> <keys>" whenever a newer point
 //     appears, and tries the backup's lease until a writer holds it, printing "held-off <message>" once (or
-//     "lease-free" each time it got the lease, which it releases at once). Its lease clock stays at the
+//     "lease-free" each time it got the lease, which it releases at once). Once a backup has 3 points, restores
+//     the newest it read into kst-target, an instance in another region (cn-shanghai) of its own instance
+//     service (<kms-folder>), and prints
+//     "restored <backup> <sequence> <items> <keys-in-point> <keys-in-target>". Its lease clock stays at the
 //     writer's start: the writer's stepping clock runs hours ahead of real time, and a lease clock ahead of the
-//     writer's would judge the writer's live lease expired (hosts sharing a store need clocks in sync). Its own instance service (<kms-folder>) holds an instance in
-//     another region (kst-target, cn-shanghai), the target a restore would write into once the engine has
-//     restore. Prints "done" at the end.
+//     writer's would judge the writer's live lease expired (hosts sharing a store need clocks in sync).
+//     Prints "done" at the end.
 //
 //   scheduler <store> <kms-folder> <key-file> <host> <epoch-unix-seconds> <wall-start-unix-ms> <speed> <lease-seconds> <until-unix-seconds>
 //     One host of a scaled-out scheduler: runs what is due, over and over, on a clock shared by every host:
@@ -139,7 +141,7 @@ static async Task<int> WatchAsync(string store, string kmsFolder, string keyFile
     using var kms = new EmbeddedKeyManagementService(files, kmsFolder, clock);
     if (await kms.GetInstanceAsync("kst-target") is null)
     {
-        await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-target", InstanceKind.Software, "cn-shanghai", owner) { CreatedAt = now.AddDays(-1) });
+        await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-target", InstanceKind.Software, "cn-shanghai", owner) { CreatedAt = now.AddDays(-1), KeyQuota = 1_000_000 });
     }
 
     var holder = $"watcher:{Environment.ProcessId}";
@@ -148,6 +150,7 @@ static async Task<int> WatchAsync(string store, string kmsFolder, string keyFile
     using var client = await BackupClient.OpenAsync(OpenStore(store, clock), keys, kms, new BackupClientOptions { TimeProvider = clock, LeaseHolder = holder });
     var seen = new Dictionary<string, long>(StringComparer.Ordinal);
     var heldOff = false;
+    var restored = false;
     var watched = Stopwatch.StartNew();
     while (watched.Elapsed < duration)
     {
@@ -163,6 +166,18 @@ static async Task<int> WatchAsync(string store, string kmsFolder, string keyFile
             {
                 seen[backup.Id] = point.Sequence;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"view {backup.Id} {point.Sequence} {snapshot.Keys.Length}"));
+            }
+
+            // Once the writer has committed a few points, restore the newest into the instance in the other region, once.
+            if (!restored && point.Sequence >= 3)
+            {
+                var result = await client.RestoreAsync(new RestoreRequest
+                {
+                    CallerAccount = owner, BackupId = backup.Id, TargetInstanceId = "kst-target", PointInTime = point.CompletedAt, AllItems = true,
+                });
+                var target = (await kms.ReadSnapshotAsync("kst-target")).Snapshot;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored {backup.Id} {point.Sequence} {result.Restored.Count} {snapshot.Keys.Length} {target.Keys.Length}"));
+                restored = true;
             }
 
             if (!heldOff)

@@ -9,13 +9,12 @@ namespace KmsBackup.Testing.Engine;
 
 /// <summary>
 /// A whole cycle through the engine on the store under test: backup runs on the schedule, views of a date,
-/// download of a date and upload of the file, verify, and a second writer held off by the lease. Every store runs
+/// restore into an instance in another region, download of a date and upload of the file, verify, and a second writer held off by the lease. Every store runs
 /// it; subclass it and implement <see cref="CreateStore"/>.
 /// </summary>
 /// <remarks>
 /// The embedded key management service and the repository key file live on an in-memory file system; only the
-/// backup store is the one under test. Restore is not part of the cycle yet: the engine has no restore operation
-/// on this branch.
+/// backup store is the one under test.
 /// </remarks>
 public abstract class EngineCycleContractTests
 {
@@ -113,6 +112,37 @@ public abstract class EngineCycleContractTests
         Assert.Equal(live.Keys.ToList(), snapshot.Keys.ToList());
         Assert.Equal(live.Secrets.ToList(), snapshot.Secrets.ToList());
         Assert.True((await other.VerifyAsync()).IsClean);
+    }
+
+    [Fact]
+    [Trait("Rule", "R1")]
+    [Trait("Rule", "R9")]
+    [Trait("Rule", "D4")]
+    public async Task A_point_restores_into_an_instance_in_another_region_whole_and_as_it_was_backed_up()
+    {
+        var (kms, client, backup) = await BackedUpDayAsync();
+        using var _ = kms;
+        using var __ = client;
+        await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-shanghai", InstanceKind.Software, "cn-shanghai", Owner) { CreatedAt = Start.AddDays(-1), KeyQuota = 1000 });
+        var points = await client.ListRecoveryPointsAsync(Owner, backup.Id, s_may1);
+        var (third, asOfThird) = await client.GetStateAtAsync(Owner, backup.Id, points[2].CompletedAt);
+
+        // Another host restores, through its own client of the same store.
+        using var other = await OpenAnotherAsync(kms, "host-b:2");
+        var request = new RestoreRequest { CallerAccount = Owner, BackupId = backup.Id, TargetInstanceId = "kst-shanghai", PointInTime = third.CompletedAt, AllItems = true };
+        var plan = await other.PlanRestoreAsync(request);
+        Assert.True(plan.CanExecute, string.Join("; ", plan.AllRefusals));
+        var result = await other.RestoreAsync(request with { OperationId = plan.OperationId });
+
+        Assert.Equal(asOfThird.Keys.Length + asOfThird.Secrets.Length, result.Restored.Count);
+        var restored = (await kms.ReadSnapshotAsync("kst-shanghai")).Snapshot;
+        Assert.Equal(asOfThird.Keys.Select(k => (k.Name, k.Versions.Length)), restored.Keys.Select(k => (k.Name, k.Versions.Length)));
+        Assert.Equal(asOfThird.Secrets.Select(k => k.Name), restored.Secrets.Select(k => k.Name));
+        Assert.Equal("hunter2-the-value"u8.ToArray(), (await kms.GetSecretValueAsync("kst-shanghai", "db-password")).Span.ToArray());
+
+        // Rerunning the operation restores nothing twice.
+        var again = await other.RestoreAsync(request with { OperationId = plan.OperationId });
+        Assert.Empty(again.Restored);
     }
 
     [Fact]
