@@ -77,12 +77,12 @@ azurite_start() {
     "$AZURITE_BLOB" --blobHost 127.0.0.1 --blobPort "$port" --location "$data" --silent --skipApiVersionCheck \
       >"$services_root/artifacts/azurite.log" 2>&1 &
     azurite_pid=$!
-    # Wait until it answers HTTP (any status: an unsigned request is refused with 403).
+    # Wait until it accepts connections (bash's /dev/tcp: no HTTP client needed).
     for _ in $(seq 1 100); do
       if ! kill -0 "$azurite_pid" 2>/dev/null; then
         break
       fi
-      if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$port/devstoreaccount1?comp=list"; then
+      if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "Azurite $AZURITE_VERSION listens on 127.0.0.1:$port (pid $azurite_pid)."
         # The emulator's well-known development account (public, documented by Microsoft for Azurite).
         export KMSBACKUP_AZURITE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:$port/devstoreaccount1;"

@@ -182,6 +182,10 @@ public sealed partial class AzureBlobBackupStore : BackupStore
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// If the service deleted the blob but its reply was lost, the Azure SDK's retry finds the blob gone and this
+    /// returns <see langword="false"/> for a blob this very call deleted; the blob is gone either way.
+    /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules.</exception>
     public override async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
     {
