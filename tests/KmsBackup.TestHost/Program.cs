@@ -168,18 +168,6 @@ static async Task<int> WatchAsync(string store, string kmsFolder, string keyFile
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"view {backup.Id} {point.Sequence} {snapshot.Keys.Length}"));
             }
 
-            // Once the writer has committed a few points, restore the newest into the instance in the other region, once.
-            if (!restored && point.Sequence >= 3)
-            {
-                var result = await client.RestoreAsync(new RestoreRequest
-                {
-                    CallerAccount = owner, BackupId = backup.Id, TargetInstanceId = "kst-target", PointInTime = point.CompletedAt, AllItems = true,
-                });
-                var target = (await kms.ReadSnapshotAsync("kst-target")).Snapshot;
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored {backup.Id} {point.Sequence} {result.Restored.Count} {snapshot.Keys.Length} {target.Keys.Length}"));
-                restored = true;
-            }
-
             if (!heldOff)
             {
                 try
@@ -192,6 +180,18 @@ static async Task<int> WatchAsync(string store, string kmsFolder, string keyFile
                     Console.WriteLine($"held-off {ex.Message}");
                     heldOff = true;
                 }
+            }
+
+            // Once the writer has committed a few points, restore the newest into the instance in the other region, once.
+            if (!restored && point.Sequence >= 3)
+            {
+                var result = await client.RestoreAsync(new RestoreRequest
+                {
+                    CallerAccount = owner, BackupId = backup.Id, TargetInstanceId = "kst-target", PointInTime = point.CompletedAt, AllItems = true,
+                });
+                var target = (await kms.ReadSnapshotAsync("kst-target")).Snapshot;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored {backup.Id} {point.Sequence} {result.Restored.Count} {snapshot.Keys.Length} {target.Keys.Length}"));
+                restored = true;
             }
         }
 
