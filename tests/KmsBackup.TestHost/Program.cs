@@ -5,20 +5,45 @@ using System.IO.Abstractions;
 using KmsBackup;
 using KmsBackup.Instances;
 using KmsBackup.Storage;
+using KmsBackup.Storage.AzureBlob;
 
-// Helper processes for the tests (run by tests/KmsBackup.Tests; not a tool for users).
+using Azure.Storage.Blobs;
+
+// Helper processes for the tests (run by tests/KmsBackup.Tests and tests/KmsBackup.Storage.AzureBlob.Tests;
+// not a tool for users).
+//
+// <store> is a folder of the real disk (a FileSystemBackupStore), or "azure:<container>" for an
+// AzureBlobBackupStore in that container of the account whose connection string is in the environment
+// variable KMSBACKUP_AZURITE_CONNECTION_STRING (never on the command line: it holds the account key).
 //
 //   hold-lease <store-folder> <lease-name> <holder> <duration-seconds> <hold-seconds>
 //     Acquires the lease in a FileSystemBackupStore over the real disk, prints "held <expiry>",
 //     renews it every third of its duration for <hold-seconds>, then releases it and prints "released".
 //     If the lease is held, prints "lease-held <message>" and exits with 3.
 //
-//   backup-loop <store-folder> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>
+//   backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>
 //     Backs up one instance of an embedded key management service (created on first use with 300
-//     keys) into a FileSystemBackupStore, back to back: each step moves a stepping clock 5 minutes
+//     keys) into <store>, back to back: each step moves a stepping clock 5 minutes
 //     on, rotates, adds and deletes a few keys and runs what is due. Prints "run <sequence>" after
 //     each committed recovery point and "done" at the end (nothing with a trailing "quiet"). Made to be
 //     killed at any moment.
+//
+//   watch <store> <kms-folder> <key-file> <owner> <writer-start-unix-seconds> <seconds>
+//     A second engine process beside a backup-loop writer: for <seconds>, reads every backup of <owner> as of
+//     a day after the writer's start, printing "view <backup> <sequence> <keys>" whenever a newer point
+//     appears, and tries the backup's lease until a writer holds it, printing "held-off <message>" once (or
+//     "lease-free" each time it got the lease, which it releases at once). Once a backup has 3 points, restores
+//     the newest it read into kst-target, an instance in another region (cn-shanghai) of its own instance
+//     service (<kms-folder>), and prints
+//     "restored <backup> <sequence> <items> <keys-in-point> <keys-in-target>". Its lease clock stays at the
+//     writer's start: the writer's stepping clock runs hours ahead of real time, and a lease clock ahead of the
+//     writer's would judge the writer's live lease expired (hosts sharing a store need clocks in sync).
+//     Prints "done" at the end.
+//
+//   scheduler <store> <kms-folder> <key-file> <host> <epoch-unix-seconds> <wall-start-unix-ms> <speed> <lease-seconds> <until-unix-seconds>
+//     One host of a scaled-out scheduler: runs what is due, over and over, on a clock shared by every host:
+//     epoch + (wall clock - wall-start) * speed. Prints "run <backup> <sequence> <kind> <taken-at> <host>" after
+//     each committed point and "done" when the shared clock reaches <until>. Made to be killed.
 switch (args)
 {
     case ["hold-lease", var folder, var leaseName, var holder, var durationText, var holdText]:
@@ -27,9 +52,22 @@ switch (args)
         return await BackupLoopAsync(storeFolder, kmsFolder, keyFile, instanceId,
             DateTimeOffset.FromUnixTimeSeconds(long.Parse(startText, CultureInfo.InvariantCulture)), int.Parse(runsText, CultureInfo.InvariantCulture),
             quiet: rest is ["quiet"]);
+    case ["watch", var store, var kmsFolder, var keyFile, var owner, var startText, var secondsText]:
+        return await WatchAsync(store, kmsFolder, keyFile, owner, DateTimeOffset.FromUnixTimeSeconds(long.Parse(startText, CultureInfo.InvariantCulture)), Seconds(secondsText));
+    case ["scheduler", var store, var kmsFolder, var keyFile, var host, var epochText, var wallStartText, var speedText, var leaseText, var untilText]:
+        return await SchedulerAsync(
+            store, kmsFolder, keyFile, host,
+            new SharedFastClock(
+                DateTimeOffset.FromUnixTimeSeconds(long.Parse(epochText, CultureInfo.InvariantCulture)),
+                DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(wallStartText, CultureInfo.InvariantCulture)),
+                double.Parse(speedText, CultureInfo.InvariantCulture)),
+            Seconds(leaseText),
+            DateTimeOffset.FromUnixTimeSeconds(long.Parse(untilText, CultureInfo.InvariantCulture)));
     default:
         await Console.Error.WriteLineAsync("usage: KmsBackup.TestHost hold-lease <store-folder> <lease-name> <holder> <duration-seconds> <hold-seconds>");
-        await Console.Error.WriteLineAsync("       KmsBackup.TestHost backup-loop <store-folder> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>");
+        await Console.Error.WriteLineAsync("       KmsBackup.TestHost backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>");
+        await Console.Error.WriteLineAsync("       KmsBackup.TestHost watch <store> <kms-folder> <key-file> <owner> <writer-start-unix-seconds> <seconds>");
+        await Console.Error.WriteLineAsync("       KmsBackup.TestHost scheduler <store> <kms-folder> <key-file> <host> <epoch-unix-seconds> <wall-start-unix-ms> <speed> <lease-seconds> <until-unix-seconds>");
         return 2;
 }
 
@@ -50,7 +88,7 @@ static async Task<int> BackupLoopAsync(string storeFolder, string kmsFolder, str
 
     var options = new BackupClientOptions { TimeProvider = clock, LeaseHolder = $"test-host:{Environment.ProcessId}" };
     using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
-    using var client = await BackupClient.OpenAsync(new FileSystemBackupStore(files, storeFolder, clock), keys, kms, options);
+    using var client = await BackupClient.OpenAsync(OpenStore(storeFolder, clock), keys, kms, options);
     if (await client.OnInstanceEnabledAsync(instanceId) is { LatestPoint: { } first })
     {
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {first.Sequence}"));
@@ -74,6 +112,124 @@ static async Task<int> BackupLoopAsync(string storeFolder, string kmsFolder, str
     }
 
     output.WriteLine("done");
+    return 0;
+}
+
+static BackupStore OpenStore(string store, TimeProvider clock)
+{
+    if (store.StartsWith("azure:", StringComparison.Ordinal))
+    {
+        var connectionString = Environment.GetEnvironmentVariable("KMSBACKUP_AZURITE_CONNECTION_STRING");
+        if (string.IsNullOrEmpty(connectionString))
+        {
+            throw new InvalidOperationException("An azure:<container> store needs KMSBACKUP_AZURITE_CONNECTION_STRING.");
+        }
+
+        var clientOptions = new BlobClientOptions();
+        clientOptions.Retry.Delay = TimeSpan.FromMilliseconds(50);
+        return new AzureBlobBackupStore(new BlobContainerClient(connectionString, store["azure:".Length..], clientOptions), timeProvider: clock);
+    }
+
+    return new FileSystemBackupStore(new FileSystem(), store, clock);
+}
+
+static async Task<int> WatchAsync(string store, string kmsFolder, string keyFile, string owner, DateTimeOffset writerStart, TimeSpan duration)
+{
+    var now = writerStart.AddDays(1);
+    var clock = new SteppingClock(now);
+    var files = new FileSystem();
+    using var kms = new EmbeddedKeyManagementService(files, kmsFolder, clock);
+    if (await kms.GetInstanceAsync("kst-target") is null)
+    {
+        await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-target", InstanceKind.Software, "cn-shanghai", owner) { CreatedAt = now.AddDays(-1), KeyQuota = 1_000_000 });
+    }
+
+    var holder = $"watcher:{Environment.ProcessId}";
+    using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
+    var leaseStore = OpenStore(store, new SteppingClock(writerStart));
+    using var client = await BackupClient.OpenAsync(OpenStore(store, clock), keys, kms, new BackupClientOptions { TimeProvider = clock, LeaseHolder = holder });
+    var seen = new Dictionary<string, long>(StringComparer.Ordinal);
+    var heldOff = false;
+    var restored = false;
+    var watched = Stopwatch.StartNew();
+    while (watched.Elapsed < duration)
+    {
+        await foreach (var backup in client.ListBackupsAsync(owner))
+        {
+            if (backup.LatestPoint is null)
+            {
+                continue;
+            }
+
+            var (point, snapshot) = await client.GetStateAtAsync(owner, backup.Id, now);
+            if (!seen.TryGetValue(backup.Id, out var last) || point.Sequence > last)
+            {
+                seen[backup.Id] = point.Sequence;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"view {backup.Id} {point.Sequence} {snapshot.Keys.Length}"));
+            }
+
+            if (!heldOff)
+            {
+                try
+                {
+                    await using var lease = await leaseStore.AcquireLeaseAsync($"backups/{backup.Id}", holder, TimeSpan.FromSeconds(1));
+                    Console.WriteLine("lease-free");
+                }
+                catch (BackupException ex) when (ex.Code == BackupErrorCode.LeaseHeld)
+                {
+                    Console.WriteLine($"held-off {ex.Message}");
+                    heldOff = true;
+                }
+            }
+
+            // Once the writer has committed a few points, restore the newest into the instance in the other region, once.
+            if (!restored && point.Sequence >= 3)
+            {
+                var result = await client.RestoreAsync(new RestoreRequest
+                {
+                    CallerAccount = owner, BackupId = backup.Id, TargetInstanceId = "kst-target", PointInTime = point.CompletedAt, AllItems = true,
+                });
+                var target = (await kms.ReadSnapshotAsync("kst-target")).Snapshot;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"restored {backup.Id} {point.Sequence} {result.Restored.Count} {snapshot.Keys.Length} {target.Keys.Length}"));
+                restored = true;
+            }
+        }
+
+        await Task.Delay(20);
+    }
+
+    Console.WriteLine("done");
+    return 0;
+}
+
+static async Task<int> SchedulerAsync(string store, string kmsFolder, string keyFile, string host, SharedFastClock clock, TimeSpan lease, DateTimeOffset until)
+{
+    var files = new FileSystem();
+    using var kms = new EmbeddedKeyManagementService(files, kmsFolder, clock);
+    using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
+    var options = new BackupClientOptions { TimeProvider = clock, LeaseHolder = host, LeaseDuration = lease };
+    using var client = await BackupClient.OpenAsync(OpenStore(store, clock), keys, kms, options);
+    Console.WriteLine("ready");
+    while (clock.GetUtcNow() < until)
+    {
+        try
+        {
+            foreach (var result in await client.RunDueBackupsAsync())
+            {
+                var point = result.Point;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {point.BackupId} {point.Sequence} {point.Kind} {point.TakenAt:O} {host}"));
+            }
+        }
+        catch (BackupException ex)
+        {
+            // A host goes on after a failed run (a lease lost to a slow run, say); the tests count these.
+            Console.WriteLine($"error {ex.Code} {ex.Message}");
+        }
+
+        await Task.Delay(25);
+    }
+
+    Console.WriteLine("done");
     return 0;
 }
 
@@ -116,4 +272,17 @@ internal sealed class SteppingClock(DateTimeOffset start) : TimeProvider
     public override DateTimeOffset GetUtcNow() => new(Interlocked.Read(ref _ticks), TimeSpan.Zero);
 
     public void Advance(TimeSpan by) => Interlocked.Add(ref _ticks, by.Ticks);
+}
+
+/// <summary>
+/// A clock that several processes share without talking to each other: <c>epoch + (wall clock - wallStart) * speed</c>
+/// (never before the epoch). Hosts on one machine read one wall clock, so their leases' expiries agree.
+/// </summary>
+internal sealed class SharedFastClock(DateTimeOffset epoch, DateTimeOffset wallStart, double speed) : TimeProvider
+{
+    public override DateTimeOffset GetUtcNow()
+    {
+        var elapsed = System.GetUtcNow() - wallStart;
+        return elapsed <= TimeSpan.Zero ? epoch : epoch + (elapsed * speed);
+    }
 }

@@ -6,12 +6,13 @@ using FsCheck.Xunit;
 
 using Microsoft.Extensions.Time.Testing;
 
-namespace KmsBackup.Tests.Storage;
+namespace KmsBackup.Testing.Storage;
 
 /// <summary>
 /// The contract every <see cref="BackupStore"/> passes (DESIGN.md §1, "Ports": put-if-absent, get, list by
 /// prefix, delete, and a lease per backup; §4: two writers never corrupt a store). Subclass it for each
-/// store and implement <see cref="CreateStore"/>.
+/// store and implement <see cref="CreateStore"/>: the file-system store's tests and the Azure Blob store's tests
+/// (against Azurite) both run every case here.
 /// </summary>
 /// <remarks>
 /// Keys used here never make an object's key a folder of another key's (no <c>a</c> beside <c>a/b</c>),
@@ -27,6 +28,9 @@ public abstract class BackupStoreContractTests
 
     /// <summary>The clock every client of the store under test uses.</summary>
     protected FakeTimeProvider Time { get; } = new(Start);
+
+    /// <summary>The length of the large objects (tens of MiB) that the large-object cases write.</summary>
+    protected virtual int LargeObjectLength => 24 << 20;
 
     /// <summary>The first client of the store under test.</summary>
     protected BackupStore Store => _store ??= CreateStore();
@@ -86,12 +90,46 @@ public abstract class BackupStoreContractTests
     [Fact]
     public async Task A_large_object_round_trips()
     {
-        var content = RandomNumberGenerator.GetBytes(8 << 20);
+        var content = RandomNumberGenerator.GetBytes(LargeObjectLength);
 
         Assert.True(await Store.TryCreateAsync("data/large", content));
 
         Assert.Equal(content, await CreateStore().TryReadAsync("data/large"));
         Assert.Equal([new StoreObject("data/large", content.Length)], await ListAsync(Store, "data/"));
+        Assert.False(await CreateStore().TryCreateAsync("data/large", content.AsMemory(0, 1000)));
+        Assert.Equal(content.Length, (await CreateStore().TryReadAsync("data/large"))!.Length);
+    }
+
+    [Fact]
+    public async Task A_reader_during_a_large_write_sees_nothing_or_the_whole_object()
+    {
+        var content = RandomNumberGenerator.GetBytes(LargeObjectLength);
+        var reader = CreateStore();
+        var writing = Task.Run(() => Store.TryCreateAsync("data/large-w", content));
+
+        var sawAbsent = 0;
+        while (true)
+        {
+            var finished = writing.IsCompleted;
+            var read = await reader.TryReadAsync("data/large-w");
+            foreach (var o in await ListAsync(reader, "data/"))
+            {
+                Assert.Equal(content.Length, o.Length);
+            }
+
+            if (read is null)
+            {
+                Assert.False(finished, "the object is absent after its write completed");
+                sawAbsent++;
+                continue;
+            }
+
+            Assert.True(read.AsSpan().SequenceEqual(content), "a reader saw a partial or different object");
+            break;
+        }
+
+        Assert.True(await writing);
+        Assert.True(sawAbsent >= 0);
     }
 
     [Fact]
@@ -147,6 +185,36 @@ public abstract class BackupStoreContractTests
         static IEnumerable<string> Expected(string[] keys, string prefix) =>
             keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Order(StringComparer.Ordinal);
         static IEnumerable<string> Keys(IEnumerable<StoreObject> objects) => objects.Select(o => o.Key);
+    }
+
+    [Fact]
+    public async Task Listing_pages_on_past_many_objects_in_order_and_stops_at_the_prefix()
+    {
+        // More objects than one listing page of any store under test (the Azure tests use pages of 50).
+        const int Count = 130;
+        var keys = Enumerable.Range(0, Count).Select(i => $"points/b-{i % 3}/{i:D4}").ToArray();
+        await Parallel.ForEachAsync(keys, new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (key, ct) =>
+            Assert.True(await Store.TryCreateAsync(key, Content(3, seed: 1), ct)));
+        Assert.True(await Store.TryCreateAsync("points/b-10/0000", Content(3, seed: 1)));
+        Assert.True(await Store.TryCreateAsync("pointz/0", Content(3, seed: 1)));
+
+        var listed = (await ListAsync(CreateStore(), "points/")).Select(o => o.Key).ToList();
+        Assert.Equal(keys.Append("points/b-10/0000").Order(StringComparer.Ordinal), listed);
+        Assert.Equal(keys.Where(k => k.StartsWith("points/b-1/", StringComparison.Ordinal)).Order(StringComparer.Ordinal), (await ListAsync(Store, "points/b-1/")).Select(o => o.Key));
+        Assert.Equal(Count + 1 + 1, (await ListAsync(Store, "point")).Count);
+
+        // Stopping early stops the listing.
+        var firstFew = new List<string>();
+        await foreach (var o in Store.ListAsync("points/"))
+        {
+            firstFew.Add(o.Key);
+            if (firstFew.Count == 3)
+            {
+                break;
+            }
+        }
+
+        Assert.Equal(listed.Take(3), firstFew);
     }
 
     [Fact]

@@ -1,11 +1,15 @@
 using System.Diagnostics;
 
-namespace KmsBackup.Tests;
+namespace KmsBackup.Testing;
 
 /// <summary>Starts tests/KmsBackup.TestHost as a separate process: a second writer, or a process to kill.</summary>
-internal static class TestHostProcess
+public static class TestHostProcess
 {
-    public static Process Start(params string[] arguments)
+    /// <summary>Starts the test host with <paramref name="arguments"/>; its standard output and error are redirected.</summary>
+    public static Process Start(params string[] arguments) => Start(environment: null, arguments);
+
+    /// <summary>Starts the test host with <paramref name="arguments"/> and extra environment variables.</summary>
+    public static Process Start(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         var start = new ProcessStartInfo(DotnetHost())
         {
@@ -13,6 +17,11 @@ internal static class TestHostProcess
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
+        }
+
         start.ArgumentList.Add("exec");
         start.ArgumentList.Add(TestHostAssembly());
         foreach (var argument in arguments)
@@ -37,8 +46,8 @@ internal static class TestHostProcess
     }
 
     /// <summary>
-    /// tests/KmsBackup.TestHost's build output, in the same configuration as this test assembly's
-    /// (the solution build builds it; this project does not reference it).
+    /// tests/KmsBackup.TestHost's build output, in the same configuration as the running test assembly's
+    /// (the solution build builds it; test projects do not reference it).
     /// </summary>
     private static string TestHostAssembly()
     {
@@ -46,7 +55,7 @@ internal static class TestHostProcess
         var relative = new Stack<string>();
         for (var folder = output; folder is not null; folder = folder.Parent)
         {
-            if (folder.Name == "KmsBackup.Tests" && folder.Parent is { } tests)
+            if (folder.Parent is { Name: "tests" } tests)
             {
                 var path = Path.Combine([tests.FullName, "KmsBackup.TestHost", .. relative, "KmsBackup.TestHost.dll"]);
                 Assert.True(File.Exists(path), $"{path} is missing: build the solution (dotnet build -c Release) before running the tests.");
@@ -56,7 +65,7 @@ internal static class TestHostProcess
             relative.Push(folder.Name);
         }
 
-        Assert.Fail($"This test runs from the build output of tests/KmsBackup.Tests; {AppContext.BaseDirectory} is not one.");
+        Assert.Fail($"This test runs from the build output of a project under tests/; {AppContext.BaseDirectory} is not one.");
         return string.Empty;
     }
 }

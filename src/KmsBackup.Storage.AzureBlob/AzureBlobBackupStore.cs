@@ -1,0 +1,333 @@
+using System.Net;
+using System.Runtime.CompilerServices;
+using System.Security.Cryptography;
+
+using Azure;
+using Azure.Storage;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+
+namespace KmsBackup.Storage.AzureBlob;
+
+/// <summary>
+/// A <see cref="BackupStore"/> in a container of Azure Blob Storage (or of Azurite, its emulator), which many
+/// hosts can share. Objects are block blobs under <c>{prefix}objects/</c> (the key <c>data/ab/cd</c> is the blob
+/// <c>{prefix}objects/data/ab/cd</c>); leases are small record blobs under <c>{prefix}leases/</c>.
+/// </summary>
+/// <remarks>
+/// <para><b>Writes</b> are conditional creates: an upload with <c>If-None-Match: *</c>, which the service refuses
+/// (409 <c>BlobAlreadyExists</c>) when the blob exists. An object larger than
+/// <see cref="AzureBlobBackupStoreOptions.SingleUploadLimit"/> is staged as blocks, which stay invisible until the
+/// final, conditional commit of the block list: a reader or a listing sees an object whole or not at all, and a
+/// crash or cancellation midway leaves only uncommitted blocks, which the service discards. Each upload carries a
+/// random write token in its metadata, so that when the service created the blob but its reply was lost and the
+/// Azure SDK's retry is told the blob exists, the store still recognises the blob as its own.</para>
+/// <para><b>Leases</b> are record blobs (holder, random token, expiry, released or not) changed only by
+/// compare-and-swap on their ETag (<c>If-Match</c>, or <c>If-None-Match: *</c> for the first one): of writers racing
+/// to take or take over a lease, exactly one wins, and a second writer reads who holds it and until when. They are
+/// not the service's native blob leases, whose durations are 15 to 60 seconds (the port promises 1 second to
+/// 1 hour), whose holder cannot be named to a second writer, and whose expiry follows the service's clock rather
+/// than the <see cref="TimeProvider"/> the store is given. Expiry compares the writers' clocks: hosts that share a
+/// store need clocks in sync to well within a lease's duration.</para>
+/// <para><b>Failures.</b> Retries are the Azure SDK's, configured on the client (<c>BlobClientOptions.Retry</c>).
+/// What fails after them (the service unreachable, a refused request, a missing container) is a
+/// <see cref="BackupException"/> with <see cref="BackupErrorCode.StoreUnavailable"/> that names the store and the
+/// object; the Azure exception is its inner exception. Cancellation throws <see cref="OperationCanceledException"/>.</para>
+/// <para>The store is thread-safe.</para>
+/// </remarks>
+public sealed partial class AzureBlobBackupStore : BackupStore
+{
+    private const string ObjectsFolder = "objects/";
+    private const string LeasesFolder = "leases/";
+    private const string WriteTokenMetadata = "kmsbackupwrite";
+
+    private readonly BlobContainerClient _container;
+    private readonly AzureBlobBackupStoreOptions _options;
+    private readonly TimeProvider _time;
+    private readonly string _objectsPrefix;
+    private readonly string _leasesPrefix;
+
+    /// <summary>Creates a store in the container <paramref name="container"/>.</summary>
+    /// <param name="container">
+    /// The container, with its account, credentials and retry options (<c>BlobClientOptions.Retry</c>) configured
+    /// as for any Azure SDK client: a connection string, a SAS URI, or a URI with a <c>TokenCredential</c>.
+    /// </param>
+    /// <param name="options">How the store lays out its blobs; the defaults when <see langword="null"/>. Copied: later changes have no effect.</param>
+    /// <param name="timeProvider">The clock for lease expiry; the system clock by default.</param>
+    /// <exception cref="ArgumentException">An option is out of range (see <see cref="AzureBlobBackupStoreOptions.Validate"/>).</exception>
+    public AzureBlobBackupStore(BlobContainerClient container, AzureBlobBackupStoreOptions? options = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(container);
+        options ??= new AzureBlobBackupStoreOptions();
+        options.Validate();
+        _container = container;
+        _options = new AzureBlobBackupStoreOptions
+        {
+            Prefix = options.Prefix,
+            CreateContainerIfMissing = options.CreateContainerIfMissing,
+            ListPageSize = options.ListPageSize,
+            SingleUploadLimit = options.SingleUploadLimit,
+            BlockSize = options.BlockSize,
+            UploadConcurrency = options.UploadConcurrency,
+        };
+        _time = timeProvider ?? TimeProvider.System;
+        _objectsPrefix = _options.NormalizedPrefix + ObjectsFolder;
+        _leasesPrefix = _options.NormalizedPrefix + LeasesFolder;
+
+        // The URI without its query: a SAS token is a credential and never goes into a message.
+        Location = $"{container.Uri.GetLeftPart(UriPartial.Path).TrimEnd('/')}/{_options.NormalizedPrefix}";
+    }
+
+    /// <summary>Where the store is, as errors name it: the container's URI (never its query, which may hold a SAS token) and the prefix.</summary>
+    public string Location { get; }
+
+    /// <inheritdoc />
+    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules.</exception>
+    public override async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        ValidateKey(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        var blob = _container.GetBlobClient(_objectsPrefix + key);
+        var token = RandomNumberGenerator.GetHexString(32, lowercase: true);
+        try
+        {
+            return await WithContainerAsync(
+                async ct =>
+                {
+                    try
+                    {
+                        await blob.UploadAsync(BinaryData.FromBytes(content), CreateOptions(token), ct).ConfigureAwait(false);
+                        return true;
+                    }
+                    catch (RequestFailedException ex) when (IsLostCreateRace(ex))
+                    {
+                        return await IsOwnWriteAsync(blob, token, ct).ConfigureAwait(false);
+                    }
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+        {
+            throw Unavailable(ObjectItem(key), $"create the object '{key}'", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules.</exception>
+    public override async Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default)
+    {
+        ValidateKey(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        var blob = _container.GetBlobClient(_objectsPrefix + key);
+        try
+        {
+            var response = await blob.DownloadContentAsync(cancellationToken).ConfigureAwait(false);
+            return response.Value.Content.ToArray();
+        }
+        catch (RequestFailedException ex) when (ex.Status == (int)HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+        {
+            throw Unavailable(ObjectItem(key), $"read the object '{key}'", ex);
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>Pages through the service's listing, <see cref="AzureBlobBackupStoreOptions.ListPageSize"/> blobs a request; blobs whose commit has not completed are never listed.</remarks>
+    /// <exception cref="ArgumentException"><paramref name="prefix"/> is not a valid key prefix.</exception>
+    public override IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        ValidatePrefix(prefix);
+        return ListCoreAsync(prefix, cancellationToken);
+    }
+
+    private async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var pages = _container
+            .GetBlobsAsync(BlobTraits.None, BlobStates.None, _objectsPrefix + prefix, cancellationToken)
+            .AsPages(continuationToken: null, pageSizeHint: _options.ListPageSize);
+        var enumerator = pages.GetAsyncEnumerator(cancellationToken);
+        await using (enumerator.ConfigureAwait(false))
+        {
+            while (true)
+            {
+                Page<BlobItem> page;
+                try
+                {
+                    if (!await enumerator.MoveNextAsync().ConfigureAwait(false))
+                    {
+                        yield break;
+                    }
+
+                    page = enumerator.Current;
+                }
+                catch (RequestFailedException ex) when (ex.Status == (int)HttpStatusCode.NotFound)
+                {
+                    yield break; // no container yet: nothing stored
+                }
+                catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+                {
+                    throw Unavailable($"store objects under '{prefix}'", $"list the objects under '{prefix}'", ex);
+                }
+
+                foreach (var item in page.Values)
+                {
+                    yield return new StoreObject(item.Name[_objectsPrefix.Length..], item.Properties.ContentLength ?? 0);
+                }
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    /// <remarks>
+    /// If the service deleted the blob but its reply was lost, the Azure SDK's retry finds the blob gone and this
+    /// returns <see langword="false"/> for a blob this very call deleted; the blob is gone either way.
+    /// </remarks>
+    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules.</exception>
+    public override async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
+    {
+        ValidateKey(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        var blob = _container.GetBlobClient(_objectsPrefix + key);
+        try
+        {
+            var response = await blob.DeleteIfExistsAsync(DeleteSnapshotsOption.IncludeSnapshots, conditions: null, cancellationToken).ConfigureAwait(false);
+            return response.Value;
+        }
+        catch (RequestFailedException ex) when (ex.Status == (int)HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+        {
+            throw Unavailable(ObjectItem(key), $"delete the object '{key}'", ex);
+        }
+    }
+
+    private BlobUploadOptions CreateOptions(string writeToken) => new()
+    {
+        Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All },
+        Metadata = new Dictionary<string, string>(StringComparer.Ordinal) { [WriteTokenMetadata] = writeToken },
+        TransferOptions = new StorageTransferOptions
+        {
+            InitialTransferSize = _options.SingleUploadLimit,
+            MaximumTransferSize = _options.BlockSize,
+            MaximumConcurrency = _options.UploadConcurrency,
+        },
+    };
+
+    /// <summary>
+    /// The service refused a create because the blob exists: 409 <c>BlobAlreadyExists</c> for one request, 412 for a
+    /// conditional commit, or 400 <c>InvalidBlockList</c> when another writer's commit discarded this writer's staged blocks.
+    /// </summary>
+    private static bool IsLostCreateRace(RequestFailedException ex) =>
+        ex.Status is (int)HttpStatusCode.Conflict or (int)HttpStatusCode.PreconditionFailed ||
+        ex.ErrorCode is "BlobAlreadyExists" or "ConditionNotMet" or "InvalidBlockList";
+
+    /// <summary>After a refused create: whether the blob that exists is this writer's own (its first attempt's reply was lost).</summary>
+    private static async Task<bool> IsOwnWriteAsync(BlobClient blob, string writeToken, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var properties = await blob.GetPropertiesAsync(conditions: null, cancellationToken).ConfigureAwait(false);
+            return properties.Value.Metadata.TryGetValue(WriteTokenMetadata, out var stored) &&
+                string.Equals(stored, writeToken, StringComparison.Ordinal);
+        }
+        catch (RequestFailedException ex) when (ex.Status == (int)HttpStatusCode.NotFound)
+        {
+            // Refused, yet absent: the other writer's object was deleted since. Nothing of this writer's is there.
+            throw new RequestFailedException(ex.Status, $"The blob '{blob.Name}' was reported to exist but is absent; the create did not complete.", ex.ErrorCode, ex);
+        }
+    }
+
+    /// <summary>Runs a write; when the container is missing and may be created, creates it and runs the write again.</summary>
+    private async Task<T> WithContainerAsync<T>(Func<CancellationToken, Task<T>> write, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await write(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.ErrorCode == "ContainerNotFound" && _options.CreateContainerIfMissing)
+        {
+            await _container.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
+            return await write(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A prefix is a key whose last segment may be partial (or empty, after a trailing '/').</summary>
+    private static void ValidatePrefix(string prefix)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        if (prefix.Length > MaximumKeyLength)
+        {
+            throw new ArgumentException($"A store prefix has at most {MaximumKeyLength} characters; this one has {prefix.Length}.", nameof(prefix));
+        }
+
+        var segments = prefix.Split('/');
+        for (var i = 0; i < segments.Length; i++)
+        {
+            var segment = segments[i];
+            var isLast = i == segments.Length - 1;
+            var valid = segment.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-') &&
+                (isLast || (segment.Length > 0 && segment is not "." and not ".."));
+            if (!valid)
+            {
+                throw new ArgumentException($"The store prefix '{prefix}' has an invalid segment '{segment}': use letters, digits, '.', '_' and '-', separated by '/'.", nameof(prefix));
+            }
+        }
+    }
+
+    /// <summary>Whether <paramref name="ex"/> is the store failing (after the Azure SDK's retries), not the caller cancelling.</summary>
+    private static bool IsStoreFailure(Exception ex, CancellationToken cancellationToken) => ex switch
+    {
+        RequestFailedException or HttpRequestException or IOException or TimeoutException => true,
+        AggregateException aggregate => aggregate.InnerExceptions.All(e => IsStoreFailure(e, cancellationToken)),
+        // The Azure SDK's network timeout cancels the request; the caller's token did not.
+        OperationCanceledException => !cancellationToken.IsCancellationRequested,
+        _ => false,
+    };
+
+    private static string ObjectItem(string key) => $"store object '{key}'";
+
+    private BackupException Unavailable(string item, string action, Exception cause)
+    {
+        var (what, remedy) = Describe(cause);
+        return new BackupException(
+            new Refusal(
+                BackupErrorCode.StoreUnavailable,
+                item,
+                $"The Azure Blob store at '{Location}' could not {action}: {what}",
+                remedy),
+            cause);
+    }
+
+    /// <summary>What went wrong, in words, from the status and error code only (an Azure message can quote request headers).</summary>
+    private static (string What, string Remedy) Describe(Exception cause)
+    {
+        var failed = cause is AggregateException aggregate ? aggregate.InnerExceptions[^1] : cause;
+        if (failed is RequestFailedException { Status: > 0 } request)
+        {
+            var code = request.ErrorCode is { Length: > 0 } c ? $" {c}" : string.Empty;
+            return request.Status switch
+            {
+                (int)HttpStatusCode.Forbidden or (int)HttpStatusCode.Unauthorized => (
+                    $"the service refused access (HTTP {request.Status}{code}).",
+                    "Check the credentials the BlobContainerClient was created with and that they may read, write, list and delete blobs in the container."),
+                (int)HttpStatusCode.NotFound when request.ErrorCode == "ContainerNotFound" => (
+                    $"the container does not exist (HTTP {request.Status}{code}).",
+                    "Create the container, or let the store create it (AzureBlobBackupStoreOptions.CreateContainerIfMissing)."),
+                _ => (
+                    $"the service answered HTTP {request.Status}{code}.",
+                    "Retry; if it keeps failing, check the storage account's health and limits."),
+            };
+        }
+
+        var reason = (failed as RequestFailedException)?.InnerException ?? failed;
+        return (
+            $"the service did not answer ({reason.GetType().Name}: {reason.Message}).",
+            "Check that the storage account (or Azurite) is running and reachable from this host, then retry; the Azure SDK's retries (BlobClientOptions.Retry) were used up.");
+    }
+}
