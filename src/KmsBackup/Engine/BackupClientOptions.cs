@@ -1,3 +1,7 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace KmsBackup;
 
 /// <summary>Options of a <see cref="BackupClient"/>. Validated once, when the client opens.</summary>
@@ -24,6 +28,18 @@ public sealed class BackupClientOptions
     /// <summary>How long after a prune marks an unreferenced pack a later prune may delete it. Default 1 hour; at least <see cref="LeaseDuration"/>.</summary>
     public TimeSpan PruneGracePeriod { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// Where the client's logs go (category <c>KmsBackup.BackupClient</c>). Default
+    /// <see cref="NullLoggerFactory.Instance"/>: no logs. No log message holds a secret value, key material or a key.
+    /// </summary>
+    public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
+
+    /// <summary>
+    /// Creates the <c>KmsBackup</c> meter (see <see cref="Diagnostics.KmsBackupDiagnostics"/>). Default
+    /// <see langword="null"/>: one process-wide meter. A host's factory keeps its measurements apart.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; set; }
+
     /// <summary>Throws when an option is out of range.</summary>
     /// <exception cref="BackupException">A schedule option is out of range (<see cref="BackupErrorCode.InvalidScheduleOption"/>).</exception>
     /// <exception cref="ArgumentException">Another option is missing or out of range.</exception>
@@ -33,6 +49,7 @@ public sealed class BackupClientOptions
         ArgumentNullException.ThrowIfNull(TimeZone);
         ArgumentNullException.ThrowIfNull(Schedule);
         ArgumentNullException.ThrowIfNull(AutomaticBackupCutoffs);
+        ArgumentNullException.ThrowIfNull(LoggerFactory);
         ArgumentException.ThrowIfNullOrWhiteSpace(LeaseHolder);
         Schedule.ThrowIfInvalid();
         if (LeaseDuration < TimeSpan.FromSeconds(1) || LeaseDuration > TimeSpan.FromHours(1))
