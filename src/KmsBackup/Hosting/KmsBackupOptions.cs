@@ -98,7 +98,6 @@ public sealed class KmsBackupOptions : IValidatableObject
         },
         LeaseHolder = LeaseHolder,
         LeaseDuration = LeaseDuration,
-        PruneGracePeriod = LeaseDuration > TimeSpan.FromHours(1) ? LeaseDuration : TimeSpan.FromHours(1),
     };
 
     internal string ResolveDataPath(IFileSystem fileSystem, string name)
