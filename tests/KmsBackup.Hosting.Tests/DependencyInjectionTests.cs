@@ -1,7 +1,9 @@
 using System.IO.Abstractions;
 using KmsBackup.Storage;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace KmsBackup.Hosting.Tests;
 
@@ -98,6 +100,31 @@ public class DependencyInjectionTests
         Assert.DoesNotContain(h.Files.AllFiles, f => f == "/east/keys/repository.key");
         Assert.Same(store, h.Services.GetRequiredKeyedService<BackupStore>("east"));
         keys.Dispose();
+    }
+
+    [Fact]
+    public void Options_bind_from_configuration()
+    {
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["KmsBackup:TimeZone"] = "Asia/Shanghai",
+            ["KmsBackup:Schedule:IncrementalInterval"] = "00:10:00",
+            ["KmsBackup:Schedule:DailyFullTime"] = "02:30",
+            ["KmsBackup:Scheduler:Tick"] = "00:00:30",
+            ["KmsBackup:StorePath"] = "/shared/store",
+        });
+        builder.Services.AddKmsBackup();
+        builder.Services.AddOptions<KmsBackupOptions>().Bind(builder.Configuration.GetSection("KmsBackup"));
+        using var host = builder.Build();
+
+        var options = host.Services.GetRequiredService<IOptionsMonitor<KmsBackupOptions>>().Get(Options.DefaultName);
+
+        Assert.Equal("Asia/Shanghai", options.TimeZone);
+        Assert.Equal(TimeSpan.FromMinutes(10), options.Schedule.IncrementalInterval);
+        Assert.Equal(new TimeOnly(2, 30), options.Schedule.DailyFullTime);
+        Assert.Equal(TimeSpan.FromSeconds(30), options.Scheduler.Tick);
+        Assert.Equal("/shared/store", options.StorePath);
     }
 
     [Fact]
