@@ -60,6 +60,29 @@ public class SchedulerTests
     }
 
     [Fact]
+    [Trait("Rule", "S1")]
+    public async Task Enabling_a_backup_whose_first_full_another_writer_is_running_succeeds_and_leaves_the_run_to_it()
+    {
+        await using var h = HostHarness.Create();
+        var client = await h.ClientAsync();
+        await h.CreateInstanceAsync("kst-a");
+        var backup = await client.CreateDefaultBackupAsync(HostHarness.Owner);
+
+        // A scheduler on another host saw the backup enabled and holds its lease while it runs the first full.
+        var store = h.Services.GetRequiredService<BackupStore>();
+        var lease = await store.AcquireLeaseAsync($"backups/{backup.Id}", "other-host", TimeSpan.FromMinutes(5));
+        var enabled = await client.EnableBackupAsync(HostHarness.Owner, backup.Id, "kst-a", InstanceKind.Software);
+        Assert.Equal(BackupStatus.Enabled, enabled.Status);
+        Assert.Null(enabled.LatestPoint);
+
+        // Had the other host failed, this host's scheduler runs the first full at its next tick.
+        await lease.DisposeAsync();
+        await h.StartHostAsync();
+        var first = Assert.Single((await h.NextTickAsync()).Runs).Point;
+        Assert.Equal((backup.Id, ScheduleReason.FirstFull), (first.BackupId, first.Reason));
+    }
+
+    [Fact]
     [Trait("Rule", "S4")]
     public async Task A_failed_run_is_logged_and_the_next_tick_catches_up_while_the_host_keeps_running()
     {

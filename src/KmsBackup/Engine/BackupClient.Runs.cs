@@ -98,6 +98,23 @@ public partial class BackupClient
         }
     }
 
+    /// <summary>
+    /// Runs the first full of a backup just enabled (rule S1). When another writer (a scheduler that saw
+    /// the new backup) holds its lease, that writer is running it: the enabling succeeded all the same.
+    /// </summary>
+    private async Task<BackupRunResult?> RunFirstFullAsync(string backupId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RunIfDueAsync(backupId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.LeaseHeld)
+        {
+            Log.RunSkippedLeaseHeld(_logger, backupId);
+            return null;
+        }
+    }
+
     private async Task<BackupRunResult?> RunIfDueCoreAsync(string backupId, RunAttempt attempt, CancellationToken cancellationToken)
     {
         var entry = await RefreshAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
