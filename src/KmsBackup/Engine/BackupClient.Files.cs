@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Security.Cryptography;
+using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 
 namespace KmsBackup;
@@ -50,6 +52,24 @@ public partial class BackupClient
     /// <param name="cancellationToken">Cancels the download.</param>
     /// <exception cref="BackupException">The date is outside the window (the error states the viewable days needed), no backup ran that day, or the backup is expired or not the caller's.</exception>
     public virtual async Task<BackupFileDownload> DownloadAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken = default)
+    {
+        using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.DownloadActivity);
+        activity?.SetTag(KmsBackupDiagnostics.BackupIdTag, backupId);
+        activity?.SetTag(KmsBackupDiagnostics.BackupDateTag, backupDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+        try
+        {
+            var download = await DownloadCoreAsync(callerAccount, backupId, backupDate, destination, cancellationToken).ConfigureAwait(false);
+            Log.DownloadCompleted(_logger, backupId, backupDate, download.Length);
+            return download;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            BackupTelemetry.SetFailed(activity, e);
+            throw;
+        }
+    }
+
+    private async Task<BackupFileDownload> DownloadCoreAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(destination);
         var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
@@ -120,6 +140,30 @@ public partial class BackupClient
     /// <exception cref="BackupFileException">The key is wrong or the file is damaged (see its code).</exception>
     /// <exception cref="BackupException">The name is invalid.</exception>
     public virtual async Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default)
+    {
+        using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.UploadActivity);
+        try
+        {
+            var details = await UploadCoreAsync(callerAccount, file, dataKey, backupName, cancellationToken).ConfigureAwait(false);
+            activity?.SetTag(KmsBackupDiagnostics.BackupIdTag, details.Id);
+            var date = details.LatestPoint?.Date;
+            activity?.SetTag(KmsBackupDiagnostics.BackupDateTag, date?.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
+            Log.UploadCompleted(_logger, details.Id, date);
+            return details;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            BackupTelemetry.SetFailed(activity, e);
+            if (e is BackupFileException)
+            {
+                Log.UploadRefused(_logger, BackupTelemetry.ErrorType(e));
+            }
+
+            throw;
+        }
+    }
+
+    private async Task<BackupDetails> UploadCoreAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
         ArgumentNullException.ThrowIfNull(file);

@@ -38,7 +38,8 @@ public partial class BackupClient
 
     /// <summary>
     /// Tells the client that an instance was enabled. If the instance is eligible (rule K4) and has no
-    /// automatic backup yet (K5), creates its automatic backup and runs the first full backup at once (S1).
+    /// automatic backup yet (K5), creates its automatic backup and runs the first full backup at once (S1),
+    /// unless another writer (a scheduler that saw the new backup) holds its lease and runs it.
     /// </summary>
     /// <param name="instanceId">The instance that was enabled.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -54,11 +55,14 @@ public partial class BackupClient
         }
 
         var entry = await _repository.SaveStateAsync(new CatalogEntry(outcome.Backups[0], instance.OwnerAccount), cancellationToken).ConfigureAwait(false);
-        var run = await RunIfDueAsync(entry.State.Id, cancellationToken).ConfigureAwait(false);
+        var run = await RunFirstFullAsync(entry.State.Id, cancellationToken).ConfigureAwait(false);
         return ToDetails(entry, run?.Point);
     }
 
-    /// <summary>Binds a default or purchased backup to an enabled instance the caller owns, and runs its first full backup at once (rules K7, S1).</summary>
+    /// <summary>
+    /// Binds a default or purchased backup to an enabled instance the caller owns, and runs its first full backup at once
+    /// (rules K7, S1), unless another writer (a scheduler that saw the backup enabled) holds its lease and runs it.
+    /// </summary>
     /// <param name="callerAccount">The owner of the backup and of the instance.</param>
     /// <param name="backupId">The backup.</param>
     /// <param name="instanceId">The instance to back up.</param>
@@ -81,7 +85,7 @@ public partial class BackupClient
 
         var info = instance.ReleasedAt is null ? instance.Info : instance.Info with { IsEnabled = false };
         var updated = await ApplyAsync(entry, new EnableBackup(info, backupType, backupAlias), cancellationToken).ConfigureAwait(false);
-        var run = await RunIfDueAsync(backupId, cancellationToken).ConfigureAwait(false);
+        var run = await RunFirstFullAsync(backupId, cancellationToken).ConfigureAwait(false);
         return ToDetails(updated, run?.Point);
     }
 

@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
+using KmsBackup.Diagnostics;
 
 namespace KmsBackup;
 
@@ -16,9 +18,18 @@ public partial class BackupClient
     /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no such backup; <see cref="BackupErrorCode.AccessDenied"/>: the caller does not own the backup — refused before any backup data is read.</exception>
     public virtual async Task<RestorePlan> PlanRestoreAsync(RestoreRequest request, CancellationToken cancellationToken = default)
     {
-        var (plan, records) = await PrepareRestoreAsync(request, cancellationToken).ConfigureAwait(false);
-        records.Clear();
-        return plan;
+        using var activity = StartRestoreActivity(KmsBackupDiagnostics.RestorePlanActivity, request);
+        try
+        {
+            var (plan, records) = await PrepareRestoreAsync(request, cancellationToken).ConfigureAwait(false);
+            records.Clear();
+            return plan;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            BackupTelemetry.SetFailed(activity, e);
+            throw;
+        }
     }
 
     /// <summary>
@@ -38,20 +49,49 @@ public partial class BackupClient
     /// <exception cref="OperationCanceledException">Cancelled; the target is as it was.</exception>
     public virtual async Task<RestoreResult> RestoreAsync(RestoreRequest request, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        var (plan, records) = await PrepareRestoreAsync(request, cancellationToken).ConfigureAwait(false);
+        using var activity = StartRestoreActivity(KmsBackupDiagnostics.RestoreActivity, request);
         try
         {
-            if (!plan.CanExecute)
+            var (plan, records) = await PrepareRestoreAsync(request, cancellationToken).ConfigureAwait(false);
+            try
             {
-                throw new RestoreException(plan.AllRefusals.First(), plan);
+                if (!plan.CanExecute)
+                {
+                    throw new RestoreException(plan.AllRefusals.First(), plan);
+                }
+
+                var result = await ExecuteAsync(plan, records, progress, cancellationToken).ConfigureAwait(false);
+                activity?.SetTag(KmsBackupDiagnostics.RestoredItemsTag, result.Restored.Count);
+                Log.RestoreCompleted(_logger, plan.OperationId, request.BackupId, plan.TargetInstanceId, result.Restored.Count, result.AlreadyRestored.Count);
+                return result;
+            }
+            finally
+            {
+                records.Clear();
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            BackupTelemetry.SetFailed(activity, e);
+            if (request is not null)
+            {
+                Log.RestoreFailed(_logger, e, request.OperationId ?? "(new)", request.BackupId, request.TargetInstanceId, BackupTelemetry.ErrorType(e));
             }
 
-            return await ExecuteAsync(plan, records, progress, cancellationToken).ConfigureAwait(false);
+            throw;
         }
-        finally
+    }
+
+    private static Activity? StartRestoreActivity(string name, RestoreRequest? request)
+    {
+        var activity = BackupTelemetry.Source.StartActivity(name);
+        if (activity is not null && request is not null)
         {
-            records.Clear();
+            activity.SetTag(KmsBackupDiagnostics.BackupIdTag, request.BackupId);
+            activity.SetTag(KmsBackupDiagnostics.TargetInstanceTag, request.TargetInstanceId);
         }
+
+        return activity;
     }
 
     private async Task<RestoreResult> ExecuteAsync(RestorePlan plan, RestoreRecords records, IProgress<RestoreProgress>? progress, CancellationToken cancellationToken)

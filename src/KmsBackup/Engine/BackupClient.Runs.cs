@@ -1,3 +1,5 @@
+using System.Runtime.ExceptionServices;
+using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 
 namespace KmsBackup;
@@ -8,23 +10,46 @@ public partial class BackupClient
     /// Runs every backup whose next run is due now (rules S1–S5): each under its lease, so that several
     /// hosts can share the work. A backup whose lease another writer holds is skipped, and so is a backup
     /// of an instance this client's <see cref="InstanceGateway"/> does not serve (another host's service
-    /// sharing the store).
+    /// sharing the store). A backup whose run fails does not stop the others: every due backup is tried,
+    /// and the failures are thrown afterwards.
     /// </summary>
     /// <param name="cancellationToken">Cancels the runs; a cancelled run commits nothing.</param>
     /// <returns>The runs that committed a recovery point.</returns>
+    /// <exception cref="BackupException">The catalog could not be read, or the one backup whose run failed failed with it (the other backups ran).</exception>
+    /// <exception cref="AggregateException">The runs of several backups failed (the other backups ran); it holds each failure.</exception>
     public virtual async Task<IReadOnlyList<BackupRunResult>> RunDueBackupsAsync(CancellationToken cancellationToken = default)
     {
+        var (results, failures) = await RunDueCoreAsync(cancellationToken).ConfigureAwait(false);
+        if (failures.Count == 1)
+        {
+            ExceptionDispatchInfo.Throw(failures[0].Error);
+        }
+
+        if (failures.Count > 1)
+        {
+            throw new AggregateException(
+                $"The runs of {failures.Count} backups failed ({string.Join(", ", failures.Select(f => f.BackupId))}); the other due backups ran.",
+                failures.Select(f => f.Error));
+        }
+
+        return results;
+    }
+
+    /// <summary>Runs every due backup, each on its own: a failure is collected and the next backup runs.</summary>
+    internal async Task<(List<BackupRunResult> Results, List<BackupRunFailure> Failures)> RunDueCoreAsync(CancellationToken cancellationToken)
+    {
         var results = new List<BackupRunResult>();
+        var failures = new List<BackupRunFailure>();
         foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
         {
-            if (entry.State.Instance is not { } instance ||
-                await _instances.GetInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false) is null)
-            {
-                continue;
-            }
-
             try
             {
+                if (entry.State.Instance is not { } instance ||
+                    await _instances.GetInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false) is null)
+                {
+                    continue;
+                }
+
                 if (await RunIfDueAsync(entry.State.Id, cancellationToken).ConfigureAwait(false) is { } result)
                 {
                     results.Add(result);
@@ -33,10 +58,15 @@ public partial class BackupClient
             catch (BackupException e) when (e.Code == BackupErrorCode.LeaseHeld)
             {
                 // Another host runs this backup now.
+                Log.RunSkippedLeaseHeld(_logger, entry.State.Id);
+            }
+            catch (Exception e) when (IsRunFailure(e, cancellationToken))
+            {
+                failures.Add(new BackupRunFailure(entry.State.Id, e));
             }
         }
 
-        return results;
+        return (results, failures);
     }
 
     /// <summary>Runs the backup's next run if it is due now; otherwise does nothing.</summary>
@@ -46,7 +76,49 @@ public partial class BackupClient
     /// <exception cref="BackupException"><see cref="BackupErrorCode.LeaseHeld"/>: another writer runs this backup now (the error names it).</exception>
     public virtual async Task<BackupRunResult?> RunIfDueAsync(string backupId, CancellationToken cancellationToken = default)
     {
+        var attempt = new RunAttempt();
+        try
+        {
+            var result = await RunIfDueCoreAsync(backupId, attempt, cancellationToken).ConfigureAwait(false);
+            if (result is not null)
+            {
+                OnRunCommitted(backupId, attempt, result);
+            }
+
+            return result;
+        }
+        catch (Exception e) when (IsRunFailure(e, cancellationToken))
+        {
+            OnRunFailed(backupId, attempt, e);
+            throw;
+        }
+        finally
+        {
+            attempt.Activity?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Runs the first full of a backup just enabled (rule S1). When another writer (a scheduler that saw
+    /// the new backup) holds its lease, that writer is running it: the enabling succeeded all the same.
+    /// </summary>
+    private async Task<BackupRunResult?> RunFirstFullAsync(string backupId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RunIfDueAsync(backupId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.LeaseHeld)
+        {
+            Log.RunSkippedLeaseHeld(_logger, backupId);
+            return null;
+        }
+    }
+
+    private async Task<BackupRunResult?> RunIfDueCoreAsync(string backupId, RunAttempt attempt, CancellationToken cancellationToken)
+    {
         var entry = await RefreshAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        attempt.BackupKind = entry.State.Kind;
         var points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
         var history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
         var now = Clock.GetUtcNow();
@@ -56,6 +128,7 @@ public partial class BackupClient
             return null;
         }
 
+        attempt.Start(run, Clock);
         var lease = await AcquireLeaseAsync(backupId, cancellationToken).ConfigureAwait(false);
         await using (lease.ConfigureAwait(false))
         {
@@ -68,6 +141,7 @@ public partial class BackupClient
                 return null;
             }
 
+            attempt.Confirm(backupId, confirmed, Clock);
             return await RunAsync(entry, confirmed, points, lease, cancellationToken).ConfigureAwait(false);
         }
     }

@@ -1,7 +1,10 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
+using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace KmsBackup;
 
@@ -24,6 +27,8 @@ public partial class BackupClient : IDisposable
     private readonly ConcurrentDictionary<string, CachedSnapshot> _lastSnapshots = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<PointKey, PointManifest> _manifests = new();
     private readonly ConcurrentDictionary<string, List<PointKey>> _pointLists = new(StringComparer.Ordinal);
+    private readonly ILogger _logger = NullLogger.Instance;
+    private readonly BackupTelemetry _telemetry = null!;
 
     /// <summary>For mocking only.</summary>
     protected BackupClient()
@@ -35,6 +40,8 @@ public partial class BackupClient : IDisposable
         _repository = repository;
         _instances = instances;
         _options = options;
+        _logger = options.LoggerFactory.CreateLogger("KmsBackup.BackupClient");
+        _telemetry = BackupTelemetry.For(options.MeterFactory);
     }
 
     private TimeProvider Clock => _options.TimeProvider;

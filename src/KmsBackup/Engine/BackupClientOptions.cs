@@ -1,3 +1,7 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
 namespace KmsBackup;
 
 /// <summary>Options of a <see cref="BackupClient"/>. Validated once, when the client opens.</summary>
@@ -27,6 +31,18 @@ public sealed class BackupClientOptions
     /// <summary>The HSM clusters of hardware instances (rules H2–H7); <see langword="null"/> (the default) when no hardware instance is backed up.</summary>
     public HsmClusterGateway? HsmClusters { get; set; }
 
+    /// <summary>
+    /// Where the client's logs go (category <c>KmsBackup.BackupClient</c>). Default
+    /// <see cref="NullLoggerFactory.Instance"/>: no logs. No log message holds a secret value, key material or a key.
+    /// </summary>
+    public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
+
+    /// <summary>
+    /// Creates the <c>KmsBackup</c> meter (see <see cref="Diagnostics.KmsBackupDiagnostics"/>). Default
+    /// <see langword="null"/>: one process-wide meter. A host's factory keeps its measurements apart.
+    /// </summary>
+    public IMeterFactory? MeterFactory { get; set; }
+
     /// <summary>Throws when an option is out of range.</summary>
     /// <exception cref="BackupException">A schedule option is out of range (<see cref="BackupErrorCode.InvalidScheduleOption"/>).</exception>
     /// <exception cref="ArgumentException">Another option is missing or out of range.</exception>
@@ -36,6 +52,7 @@ public sealed class BackupClientOptions
         ArgumentNullException.ThrowIfNull(TimeZone);
         ArgumentNullException.ThrowIfNull(Schedule);
         ArgumentNullException.ThrowIfNull(AutomaticBackupCutoffs);
+        ArgumentNullException.ThrowIfNull(LoggerFactory);
         ArgumentException.ThrowIfNullOrWhiteSpace(LeaseHolder);
         Schedule.ThrowIfInvalid();
         if (LeaseDuration < TimeSpan.FromSeconds(1) || LeaseDuration > TimeSpan.FromHours(1))

@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
+
+namespace KmsBackup.Diagnostics;
+
+/// <summary>
+/// The instruments of the <c>KmsBackup</c> meter, one set per meter, and the activity source. With an
+/// <see cref="IMeterFactory"/> (a host's), the meter comes from it, so that a host's listeners and tests see
+/// only their own measurements; without one, one process-wide meter serves every client.
+/// </summary>
+internal sealed class BackupTelemetry
+{
+    public static readonly ActivitySource Source = new(KmsBackupDiagnostics.ActivitySourceName, Version);
+
+    private static readonly ConditionalWeakTable<Meter, BackupTelemetry> s_byMeter = new();
+    private static readonly Lazy<Meter> s_shared = new(() => new Meter(KmsBackupDiagnostics.MeterName, Version));
+
+    private readonly Counter<long> _runs;
+    private readonly Counter<long> _failures;
+    private readonly Histogram<double> _duration;
+    private readonly Histogram<long> _items;
+    private readonly Counter<long> _bytes;
+    private readonly Histogram<double> _lag;
+
+    private BackupTelemetry(Meter meter)
+    {
+        _runs = meter.CreateCounter<long>(KmsBackupDiagnostics.RunsInstrument, "{run}", "Backup runs that committed a recovery point.");
+        _failures = meter.CreateCounter<long>(KmsBackupDiagnostics.FailuresInstrument, "{run}", "Backup runs that failed.");
+        _duration = meter.CreateHistogram<double>(KmsBackupDiagnostics.DurationInstrument, "s", "How long a backup run took.");
+        _items = meter.CreateHistogram<long>(KmsBackupDiagnostics.ItemsInstrument, "{item}", "Keys and secrets in a committed recovery point.");
+        _bytes = meter.CreateCounter<long>(KmsBackupDiagnostics.BytesInstrument, "By", "Bytes backup runs wrote to the store.");
+        _lag = meter.CreateHistogram<double>(KmsBackupDiagnostics.LagInstrument, "s", "How late a backup run started after it was due.");
+    }
+
+    private static string Version => typeof(BackupTelemetry).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    public static BackupTelemetry For(IMeterFactory? meterFactory)
+    {
+        var meter = meterFactory?.Create(new MeterOptions(KmsBackupDiagnostics.MeterName) { Version = Version }) ?? s_shared.Value;
+        return s_byMeter.GetValue(meter, m => new BackupTelemetry(m));
+    }
+
+    public void RunCommitted(BackupKind kind, ScheduledRun run, BackupRunResult result, TimeSpan duration, TimeSpan lag)
+    {
+        var tags = Tags(kind, run.Kind);
+        tags.Add(KmsBackupDiagnostics.RunReasonTag, ReasonName(run.Reason));
+        _runs.Add(1, tags);
+        _lag.Record(Math.Max(0, lag.TotalSeconds), tags);
+        var plain = Tags(kind, run.Kind);
+        _duration.Record(duration.TotalSeconds, plain);
+        _items.Record(result.Point.KeyCount + result.Point.SecretCount, plain);
+        _bytes.Add(result.BytesWritten, plain);
+    }
+
+    public void RunFailed(BackupKind? kind, BackupRunKind? runKind, string errorType, TimeSpan? duration)
+    {
+        var tags = Tags(kind, runKind);
+        tags.Add(KmsBackupDiagnostics.ErrorTypeTag, errorType);
+        _failures.Add(1, tags);
+        if (duration is { } elapsed)
+        {
+            _duration.Record(elapsed.TotalSeconds, tags);
+        }
+    }
+
+    public static string KindName(BackupKind kind) => kind switch
+    {
+        BackupKind.Automatic => "automatic",
+        BackupKind.Default => "default",
+        BackupKind.Purchased => "purchased",
+        BackupKind.Uploaded => "uploaded",
+        _ => "unknown",
+    };
+
+    public static string RunKindName(BackupRunKind kind) => kind == BackupRunKind.Full ? "full" : "incremental";
+
+    public static string ReasonName(ScheduleReason reason) => reason switch
+    {
+        ScheduleReason.FirstFull => "first_full",
+        ScheduleReason.DailyFull => "daily_full",
+        ScheduleReason.CatchUpFull => "catch_up_full",
+        ScheduleReason.Incremental => "incremental",
+        ScheduleReason.CatchUpIncremental => "catch_up_incremental",
+        _ => "unknown",
+    };
+
+    /// <summary>A failure as a stable name: the error code of a <see cref="BackupException"/>, else the exception's type name (never its message).</summary>
+    public static string ErrorType(Exception error) => error is BackupException backup ? backup.Code.ToString() : error.GetType().Name;
+
+    /// <summary>Marks <paramref name="activity"/> failed with <paramref name="error"/>'s error type only: exception messages stay out of traces.</summary>
+    public static void SetFailed(Activity? activity, Exception error)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        var type = ErrorType(error);
+        activity.SetTag(KmsBackupDiagnostics.ErrorTypeTag, type);
+        activity.SetStatus(ActivityStatusCode.Error, type);
+    }
+
+    private static TagList Tags(BackupKind? kind, BackupRunKind? runKind)
+    {
+        var tags = default(TagList);
+        if (kind is { } k)
+        {
+            tags.Add(KmsBackupDiagnostics.BackupKindTag, KindName(k));
+        }
+
+        if (runKind is { } r)
+        {
+            tags.Add(KmsBackupDiagnostics.RunKindTag, RunKindName(r));
+        }
+
+        return tags;
+    }
+}

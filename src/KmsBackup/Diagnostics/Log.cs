@@ -1,0 +1,53 @@
+using Microsoft.Extensions.Logging;
+
+namespace KmsBackup.Diagnostics;
+
+/// <summary>
+/// Every log message of KmsBackup.Sdk, source-generated. Arguments are IDs, kinds, counts, durations and
+/// error codes; no message takes a secret value, key material, a data key or a repository key, and
+/// exceptions logged are the SDK's own, whose messages never hold one either.
+/// </summary>
+internal static partial class Log
+{
+    [LoggerMessage(1001, LogLevel.Information,
+        "Backup {BackupId}: {RunKind} run ({Reason}) committed recovery point {Sequence} with {KeyCount} keys and {SecretCount} secrets, {ChangeCount} changes, {BytesWritten} bytes written, in {DurationMs} ms, {LagSeconds} s after it was due")]
+    public static partial void RunCommitted(
+        ILogger logger, string backupId, BackupRunKind runKind, ScheduleReason reason, long sequence,
+        long keyCount, long secretCount, int changeCount, long bytesWritten, double durationMs, double lagSeconds);
+
+    [LoggerMessage(1002, LogLevel.Error, "Backup {BackupId}: the {RunKind} run failed ({ErrorType}); {ConsecutiveFailures} failures in a row. It is tried again when next due")]
+    public static partial void RunFailed(ILogger logger, Exception exception, string backupId, string runKind, string errorType, int consecutiveFailures);
+
+    [LoggerMessage(1003, LogLevel.Debug, "Backup {BackupId}: skipped, another writer holds its lease")]
+    public static partial void RunSkippedLeaseHeld(ILogger logger, string backupId);
+
+    [LoggerMessage(1101, LogLevel.Information, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId}: {Restored} items restored, {AlreadyRestored} already there")]
+    public static partial void RestoreCompleted(ILogger logger, string operationId, string backupId, string targetInstanceId, int restored, int alreadyRestored);
+
+    [LoggerMessage(1102, LogLevel.Warning, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId} failed ({ErrorType})")]
+    public static partial void RestoreFailed(ILogger logger, Exception exception, string operationId, string backupId, string targetInstanceId, string errorType);
+
+    [LoggerMessage(1201, LogLevel.Information, "Backup {BackupId}: the data of {BackupDate} was downloaded as a {Length}-byte file; its data key was returned to the caller and not kept")]
+    public static partial void DownloadCompleted(ILogger logger, string backupId, DateOnly backupDate, long length);
+
+    [LoggerMessage(1202, LogLevel.Information, "Uploaded backup file imported as backup {BackupId} holding {BackupDate}")]
+    public static partial void UploadCompleted(ILogger logger, string backupId, DateOnly? backupDate);
+
+    [LoggerMessage(1203, LogLevel.Warning, "A backup file was refused ({ErrorType}); nothing was imported")]
+    public static partial void UploadRefused(ILogger logger, string errorType);
+
+    [LoggerMessage(2001, LogLevel.Information, "KmsBackup scheduler started for {InstanceName}: a tick every {Tick}")]
+    public static partial void SchedulerStarted(ILogger logger, string instanceName, TimeSpan tick);
+
+    [LoggerMessage(2002, LogLevel.Information, "KmsBackup scheduler stopped for {InstanceName} after {Ticks} ticks")]
+    public static partial void SchedulerStopped(ILogger logger, string instanceName, long ticks);
+
+    [LoggerMessage(2003, LogLevel.Error, "KmsBackup scheduler tick for {InstanceName} failed ({ErrorType}); the next tick tries again")]
+    public static partial void TickFailed(ILogger logger, Exception exception, string instanceName, string errorType);
+
+    [LoggerMessage(2004, LogLevel.Debug, "KmsBackup scheduler tick for {InstanceName}: {Runs} runs committed, {Failures} failed")]
+    public static partial void TickCompleted(ILogger logger, string instanceName, int runs, int failures);
+
+    [LoggerMessage(2005, LogLevel.Information, "KmsBackup scheduler is disabled for {InstanceName}")]
+    public static partial void SchedulerDisabled(ILogger logger, string instanceName);
+}

@@ -1,0 +1,148 @@
+using KmsBackup.Diagnostics;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace KmsBackup.Hosting;
+
+/// <summary>What one scheduler tick did for one instance.</summary>
+public sealed class BackupSchedulerTickEventArgs : EventArgs
+{
+    /// <summary>Creates the event data.</summary>
+    /// <param name="instanceName">The instance's name.</param>
+    /// <param name="startedAt">When the tick started.</param>
+    /// <param name="runs">The runs that committed a recovery point.</param>
+    /// <param name="failures">The backups whose runs failed.</param>
+    /// <param name="error">What failed the whole tick (opening the client, reading the catalog), if anything did.</param>
+    public BackupSchedulerTickEventArgs(string instanceName, DateTimeOffset startedAt, IReadOnlyList<BackupRunResult> runs, IReadOnlyList<BackupRunFailure> failures, Exception? error)
+    {
+        InstanceName = instanceName;
+        StartedAt = startedAt;
+        Runs = runs;
+        Failures = failures;
+        Error = error;
+    }
+
+    /// <summary>The instance's name; empty for the unnamed instance.</summary>
+    public string InstanceName { get; }
+
+    /// <summary>When the tick started, by the host's <see cref="TimeProvider"/>.</summary>
+    public DateTimeOffset StartedAt { get; }
+
+    /// <summary>The runs that committed a recovery point.</summary>
+    public IReadOnlyList<BackupRunResult> Runs { get; }
+
+    /// <summary>The backups whose runs failed; the other due backups ran.</summary>
+    public IReadOnlyList<BackupRunFailure> Failures { get; }
+
+    /// <summary>What failed the whole tick (opening the client, reading the catalog), if anything did.</summary>
+    public Exception? Error { get; }
+}
+
+/// <summary>
+/// The hosted scheduler: for each registered instance whose <see cref="KmsBackupSchedulerOptions.Enabled"/> is
+/// set, looks for due backups at once and then every <see cref="KmsBackupSchedulerOptions.Tick"/> of the host's
+/// <see cref="TimeProvider"/>, and runs them (rules S1–S5; <see cref="BackupClient.RunDueBackupsAsync"/>).
+/// </summary>
+/// <remarks>
+/// A failed run is logged and counted (metrics, <see cref="BackupClient.GetHealthAsync"/>), and the other due
+/// backups still run; a tick that fails whole (the store is down) is logged, and the next tick tries again.
+/// Nothing that a tick throws stops the host. Stopping the host cancels the tick in progress (a cancelled run
+/// commits nothing) and ends the scheduler. Ticks that the host missed (a paused process) are not replayed: the
+/// next tick catches up as rule S4 says.
+/// </remarks>
+public sealed class BackupSchedulerService : BackgroundService
+{
+    private readonly BackupClientProvider _clients;
+    private readonly IOptionsMonitor<KmsBackupOptions> _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the scheduler.</summary>
+    /// <param name="clients">Gives each instance's client.</param>
+    /// <param name="options">Each instance's options.</param>
+    /// <param name="timeProvider">Where ticks come from.</param>
+    /// <param name="logger">Where the scheduler logs; <see langword="null"/> for nowhere.</param>
+    public BackupSchedulerService(BackupClientProvider clients, IOptionsMonitor<KmsBackupOptions> options, TimeProvider timeProvider, ILogger<BackupSchedulerService>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(clients);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(timeProvider);
+        _clients = clients;
+        _options = options;
+        _time = timeProvider;
+        _logger = logger ?? (ILogger)NullLogger.Instance;
+    }
+
+    /// <summary>Raised after each tick of each instance, on the scheduler's thread; a handler that throws is logged and ignored.</summary>
+    public event EventHandler<BackupSchedulerTickEventArgs>? TickCompleted;
+
+    /// <summary>Runs each instance's ticks until the host stops.</summary>
+    /// <param name="stoppingToken">Signals that the host is stopping.</param>
+    /// <returns>A task that completes when every instance's loop has stopped.</returns>
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.WhenAll(_clients.Names.Select(name => RunInstanceAsync(name, stoppingToken)));
+
+    private async Task RunInstanceAsync(string name, CancellationToken stoppingToken)
+    {
+        var options = _options.Get(name).Scheduler;
+        if (!options.Enabled)
+        {
+            Log.SchedulerDisabled(_logger, name);
+            return;
+        }
+
+        await Task.Yield();
+        long ticks = 0;
+        using var timer = new PeriodicTimer(options.Tick, _time);
+        Log.SchedulerStarted(_logger, name, options.Tick);
+        try
+        {
+            do
+            {
+                await TickAsync(name, stoppingToken).ConfigureAwait(false);
+                ticks++;
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // The host is stopping.
+        }
+
+        Log.SchedulerStopped(_logger, name, ticks);
+    }
+
+    private async Task TickAsync(string name, CancellationToken stoppingToken)
+    {
+        var startedAt = _time.GetUtcNow();
+        List<BackupRunResult> runs = [];
+        List<BackupRunFailure> failures = [];
+        Exception? error = null;
+        try
+        {
+            var client = await _clients.GetClientAsync(name, stoppingToken).ConfigureAwait(false);
+            (runs, failures) = await client.RunDueCoreAsync(stoppingToken).ConfigureAwait(false);
+            Log.TickCompleted(_logger, name, runs.Count, failures.Count);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            error = e;
+            Log.TickFailed(_logger, e, name, BackupTelemetry.ErrorType(e));
+        }
+
+        try
+        {
+            TickCompleted?.Invoke(this, new BackupSchedulerTickEventArgs(name, startedAt, runs, failures, error));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Log.TickFailed(_logger, e, name, BackupTelemetry.ErrorType(e));
+        }
+    }
+}
