@@ -142,7 +142,21 @@ public partial class BackupClient
             }
 
             attempt.Confirm(backupId, confirmed, Clock);
-            return await RunAsync(entry, confirmed, points, lease, cancellationToken).ConfigureAwait(false);
+
+            // A run can outlast its lease (a large full on a slow store): keep the lease renewed meanwhile,
+            // and stop the run before it commits if a renewal finds that another writer took it over.
+            var keeper = LeaseKeeper.Start(lease, _options.LeaseDuration, Clock, cancellationToken);
+            await using (keeper.ConfigureAwait(false))
+            {
+                try
+                {
+                    return await RunAsync(entry, confirmed, points, lease, keeper.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (keeper.Lost is { } lost && !cancellationToken.IsCancellationRequested)
+                {
+                    throw new BackupException(lost.Refusal, lost);
+                }
+            }
         }
     }
 

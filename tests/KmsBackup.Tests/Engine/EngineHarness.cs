@@ -61,7 +61,7 @@ public sealed class EngineHarness : IAsyncDisposable
     /// <summary>A second client over the same store, as another process would open it.</summary>
     public async Task<BackupClient> OpenAnotherClientAsync(string holder, InstanceGateway? gateway = null, Func<BackupStore, BackupStore>? wrapStore = null)
     {
-        var options = new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder, Schedule = Options.Schedule, TimeZone = Options.TimeZone };
+        var options = new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder, Schedule = Options.Schedule, TimeZone = Options.TimeZone, LeaseDuration = Options.LeaseDuration };
         BackupStore store = new FileSystemBackupStore(Files, StoreRoot, Clock);
         store = wrapStore?.Invoke(store) ?? store;
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(Files, KeyFile);
