@@ -50,7 +50,7 @@ public sealed partial class AzureBlobBackupStore
                 var record = new AzureLeaseRecord(leaseName, holder, token, now + duration, Released: false);
                 if (await TryWriteLeaseAsync(blob, record, head is null ? null : etag, cancellationToken).ConfigureAwait(false))
                 {
-                    return new AzureBlobStoreLease(this, record, duration);
+                    return new RecordStoreLease<AzureLeaseRecord>(record.LeaseName, record.Holder, record, r => r.ExpiresAt, (r, c) => RenewLeaseAsync(r, duration, c), EnsureLeaseHeldAsync, ReleaseLeaseAsync);
                 }
 
                 // Another writer changed the lease first: read the new state and judge again.

@@ -51,7 +51,7 @@ public sealed partial class FileSystemBackupStore
                     var record = new LeaseRecord(leaseName, (head?.Generation ?? 0) + 1, holder, token, now + duration, Released: false);
                     if (await TryAdvanceLeaseAsync(folder, record, cancellationToken).ConfigureAwait(false))
                     {
-                        return new FileSystemStoreLease(this, record, duration);
+                        return new RecordStoreLease<LeaseRecord>(record.LeaseName, record.Holder, record, r => r.ExpiresAt, (r, c) => RenewLeaseAsync(r, duration, c), EnsureLeaseHeldAsync, ReleaseLeaseAsync);
                     }
 
                     // Another writer created that generation first: read the new state and judge again.
