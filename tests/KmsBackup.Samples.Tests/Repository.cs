@@ -38,7 +38,11 @@ internal static class Repository
     public static async Task<ProcessResult> DotnetAsync(string workingDirectory, TimeSpan deadline, params string[] args) =>
         await RunAsync("dotnet", workingDirectory, deadline, args);
 
-    public static async Task<ProcessResult> RunAsync(string fileName, string workingDirectory, TimeSpan deadline, params string[] args)
+    public static async Task<ProcessResult> RunAsync(string fileName, string workingDirectory, TimeSpan deadline, params string[] args) =>
+        await RunAsync(fileName, workingDirectory, deadline, new Dictionary<string, string>(), args);
+
+    /// <summary>Runs a program with arguments and extra environment variables; kills the process tree at the deadline.</summary>
+    public static async Task<ProcessResult> RunAsync(string fileName, string workingDirectory, TimeSpan deadline, IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo(fileName)
         {
@@ -54,6 +58,11 @@ internal static class Repository
 
         start.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         start.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
         var stopwatch = Stopwatch.StartNew();
         using var process = Process.Start(start)!;
         var output = new StringBuilder();

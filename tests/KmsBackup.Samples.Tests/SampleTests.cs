@@ -28,4 +28,47 @@ public class SampleTests
         Assert.Contains(lines, l => l.Contains("Released", StringComparison.Ordinal));
         Assert.Empty(run.Error);
     }
+
+    [SoftHsmFact]
+    public async Task The_hardware_restore_walkthrough_restores_a_lost_hardware_instance_on_SoftHSM2_and_ends_with_its_summary()
+    {
+        var dll = Repository.OutputOf(Path.Combine("samples", "Sample3_HardwareRestore"), "Sample3_HardwareRestore.dll");
+        Assert.True(File.Exists(dll), $"Build the solution first: {dll} is missing.");
+
+        var run = await Repository.DotnetAsync(Repository.Root, TimeSpan.FromMinutes(3), dll);
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        var lines = run.Output.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var summary = lines[^1];
+        Assert.StartsWith("Summary: hardware instance kst-hw restored into kst-hw-2 on cluster cls-new from Auto Create image", summary, StringComparison.Ordinal);
+        Assert.Contains("1 key and 1 secret restored, old data decrypted OK", summary, StringComparison.Ordinal);
+        Assert.Contains("store verified clean", summary, StringComparison.Ordinal);
+
+        // The refusals on the way: the original instance (R3), clusters in one zone or enabled (H5), a key
+        // whose material no image holds (H7), a secret before its key; then the old data decrypts.
+        Assert.Contains(lines, l => l.Contains("REFUSED RestoreTargetNotAllowed", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("REFUSED ClusterTooFewHsms", StringComparison.Ordinal) && l.Contains("cls-one-zone", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("REFUSED ClusterEnabled", StringComparison.Ordinal) && l.Contains("cls-busy", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("Remedy: Do not enable the HSM instance after the purchase", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("REFUSED KeyMaterialMissing", StringComparison.Ordinal) && l.Contains("late-key", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("REFUSED EncryptionKeyMissing", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("decrypted OK with the restored key in kst-hw-2; matches the original: yes", StringComparison.Ordinal));
+        Assert.Empty(run.Error);
+    }
+
+    [Fact]
+    public async Task The_hardware_restore_walkthrough_says_SoftHSM2_is_missing_and_exits_3()
+    {
+        var dll = Repository.OutputOf(Path.Combine("samples", "Sample3_HardwareRestore"), "Sample3_HardwareRestore.dll");
+        Assert.True(File.Exists(dll), $"Build the solution first: {dll} is missing.");
+        var missing = Path.Combine(Path.GetTempPath(), "no-softhsm-" + Guid.NewGuid().ToString("N"), "libsofthsm2.so");
+
+        var run = await Repository.RunAsync("dotnet", Repository.Root, TimeSpan.FromMinutes(1),
+            new Dictionary<string, string> { ["KMSBACKUP_PKCS11_LIBRARY"] = missing }, dll);
+
+        Assert.True(run.ExitCode == 3, run.ToString());
+        Assert.Contains("SoftHSM2 is missing", run.Error, StringComparison.Ordinal);
+        Assert.Contains("apt-get install softhsm2", run.Error, StringComparison.Ordinal);
+        Assert.Empty(run.Output);
+    }
 }
