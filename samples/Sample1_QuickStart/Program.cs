@@ -13,7 +13,7 @@ using KmsBackup;
 using KmsBackup.Instances;
 using KmsBackup.Storage;
 using Microsoft.Extensions.Time.Testing;
-using Sample1_QuickStart;
+using KmsBackup.Samples;
 
 const string Account = "acct-demo";
 const string Hangzhou = "cn-hangzhou";

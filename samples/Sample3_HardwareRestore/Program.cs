@@ -23,6 +23,7 @@ using KmsBackup.Instances;
 using KmsBackup.Storage;
 using Microsoft.Extensions.Time.Testing;
 using Sample3_HardwareRestore;
+using KmsBackup.Samples;
 
 const string Account = "acct-demo";
 const string Region = "cn-hangzhou";

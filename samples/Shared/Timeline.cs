@@ -1,8 +1,7 @@
 using System.Globalization;
-using KmsBackup;
 using Microsoft.Extensions.Time.Testing;
 
-namespace Sample3_HardwareRestore;
+namespace KmsBackup.Samples;
 
 /// <summary>Prints what happens as a timeline, each line stamped with the simulated time.</summary>
 internal sealed class Timeline(FakeTimeProvider clock)
