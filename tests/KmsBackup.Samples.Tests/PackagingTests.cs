@@ -25,13 +25,14 @@ public sealed class PackagingTests : IDisposable
     [Fact]
     public async Task Packed_packages_restore_from_a_local_feed_into_a_consumer_that_backs_up_an_embedded_instance()
     {
-        foreach (var project in new[] { "KmsBackup.Core", "KmsBackup", "KmsBackup.Hsm.Pkcs11", "KmsBackup.Cli" })
+        foreach (var project in new[] { "KmsBackup.Core", "KmsBackup", "KmsBackup.Storage.AzureBlob", "KmsBackup.Hsm.Pkcs11", "KmsBackup.Cli" })
         {
             await PackAsync(project);
         }
 
         AssertLibraryPackage("KmsBackup.Core");
         AssertLibraryPackage("KmsBackup");
+        AssertLibraryPackage("KmsBackup.Storage.AzureBlob");
         AssertLibraryPackage("KmsBackup.Hsm.Pkcs11");
         using (var tool = ZipFile.OpenRead(PackagePath("KmsBackup.Cli")))
         {
