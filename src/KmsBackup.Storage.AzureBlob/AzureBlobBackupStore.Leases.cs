@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 
@@ -44,13 +43,13 @@ public sealed partial class AzureBlobBackupStore
                 var now = _time.GetUtcNow();
                 if (head is not null && !head.IsFreeAt(now))
                 {
-                    throw LeaseHeld(head);
+                    throw head.HeldException();
                 }
 
-                var record = new AzureLeaseRecord(leaseName, holder, token, now + duration, Released: false);
+                var record = new StoreLeaseRecord(leaseName, (head?.Generation ?? 0) + 1, holder, token, now + duration, Released: false);
                 if (await TryWriteLeaseAsync(blob, record, head is null ? null : etag, cancellationToken).ConfigureAwait(false))
                 {
-                    return new RecordStoreLease<AzureLeaseRecord>(record.LeaseName, record.Holder, record, r => r.ExpiresAt, (r, c) => RenewLeaseAsync(r, duration, c), EnsureLeaseHeldAsync, ReleaseLeaseAsync);
+                    return new RecordStoreLease<StoreLeaseRecord>(record.LeaseName, record.Holder, record, r => r.ExpiresAt, (r, c) => RenewLeaseAsync(r, duration, c), EnsureLeaseHeldAsync, ReleaseLeaseAsync);
                 }
 
                 // Another writer changed the lease first: read the new state and judge again.
@@ -58,19 +57,19 @@ public sealed partial class AzureBlobBackupStore
 
             throw new Refusal(
                 BackupErrorCode.StoreUnavailable,
-                LeaseItem(leaseName),
+                StoreLeaseRecord.Item(leaseName),
                 $"The lease '{leaseName}' in the Azure Blob store at '{Location}' changed hands {MaxLeaseAttempts} times while this writer tried to acquire it.",
                 "Retry; if it keeps happening, fewer writers should compete for one lease.")
                 .ToException();
         }
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
         {
-            throw Unavailable(LeaseItem(leaseName), $"acquire the lease '{leaseName}'", ex);
+            throw Unavailable(StoreLeaseRecord.Item(leaseName), $"acquire the lease '{leaseName}'", ex);
         }
     }
 
     /// <summary>Renews <paramref name="mine"/> with a new expiry, if it is still this holder's.</summary>
-    internal async Task<AzureLeaseRecord> RenewLeaseAsync(AzureLeaseRecord mine, TimeSpan duration, CancellationToken cancellationToken)
+    internal async Task<StoreLeaseRecord> RenewLeaseAsync(StoreLeaseRecord mine, TimeSpan duration, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var blob = LeaseBlob(mine.LeaseName);
@@ -82,7 +81,7 @@ public sealed partial class AzureBlobBackupStore
             // Expired but not taken over: renewing takes it back, since no one else can hold it.
             if (head is null || head.Token != mine.Token || head.Released)
             {
-                throw LeaseLost(mine, head, now);
+                throw StoreLeaseRecord.LostException(mine, head, now);
             }
 
             var renewed = head with { ExpiresAt = now + duration };
@@ -91,16 +90,16 @@ public sealed partial class AzureBlobBackupStore
                 return renewed;
             }
 
-            throw LeaseLost(mine, (await ReadLeaseAsync(blob, mine.LeaseName, cancellationToken).ConfigureAwait(false)).Record, now);
+            throw StoreLeaseRecord.LostException(mine, (await ReadLeaseAsync(blob, mine.LeaseName, cancellationToken).ConfigureAwait(false)).Record, now);
         }
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
         {
-            throw Unavailable(LeaseItem(mine.LeaseName), $"renew the lease '{mine.LeaseName}'", ex);
+            throw Unavailable(StoreLeaseRecord.Item(mine.LeaseName), $"renew the lease '{mine.LeaseName}'", ex);
         }
     }
 
     /// <summary>Checks that <paramref name="mine"/> is still the lease's state and has not expired.</summary>
-    internal async Task EnsureLeaseHeldAsync(AzureLeaseRecord mine, CancellationToken cancellationToken)
+    internal async Task EnsureLeaseHeldAsync(StoreLeaseRecord mine, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         try
@@ -109,17 +108,17 @@ public sealed partial class AzureBlobBackupStore
             var now = _time.GetUtcNow();
             if (head is null || head.Token != mine.Token || head.IsFreeAt(now))
             {
-                throw LeaseLost(mine, head, now);
+                throw StoreLeaseRecord.LostException(mine, head, now);
             }
         }
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
         {
-            throw Unavailable(LeaseItem(mine.LeaseName), $"check the lease '{mine.LeaseName}'", ex);
+            throw Unavailable(StoreLeaseRecord.Item(mine.LeaseName), $"check the lease '{mine.LeaseName}'", ex);
         }
     }
 
     /// <summary>Releases <paramref name="mine"/> if it is still the lease's state; otherwise does nothing.</summary>
-    internal async Task ReleaseLeaseAsync(AzureLeaseRecord mine)
+    internal async Task ReleaseLeaseAsync(StoreLeaseRecord mine)
     {
         var blob = LeaseBlob(mine.LeaseName);
         try
@@ -135,14 +134,14 @@ public sealed partial class AzureBlobBackupStore
         }
         catch (Exception ex) when (IsStoreFailure(ex, CancellationToken.None))
         {
-            throw Unavailable(LeaseItem(mine.LeaseName), $"release the lease '{mine.LeaseName}'", ex);
+            throw Unavailable(StoreLeaseRecord.Item(mine.LeaseName), $"release the lease '{mine.LeaseName}'", ex);
         }
     }
 
     private BlobClient LeaseBlob(string leaseName) => _container.GetBlobClient(_leasesPrefix + leaseName);
 
     /// <summary>Reads the lease's record and the ETag to change it with; no record if it was never taken.</summary>
-    private async Task<(AzureLeaseRecord? Record, ETag ETag)> ReadLeaseAsync(BlobClient blob, string leaseName, CancellationToken cancellationToken)
+    private async Task<(StoreLeaseRecord? Record, ETag ETag)> ReadLeaseAsync(BlobClient blob, string leaseName, CancellationToken cancellationToken)
     {
         BlobDownloadResult result;
         try
@@ -154,12 +153,12 @@ public sealed partial class AzureBlobBackupStore
             return (null, default);
         }
 
-        var record = AzureLeaseRecord.TryParse(result.Content.ToMemory().Span);
+        var record = StoreLeaseRecord.TryParse(result.Content.ToMemory().Span);
         if (record is null || record.LeaseName != leaseName)
         {
             throw new Refusal(
                 BackupErrorCode.StoreUnavailable,
-                LeaseItem(leaseName),
+                StoreLeaseRecord.Item(leaseName),
                 $"The Azure Blob store at '{Location}' has a lease blob '{blob.Name}' that is not a record of the lease '{leaseName}'.",
                 "The container was altered by hand or by another program. Stop every writer of this store, delete the lease blob, and restart them.")
                 .ToException();
@@ -172,7 +171,7 @@ public sealed partial class AzureBlobBackupStore
     /// Writes <paramref name="record"/> if the lease blob is still at <paramref name="etag"/> (absent when
     /// <see langword="null"/>): the compare-and-swap. Returns whether it was written.
     /// </summary>
-    private async Task<bool> TryWriteLeaseAsync(BlobClient blob, AzureLeaseRecord record, ETag? etag, CancellationToken cancellationToken)
+    private async Task<bool> TryWriteLeaseAsync(BlobClient blob, StoreLeaseRecord record, ETag? etag, CancellationToken cancellationToken)
     {
         var options = new BlobUploadOptions
         {
@@ -194,45 +193,5 @@ public sealed partial class AzureBlobBackupStore
                 }
             },
             cancellationToken).ConfigureAwait(false);
-    }
-
-    private static string LeaseItem(string leaseName) => $"lease '{leaseName}'";
-
-    private static string Iso(DateTimeOffset instant) => instant.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
-
-    private static BackupException LeaseHeld(AzureLeaseRecord head) =>
-        new Refusal(
-            BackupErrorCode.LeaseHeld,
-            LeaseItem(head.LeaseName),
-            $"The lease '{head.LeaseName}' is held by '{head.Holder}' until {Iso(head.ExpiresAt)}; one writer at a time may hold it.",
-            $"Wait for '{head.Holder}' to finish, or stop it. If it is gone (crashed or killed), its lease can be taken over once it expires at {Iso(head.ExpiresAt)}: retry then.")
-        .ToException();
-
-    private static BackupException LeaseLost(AzureLeaseRecord mine, AzureLeaseRecord? head, DateTimeOffset now)
-    {
-        string message;
-        var remedy = "Stop writing what the lease guards: another writer may have changed it. Acquire the lease again and redo the work, renewing the lease well before it expires.";
-        if (head is null)
-        {
-            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' no longer exists in the store.";
-        }
-        else if (head.Token != mine.Token)
-        {
-            message = head.IsFreeAt(now)
-                ? $"The lease '{mine.LeaseName}' of '{mine.Holder}' was taken over by '{head.Holder}' (who no longer holds it)."
-                : $"The lease '{mine.LeaseName}' of '{mine.Holder}' was taken over by '{head.Holder}', who holds it until {Iso(head.ExpiresAt)}.";
-        }
-        else if (head.Released)
-        {
-            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' was released.";
-            remedy = "Acquire the lease again before writing.";
-        }
-        else
-        {
-            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' expired at {Iso(head.ExpiresAt)}; another writer may take it over at any time.";
-            remedy = "Renew the lease (if no other writer took it over, that takes it back) or acquire it again before committing, and renew it well before it expires.";
-        }
-
-        return new Refusal(BackupErrorCode.LeaseLost, LeaseItem(mine.LeaseName), message, remedy).ToException();
     }
 }

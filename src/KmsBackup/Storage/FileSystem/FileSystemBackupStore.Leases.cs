@@ -37,7 +37,7 @@ public sealed partial class FileSystemBackupStore
         {
             try
             {
-                LeaseRecord? head = null;
+                StoreLeaseRecord? head = null;
                 for (var attempt = 0; attempt < MaxLeaseAttempts; attempt++)
                 {
                     cancellationToken.ThrowIfCancellationRequested();
@@ -45,13 +45,13 @@ public sealed partial class FileSystemBackupStore
                     var now = _time.GetUtcNow();
                     if (head is not null && !head.IsFreeAt(now))
                     {
-                        throw LeaseHeld(head);
+                        throw head.HeldException();
                     }
 
-                    var record = new LeaseRecord(leaseName, (head?.Generation ?? 0) + 1, holder, token, now + duration, Released: false);
+                    var record = new StoreLeaseRecord(leaseName, (head?.Generation ?? 0) + 1, holder, token, now + duration, Released: false);
                     if (await TryAdvanceLeaseAsync(folder, record, cancellationToken).ConfigureAwait(false))
                     {
-                        return new RecordStoreLease<LeaseRecord>(record.LeaseName, record.Holder, record, r => r.ExpiresAt, (r, c) => RenewLeaseAsync(r, duration, c), EnsureLeaseHeldAsync, ReleaseLeaseAsync);
+                        return new RecordStoreLease<StoreLeaseRecord>(record.LeaseName, record.Holder, record, r => r.ExpiresAt, (r, c) => RenewLeaseAsync(r, duration, c), EnsureLeaseHeldAsync, ReleaseLeaseAsync);
                     }
 
                     // Another writer created that generation first: read the new state and judge again.
@@ -59,20 +59,20 @@ public sealed partial class FileSystemBackupStore
 
                 throw new Refusal(
                     BackupErrorCode.StoreUnavailable,
-                    LeaseItem(leaseName),
+                    StoreLeaseRecord.Item(leaseName),
                     $"The lease '{leaseName}' changed hands {MaxLeaseAttempts} times while this writer tried to acquire it.",
                     "Retry; if it keeps happening, fewer writers should compete for one lease.")
                     .ToException();
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                throw Unavailable(LeaseItem(leaseName), $"acquire the lease '{leaseName}'", ex);
+                throw Unavailable(StoreLeaseRecord.Item(leaseName), $"acquire the lease '{leaseName}'", ex);
             }
         }
     }
 
     /// <summary>Renews the lease <paramref name="mine"/> (any generation of it), as generation n + 1 with a new expiry.</summary>
-    internal async Task<LeaseRecord> RenewLeaseAsync(LeaseRecord mine, TimeSpan duration, CancellationToken cancellationToken)
+    internal async Task<StoreLeaseRecord> RenewLeaseAsync(StoreLeaseRecord mine, TimeSpan duration, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var folder = LeaseFolder(mine.LeaseName);
@@ -86,7 +86,7 @@ public sealed partial class FileSystemBackupStore
                 // Expired but not taken over: renewing takes it back, since no one else can hold it.
                 if (head is null || head.Token != mine.Token || head.Released)
                 {
-                    throw LeaseLost(mine, head, now);
+                    throw StoreLeaseRecord.LostException(mine, head, now);
                 }
 
                 var renewed = head with { Generation = head.Generation + 1, ExpiresAt = now + duration };
@@ -95,17 +95,17 @@ public sealed partial class FileSystemBackupStore
                     return renewed;
                 }
 
-                throw LeaseLost(mine, ReadLeaseHead(mine.LeaseName, folder), now);
+                throw StoreLeaseRecord.LostException(mine, ReadLeaseHead(mine.LeaseName, folder), now);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                throw Unavailable(LeaseItem(mine.LeaseName), $"renew the lease '{mine.LeaseName}'", ex);
+                throw Unavailable(StoreLeaseRecord.Item(mine.LeaseName), $"renew the lease '{mine.LeaseName}'", ex);
             }
         }
     }
 
     /// <summary>Checks that <paramref name="mine"/> is still the lease's state and has not expired.</summary>
-    internal async Task EnsureLeaseHeldAsync(LeaseRecord mine, CancellationToken cancellationToken)
+    internal async Task EnsureLeaseHeldAsync(StoreLeaseRecord mine, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var folder = LeaseFolder(mine.LeaseName);
@@ -117,18 +117,18 @@ public sealed partial class FileSystemBackupStore
                 var now = _time.GetUtcNow();
                 if (head is null || head.Token != mine.Token || head.IsFreeAt(now))
                 {
-                    throw LeaseLost(mine, head, now);
+                    throw StoreLeaseRecord.LostException(mine, head, now);
                 }
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                throw Unavailable(LeaseItem(mine.LeaseName), $"check the lease '{mine.LeaseName}'", ex);
+                throw Unavailable(StoreLeaseRecord.Item(mine.LeaseName), $"check the lease '{mine.LeaseName}'", ex);
             }
         }
     }
 
     /// <summary>Releases <paramref name="mine"/> if it is still the lease's state; otherwise does nothing.</summary>
-    internal async Task ReleaseLeaseAsync(LeaseRecord mine)
+    internal async Task ReleaseLeaseAsync(StoreLeaseRecord mine)
     {
         var folder = LeaseFolder(mine.LeaseName);
         using (await EnterAsync(CancellationToken.None).ConfigureAwait(false))
@@ -146,7 +146,7 @@ public sealed partial class FileSystemBackupStore
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
-                throw Unavailable(LeaseItem(mine.LeaseName), $"release the lease '{mine.LeaseName}'", ex);
+                throw Unavailable(StoreLeaseRecord.Item(mine.LeaseName), $"release the lease '{mine.LeaseName}'", ex);
             }
         }
     }
@@ -155,7 +155,7 @@ public sealed partial class FileSystemBackupStore
     /// Creates generation <paramref name="record"/>.Generation if absent (the compare-and-swap), then checks
     /// that it is the highest, and deletes generations older than its predecessor.
     /// </summary>
-    private async Task<bool> TryAdvanceLeaseAsync(string folder, LeaseRecord record, CancellationToken cancellationToken)
+    private async Task<bool> TryAdvanceLeaseAsync(string folder, StoreLeaseRecord record, CancellationToken cancellationToken)
     {
         EnsureFolder(folder, objectKey: null);
         if (!await CreateFileAsync(folder, GenerationPath(folder, record.Generation), record.ToJson(), cancellationToken).ConfigureAwait(false))
@@ -180,7 +180,7 @@ public sealed partial class FileSystemBackupStore
     }
 
     /// <summary>Reads the highest generation of a lease, or <see langword="null"/> if it was never taken.</summary>
-    private LeaseRecord? ReadLeaseHead(string leaseName, string folder)
+    private StoreLeaseRecord? ReadLeaseHead(string leaseName, string folder)
     {
         for (var attempt = 0; ; attempt++)
         {
@@ -202,12 +202,12 @@ public sealed partial class FileSystemBackupStore
                 continue; // collected after a newer generation appeared: read again
             }
 
-            var record = LeaseRecord.TryParse(bytes);
+            var record = StoreLeaseRecord.TryParse(bytes);
             if (record is null || record.Generation != generation || record.LeaseName != leaseName)
             {
                 throw new BackupException(new Refusal(
                     BackupErrorCode.StoreUnavailable,
-                    LeaseItem(leaseName),
+                    StoreLeaseRecord.Item(leaseName),
                     $"The file-system store at '{RootPath}' has a lease file '{path}' that is not a record of the lease '{leaseName}'.",
                     "The store's folder was altered by hand or by another program. Stop every writer of this store, delete the lease's folder, and restart them."));
             }
@@ -257,45 +257,5 @@ public sealed partial class FileSystemBackupStore
         {
             throw new ArgumentOutOfRangeException(nameof(duration), duration, "A lease lasts from 1 second to 1 hour; renew it to hold it longer.");
         }
-    }
-
-    private static string LeaseItem(string leaseName) => $"lease '{leaseName}'";
-
-    private static string Iso(DateTimeOffset instant) => instant.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
-
-    private static BackupException LeaseHeld(LeaseRecord head) =>
-        new Refusal(
-            BackupErrorCode.LeaseHeld,
-            LeaseItem(head.LeaseName),
-            $"The lease '{head.LeaseName}' is held by '{head.Holder}' until {Iso(head.ExpiresAt)}; one writer at a time may hold it.",
-            $"Wait for '{head.Holder}' to finish, or stop it. If it is gone (crashed or killed), its lease can be taken over once it expires at {Iso(head.ExpiresAt)}: retry then.")
-        .ToException();
-
-    private static BackupException LeaseLost(LeaseRecord mine, LeaseRecord? head, DateTimeOffset now)
-    {
-        string message;
-        var remedy = "Stop writing what the lease guards: another writer may have changed it. Acquire the lease again and redo the work, renewing the lease well before it expires.";
-        if (head is null)
-        {
-            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' no longer exists in the store.";
-        }
-        else if (head.Token != mine.Token)
-        {
-            message = head.IsFreeAt(now)
-                ? $"The lease '{mine.LeaseName}' of '{mine.Holder}' was taken over by '{head.Holder}' (who no longer holds it)."
-                : $"The lease '{mine.LeaseName}' of '{mine.Holder}' was taken over by '{head.Holder}', who holds it until {Iso(head.ExpiresAt)}.";
-        }
-        else if (head.Released)
-        {
-            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' was released.";
-            remedy = "Acquire the lease again before writing.";
-        }
-        else
-        {
-            message = $"The lease '{mine.LeaseName}' of '{mine.Holder}' expired at {Iso(head.ExpiresAt)}; another writer may take it over at any time.";
-            remedy = "Renew the lease (if no other writer took it over, that takes it back) or acquire it again before committing, and renew it well before it expires.";
-        }
-
-        return new Refusal(BackupErrorCode.LeaseLost, LeaseItem(mine.LeaseName), message, remedy).ToException();
     }
 }
