@@ -21,12 +21,13 @@ using Azure.Storage.Blobs;
 //     renews it every third of its duration for <hold-seconds>, then releases it and prints "released".
 //     If the lease is held, prints "lease-held <message>" and exits with 3.
 //
-//   backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>
+//   backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs> [quiet | shared <wall-start-unix-ms> <speed>]
 //     Backs up one instance of an embedded key management service (created on first use with 300
 //     keys) into <store>, back to back: each step moves a stepping clock 5 minutes
 //     on, rotates, adds and deletes a few keys and runs what is due. Prints "run <sequence>" after
 //     each committed recovery point and "done" at the end (nothing with a trailing "quiet"). Made to be
-//     killed at any moment.
+//     killed at any moment. With "shared", the clock is start + (wall clock - wall-start) * speed, shared by
+//     every process given the same values, and each step waits for it to move 5 minutes on.
 //
 //   watch <store> <kms-folder> <key-file> <owner> <writer-start-unix-seconds> <seconds>
 //     A second engine process beside a backup-loop writer: for <seconds>, reads every backup of <owner> as of
@@ -51,7 +52,10 @@ switch (args)
     case ["backup-loop", var storeFolder, var kmsFolder, var keyFile, var instanceId, var startText, var runsText, .. var rest]:
         return await BackupLoopAsync(storeFolder, kmsFolder, keyFile, instanceId,
             DateTimeOffset.FromUnixTimeSeconds(long.Parse(startText, CultureInfo.InvariantCulture)), int.Parse(runsText, CultureInfo.InvariantCulture),
-            quiet: rest is ["quiet"]);
+            quiet: rest is ["quiet"],
+            shared: rest is ["shared", var loopWallStart, var loopSpeed]
+                ? (DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(loopWallStart, CultureInfo.InvariantCulture)), double.Parse(loopSpeed, CultureInfo.InvariantCulture))
+                : null);
     case ["watch", var store, var kmsFolder, var keyFile, var owner, var startText, var secondsText]:
         return await WatchAsync(store, kmsFolder, keyFile, owner, DateTimeOffset.FromUnixTimeSeconds(long.Parse(startText, CultureInfo.InvariantCulture)), Seconds(secondsText));
     case ["scheduler", var store, var kmsFolder, var keyFile, var host, var epochText, var wallStartText, var speedText, var leaseText, var untilText]:
@@ -71,10 +75,30 @@ switch (args)
         return 2;
 }
 
-static async Task<int> BackupLoopAsync(string storeFolder, string kmsFolder, string keyFile, string instanceId, DateTimeOffset start, int runs, bool quiet)
+static async Task<int> BackupLoopAsync(
+    string storeFolder, string kmsFolder, string keyFile, string instanceId, DateTimeOffset start, int runs, bool quiet, (DateTimeOffset WallStart, double Speed)? shared)
 {
     var output = quiet ? TextWriter.Null : Console.Out;
-    var clock = new SteppingClock(start);
+
+    // Alone, a process steps its own clock. Beside other writers of the store it runs on a clock shared with
+    // them (hosts sharing a store keep their clocks in sync; the store refuses a writer far behind the others).
+    var stepping = new SteppingClock(start);
+    TimeProvider clock = shared is { } s ? new SharedFastClock(start, s.WallStart, s.Speed) : stepping;
+    async Task StepAsync()
+    {
+        if (shared is null)
+        {
+            stepping.Advance(TimeSpan.FromMinutes(5));
+            return;
+        }
+
+        var next = clock.GetUtcNow().AddMinutes(5);
+        while (clock.GetUtcNow() < next)
+        {
+            await Task.Delay(5);
+        }
+    }
+
     var files = new FileSystem();
     using var kms = new EmbeddedKeyManagementService(files, kmsFolder, clock);
     if (await kms.GetInstanceAsync(instanceId) is null)
@@ -86,7 +110,13 @@ static async Task<int> BackupLoopAsync(string storeFolder, string kmsFolder, str
         }
     }
 
-    var options = new BackupClientOptions { TimeProvider = clock, LeaseHolder = $"test-host:{Environment.ProcessId}" };
+    // On a shared fast clock a lease's minutes pass in milliseconds: an hour keeps a run's lease alive through its real time.
+    var options = new BackupClientOptions
+    {
+        TimeProvider = clock,
+        LeaseHolder = $"test-host:{Environment.ProcessId}",
+        LeaseDuration = shared is null ? TimeSpan.FromMinutes(5) : TimeSpan.FromHours(1),
+    };
     using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
     using var client = await BackupClient.OpenAsync(OpenStore(storeFolder, clock), keys, kms, options);
     if (await client.OnInstanceEnabledAsync(instanceId) is { LatestPoint: { } first })
@@ -97,7 +127,7 @@ static async Task<int> BackupLoopAsync(string storeFolder, string kmsFolder, str
     var random = new Random(Environment.ProcessId);
     for (var step = 0; step < runs; step++)
     {
-        clock.Advance(TimeSpan.FromMinutes(5));
+        await StepAsync();
         var name = $"key-{random.Next(300):D4}";
         if (await kms.GetKeyAsync(instanceId, name) is not null)
         {

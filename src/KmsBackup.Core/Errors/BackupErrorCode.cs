@@ -97,6 +97,12 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>This writer's lease expired or was taken over before its work was committed.</summary>
     public static BackupErrorCode LeaseLost { get; } = new(nameof(LeaseLost));
 
+    /// <summary>
+    /// This host's clock is behind the latest time the store has seen (another writer's) by more than the
+    /// allowed lag, so it may not commit: the error names both times.
+    /// </summary>
+    public static BackupErrorCode ClockBehindStore { get; } = new(nameof(ClockBehindStore));
+
     /// <summary>Stored data failed its integrity check (MAC, length, reference); wrong data is never returned.</summary>
     public static BackupErrorCode IntegrityViolation { get; } = new(nameof(IntegrityViolation));
 

@@ -199,7 +199,7 @@ public partial class BackupClient
         request.Validate();
 
         // The owner check reads only the catalog: a caller who does not own the backup is refused before any of its data is read.
-        var entry = await RefreshAsync(await LoadOwnedAsync(request.CallerAccount, request.BackupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var entry = AsOfNow(await LoadOwnedAsync(request.CallerAccount, request.BackupId, cancellationToken).ConfigureAwait(false));
         var now = Clock.GetUtcNow();
         var state = entry.State;
         var records = new RestoreRecords();
