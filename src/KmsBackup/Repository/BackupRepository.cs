@@ -260,7 +260,14 @@ internal sealed class BackupRepository : IDisposable
         var held = storeTime is { } known && now - known > ClockPolicy.MaximumLead;
         if (commit && !held && (storeTime is null || now - storeTime.Value >= StoreClockPolicy.RecordEvery))
         {
-            await _storeClock.RecordAsync(now, discardLater: false, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _storeClock.RecordAsync(now, discardLater: false, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.StoreUnavailable)
+            {
+                // Recording the time is a courtesy to the other hosts: the commit that follows reports the store's failure itself.
+            }
         }
 
         return new StoreClockReading(now, storeTime, held);
