@@ -45,8 +45,16 @@ using Azure.Storage.Blobs;
 //     One host of a scaled-out scheduler: runs what is due, over and over, on a clock shared by every host:
 //     epoch + (wall clock - wall-start) * speed. Prints "run <backup> <sequence> <kind> <taken-at> <host>" after
 //     each committed point and "done" when the shared clock reaches <until>. Made to be killed.
+//
+//   open-key <key-file>
+//     A first start racing another: opens the key file once in a private temp folder (so that loading and
+//     compiling the code does not decide which process comes first), prints "ready", reads a start instant
+//     (Unix milliseconds) from standard input, waits for it, then opens or creates <key-file> with
+//     KeyFileRepositoryKeyProvider and prints "key <key-id> <microseconds-after-the-start-instant>".
 switch (args)
 {
+    case ["open-key", var keyFile]:
+        return await OpenKeyAsync(keyFile);
     case ["hold-lease", var folder, var leaseName, var holder, var durationText, var holdText]:
         return await HoldLeaseAsync(folder, leaseName, holder, Seconds(durationText), Seconds(holdText));
     case ["backup-loop", var storeFolder, var kmsFolder, var keyFile, var instanceId, var startText, var runsText, .. var rest]:
@@ -71,6 +79,7 @@ switch (args)
         await Console.Error.WriteLineAsync("usage: KmsBackup.TestHost hold-lease <store-folder> <lease-name> <holder> <duration-seconds> <hold-seconds>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost watch <store> <kms-folder> <key-file> <owner> <writer-start-unix-seconds> <seconds>");
+        await Console.Error.WriteLineAsync("       KmsBackup.TestHost open-key <key-file>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost scheduler <store> <kms-folder> <key-file> <host> <epoch-unix-seconds> <wall-start-unix-ms> <speed> <lease-seconds> <until-unix-seconds>");
         return 2;
 }
@@ -260,6 +269,48 @@ static async Task<int> SchedulerAsync(string store, string kmsFolder, string key
     }
 
     Console.WriteLine("done");
+    return 0;
+}
+
+static async Task<int> OpenKeyAsync(string keyFile)
+{
+    var files = new FileSystem();
+    var warmUp = Path.Combine(Path.GetTempPath(), $"kmsbackup-open-key-{Environment.ProcessId}-{Guid.NewGuid():N}");
+    try
+    {
+        using (await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, Path.Combine(warmUp, "warm-up.key")))
+        using (await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, Path.Combine(warmUp, "warm-up.key")))
+        {
+        }
+    }
+    finally
+    {
+        Directory.Delete(warmUp, recursive: true);
+    }
+
+    Console.WriteLine("ready");
+    var startText = Console.ReadLine();
+    if (startText is null)
+    {
+        return 2;
+    }
+
+    // Sleep until just before the instant, then spin, so that both processes leave the line within microseconds.
+    var startAt = DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(startText, CultureInfo.InvariantCulture));
+    var untilStart = startAt - TimeProvider.System.GetUtcNow() - TimeSpan.FromMilliseconds(2);
+    if (untilStart > TimeSpan.Zero)
+    {
+        Thread.Sleep(untilStart);
+    }
+
+    while (TimeProvider.System.GetUtcNow() < startAt)
+    {
+        Thread.SpinWait(16);
+    }
+
+    var late = TimeProvider.System.GetUtcNow() - startAt;
+    using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"key {keys.KeyId} {late.TotalMicroseconds:F0}"));
     return 0;
 }
 
