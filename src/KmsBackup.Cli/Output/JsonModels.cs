@@ -79,6 +79,13 @@ internal sealed record JsonStoreVerification(
     bool Clean, int PacksChecked, int ObjectsChecked, int PointsChecked, int UnreferencedObjects, int UnreferencedPacks,
     IReadOnlyList<JsonProblem> Problems);
 
+internal sealed record JsonStoreClock(string LocalTime, string? StoreTime, bool DeletionsHeld, string MaximumLead, string MaximumLag)
+{
+    public static JsonStoreClock From(StoreClockStatus status) => new(
+        Names.Instant(status.LocalTime), status.StoreTime is { } storeTime ? Names.Instant(storeTime) : null, status.DeletionsHeld,
+        status.MaximumLead.ToString("c", System.Globalization.CultureInfo.InvariantCulture), status.MaximumLag.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
+}
+
 internal sealed record JsonInstance(string Id, string Kind, string Region, string Owner, bool Enabled, string? ReleasedAt);
 
 internal sealed record JsonError(string Code, string Item, string Message, string Remedy, int ExitCode);

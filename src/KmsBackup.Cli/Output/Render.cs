@@ -122,6 +122,14 @@ internal static class Render
         console.Write(table);
     }
 
+    public static void Clock(IAnsiConsole console, StoreClockStatus status)
+    {
+        console.MarkupLine($"This host's clock: {E(Names.Instant(status.LocalTime))}; the store's time: {E(status.StoreTime is { } t ? Names.Instant(t) : "none recorded yet")}.");
+        console.MarkupLine(status.DeletionsHeld
+            ? $"[yellow]Deletions are held[/]: this clock is more than {E(status.MaximumLead.ToString())} ahead. Fix the clock, or confirm it with 'kmsbackup clock confirm --yes'."
+            : "Deletions are not held.");
+    }
+
     public static void Verification(IAnsiConsole console, RepositoryVerification v)
     {
         console.MarkupLine(v.IsClean ? $"[green]Clean[/]: {E(v.ToString())}" : $"[red]Damaged[/]: {E(v.ToString())}");
