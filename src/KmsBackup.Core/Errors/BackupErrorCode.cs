@@ -131,6 +131,18 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     public static BackupErrorCode RestoreFailed { get; } = new(nameof(RestoreFailed));
 
     /// <summary>
+    /// A restore operation that has finished (completed, or rolled back) was asked to be resumed or rolled
+    /// back: there is nothing left to do for it.
+    /// </summary>
+    public static BackupErrorCode RestoreOperationFinished { get; } = new(nameof(RestoreOperationFinished));
+
+    /// <summary>
+    /// An operation ID that the restore journal holds for another backup or another target instance: an
+    /// operation ID names one restore, so that resuming or rolling it back touches only its own items.
+    /// </summary>
+    public static BackupErrorCode RestoreOperationMismatch { get; } = new(nameof(RestoreOperationMismatch));
+
+    /// <summary>
     /// The data key given to open a backup file is not the key the file was encrypted under: the key
     /// commitment in the file's header does not match. Told apart from damage and tampering
     /// (<see cref="FileCorrupt"/>), which report their own code.

@@ -36,6 +36,12 @@ internal static partial class Log
     [LoggerMessage(1102, LogLevel.Warning, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId} failed ({ErrorType})")]
     public static partial void RestoreFailed(ILogger logger, Exception exception, string operationId, string backupId, string targetInstanceId, string errorType);
 
+    [LoggerMessage(1103, LogLevel.Information, "Restore {OperationId} from backup {BackupId} rolled back by its ID: {Removed} items removed from instance {TargetInstanceId}")]
+    public static partial void RestoreRolledBack(ILogger logger, string operationId, string backupId, string targetInstanceId, int removed);
+
+    [LoggerMessage(1104, LogLevel.Warning, "Restore {OperationId} was rolled back, but the restore journal could not record it ({ErrorType}); it is listed as unfinished until it is rolled back by its ID")]
+    public static partial void RestoreJournalEndFailed(ILogger logger, Exception exception, string operationId, string errorType);
+
     [LoggerMessage(1201, LogLevel.Information, "Backup {BackupId}: the data of {BackupDate} was downloaded as a {Length}-byte file; its data key was returned to the caller and not kept")]
     public static partial void DownloadCompleted(ILogger logger, string backupId, DateOnly backupDate, long length);
 
