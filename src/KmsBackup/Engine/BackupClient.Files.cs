@@ -184,7 +184,7 @@ public partial class BackupClient
             await WriteUploadedPointAsync(backup.Id, 1, BackupRunKind.Full, ScheduleReason.FirstFull, full, [], date, cancellationToken).ConfigureAwait(false);
             await WriteUploadedPointAsync(backup.Id, 2, BackupRunKind.Incremental, ScheduleReason.Incremental, last, changes, date, cancellationToken).ConfigureAwait(false);
             var entry = await _repository.SaveStateAsync(new CatalogEntry(backup, callerAccount), cancellationToken).ConfigureAwait(false);
-            return ToDetails(entry, await LatestPointAsync(backup.Id, cancellationToken).ConfigureAwait(false));
+            return ToDetails(entry, await LatestPointAsync(entry.State, cancellationToken).ConfigureAwait(false));
         }
         finally
         {

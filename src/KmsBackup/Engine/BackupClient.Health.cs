@@ -94,7 +94,7 @@ public partial class BackupClient
             });
         }
 
-        foreach (var entry in listing.States)
+        foreach (var entry in listing.States.Select(Observe))
         {
             var state = BackupLifecycle.Advance(entry.State, now).State;
             _runRecords.TryGetValue(state.Id, out var record);

@@ -98,7 +98,7 @@ public partial class BackupClient
     {
         var entry = await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
         var updated = await ApplyAsync(entry, new ExtendViewableDays(viewableDays), cancellationToken).ConfigureAwait(false);
-        return ToDetails(updated, await LatestPointAsync(backupId, cancellationToken).ConfigureAwait(false));
+        return ToDetails(updated, await LatestPointAsync(updated.State, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>Resets a default or purchased backup: permanently deletes all its data and unbinds it, leaving it <c>Disabled</c> (rule L5).</summary>
@@ -121,7 +121,7 @@ public partial class BackupClient
     {
         var entry = await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
         var updated = await ApplyAsync(entry, new RenewBackup(term), cancellationToken).ConfigureAwait(false);
-        return ToDetails(updated, await LatestPointAsync(backupId, cancellationToken).ConfigureAwait(false));
+        return ToDetails(updated, await LatestPointAsync(updated.State, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>Tells the client that an instance was released: its backups take no new data, and its automatic backup is deleted 90 days later (rules L2, W6).</summary>
@@ -146,7 +146,7 @@ public partial class BackupClient
     public virtual async Task<BackupDetails> GetBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken = default)
     {
         var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
-        return await WithHsmAsync(ToDetails(entry, await LatestPointAsync(backupId, cancellationToken).ConfigureAwait(false)), cancellationToken).ConfigureAwait(false);
+        return await WithHsmAsync(ToDetails(entry, await LatestPointAsync(entry.State, cancellationToken).ConfigureAwait(false)), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -163,12 +163,12 @@ public partial class BackupClient
         var damaged = listing.Damaged
             .Where(d => d.Previous is { } previous && string.Equals(previous.OwnerAccount, callerAccount, StringComparison.Ordinal))
             .Select(d => (Entry: d.Previous!, Damage: (Refusal?)d.Error.Refusal));
-        var intact = listing.States
+        var intact = listing.States.Select(Observe)
             .Where(e => string.Equals(e.OwnerAccount, callerAccount, StringComparison.Ordinal))
             .Select(e => (Entry: e, Damage: (Refusal?)null));
         foreach (var (entry, damage) in intact.Concat(damaged).OrderBy(e => e.Entry.State.Id, StringComparer.Ordinal))
         {
-            var latest = damage is null ? await LatestPointAsync(entry.State.Id, cancellationToken).ConfigureAwait(false) : null;
+            var latest = damage is null ? await LatestPointAsync(AsOfNow(entry).State, cancellationToken).ConfigureAwait(false) : null;
             var details = await WithHsmAsync(ToDetails(AsOfNow(entry), latest), cancellationToken).ConfigureAwait(false);
             yield return details with { Damage = damage };
         }

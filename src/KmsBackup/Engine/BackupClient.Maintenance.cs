@@ -104,10 +104,12 @@ public partial class BackupClient
     /// <summary>Stores what time changed in one backup's state and deletes the points its retention no longer keeps, deciding on the state as read under the lease.</summary>
     private async Task<int> PruneBackupUnderLeaseAsync(string backupId, StoreLease lease, CancellationToken cancellationToken)
     {
-        if (await _repository.LoadStateAsync(backupId, cancellationToken).ConfigureAwait(false) is not { } entry)
+        if (await _repository.LoadStateAsync(backupId, cancellationToken).ConfigureAwait(false) is not { } stored)
         {
             return 0;
         }
+
+        var entry = Observe(stored);
 
         entry = await RefreshUnderLeaseAsync(entry, lease, cancellationToken).ConfigureAwait(false);
         var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);

@@ -27,6 +27,7 @@ public partial class BackupClient : IDisposable
     private readonly ConcurrentDictionary<string, CachedSnapshot> _lastSnapshots = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<PointKey, PointManifest> _manifests = new();
     private readonly ConcurrentDictionary<string, List<PointKey>> _pointLists = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, long> _versions = new(StringComparer.Ordinal);
     private readonly ILogger _logger = NullLogger.Instance;
     private readonly BackupTelemetry _telemetry = null!;
 
@@ -89,11 +90,33 @@ public partial class BackupClient : IDisposable
     private async Task<CatalogEntry> LoadAsync(string backupId, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(backupId);
-        return await _repository.LoadStateAsync(backupId, cancellationToken).ConfigureAwait(false)
+        return Observe(await _repository.LoadStateAsync(backupId, cancellationToken).ConfigureAwait(false)
             ?? throw new BackupException(new Refusal(
                 BackupErrorCode.NotFound, $"backup '{backupId}'",
                 $"There is no backup '{backupId}'.",
-                "Check the backup ID; list the backups to see which exist."));
+                "Check the backup ID; list the backups to see which exist.")));
+    }
+
+    /// <summary>
+    /// Notes the catalog version of a state this client loaded. When it is not the version seen last, another
+    /// writer (or this one) changed the backup: a reset and a re-enable make new points under the names of
+    /// deleted ones, so every cached point list, manifest and snapshot of that backup is dropped.
+    /// </summary>
+    private CatalogEntry Observe(CatalogEntry entry)
+    {
+        var id = entry.State.Id;
+        if (_versions.TryGetValue(id, out var seen) && seen != entry.Version)
+        {
+            _pointLists.TryRemove(id, out _);
+            _lastSnapshots.TryRemove(id, out _);
+            foreach (var key in _manifests.Keys.Where(k => string.Equals(k.BackupId, id, StringComparison.Ordinal)))
+            {
+                _manifests.TryRemove(key, out _);
+            }
+        }
+
+        _versions[id] = entry.Version;
+        return entry;
     }
 
     private async Task<CatalogEntry> LoadOwnedAsync(string callerAccount, string backupId, CancellationToken cancellationToken)
@@ -169,26 +192,43 @@ public partial class BackupClient : IDisposable
     }
 
     /// <summary>
-    /// Stores a state and carries out its effects, the backup's lease held: data is deleted before the state
-    /// that says so is stored (a crash in between leaves a state whose data is gone, never a reset state
-    /// with old points a re-enable could show).
+    /// Stores a state and carries out its effects, the backup's lease held. A change that deletes all data
+    /// (reset, release) stores the new state first: from then on no read shows the data and no run commits
+    /// (runs are fenced by the catalog version), so a crash before the deletions finish leaves points that no
+    /// state keeps, which prune deletes. Enabling a <c>Disabled</c> backup first deletes any such leftovers,
+    /// so that a new enablement never shows points of an old one.
     /// </summary>
     private async Task<CatalogEntry> CommitUnderLeaseAsync(CatalogEntry entry, BackupState state, IReadOnlyList<LifecycleEffect> effects, StoreLease lease, CancellationToken cancellationToken)
     {
+        var id = entry.State.Id;
         if (effects.Contains(LifecycleEffect.DeleteAllData))
         {
-            foreach (var point in await _repository.ListPointsAsync(entry.State.Id, cancellationToken).ConfigureAwait(false))
-            {
-                await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false);
-                _manifests.TryRemove(point, out _);
-            }
+            await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
+            var saved = Observe(await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false));
+            await DeleteAllPointsUnderLeaseAsync(id, lease, cancellationToken).ConfigureAwait(false);
+            return saved;
+        }
 
-            _pointLists.TryRemove(entry.State.Id, out _);
-            _lastSnapshots.TryRemove(entry.State.Id, out _);
+        if (entry.State.Status == BackupStatus.Disabled && state.Status == BackupStatus.Enabled)
+        {
+            await DeleteAllPointsUnderLeaseAsync(id, lease, cancellationToken).ConfigureAwait(false);
         }
 
         await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
-        return await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false);
+        return Observe(await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false));
+    }
+
+    private async Task DeleteAllPointsUnderLeaseAsync(string backupId, StoreLease lease, CancellationToken cancellationToken)
+    {
+        foreach (var point in await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false))
+        {
+            await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
+            await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false);
+            _manifests.TryRemove(point, out _);
+        }
+
+        _pointLists.TryRemove(backupId, out _);
+        _lastSnapshots.TryRemove(backupId, out _);
     }
 
     /// <summary>Whether this host's clock is so far ahead of the store's time that deletions are held (logged when they are).</summary>
@@ -298,9 +338,15 @@ public partial class BackupClient : IDisposable
 
     private void ForgetPoints(string backupId) => _pointLists.TryRemove(backupId, out _);
 
-    private async Task<RecoveryPoint?> LatestPointAsync(string backupId, CancellationToken cancellationToken)
+    /// <summary>The latest recovery point of a backup that holds data (enabled, or expired awaiting renewal); <see langword="null"/> otherwise.</summary>
+    private async Task<RecoveryPoint?> LatestPointAsync(BackupState state, CancellationToken cancellationToken)
     {
-        var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
+        if (state.Status is not (BackupStatus.Enabled or BackupStatus.Expired))
+        {
+            return null; // a reset or release that crashed may have left points no state keeps
+        }
+
+        var points = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
         if (points.Count == 0)
         {
             return null;

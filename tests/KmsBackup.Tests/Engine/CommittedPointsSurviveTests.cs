@@ -145,6 +145,108 @@ public class CommittedPointsSurviveTests
     }
 
     [Fact]
+    [Trait("Rule", "L5")]
+    public async Task A_reset_that_dies_while_deleting_leaves_a_disabled_backup_whose_leftovers_nothing_shows_and_prune_removes()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync("kst-a");
+        await AddKeysAsync(h, "kst-a", 4);
+        var backup = await h.Client.CreateDefaultBackupAsync(Owner);
+        await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
+        await h.RunUntilAsync(EngineHarness.Start.AddMinutes(15), TimeSpan.FromMinutes(5));
+
+        // The resetting process dies at its second deletion of a point: from then on it writes nothing.
+        ControlledStore? controlled = null;
+        var deletions = 0;
+        var dead = false;
+        using (var dying = await h.OpenAnotherClientAsync("dying", wrapStore: s => controlled = new ControlledStore(s)))
+        {
+            controlled!.Before = call =>
+            {
+                dead |= call.Kind == StoreCallKind.Delete && call.Key.StartsWith("points/", StringComparison.Ordinal) && ++deletions == 2;
+                return dead ? throw new IOException("the process died") : Task.CompletedTask;
+            };
+            await Assert.ThrowsAsync<IOException>(() => dying.ResetBackupAsync(Owner, backup.Id));
+        }
+
+        var store = new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock);
+        Assert.NotEmpty(await PointKeysAsync(store, backup.Id));
+        var details = await h.Client.GetBackupAsync(Owner, backup.Id);
+        Assert.Equal(BackupStatus.Disabled, details.Status);
+        Assert.Null(details.LatestPoint);
+        Assert.Empty(await h.Client.RunDueBackupsAsync());
+
+        // Enabling again (after the dead process's lease lapses) starts from nothing: the leftovers are gone first.
+        h.Clock.Advance(h.Options.LeaseDuration);
+        var enabled = await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
+        Assert.Equal(1, enabled.LatestPoint?.Sequence);
+        Assert.Equal([1L], (await h.Client.ListRecoveryPointsAsync(Owner, backup.Id, Today)).Select(p => p.Sequence));
+        Assert.True((await h.Client.VerifyAsync()).IsClean);
+    }
+
+    [Fact]
+    [Trait("Rule", "W5")]
+    public async Task Prune_removes_the_points_a_dead_reset_left_behind()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync("kst-a");
+        await AddKeysAsync(h, "kst-a", 2);
+        var backup = await h.Client.CreateDefaultBackupAsync(Owner);
+        await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
+        await h.RunUntilAsync(EngineHarness.Start.AddMinutes(10), TimeSpan.FromMinutes(5));
+        ControlledStore? controlled = null;
+        using (var dying = await h.OpenAnotherClientAsync("dying", wrapStore: s => controlled = new ControlledStore(s)))
+        {
+            var dead = false;
+            controlled!.Before = call =>
+            {
+                dead |= call.Kind == StoreCallKind.Delete && call.Key.StartsWith("points/", StringComparison.Ordinal);
+                return dead ? throw new IOException("the process died") : Task.CompletedTask;
+            };
+            await Assert.ThrowsAsync<IOException>(() => dying.ResetBackupAsync(Owner, backup.Id));
+        }
+
+        var store = new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock);
+        Assert.Equal(3, (await PointKeysAsync(store, backup.Id)).Count);
+        h.Clock.Advance(h.Options.LeaseDuration);
+        Assert.Equal(3, (await h.Client.PruneAsync()).RecoveryPointsDeleted);
+        Assert.Empty(await PointKeysAsync(store, backup.Id));
+    }
+
+    [Fact]
+    [Trait("Rule", "L5")]
+    public async Task A_host_never_shows_points_another_host_deleted_when_it_reset_and_enabled_the_backup_again()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync("kst-a");
+        await h.CreateInstanceAsync("kst-b");
+        await AddKeysAsync(h, "kst-a", 4);
+        await h.Kms.GenerateKeyAsync("kst-b", "only-in-b", Owner);
+        var backup = await h.Client.CreateDefaultBackupAsync(Owner);
+        await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
+        await h.RunUntilAsync(EngineHarness.Start.AddMinutes(10), TimeSpan.FromMinutes(5));
+        Assert.Equal(4, (await h.Client.GetDataPageAsync(Owner, backup.Id, Today, BackupDataType.FullyBackedUpKeys)).Items.Count);
+        Assert.Equal(3, (await h.Client.ListRecoveryPointsAsync(Owner, backup.Id, Today)).Count);
+
+        // Another host resets the backup and enables it for another instance the same day: its points 1..
+        // are new objects under the same names.
+        using (var other = await h.OpenAnotherClientAsync("other-host"))
+        {
+            await other.ResetBackupAsync(Owner, backup.Id);
+            h.Clock.Advance(TimeSpan.FromMinutes(1));
+            await other.EnableBackupAsync(Owner, backup.Id, "kst-b", InstanceKind.Software);
+        }
+
+        var points = await h.Client.ListRecoveryPointsAsync(Owner, backup.Id, Today);
+        Assert.Equal([(1L, 1)], points.Select(p => (p.Sequence, p.KeyCount)));
+        var page = await h.Client.GetDataPageAsync(Owner, backup.Id, Today, BackupDataType.FullyBackedUpKeys);
+        Assert.Equal(["only-in-b"], page.Items.Select(i => i.Name));
+        h.Clock.Advance(TimeSpan.FromMinutes(5));
+        var next = Assert.Single(await h.Client.RunDueBackupsAsync());
+        Assert.Equal((2L, 1, 0), (next.Point.Sequence, next.Point.KeyCount, next.Point.ChangeCount));
+    }
+
+    [Fact]
     [Trait("Rule", "L4")]
     [Trait("Rule", "L2")]
     public async Task Reads_change_nothing_in_the_store_even_when_lifecycle_deletions_are_due()
