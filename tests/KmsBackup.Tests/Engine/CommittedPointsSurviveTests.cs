@@ -156,18 +156,7 @@ public class CommittedPointsSurviveTests
         await h.RunUntilAsync(EngineHarness.Start.AddMinutes(15), TimeSpan.FromMinutes(5));
 
         // The resetting process dies at its second deletion of a point: from then on it writes nothing.
-        ControlledStore? controlled = null;
-        var deletions = 0;
-        var dead = false;
-        using (var dying = await h.OpenAnotherClientAsync("dying", wrapStore: s => controlled = new ControlledStore(s)))
-        {
-            controlled!.Before = call =>
-            {
-                dead |= call.Kind == StoreCallKind.Delete && call.Key.StartsWith("points/", StringComparison.Ordinal) && ++deletions == 2;
-                return dead ? throw new IOException("the process died") : Task.CompletedTask;
-            };
-            await Assert.ThrowsAsync<IOException>(() => dying.ResetBackupAsync(Owner, backup.Id));
-        }
+        await ResetInAProcessThatDiesAtDeletionAsync(h, backup.Id, 2);
 
         var store = new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock);
         Assert.NotEmpty(await PointKeysAsync(store, backup.Id));
@@ -194,17 +183,7 @@ public class CommittedPointsSurviveTests
         var backup = await h.Client.CreateDefaultBackupAsync(Owner);
         await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
         await h.RunUntilAsync(EngineHarness.Start.AddMinutes(10), TimeSpan.FromMinutes(5));
-        ControlledStore? controlled = null;
-        using (var dying = await h.OpenAnotherClientAsync("dying", wrapStore: s => controlled = new ControlledStore(s)))
-        {
-            var dead = false;
-            controlled!.Before = call =>
-            {
-                dead |= call.Kind == StoreCallKind.Delete && call.Key.StartsWith("points/", StringComparison.Ordinal);
-                return dead ? throw new IOException("the process died") : Task.CompletedTask;
-            };
-            await Assert.ThrowsAsync<IOException>(() => dying.ResetBackupAsync(Owner, backup.Id));
-        }
+        await ResetInAProcessThatDiesAtDeletionAsync(h, backup.Id, 1);
 
         var store = new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock);
         Assert.Equal(3, (await PointKeysAsync(store, backup.Id)).Count);
@@ -413,6 +392,21 @@ public class CommittedPointsSurviveTests
         Assert.Contains(verification.Problems, p => p.Item.Contains("index", StringComparison.Ordinal) && p.Description.Contains("ab", StringComparison.Ordinal));
         Assert.Contains(verification.Problems, p => p.Item.Contains(h.Files.Path.GetFileName(index)[..12], StringComparison.Ordinal));
         Assert.Single(await reopened.ListBackupsAsync(Owner).ToListAsync());
+    }
+
+    /// <summary>Resets a backup in another process that dies at its <paramref name="deletion"/>-th deletion of a point, and writes nothing after.</summary>
+    private static async Task ResetInAProcessThatDiesAtDeletionAsync(EngineHarness h, string backupId, int deletion)
+    {
+        ControlledStore? controlled = null;
+        var deletions = 0;
+        var dead = false;
+        using var dying = await h.OpenAnotherClientAsync("dying", wrapStore: s => controlled = new ControlledStore(s));
+        controlled!.Before = call =>
+        {
+            dead |= call.Kind == StoreCallKind.Delete && call.Key.StartsWith("points/", StringComparison.Ordinal) && ++deletions == deletion;
+            return dead ? throw new IOException("the process died") : Task.CompletedTask;
+        };
+        await Assert.ThrowsAsync<IOException>(() => dying.ResetBackupAsync(Owner, backupId));
     }
 
     private static async Task<BackupClient> OpenClientAsync(EngineHarness h, string holder, FakeTimeProvider clock)
