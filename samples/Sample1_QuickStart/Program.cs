@@ -166,7 +166,7 @@ try
 
     await kms.DeleteKeyAsync("kst-hz-2", "ledger");
     timeline.Say("Deleted the conflicting key ledger in kst-hz-2 (to keep it, rename it first, or restore to another instance).");
-    var restored = await client.RestoreAsync(both, new InlineProgress(p => Timeline.Detail($"{p.Phase} {p.Completed}/{p.Total}: {p.Item}")));
+    var restored = await client.RestoreAsync(both, new InlineProgress(p => Timeline.Detail($"{p.Phase} {p.Completed}/{p.Total}: {p.Item?.ToString() ?? $"operation {p.OperationId}"}")));
     restores++;
     var value = await kms.GetSecretValueAsync("kst-hz-1", "ledger-dsn");
     timeline.Say($"Restored {string.Join(", ", restored.Restored.Select(i => $"{(i.Type == ItemType.Key ? "key" : "secret")} {i.Name}"))} (operation {restored.OperationId}).");

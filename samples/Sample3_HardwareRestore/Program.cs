@@ -259,7 +259,7 @@ try
         timeline.Refused(refusal);
     }
 
-    var progress = new InlineProgress(p => Timeline.Detail($"{p.Phase} {p.Completed}/{p.Total}: {p.Item}"));
+    var progress = new InlineProgress(p => Timeline.Detail($"{p.Phase} {p.Completed}/{p.Total}: {p.Item?.ToString() ?? $"operation {p.OperationId}"}"));
     var keysPlan = await client.PlanRestoreAsync(Request(BackupDataType.FullyBackedUpKeys, keys: ["orders"]));
     Expect(keysPlan.CanExecute && keysPlan.KeysToRestore == 1, "the key orders should be restorable");
     timeline.Say($"Plan (Fully Backed up Keys, 2026-05-01): {keysPlan.KeysToRestore} key to restore, {keysPlan.AllRefusals.Count()} refusals.");

@@ -6,6 +6,7 @@ using KmsBackup.Cli.Output;
 using KmsBackup.Cli.Workspace;
 using KmsBackup.Instances;
 using KmsBackup.Storage;
+using KmsBackup.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace KmsBackup.Cli.Tests;
@@ -75,6 +76,41 @@ public sealed class CliFolder : IAsyncDisposable
         await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-small", InstanceKind.Software, "cn-shanghai", Owner) { KeyQuota = 1 });
         await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-far", InstanceKind.Software, "cn-shanghai", Owner));
         return new CliFolder(root, clock, backup.Id);
+    }
+
+    /// <summary>
+    /// Restores the key orders and the secret db-password into kst-far through the SDK, in a process that dies
+    /// right after its first create (its gateway and store fail every later call, so nothing rolls back and its
+    /// lease is never released), as a host running the SDK over this folder would. Returns the operation ID
+    /// the restore reported before its first write.
+    /// </summary>
+    public async Task<string> InterruptRestoreAsync(string? operationId = null)
+    {
+        var files = new FileSystem();
+        var paths = LocalFolderPaths.Under(Root, Path.Combine);
+        var death = new ProcessDeath();
+        string? reported = null;
+        using (var kms = new EmbeddedKeyManagementService(files, paths.Kms, Clock))
+        using (var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, paths.KeyFile))
+        using (var client = await BackupClient.OpenAsync(
+            new DyingStore(new FileSystemBackupStore(files, paths.Store, Clock), death), keys, new DyingGateway(kms, death, dieAfterCreate: 1),
+            new BackupClientOptions { TimeProvider = Clock, LeaseHolder = "host-that-died" }))
+        {
+            var request = new RestoreRequest
+            {
+                CallerAccount = Owner,
+                BackupId = BackupId,
+                TargetInstanceId = "kst-far",
+                BackupDate = Day2,
+                KeyNames = ["orders"],
+                SecretNames = ["db-password"],
+                OperationId = operationId,
+            };
+            await Assert.ThrowsAsync<RestoreException>(() => client.RestoreAsync(request, new InlineProgress<RestoreProgress>(p => reported ??= p.OperationId)));
+        }
+
+        Assert.True(death.IsDead);
+        return reported!;
     }
 
     /// <summary>Runs the tool in-process over this folder as the owner (unless the arguments name another account).</summary>

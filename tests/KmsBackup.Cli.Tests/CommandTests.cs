@@ -37,6 +37,31 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Clock_show_tells_a_hold_of_deletions_that_reads_leave_alone_and_confirm_ends()
+    {
+        const string Later = "2026-09-01T00:00:00Z"; // months after the folder's last run: a clock the store cannot trust
+        string[] StoreImage() => [.. Directory.EnumerateFiles(_folder.PathOf("store"), "*", SearchOption.AllDirectories)
+            .Where(p => !p.Contains($"{Path.DirectorySeparatorChar}leases{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .Select(p => $"{p} {new FileInfo(p).Length}").Order(StringComparer.Ordinal)];
+        var before = StoreImage();
+
+        AssertExit(ExitCodes.Ok, await _folder.RunAsync("backups", "list", "--now", Later));
+        AssertExit(ExitCodes.Ok, await _folder.RunAsync("backups", "show", Backup, "--now", Later));
+        var show = await _folder.RunAsync("clock", "show", "--json", "--now", Later);
+        AssertExit(ExitCodes.Ok, show);
+        Assert.True(show.Json().GetProperty("deletionsHeld").GetBoolean());
+        Assert.Equal("2026-05-02T01:00:00Z", show.Json().GetProperty("storeTime").GetString());
+        Assert.Equal(before, StoreImage());
+
+        AssertExit(ExitCodes.Usage, await _folder.RunAsync("clock", "confirm", "--now", Later));
+        var confirm = await _folder.RunAsync("clock", "confirm", "--yes", "--json", "--now", Later);
+        AssertExit(ExitCodes.Ok, confirm);
+        Assert.False(confirm.Json().GetProperty("deletionsHeld").GetBoolean());
+        Assert.Equal(Later, confirm.Json().GetProperty("storeTime").GetString());
+        Assert.False((await _folder.RunAsync("clock", "show", "--json", "--now", Later)).Json().GetProperty("deletionsHeld").GetBoolean());
+    }
+
+    [Fact]
     public async Task Backups_list_as_a_table_shows_the_label_and_range()
     {
         var run = await _folder.RunAsync("backups", "list");

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
@@ -158,6 +159,29 @@ public class ObservabilityTests
         Assert.All(forbidden, secret => Assert.DoesNotContain(secret, all, StringComparison.Ordinal));
         Assert.Contains(logs, r => r.Id.Id == 1201); // the download was logged, without its key
         Assert.Contains(logs, r => r.Id.Id == 1203); // the refused upload too
+    }
+
+    [Fact]
+    public async Task The_health_check_is_degraded_while_a_clock_far_ahead_of_the_store_holds_deletions()
+    {
+        await using var h = HostHarness.Create(o => o.MaximumClockLead = TimeSpan.FromHours(6));
+        var client = await h.ClientAsync();
+        var check = ActivatorUtilities.CreateInstance<KmsBackupHealthCheck>(h.Services);
+        var context = new HealthCheckContext { Registration = new HealthCheckRegistration("kmsbackup", check, HealthStatus.Unhealthy, null) };
+        await client.CreateDefaultBackupAsync(HostHarness.Owner); // a commit: the store records its time
+        Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(context)).Status);
+
+        // The host's clock jumps 7 hours, past the 6 the options allow, with no run recorded in between.
+        h.Clock.Advance(TimeSpan.FromHours(7));
+        var held = await check.CheckHealthAsync(context);
+        Assert.Equal(HealthStatus.Degraded, held.Status);
+        Assert.Contains("holds every deletion", held.Description, StringComparison.Ordinal);
+        Assert.Contains("kmsbackup clock confirm", held.Description, StringComparison.Ordinal);
+        Assert.True((await client.PruneAsync()).DeletionsHeld);
+        Assert.Contains(h.Logs.GetSnapshot(), r => r.Id.Id == 1004 && r.Level == LogLevel.Warning);
+
+        await client.ConfirmClockAsync();
+        Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(context)).Status);
     }
 
     [Fact]

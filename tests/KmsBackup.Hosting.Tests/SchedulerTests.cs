@@ -1,3 +1,4 @@
+using KmsBackup.Testing.Storage;
 using KmsBackup.Instances;
 using KmsBackup.Storage;
 using System.IO.Abstractions;
@@ -63,20 +64,36 @@ public class SchedulerTests
     [Trait("Rule", "S1")]
     public async Task Enabling_a_backup_whose_first_full_another_writer_is_running_succeeds_and_leaves_the_run_to_it()
     {
-        await using var h = HostHarness.Create();
+        ControlledStore? controlled = null;
+        await using var h = HostHarness.Create(services: s => s.AddKmsBackup().UseStore(p => controlled = new ControlledStore(
+            new FileSystemBackupStore(p.GetRequiredService<IFileSystem>(), "/data/store", p.GetRequiredService<TimeProvider>()))));
         var client = await h.ClientAsync();
         await h.CreateInstanceAsync("kst-a");
         var backup = await client.CreateDefaultBackupAsync(HostHarness.Owner);
 
-        // A scheduler on another host saw the backup enabled and holds its lease while it runs the first full.
-        var store = h.Services.GetRequiredService<BackupStore>();
-        var lease = await store.AcquireLeaseAsync($"backups/{backup.Id}", "other-host", TimeSpan.FromMinutes(5));
+        // A scheduler on another host sees the backup enabled as soon as its state is stored, and takes its
+        // lease to run the first full before the enabling call can.
+        StoreLease? lease = null;
+        var stateStored = false;
+        controlled!.Before = async call =>
+        {
+            if (call.Kind == StoreCallKind.Create && call.Key.StartsWith($"catalog/{backup.Id}/", StringComparison.Ordinal))
+            {
+                stateStored = true;
+            }
+            else if (stateStored && lease is null && call.Kind == StoreCallKind.AcquireLease)
+            {
+                lease = await controlled.Inner.AcquireLeaseAsync(call.Key, "other-host", TimeSpan.FromMinutes(5));
+            }
+        };
         var enabled = await client.EnableBackupAsync(HostHarness.Owner, backup.Id, "kst-a", InstanceKind.Software);
         Assert.Equal(BackupStatus.Enabled, enabled.Status);
         Assert.Null(enabled.LatestPoint);
+        Assert.NotNull(lease);
 
         // Had the other host failed, this host's scheduler runs the first full at its next tick.
         await lease.DisposeAsync();
+        controlled.Before = null;
         await h.StartHostAsync();
         var first = Assert.Single((await h.NextTickAsync()).Runs).Point;
         Assert.Equal((backup.Id, ScheduleReason.FirstFull), (first.BackupId, first.Reason));

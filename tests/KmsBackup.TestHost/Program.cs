@@ -21,12 +21,13 @@ using Azure.Storage.Blobs;
 //     renews it every third of its duration for <hold-seconds>, then releases it and prints "released".
 //     If the lease is held, prints "lease-held <message>" and exits with 3.
 //
-//   backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>
+//   backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs> [quiet | shared <wall-start-unix-ms> <speed>]
 //     Backs up one instance of an embedded key management service (created on first use with 300
 //     keys) into <store>, back to back: each step moves a stepping clock 5 minutes
 //     on, rotates, adds and deletes a few keys and runs what is due. Prints "run <sequence>" after
 //     each committed recovery point and "done" at the end (nothing with a trailing "quiet"). Made to be
-//     killed at any moment.
+//     killed at any moment. With "shared", the clock is start + (wall clock - wall-start) * speed, shared by
+//     every process given the same values, and each step waits for it to move 5 minutes on.
 //
 //   watch <store> <kms-folder> <key-file> <owner> <writer-start-unix-seconds> <seconds>
 //     A second engine process beside a backup-loop writer: for <seconds>, reads every backup of <owner> as of
@@ -44,14 +45,25 @@ using Azure.Storage.Blobs;
 //     One host of a scaled-out scheduler: runs what is due, over and over, on a clock shared by every host:
 //     epoch + (wall clock - wall-start) * speed. Prints "run <backup> <sequence> <kind> <taken-at> <host>" after
 //     each committed point and "done" when the shared clock reaches <until>. Made to be killed.
+//
+//   open-key <key-file>
+//     A first start racing another: opens the key file once in a private temp folder (so that loading and
+//     compiling the code does not decide which process comes first), prints "ready", reads a start instant
+//     (Unix milliseconds) from standard input, waits for it, then opens or creates <key-file> with
+//     KeyFileRepositoryKeyProvider and prints "key <key-id> <microseconds-after-the-start-instant>".
 switch (args)
 {
+    case ["open-key", var keyFile]:
+        return await OpenKeyAsync(keyFile);
     case ["hold-lease", var folder, var leaseName, var holder, var durationText, var holdText]:
         return await HoldLeaseAsync(folder, leaseName, holder, Seconds(durationText), Seconds(holdText));
     case ["backup-loop", var storeFolder, var kmsFolder, var keyFile, var instanceId, var startText, var runsText, .. var rest]:
         return await BackupLoopAsync(storeFolder, kmsFolder, keyFile, instanceId,
             DateTimeOffset.FromUnixTimeSeconds(long.Parse(startText, CultureInfo.InvariantCulture)), int.Parse(runsText, CultureInfo.InvariantCulture),
-            quiet: rest is ["quiet"]);
+            quiet: rest is ["quiet"],
+            shared: rest is ["shared", var loopWallStart, var loopSpeed]
+                ? (DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(loopWallStart, CultureInfo.InvariantCulture)), double.Parse(loopSpeed, CultureInfo.InvariantCulture))
+                : null);
     case ["watch", var store, var kmsFolder, var keyFile, var owner, var startText, var secondsText]:
         return await WatchAsync(store, kmsFolder, keyFile, owner, DateTimeOffset.FromUnixTimeSeconds(long.Parse(startText, CultureInfo.InvariantCulture)), Seconds(secondsText));
     case ["scheduler", var store, var kmsFolder, var keyFile, var host, var epochText, var wallStartText, var speedText, var leaseText, var untilText]:
@@ -67,14 +79,35 @@ switch (args)
         await Console.Error.WriteLineAsync("usage: KmsBackup.TestHost hold-lease <store-folder> <lease-name> <holder> <duration-seconds> <hold-seconds>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost watch <store> <kms-folder> <key-file> <owner> <writer-start-unix-seconds> <seconds>");
+        await Console.Error.WriteLineAsync("       KmsBackup.TestHost open-key <key-file>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost scheduler <store> <kms-folder> <key-file> <host> <epoch-unix-seconds> <wall-start-unix-ms> <speed> <lease-seconds> <until-unix-seconds>");
         return 2;
 }
 
-static async Task<int> BackupLoopAsync(string storeFolder, string kmsFolder, string keyFile, string instanceId, DateTimeOffset start, int runs, bool quiet)
+static async Task<int> BackupLoopAsync(
+    string storeFolder, string kmsFolder, string keyFile, string instanceId, DateTimeOffset start, int runs, bool quiet, (DateTimeOffset WallStart, double Speed)? shared)
 {
     var output = quiet ? TextWriter.Null : Console.Out;
-    var clock = new SteppingClock(start);
+
+    // Alone, a process steps its own clock. Beside other writers of the store it runs on a clock shared with
+    // them (hosts sharing a store keep their clocks in sync; the store refuses a writer far behind the others).
+    var stepping = new SteppingClock(start);
+    TimeProvider clock = shared is { } s ? new SharedFastClock(start, s.WallStart, s.Speed) : stepping;
+    async Task StepAsync()
+    {
+        if (shared is null)
+        {
+            stepping.Advance(TimeSpan.FromMinutes(5));
+            return;
+        }
+
+        var next = clock.GetUtcNow().AddMinutes(5);
+        while (clock.GetUtcNow() < next)
+        {
+            await Task.Delay(5);
+        }
+    }
+
     var files = new FileSystem();
     using var kms = new EmbeddedKeyManagementService(files, kmsFolder, clock);
     if (await kms.GetInstanceAsync(instanceId) is null)
@@ -86,7 +119,13 @@ static async Task<int> BackupLoopAsync(string storeFolder, string kmsFolder, str
         }
     }
 
-    var options = new BackupClientOptions { TimeProvider = clock, LeaseHolder = $"test-host:{Environment.ProcessId}" };
+    // On a shared fast clock a lease's minutes pass in milliseconds: an hour keeps a run's lease alive through its real time.
+    var options = new BackupClientOptions
+    {
+        TimeProvider = clock,
+        LeaseHolder = $"test-host:{Environment.ProcessId}",
+        LeaseDuration = shared is null ? TimeSpan.FromMinutes(5) : TimeSpan.FromHours(1),
+    };
     using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
     using var client = await BackupClient.OpenAsync(OpenStore(storeFolder, clock), keys, kms, options);
     if (await client.OnInstanceEnabledAsync(instanceId) is { LatestPoint: { } first })
@@ -97,7 +136,7 @@ static async Task<int> BackupLoopAsync(string storeFolder, string kmsFolder, str
     var random = new Random(Environment.ProcessId);
     for (var step = 0; step < runs; step++)
     {
-        clock.Advance(TimeSpan.FromMinutes(5));
+        await StepAsync();
         var name = $"key-{random.Next(300):D4}";
         if (await kms.GetKeyAsync(instanceId, name) is not null)
         {
@@ -230,6 +269,48 @@ static async Task<int> SchedulerAsync(string store, string kmsFolder, string key
     }
 
     Console.WriteLine("done");
+    return 0;
+}
+
+static async Task<int> OpenKeyAsync(string keyFile)
+{
+    var files = new FileSystem();
+    var warmUp = Path.Combine(Path.GetTempPath(), $"kmsbackup-open-key-{Environment.ProcessId}-{Guid.NewGuid():N}");
+    try
+    {
+        using (await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, Path.Combine(warmUp, "warm-up.key")))
+        using (await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, Path.Combine(warmUp, "warm-up.key")))
+        {
+        }
+    }
+    finally
+    {
+        Directory.Delete(warmUp, recursive: true);
+    }
+
+    Console.WriteLine("ready");
+    var startText = Console.ReadLine();
+    if (startText is null)
+    {
+        return 2;
+    }
+
+    // Sleep until just before the instant, then spin, so that both processes leave the line within microseconds.
+    var startAt = DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(startText, CultureInfo.InvariantCulture));
+    var untilStart = startAt - TimeProvider.System.GetUtcNow() - TimeSpan.FromMilliseconds(2);
+    if (untilStart > TimeSpan.Zero)
+    {
+        Thread.Sleep(untilStart);
+    }
+
+    while (TimeProvider.System.GetUtcNow() < startAt)
+    {
+        Thread.SpinWait(16);
+    }
+
+    var late = TimeProvider.System.GetUtcNow() - startAt;
+    using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"key {keys.KeyId} {late.TotalMicroseconds:F0}"));
     return 0;
 }
 

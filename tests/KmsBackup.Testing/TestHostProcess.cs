@@ -5,7 +5,7 @@ namespace KmsBackup.Testing;
 /// <summary>Starts tests/KmsBackup.TestHost as a separate process: a second writer, or a process to kill.</summary>
 public static class TestHostProcess
 {
-    /// <summary>Starts the test host with <paramref name="arguments"/>; its standard output and error are redirected.</summary>
+    /// <summary>Starts the test host with <paramref name="arguments"/>; its standard input, output and error are redirected.</summary>
     public static Process Start(params string[] arguments) => Start(environment: null, arguments);
 
     /// <summary>Starts the test host with <paramref name="arguments"/> and extra environment variables.</summary>
@@ -13,6 +13,7 @@ public static class TestHostProcess
     {
         var start = new ProcessStartInfo(DotnetHost())
         {
+            RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,

@@ -62,6 +62,33 @@ internal static partial class CommandTree
         return command;
     }
 
+    private static Command ClockCommand(CliHost host, GlobalOptions globals)
+    {
+        var show = new Command("show", "Compare this host's clock with the latest time the store has seen, and say whether deletions are held. Changes nothing.");
+        Handle(show, host, globals, async (inv, ct) =>
+        {
+            var status = await (await inv.ClientAsync(ct).ConfigureAwait(false)).GetStoreClockAsync(ct).ConfigureAwait(false);
+            inv.Write(JsonStoreClock.From(status), c => Render.Clock(c, status));
+            return ExitCodes.Ok;
+        });
+
+        var yes = new Option<bool>("--yes") { Description = "Confirm: deletions held until now (retention, releases, pack collection) happen at the next run or prune." };
+        var confirm = new Command("confirm", "Confirm that this host's clock is right: record it as the store's time (discarding any later time), which ends a hold of deletions.") { yes };
+        Handle(confirm, host, globals, async (inv, ct) =>
+        {
+            if (!inv.Value(yes))
+            {
+                throw new UsageException("Confirming the clock lets deletions that were held go ahead; check the clock, then add --yes.");
+            }
+
+            var status = await (await inv.ClientAsync(ct).ConfigureAwait(false)).ConfirmClockAsync(ct).ConfigureAwait(false);
+            inv.Write(JsonStoreClock.From(status), c => Render.Clock(c, status));
+            return ExitCodes.Ok;
+        });
+
+        return new Command("clock", "The store's time: deletions are held while this host's clock is too far ahead of it.") { show, confirm };
+    }
+
     private static Command VerifyCommand(CliHost host, GlobalOptions globals)
     {
         var command = new Command("verify", "Verify the whole store: every pack's hash, every object's MAC, every recovery point and reference. Changes nothing; exits 5 when damaged.");

@@ -69,6 +69,24 @@ internal sealed record JsonPlan(
 
 internal sealed record JsonRestore(string OperationId, IReadOnlyList<string> Restored, IReadOnlyList<string> AlreadyRestored, JsonPlan Plan);
 
+internal sealed record JsonOperationItem(string Type, string Name)
+{
+    public static JsonOperationItem From(RestoreOperationItem i) => new(Names.Of(i.Type), i.Name);
+}
+
+internal sealed record JsonOperationItemState(string Type, string Name, bool InTarget);
+
+internal sealed record JsonRestoreOperation(
+    string OperationId, string BackupId, string BackupDate, string TargetInstance, string StartedAt, int Runs, int ItemsInTarget,
+    IReadOnlyList<JsonOperationItemState> Items)
+{
+    public static JsonRestoreOperation From(RestoreOperation o) => new(
+        o.OperationId, o.BackupId, Names.Date(o.BackupDate), o.TargetInstanceId, Names.Instant(o.StartedAt), o.Runs, o.ItemsInTarget.Count,
+        [.. o.Items.Select(i => new JsonOperationItemState(Names.Of(i.Type), i.Name, o.ItemsInTarget.Contains(i)))]);
+}
+
+internal sealed record JsonRollback(string OperationId, string TargetInstance, IReadOnlyList<JsonOperationItem> Removed, IReadOnlyList<JsonOperationItem> Skipped);
+
 internal sealed record JsonDownload(string BackupId, string Date, string File, long Length, string? DataKey, string? DataKeyFile);
 
 internal sealed record JsonFileVerification(string File, long Length, bool Authentic);
@@ -78,6 +96,13 @@ internal sealed record JsonProblem(string Item, string Description);
 internal sealed record JsonStoreVerification(
     bool Clean, int PacksChecked, int ObjectsChecked, int PointsChecked, int UnreferencedObjects, int UnreferencedPacks,
     IReadOnlyList<JsonProblem> Problems);
+
+internal sealed record JsonStoreClock(string LocalTime, string? StoreTime, bool DeletionsHeld, string MaximumLead, string MaximumLag)
+{
+    public static JsonStoreClock From(StoreClockStatus status) => new(
+        Names.Instant(status.LocalTime), status.StoreTime is { } storeTime ? Names.Instant(storeTime) : null, status.DeletionsHeld,
+        status.MaximumLead.ToString("c", System.Globalization.CultureInfo.InvariantCulture), status.MaximumLag.ToString("c", System.Globalization.CultureInfo.InvariantCulture));
+}
 
 internal sealed record JsonInstance(string Id, string Kind, string Region, string Owner, bool Enabled, string? ReleasedAt);
 

@@ -70,6 +70,34 @@ internal static class Render
         console.Write(table);
     }
 
+    public static void RestoreOperations(IAnsiConsole console, IReadOnlyList<RestoreOperation> operations)
+    {
+        if (operations.Count == 0)
+        {
+            console.MarkupLine("No unfinished restores for this account.");
+            return;
+        }
+
+        var table = new Table().AddColumns("Operation", "Backup", "Date", "Target", "Started", "Runs", "In the target");
+        foreach (var o in operations)
+        {
+            table.AddRow(
+                E(o.OperationId), E(o.BackupId), Names.Date(o.BackupDate), E(o.TargetInstanceId), E(Names.Instant(o.StartedAt)),
+                o.Runs.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                E($"{o.ItemsInTarget.Count} of {o.Items.Count}{(o.ItemsInTarget.Count > 0 ? ": " + string.Join(", ", o.ItemsInTarget) : "")}"));
+        }
+
+        console.Write(table);
+        console.MarkupLine("Finish one with 'kmsbackup restore resume <operation-id>', or undo it with 'kmsbackup restore rollback <operation-id>'.");
+    }
+
+    public static void Rollback(IAnsiConsole console, RestoreRollbackResult result)
+    {
+        console.MarkupLine($"[green]Rolled back[/] restore {E(result.OperationId)}: removed {result.Removed.Count} item(s) from {E(result.TargetInstanceId)}"
+            + (result.Removed.Count > 0 ? $" ({E(string.Join(", ", result.Removed))})" : "")
+            + (result.Skipped.Count > 0 ? $"; {result.Skipped.Count} planned item(s) were not there as the operation created them." : "."));
+    }
+
     public static void Plan(IAnsiConsole console, RestorePlan plan)
     {
         console.MarkupLine(
@@ -120,6 +148,14 @@ internal static class Render
         }
 
         console.Write(table);
+    }
+
+    public static void Clock(IAnsiConsole console, StoreClockStatus status)
+    {
+        console.MarkupLine($"This host's clock: {E(Names.Instant(status.LocalTime))}; the store's time: {E(status.StoreTime is { } t ? Names.Instant(t) : "none recorded yet")}.");
+        console.MarkupLine(status.DeletionsHeld
+            ? $"[yellow]Deletions are held[/]: this clock is more than {E(status.MaximumLead.ToString())} ahead. Fix the clock, or confirm it with 'kmsbackup clock confirm --yes'."
+            : "Deletions are not held.");
     }
 
     public static void Verification(IAnsiConsole console, RepositoryVerification v)

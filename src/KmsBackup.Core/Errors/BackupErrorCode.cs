@@ -97,6 +97,12 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>This writer's lease expired or was taken over before its work was committed.</summary>
     public static BackupErrorCode LeaseLost { get; } = new(nameof(LeaseLost));
 
+    /// <summary>
+    /// This host's clock is behind the latest time the store has seen (another writer's) by more than the
+    /// allowed lag, so it may not commit: the error names both times.
+    /// </summary>
+    public static BackupErrorCode ClockBehindStore { get; } = new(nameof(ClockBehindStore));
+
     /// <summary>Stored data failed its integrity check (MAC, length, reference); wrong data is never returned.</summary>
     public static BackupErrorCode IntegrityViolation { get; } = new(nameof(IntegrityViolation));
 
@@ -123,6 +129,18 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// or could not be reached); what the batch wrote was removed again (rule R7).
     /// </summary>
     public static BackupErrorCode RestoreFailed { get; } = new(nameof(RestoreFailed));
+
+    /// <summary>
+    /// A restore operation that has finished (completed, or rolled back) was asked to be resumed or rolled
+    /// back: there is nothing left to do for it.
+    /// </summary>
+    public static BackupErrorCode RestoreOperationFinished { get; } = new(nameof(RestoreOperationFinished));
+
+    /// <summary>
+    /// An operation ID that the restore journal holds for another backup or another target instance: an
+    /// operation ID names one restore, so that resuming or rolling it back touches only its own items.
+    /// </summary>
+    public static BackupErrorCode RestoreOperationMismatch { get; } = new(nameof(RestoreOperationMismatch));
 
     /// <summary>
     /// The data key given to open a backup file is not the key the file was encrypted under: the key

@@ -295,12 +295,19 @@ public static class RestorePlanner
     {
         foreach (var use in uses)
         {
-            var where = string.Equals(use.InstanceId, input.TargetInstanceId, StringComparison.Ordinal)
+            var inTarget = string.Equals(use.InstanceId, input.TargetInstanceId, StringComparison.Ordinal);
+            var where = inTarget
                 ? $"the target instance '{use.InstanceId}'"
                 : $"the instance '{use.InstanceId}' of the same region";
+
+            // An item another restore operation left in the target is most often a restore that died before
+            // its rollback: name the operation, so that a caller who lost its ID can finish or undo it.
+            var remedy = inTarget && use.RestoredByOperation is { } other
+                ? $"The {Noun(type)} was created by the restore operation '{other}': if that restore did not finish, resume it or roll it back by that ID. Otherwise: {ConflictRemedy}"
+                : ConflictRemedy;
             refusals.Add(new Refusal(BackupErrorCode.NameConflict, $"{Noun(type)} '{name}'",
                 $"A {Noun(type)} named '{name}' already exists in {where}; names are unique within a region.",
-                ConflictRemedy));
+                remedy));
         }
     }
 

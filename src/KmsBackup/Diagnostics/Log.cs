@@ -21,11 +21,26 @@ internal static partial class Log
     [LoggerMessage(1003, LogLevel.Debug, "Backup {BackupId}: skipped, another writer holds its lease")]
     public static partial void RunSkippedLeaseHeld(ILogger logger, string backupId);
 
+    [LoggerMessage(1004, LogLevel.Warning, "Deletions are held: this host's clock ({LocalTime}) is more than {MaximumLead} ahead of the latest time the store has seen ({StoreTime}). Backups keep running; retention, releases and pack collection wait until the clock is fixed or an operator confirms it")]
+    public static partial void DeletionsHeld(ILogger logger, DateTimeOffset localTime, TimeSpan maximumLead, DateTimeOffset? storeTime);
+
+    [LoggerMessage(1005, LogLevel.Warning, "Prune collected no packs: {Reason}. Run verify to see what is damaged")]
+    public static partial void CollectionBlocked(ILogger logger, string reason);
+
+    [LoggerMessage(1006, LogLevel.Warning, "Backup {BackupId}: its catalog entry is damaged ({ErrorType}); it is skipped until repaired, and the other backups run")]
+    public static partial void CatalogEntryDamaged(ILogger logger, string backupId, string errorType);
+
     [LoggerMessage(1101, LogLevel.Information, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId}: {Restored} items restored, {AlreadyRestored} already there")]
     public static partial void RestoreCompleted(ILogger logger, string operationId, string backupId, string targetInstanceId, int restored, int alreadyRestored);
 
     [LoggerMessage(1102, LogLevel.Warning, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId} failed ({ErrorType})")]
     public static partial void RestoreFailed(ILogger logger, Exception exception, string operationId, string backupId, string targetInstanceId, string errorType);
+
+    [LoggerMessage(1103, LogLevel.Information, "Restore {OperationId} from backup {BackupId} rolled back by its ID: {Removed} items removed from instance {TargetInstanceId}")]
+    public static partial void RestoreRolledBack(ILogger logger, string operationId, string backupId, string targetInstanceId, int removed);
+
+    [LoggerMessage(1104, LogLevel.Warning, "Restore {OperationId} was rolled back, but the restore journal could not record it ({ErrorType}); it is listed as unfinished until it is rolled back by its ID")]
+    public static partial void RestoreJournalEndFailed(ILogger logger, Exception exception, string operationId, string errorType);
 
     [LoggerMessage(1201, LogLevel.Information, "Backup {BackupId}: the data of {BackupDate} was downloaded as a {Length}-byte file; its data key was returned to the caller and not kept")]
     public static partial void DownloadCompleted(ILogger logger, string backupId, DateOnly backupDate, long length);

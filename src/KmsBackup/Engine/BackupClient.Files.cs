@@ -72,7 +72,7 @@ public partial class BackupClient
     private async Task<BackupFileDownload> DownloadCoreAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
         if (BackupLifecycle.CheckDate(entry.State, backupDate, BackupOperation.Download, Clock.GetUtcNow()) is { } refusal)
         {
             throw refusal.ToException();
@@ -283,9 +283,7 @@ public partial class BackupClient
         string backupId, long sequence, BackupRunKind kind, ScheduleReason reason, InstanceSnapshot snapshot, IReadOnlyList<ItemChange> changes,
         DateOnly date, CancellationToken cancellationToken)
     {
-        using var writer = _repository.Objects.CreateWriter();
-        var (keyRoot, secretRoot) = await _repository.WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
-        await _repository.WritePointAsync(new PointManifest
+        await _repository.CommitPointAsync(snapshot, (keyRoot, secretRoot) => new PointManifest
         {
             BackupId = backupId,
             Sequence = sequence,
@@ -299,6 +297,6 @@ public partial class BackupClient
             KeyRoot = keyRoot,
             SecretRoot = secretRoot,
             Changes = changes,
-        }, date, cancellationToken).ConfigureAwait(false);
+        }, date, static _ => Task.CompletedTask, cancellationToken).ConfigureAwait(false);
     }
 }

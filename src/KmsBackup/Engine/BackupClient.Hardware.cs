@@ -26,7 +26,7 @@ public partial class BackupClient
         ThrowIfNotInstanceOwner(callerAccount, instance);
         var now = Clock.GetUtcNow();
         int? viewableDays = null;
-        foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
+        foreach (var entry in (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).States)
         {
             var state = BackupLifecycle.Advance(entry.State, now).State;
             if (state.Status == BackupStatus.Enabled && string.Equals(state.Instance?.Id, instanceId, StringComparison.Ordinal))
@@ -177,7 +177,7 @@ public partial class BackupClient
 
     private async Task<(CatalogEntry Entry, HsmClusterInfo Cluster)> LoadHardwareBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken)
     {
-        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
         if (BackupLifecycle.Check(entry.State, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
         {
             throw refusal.ToException();

@@ -66,7 +66,8 @@ public partial class BackupClient
     /// <summary>
     /// Reports the health of every backup this client runs: each backup bound to an instance that this
     /// client's <see cref="InstanceGateway"/> serves, and any backup whose run this client saw fail.
-    /// Reads the catalog and the latest points; changes nothing.
+    /// A backup whose catalog entry is damaged is reported with that damage as its last error. Reads the
+    /// catalog and the latest points; changes nothing.
     /// </summary>
     /// <param name="cancellationToken">Cancels the report.</param>
     /// <returns>One entry per backup, in catalog order.</returns>
@@ -75,7 +76,25 @@ public partial class BackupClient
     {
         var now = Clock.GetUtcNow();
         var report = new List<BackupHealth>();
-        foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
+        var listing = await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var damaged in listing.Damaged)
+        {
+            // Listed by what its previous entry says, with the damage as its error: health must show it, not fail.
+            _runRecords.TryGetValue(damaged.BackupId, out var failed);
+            report.Add(new BackupHealth
+            {
+                BackupId = damaged.BackupId,
+                Kind = damaged.Previous?.State.Kind ?? BackupKind.Default,
+                Status = damaged.Previous?.State.Status ?? BackupStatus.Disabled,
+                InstanceId = damaged.Previous?.State.Instance?.Id,
+                LastFailureAt = failed?.LastFailureAt ?? now,
+                LastErrorType = BackupTelemetry.ErrorType(damaged.Error),
+                LastErrorMessage = damaged.Error.Message,
+                ConsecutiveFailures = Math.Max(1, failed?.ConsecutiveFailures ?? 0),
+            });
+        }
+
+        foreach (var entry in listing.States)
         {
             var state = BackupLifecycle.Advance(entry.State, now).State;
             _runRecords.TryGetValue(state.Id, out var record);

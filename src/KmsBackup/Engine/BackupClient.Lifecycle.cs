@@ -47,7 +47,7 @@ public partial class BackupClient
     public virtual async Task<BackupDetails?> OnInstanceEnabledAsync(string instanceId, CancellationToken cancellationToken = default)
     {
         var instance = await GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false);
-        var existing = (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).Select(e => e.State);
+        var existing = (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).States.Select(e => e.State);
         var outcome = BackupLifecycle.CreateAutomatic(NewId("bka"), instance.Info, existing, _options.AutomaticBackupCutoffs, _options.TimeZone, Clock.GetUtcNow());
         if (!outcome.IsAccepted)
         {
@@ -130,7 +130,7 @@ public partial class BackupClient
     public virtual async Task OnInstanceReleasedAsync(string instanceId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(instanceId);
-        foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
+        foreach (var entry in (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).States)
         {
             if (string.Equals(entry.State.Instance?.Id, instanceId, StringComparison.Ordinal))
             {
@@ -145,43 +145,38 @@ public partial class BackupClient
     /// <param name="cancellationToken">Cancels the call.</param>
     public virtual async Task<BackupDetails> GetBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken = default)
     {
-        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
         return await WithHsmAsync(ToDetails(entry, await LatestPointAsync(backupId, cancellationToken).ConfigureAwait(false)), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Lists the caller's backups, released ones included, by ID.</summary>
+    /// <summary>
+    /// Lists the caller's backups, released ones included, by ID. A backup whose latest catalog entry is
+    /// damaged is listed too, with the state of its previous entry and <see cref="BackupDetails.Damage"/> set.
+    /// Reads only: nothing in the store changes, whatever the clock says.
+    /// </summary>
     /// <param name="callerAccount">The owner.</param>
     /// <param name="cancellationToken">Cancels the listing.</param>
     public virtual async IAsyncEnumerable<BackupDetails> ListBackupsAsync(string callerAccount, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
-        foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
+        var listing = await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false);
+        var damaged = listing.Damaged
+            .Where(d => d.Previous is { } previous && string.Equals(previous.OwnerAccount, callerAccount, StringComparison.Ordinal))
+            .Select(d => (Entry: d.Previous!, Damage: (Refusal?)d.Error.Refusal));
+        var intact = listing.States
+            .Where(e => string.Equals(e.OwnerAccount, callerAccount, StringComparison.Ordinal))
+            .Select(e => (Entry: e, Damage: (Refusal?)null));
+        foreach (var (entry, damage) in intact.Concat(damaged).OrderBy(e => e.Entry.State.Id, StringComparer.Ordinal))
         {
-            if (string.Equals(entry.OwnerAccount, callerAccount, StringComparison.Ordinal))
-            {
-                var current = await RefreshAsync(entry, cancellationToken).ConfigureAwait(false);
-                yield return await WithHsmAsync(ToDetails(current, await LatestPointAsync(entry.State.Id, cancellationToken).ConfigureAwait(false)), cancellationToken).ConfigureAwait(false);
-            }
+            var latest = damage is null ? await LatestPointAsync(entry.State.Id, cancellationToken).ConfigureAwait(false) : null;
+            var details = await WithHsmAsync(ToDetails(AsOfNow(entry), latest), cancellationToken).ConfigureAwait(false);
+            yield return details with { Damage = damage };
         }
     }
 
-    private async Task<CatalogEntry> ApplyAsync(CatalogEntry entry, BackupCommand command, CancellationToken cancellationToken)
-    {
-        var outcome = BackupLifecycle.Apply(entry.State, command, Clock.GetUtcNow());
-        if (!outcome.IsAccepted)
-        {
-            if (outcome.State != entry.State)
-            {
-                await CommitAsync(entry, outcome.State, outcome.Effects, cancellationToken).ConfigureAwait(false);
-            }
-
-            throw outcome.Refusal.ToException();
-        }
-
-        return outcome.State != entry.State || outcome.Effects.Count > 0
-            ? await CommitAsync(entry, outcome.State, outcome.Effects, cancellationToken).ConfigureAwait(false)
-            : entry;
-    }
+    /// <summary>Applies a lifecycle command under the backup's lease, to its state as read under the lease (see <see cref="ChangeStateAsync"/>).</summary>
+    private Task<CatalogEntry> ApplyAsync(CatalogEntry entry, BackupCommand command, CancellationToken cancellationToken) =>
+        ChangeStateAsync(entry.State.Id, current => BackupLifecycle.Apply(current.State, command, Clock.GetUtcNow()), cancellationToken);
 
     private async Task<InstanceDescription> GetInstanceAsync(string instanceId, CancellationToken cancellationToken)
     {

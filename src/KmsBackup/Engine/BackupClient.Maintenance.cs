@@ -1,3 +1,4 @@
+using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 
 namespace KmsBackup;
@@ -6,30 +7,71 @@ namespace KmsBackup;
 /// <param name="RecoveryPointsDeleted">Recovery points deleted (past retention, or of reset and released backups).</param>
 /// <param name="PacksDeleted">Pack files deleted (marked by an earlier prune and still unreferenced).</param>
 /// <param name="PacksMarked">Pack files newly marked for deletion by a later prune.</param>
-public sealed record PruneSummary(int RecoveryPointsDeleted, int PacksDeleted, int PacksMarked);
+public sealed record PruneSummary(int RecoveryPointsDeleted, int PacksDeleted, int PacksMarked)
+{
+    /// <summary>
+    /// Whether the prune deleted nothing because this host's clock is more than
+    /// <see cref="BackupClientOptions.MaximumClockLead"/> ahead of the latest time the store has seen (see
+    /// <see cref="BackupClient.GetStoreClockAsync"/>).
+    /// </summary>
+    public bool DeletionsHeld { get; init; }
+
+    /// <summary>
+    /// Why no pack was collected although the prune ran (a recovery point or an object it refers to could
+    /// not be read, so what is dead cannot be known), or <see langword="null"/>. Run verify to see the damage.
+    /// </summary>
+    public string? CollectionBlocked { get; init; }
+}
+
+/// <summary>This host's clock against the latest time the store has seen.</summary>
+public sealed record StoreClockStatus
+{
+    /// <summary>This host's clock when it was read.</summary>
+    public required DateTimeOffset LocalTime { get; init; }
+
+    /// <summary>The latest time a writer of the store recorded; <see langword="null"/> when none has yet.</summary>
+    public DateTimeOffset? StoreTime { get; init; }
+
+    /// <summary>
+    /// Whether this host holds every deletion (retention, releases, pack collection) because its clock is more
+    /// than <see cref="MaximumLead"/> ahead of <see cref="StoreTime"/>. Backups keep running meanwhile. It
+    /// ends when the clock is fixed, or when an operator confirms it with <see cref="BackupClient.ConfirmClockAsync"/>.
+    /// </summary>
+    public required bool DeletionsHeld { get; init; }
+
+    /// <summary>How far ahead of the store's time this clock may run before deletions are held.</summary>
+    public required TimeSpan MaximumLead { get; init; }
+
+    /// <summary>How far behind the store's time this clock may run and still commit.</summary>
+    public required TimeSpan MaximumLag { get; init; }
+}
 
 public partial class BackupClient
 {
     /// <summary>
     /// Deletes what no backup keeps (rule W5): recovery points of dates past retention, and of released
-    /// or reset backups; then, in two phases, the packs no remaining point refers to.
+    /// or reset backups; then, in two phases, the packs no remaining point refers to. Each backup's points are
+    /// deleted under its lease, decided on its state read again under the lease. Deletes nothing while this
+    /// host's clock is too far ahead of the store's (<see cref="PruneSummary.DeletionsHeld"/>).
     /// </summary>
     /// <param name="cancellationToken">Cancels the prune; what is deleted stays deleted, nothing referenced is.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.ClockBehindStore"/>: this host's clock is behind the store's time.</exception>
     public virtual async Task<PruneSummary> PruneAsync(CancellationToken cancellationToken = default)
     {
-        var deletedPoints = 0;
-        foreach (var stored in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
+        var clock = await _repository.CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
+        if (clock.DeletionsHeld)
         {
-            var entry = await RefreshAsync(stored, cancellationToken).ConfigureAwait(false);
-            var points = await _repository.ListPointsAsync(entry.State.Id, cancellationToken).ConfigureAwait(false);
-            if (points.Count == 0)
-            {
-                continue;
-            }
+            Log.DeletionsHeld(_logger, clock.Now, _options.MaximumClockLead, clock.StoreTime);
+            return new PruneSummary(0, 0, 0) { DeletionsHeld = true };
+        }
 
-            var decision = RetentionPolicy.Evaluate(entry.State, points.Select(p => p.Date), Clock.GetUtcNow());
-            var pruned = decision.Prune.Select(p => p.Date).ToHashSet();
-            if (pruned.Count == 0)
+        var deletedPoints = 0;
+        foreach (var stored in (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).States)
+        {
+            var points = await _repository.ListPointsAsync(stored.State.Id, cancellationToken).ConfigureAwait(false);
+            var current = AsOfNow(stored);
+            if (current.State == stored.State &&
+                (points.Count == 0 || RetentionPolicy.Evaluate(current.State, points.Select(p => p.Date), Clock.GetUtcNow()).Prune.Count == 0))
             {
                 continue;
             }
@@ -37,7 +79,7 @@ public partial class BackupClient
             StoreLease lease;
             try
             {
-                lease = await AcquireLeaseAsync(entry.State.Id, cancellationToken).ConfigureAwait(false);
+                lease = await AcquireLeaseAsync(stored.State.Id, cancellationToken).ConfigureAwait(false);
             }
             catch (BackupException e) when (e.Code == BackupErrorCode.LeaseHeld)
             {
@@ -46,29 +88,78 @@ public partial class BackupClient
 
             await using (lease.ConfigureAwait(false))
             {
-                foreach (var point in points.Where(p => pruned.Contains(p.Date)))
-                {
-                    if (await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false))
-                    {
-                        deletedPoints++;
-                    }
-
-                    _manifests.TryRemove(point, out _);
-                }
-
-                ForgetPoints(entry.State.Id);
+                deletedPoints += await PruneBackupUnderLeaseAsync(stored.State.Id, lease, cancellationToken).ConfigureAwait(false);
             }
         }
 
         var gc = await RepositoryMaintenance.CollectGarbageAsync(_repository, Clock.GetUtcNow(), _options.PruneGracePeriod, cancellationToken).ConfigureAwait(false);
-        return new PruneSummary(deletedPoints, gc.PacksDeleted, gc.PacksMarked);
+        if (gc.Blocked is { } reason)
+        {
+            Log.CollectionBlocked(_logger, reason);
+        }
+
+        return new PruneSummary(deletedPoints, gc.PacksDeleted, gc.PacksMarked) { CollectionBlocked = gc.Blocked };
+    }
+
+    /// <summary>Stores what time changed in one backup's state and deletes the points its retention no longer keeps, deciding on the state as read under the lease.</summary>
+    private async Task<int> PruneBackupUnderLeaseAsync(string backupId, StoreLease lease, CancellationToken cancellationToken)
+    {
+        if (await _repository.LoadStateAsync(backupId, cancellationToken).ConfigureAwait(false) is not { } entry)
+        {
+            return 0;
+        }
+
+        entry = await RefreshUnderLeaseAsync(entry, lease, cancellationToken).ConfigureAwait(false);
+        var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
+        var pruned = RetentionPolicy.Evaluate(entry.State, points.Select(p => p.Date), Clock.GetUtcNow()).Prune.Select(p => p.Date).ToHashSet();
+        var deleted = 0;
+        foreach (var point in points.Where(p => pruned.Contains(p.Date)))
+        {
+            await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
+            if (await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false))
+            {
+                deleted++;
+            }
+
+            _manifests.TryRemove(point, out _);
+        }
+
+        ForgetPoints(backupId);
+        return deleted;
     }
 
     /// <summary>
     /// Checks the whole store: every pack's hash, every object's MAC, every recovery point and reference,
-    /// every catalog entry. Changes nothing.
+    /// every catalog entry and prune marker. Changes nothing.
     /// </summary>
     /// <param name="cancellationToken">Cancels the check.</param>
     public virtual Task<RepositoryVerification> VerifyAsync(CancellationToken cancellationToken = default) =>
         RepositoryMaintenance.VerifyAsync(_repository, cancellationToken);
+
+    /// <summary>
+    /// Compares this host's clock with the latest time any writer of the store has seen, and says whether
+    /// deletions are held because this clock is too far ahead. Changes nothing.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    public virtual async Task<StoreClockStatus> GetStoreClockAsync(CancellationToken cancellationToken = default) =>
+        ToStatus(await _repository.CheckClockAsync(commit: false, cancellationToken).ConfigureAwait(false));
+
+    /// <summary>
+    /// An operator's confirmation that this host's clock is right: records it as the store's time and
+    /// discards any later time a wrong clock recorded, which ends a hold of deletions (and lets hosts whose
+    /// clocks a wrong time had put "behind" commit again). Deletions that were held happen at the next
+    /// scheduled run or prune.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    public virtual async Task<StoreClockStatus> ConfirmClockAsync(CancellationToken cancellationToken = default) =>
+        ToStatus(await _repository.ConfirmClockAsync(cancellationToken).ConfigureAwait(false));
+
+    private StoreClockStatus ToStatus(StoreClockReading reading) => new()
+    {
+        LocalTime = reading.Now,
+        StoreTime = reading.StoreTime,
+        DeletionsHeld = reading.DeletionsHeld,
+        MaximumLead = _options.MaximumClockLead,
+        MaximumLag = _options.MaximumClockLag,
+    };
 }

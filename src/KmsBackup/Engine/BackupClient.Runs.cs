@@ -40,7 +40,28 @@ public partial class BackupClient
     {
         var results = new List<BackupRunResult>();
         var failures = new List<BackupRunFailure>();
-        foreach (var entry in await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false))
+
+        // Every tick records this host's time in the store (unless it is too far ahead, or behind: then the
+        // tick refuses). That keeps the store's time current while nothing is due, so that a lifecycle
+        // deletion due in a quiet store is not mistaken for a clock jump.
+        await _repository.CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
+        var listing = await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false);
+
+        // A damaged catalog entry stays local: that backup is reported failed, every other backup runs.
+        foreach (var damaged in listing.Damaged)
+        {
+            if (damaged.Previous?.State.Instance is { } previousInstance &&
+                await _instances.GetInstanceAsync(previousInstance.Id, cancellationToken).ConfigureAwait(false) is null)
+            {
+                continue; // another host's backup
+            }
+
+            Log.CatalogEntryDamaged(_logger, damaged.BackupId, BackupTelemetry.ErrorType(damaged.Error));
+            OnRunFailed(damaged.BackupId, new RunAttempt(), damaged.Error);
+            failures.Add(new BackupRunFailure(damaged.BackupId, damaged.Error));
+        }
+
+        foreach (var entry in listing.States)
         {
             try
             {
@@ -117,22 +138,33 @@ public partial class BackupClient
 
     private async Task<BackupRunResult?> RunIfDueCoreAsync(string backupId, RunAttempt attempt, CancellationToken cancellationToken)
     {
-        var entry = await RefreshAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        // A first look without the lease, to leave alone backups with nothing due: no run, and no lifecycle
+        // change by time (an expiry or a release, which the scheduled run stores and carries out).
+        var stored = await LoadAsync(backupId, cancellationToken).ConfigureAwait(false);
+        var entry = AsOfNow(stored);
         attempt.BackupKind = entry.State.Kind;
         var points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
         var history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
         var now = Clock.GetUtcNow();
         var decision = BackupScheduler.Next(entry.State, history, _options.Schedule, now);
-        if (decision.Run is not { } run || !run.IsDue(now))
+        var runDue = decision.Run is { } run && run.IsDue(now);
+        if (!runDue && entry.State == stored.State)
         {
             return null;
         }
 
-        attempt.Start(run, Clock);
+        if (runDue)
+        {
+            attempt.Start(decision.Run!, Clock);
+        }
+
         var lease = await AcquireLeaseAsync(backupId, cancellationToken).ConfigureAwait(false);
         await using (lease.ConfigureAwait(false))
         {
-            // Re-read under the lease: another host may have run it a moment ago.
+            // Decide again on what is true under the lease: the state (a reset or release may have happened
+            // since the first look; state changes take this lease too) and the points (another host may have
+            // run the backup a moment ago).
+            entry = await RefreshUnderLeaseAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), lease, cancellationToken).ConfigureAwait(false);
             points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
             history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
             decision = BackupScheduler.Next(entry.State, history, _options.Schedule, Clock.GetUtcNow());
@@ -200,41 +232,46 @@ public partial class BackupClient
 
         // The first point of a backup is the baseline: nothing counts as added or rotated on it.
         var changesSincePrevious = previous is null ? [] : SnapshotDiff.Compare(previous.Snapshot, snapshot).Changes;
+        var sequence = points.Count == 0 ? 1 : points[^1].Sequence + 1;
+        var slot = run.Kind == BackupRunKind.Full ? startedAt : SlotOf(run, startedAt, points.Count == 0 ? null : await LastFullAsync(points, cancellationToken).ConfigureAwait(false));
+        var date = state.TimeZone.DateOf(startedAt);
+        var key = new PointKey(state.Id, date, sequence);
 
-        using var writer = _repository.Objects.CreateWriter();
-        var (keyRoot, secretRoot) = await _repository.WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+        var committed = await _repository.CommitPointAsync(
+            snapshot,
+            (keyRoot, secretRoot) => new PointManifest
+            {
+                BackupId = state.Id,
+                Sequence = sequence,
+                Kind = run.Kind,
+                Reason = run.Reason,
+                StartedAt = startedAt,
+                CompletedAt = Clock.GetUtcNow(),
+                Slot = slot,
+                TakenAt = snapshot.TakenAt,
+                Source = snapshot.Source,
+                KeyRoot = keyRoot,
+                SecretRoot = secretRoot,
+                Changes = changesSincePrevious,
+                Cursor = cursor,
+            },
+            date,
+            token => EnsureRunStillValidAsync(entry, lease, token),
+            cancellationToken).ConfigureAwait(false);
 
-        // Objects reused from packs that a prune has marked since this run began must be written again.
-        var markers = await _repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
-        var marked = markers.SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
-        if (marked.Count > 0 && _repository.Objects.AnyIn(writer.ReusedIds, marked))
+        // The fence ran right before the manifest was written; a writer paused between the two past its lease
+        // could have missed a reset. Check once more, and take the point back if the backup changed under it.
+        try
         {
-            _repository.Objects.ExcludePacks(marked);
-            (keyRoot, secretRoot) = await _repository.WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+            await EnsureRunStillValidAsync(entry, lease, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException)
+        {
+            await _repository.DeletePointAsync(key, CancellationToken.None).ConfigureAwait(false);
+            throw;
         }
 
-        await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
-        var completedAt = Clock.GetUtcNow();
-        var sequence = points.Count == 0 ? 1 : points[^1].Sequence + 1;
-        var manifest = new PointManifest
-        {
-            BackupId = state.Id,
-            Sequence = sequence,
-            Kind = run.Kind,
-            Reason = run.Reason,
-            StartedAt = startedAt,
-            CompletedAt = completedAt,
-            Slot = run.Kind == BackupRunKind.Full ? startedAt : SlotOf(run, startedAt, points.Count == 0 ? null : await LastFullAsync(points, cancellationToken).ConfigureAwait(false)),
-            TakenAt = snapshot.TakenAt,
-            Source = snapshot.Source,
-            KeyRoot = keyRoot,
-            SecretRoot = secretRoot,
-            Changes = changesSincePrevious,
-            Cursor = cursor,
-        };
-        var date = state.TimeZone.DateOf(startedAt);
-        await _repository.WritePointAsync(manifest, date, cancellationToken).ConfigureAwait(false);
-        var key = new PointKey(state.Id, date, sequence);
+        var manifest = committed.Manifest;
         _manifests.TryAdd(key, manifest);
         if (_pointLists.TryGetValue(state.Id, out var list))
         {
@@ -246,10 +283,27 @@ public partial class BackupClient
         return new BackupRunResult
         {
             Point = ToPoint(manifest, date),
-            BytesWritten = writer.BytesWritten,
-            ObjectsWritten = writer.ObjectsWritten,
+            BytesWritten = committed.BytesWritten,
+            ObjectsWritten = committed.ObjectsWritten,
             UsedChangeFeed = usedFeed,
         };
+    }
+
+    /// <summary>
+    /// The run's fence: its lease is still held, and the backup's catalog entry is still the version the run
+    /// was decided on (a reset, a release or a re-enable stores a new version, under the same lease).
+    /// </summary>
+    private async Task EnsureRunStillValidAsync(CatalogEntry decidedOn, StoreLease lease, CancellationToken cancellationToken)
+    {
+        await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
+        var current = await _repository.LoadStateAsync(decidedOn.State.Id, cancellationToken).ConfigureAwait(false);
+        if (current?.Version != decidedOn.Version)
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.LeaseLost, $"backup '{decidedOn.State.Id}'",
+                $"The state of backup '{decidedOn.State.Id}' changed while its run was in flight (version {decidedOn.Version} became {current?.Version.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"}); the run committed nothing.",
+                "Nothing to do: the next scheduled run decides on the new state."));
+        }
     }
 
     /// <summary>The schedule history as the stored points tell it (the points are the truth, not a cache).</summary>

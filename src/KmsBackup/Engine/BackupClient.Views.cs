@@ -35,7 +35,7 @@ public partial class BackupClient
             throw new ArgumentOutOfRangeException(nameof(query), query.PageSize, $"A page holds 1 to {MaximumPageSize} items.");
         }
 
-        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
         if (BackupLifecycle.CheckDate(entry.State, backupDate, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
         {
             throw refusal.ToException();
@@ -98,7 +98,7 @@ public partial class BackupClient
     /// <param name="cancellationToken">Cancels the read.</param>
     public virtual async Task<IReadOnlyList<RecoveryPoint>> ListRecoveryPointsAsync(string callerAccount, string backupId, DateOnly backupDate, CancellationToken cancellationToken = default)
     {
-        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
         if (BackupLifecycle.CheckDate(entry.State, backupDate, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
         {
             throw refusal.ToException();
@@ -126,7 +126,7 @@ public partial class BackupClient
     public virtual async Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> GetStateAtAsync(
         string callerAccount, string backupId, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
-        var entry = await RefreshAsync(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
         var now = Clock.GetUtcNow();
         if (BackupLifecycle.Check(entry.State, BackupOperation.View, now) is { } refusal)
         {

@@ -62,7 +62,8 @@ public partial class BackupClient : IDisposable
         ArgumentNullException.ThrowIfNull(instances);
         var validated = (options ?? new BackupClientOptions()).Clone();
         validated.Validate();
-        var repository = await BackupRepository.OpenOrInitializeAsync(store, repositoryKeys, cancellationToken).ConfigureAwait(false);
+        var repository = await BackupRepository.OpenOrInitializeAsync(
+            store, repositoryKeys, new StoreClockPolicy(validated.TimeProvider, validated.MaximumClockLead, validated.MaximumClockLag), cancellationToken).ConfigureAwait(false);
         return new BackupClient(repository, instances, validated);
     }
 
@@ -114,8 +115,18 @@ public partial class BackupClient : IDisposable
         }
     }
 
-    /// <summary>Applies time (expiry, release) to a stored state, stores what changed and carries out the effects.</summary>
-    private async Task<CatalogEntry> RefreshAsync(CatalogEntry entry, CancellationToken cancellationToken)
+    /// <summary>
+    /// A stored state as time has moved it on (expiry, release), in memory only. Reads use this: they never
+    /// store a state or delete data, whatever the clock says.
+    /// </summary>
+    private CatalogEntry AsOfNow(CatalogEntry entry) => entry with { State = BackupLifecycle.Advance(entry.State, Clock.GetUtcNow()).State };
+
+    /// <summary>
+    /// Maintenance only (a scheduled run, a prune), with the backup's lease held: stores what time changed
+    /// in the state and carries out its effects (a release deletes the data), unless this host's clock is
+    /// too far ahead of the store's, when nothing is stored and the state is only advanced in memory.
+    /// </summary>
+    private async Task<CatalogEntry> RefreshUnderLeaseAsync(CatalogEntry entry, StoreLease lease, CancellationToken cancellationToken)
     {
         var outcome = BackupLifecycle.Advance(entry.State, Clock.GetUtcNow());
         if (outcome.State == entry.State)
@@ -123,35 +134,73 @@ public partial class BackupClient : IDisposable
             return entry;
         }
 
-        return await CommitAsync(entry, outcome.State, outcome.Effects, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Stores a state and carries out its effects: data is deleted before the state that says so is stored.</summary>
-    private async Task<CatalogEntry> CommitAsync(CatalogEntry entry, BackupState state, IReadOnlyList<LifecycleEffect> effects, CancellationToken cancellationToken)
-    {
-        if (effects.Contains(LifecycleEffect.DeleteAllData))
+        if (await DeletionsHeldAsync(cancellationToken).ConfigureAwait(false))
         {
-            await DeleteAllPointsAsync(entry.State.Id, cancellationToken).ConfigureAwait(false);
+            return entry with { State = outcome.State };
         }
 
-        return await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false);
+        return await CommitUnderLeaseAsync(entry, outcome.State, outcome.Effects, lease, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task DeleteAllPointsAsync(string backupId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Changes one backup's state under its lease: the state is read again once the lease is held (another
+    /// host may have changed it), <paramref name="change"/> is applied to that state, its data is deleted when
+    /// the change says so, and the new state is stored, all before the lease is released. A run of the backup
+    /// holds the same lease, so a change never interleaves with a run: the run either finished before, or
+    /// starts after and reads the changed state.
+    /// </summary>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.LeaseHeld"/>: a run or another change holds the lease (the error names the holder); or the change is refused.</exception>
+    private async Task<CatalogEntry> ChangeStateAsync(string backupId, Func<CatalogEntry, LifecycleOutcome> change, CancellationToken cancellationToken)
     {
         var lease = await AcquireLeaseAsync(backupId, cancellationToken).ConfigureAwait(false);
         await using (lease.ConfigureAwait(false))
         {
-            foreach (var point in await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false))
+            var entry = await LoadAsync(backupId, cancellationToken).ConfigureAwait(false);
+            var outcome = change(entry);
+            if (!outcome.IsAccepted)
+            {
+                throw outcome.Refusal.ToException();
+            }
+
+            return outcome.State != entry.State || outcome.Effects.Count > 0
+                ? await CommitUnderLeaseAsync(entry, outcome.State, outcome.Effects, lease, cancellationToken).ConfigureAwait(false)
+                : entry;
+        }
+    }
+
+    /// <summary>
+    /// Stores a state and carries out its effects, the backup's lease held: data is deleted before the state
+    /// that says so is stored (a crash in between leaves a state whose data is gone, never a reset state
+    /// with old points a re-enable could show).
+    /// </summary>
+    private async Task<CatalogEntry> CommitUnderLeaseAsync(CatalogEntry entry, BackupState state, IReadOnlyList<LifecycleEffect> effects, StoreLease lease, CancellationToken cancellationToken)
+    {
+        if (effects.Contains(LifecycleEffect.DeleteAllData))
+        {
+            foreach (var point in await _repository.ListPointsAsync(entry.State.Id, cancellationToken).ConfigureAwait(false))
             {
                 await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false);
                 _manifests.TryRemove(point, out _);
             }
 
-            _pointLists.TryRemove(backupId, out _);
+            _pointLists.TryRemove(entry.State.Id, out _);
+            _lastSnapshots.TryRemove(entry.State.Id, out _);
         }
 
-        _lastSnapshots.TryRemove(backupId, out _);
+        await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
+        return await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Whether this host's clock is so far ahead of the store's time that deletions are held (logged when they are).</summary>
+    private async Task<bool> DeletionsHeldAsync(CancellationToken cancellationToken)
+    {
+        var reading = await _repository.CheckClockAsync(commit: false, cancellationToken).ConfigureAwait(false);
+        if (reading.DeletionsHeld)
+        {
+            Log.DeletionsHeld(_logger, reading.Now, _options.MaximumClockLead, reading.StoreTime);
+        }
+
+        return reading.DeletionsHeld;
     }
 
     private Task<StoreLease> AcquireLeaseAsync(string backupId, CancellationToken cancellationToken) =>

@@ -28,6 +28,20 @@ public sealed class BackupClientOptions
     /// <summary>How long after a prune marks an unreferenced pack a later prune may delete it. Default 1 hour; at least <see cref="LeaseDuration"/>.</summary>
     public TimeSpan PruneGracePeriod { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// How far this host's clock may run ahead of the latest time the store has seen before every deletion
+    /// (retention, release, prune) is held until an operator confirms the time with
+    /// <see cref="BackupClient.ConfirmClockAsync"/>. Backups keep running meanwhile. Default 48 hours; from
+    /// 1 minute to 365 days.
+    /// </summary>
+    public TimeSpan MaximumClockLead { get; set; } = TimeSpan.FromHours(48);
+
+    /// <summary>
+    /// How far this host's clock may run behind the latest time the store has seen and still commit. Hosts
+    /// sharing a store need clocks in sync well within this. Default 2 minutes; from 1 second to 1 hour.
+    /// </summary>
+    public TimeSpan MaximumClockLag { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>The HSM clusters of hardware instances (rules H2–H7); <see langword="null"/> (the default) when no hardware instance is backed up.</summary>
     public HsmClusterGateway? HsmClusters { get; set; }
 
@@ -58,6 +72,16 @@ public sealed class BackupClientOptions
         if (LeaseDuration < TimeSpan.FromSeconds(1) || LeaseDuration > TimeSpan.FromHours(1))
         {
             throw new ArgumentOutOfRangeException(nameof(LeaseDuration), LeaseDuration, "A lease lasts from 1 second to 1 hour.");
+        }
+
+        if (MaximumClockLead < TimeSpan.FromMinutes(1) || MaximumClockLead > TimeSpan.FromDays(365))
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaximumClockLead), MaximumClockLead, "The maximum clock lead is from 1 minute to 365 days.");
+        }
+
+        if (MaximumClockLag < TimeSpan.FromSeconds(1) || MaximumClockLag > TimeSpan.FromHours(1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaximumClockLag), MaximumClockLag, "The maximum clock lag is from 1 second to 1 hour.");
         }
 
         if (PruneGracePeriod < LeaseDuration)

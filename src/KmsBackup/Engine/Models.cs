@@ -56,6 +56,13 @@ public sealed record BackupDetails
 
     /// <summary>The HSM cluster of a hardware instance's backup (cluster ID, primary HSM); <see langword="null"/> until the HSM port is configured.</summary>
     public HsmClusterReference? Hsm { get; init; }
+
+    /// <summary>
+    /// Why the backup's latest catalog entry cannot be used (it failed its integrity check), or
+    /// <see langword="null"/> when it is intact. A damaged backup is listed with the state of its previous
+    /// entry, takes no runs and refuses operations with the same error; the other backups are unaffected.
+    /// </summary>
+    public Refusal? Damage { get; init; }
 }
 
 /// <summary>The HSM cluster behind a hardware instance (rule H6).</summary>

@@ -9,7 +9,8 @@ namespace KmsBackup.Hosting;
 /// A health check over every registered KmsBackup instance, from <see cref="BackupClient.GetHealthAsync"/>:
 /// unhealthy when an instance cannot open, a backup failed <see cref="KmsBackupHealthOptions.UnhealthyAfterFailures"/>
 /// times in a row, or it is more than <see cref="KmsBackupHealthOptions.MaximumLag"/> behind schedule; degraded
-/// after a failure, or when a purchased backup expires within <see cref="KmsBackupHealthOptions.ExpiryWarning"/>.
+/// after a failure, when a purchased backup expires within <see cref="KmsBackupHealthOptions.ExpiryWarning"/>, or
+/// while deletions are held because this host's clock is too far ahead of the store's (<see cref="BackupClient.GetStoreClockAsync"/>).
 /// Register it with <c>services.AddHealthChecks().AddCheck&lt;KmsBackupHealthCheck&gt;("kmsbackup")</c>.
 /// </summary>
 public sealed class KmsBackupHealthCheck : IHealthCheck
@@ -43,16 +44,26 @@ public sealed class KmsBackupHealthCheck : IHealthCheck
             var limits = _options.Get(name).Health;
             var label = name.Length == 0 ? "default" : name;
             IReadOnlyList<BackupHealth> report;
+            StoreClockStatus clock;
             try
             {
                 var client = await _clients.GetClientAsync(name, cancellationToken).ConfigureAwait(false);
                 report = await client.GetHealthAsync(cancellationToken).ConfigureAwait(false);
+                clock = await client.GetStoreClockAsync(cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OutOfMemoryException and not OperationCanceledException)
             {
                 status = context.Registration?.FailureStatus ?? HealthStatus.Unhealthy;
                 problems.Add($"instance '{label}' is unavailable ({BackupTelemetry.ErrorType(e)})");
                 continue;
+            }
+
+            if (clock.DeletionsHeld)
+            {
+                status = Worse(status, HealthStatus.Degraded);
+                problems.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"instance '{label}' holds every deletion: this host's clock ({clock.LocalTime:yyyy-MM-ddTHH:mm:ssZ}) is more than {Format(clock.MaximumLead)} ahead of the store's time ({clock.StoreTime:yyyy-MM-ddTHH:mm:ssZ}); fix the clock, or confirm it with 'kmsbackup clock confirm'"));
+                data[$"{label}/clock"] = "deletions held";
             }
 
             foreach (var backup in report)

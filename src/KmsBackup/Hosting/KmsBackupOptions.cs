@@ -39,6 +39,18 @@ public sealed class KmsBackupOptions : IValidatableObject
     public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
+    /// How far this host's clock may run ahead of the latest time the store has seen before every deletion is
+    /// held until an operator confirms the clock (<see cref="BackupClient.ConfirmClockAsync"/>, <c>kmsbackup clock
+    /// confirm</c>): 1 minute to 365 days. Default 48 hours. The health check reports a hold as degraded.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
+    public TimeSpan MaximumClockLead { get; set; } = TimeSpan.FromHours(48);
+
+    /// <summary>How far this host's clock may run behind the latest time the store has seen and still commit: 1 second to 1 hour. Default 2 minutes.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan MaximumClockLag { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
     /// The folder of the embedded defaults: the file-system store in <c>store/</c>, the repository key file
     /// <c>keys/repository.key</c> and the embedded key management service in <c>kms/</c>. Default: the folder
     /// <c>KmsBackup/&lt;name&gt;</c> (<c>default</c> for the unnamed instance) in the user's local application data folder.
@@ -98,6 +110,8 @@ public sealed class KmsBackupOptions : IValidatableObject
         },
         LeaseHolder = LeaseHolder,
         LeaseDuration = LeaseDuration,
+        MaximumClockLead = MaximumClockLead,
+        MaximumClockLag = MaximumClockLag,
     };
 
     internal string ResolveDataPath(IFileSystem fileSystem, string name)

@@ -1,5 +1,6 @@
 using System.IO.Abstractions;
 using System.Security.Cryptography;
+using KmsBackup.Storage;
 
 namespace KmsBackup;
 
@@ -11,6 +12,8 @@ namespace KmsBackup;
 public sealed class KeyFileRepositoryKeyProvider : RepositoryKeyProvider, IDisposable
 {
     private const int KeySize = 32;
+    private const UnixFileMode OwnerOnly = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+    private static readonly Lock s_moveFallback = new();
     private static readonly byte[] s_associatedData = "kmsbackup/repository-key/v1"u8.ToArray();
     private readonly byte[] _key;
 
@@ -24,6 +27,13 @@ public sealed class KeyFileRepositoryKeyProvider : RepositoryKeyProvider, IDispo
     public override string KeyId { get; }
 
     /// <summary>Opens the key file at <paramref name="path"/>, creating it with a fresh random key (mode 0600) when it does not exist.</summary>
+    /// <remarks>
+    /// Any number of processes may open one new path at once (two first starts of a host, say): the key is
+    /// published under its name only if no file has that name, so exactly one key is created and every caller
+    /// gets it. The key file is never seen partly written or with a mode other than 0600, and once created it
+    /// survives a power loss. On a file system without hard links (FAT, some network mounts) the name is
+    /// published by a move that checks for the name first: there, only calls in one process are exclusive.
+    /// </remarks>
     /// <param name="fileSystem">The file system.</param>
     /// <param name="path">The key file's path.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -34,43 +44,7 @@ public sealed class KeyFileRepositoryKeyProvider : RepositoryKeyProvider, IDispo
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         if (!fileSystem.File.Exists(path))
         {
-            var fresh = RandomNumberGenerator.GetBytes(KeySize);
-            var directory = fileSystem.Path.GetDirectoryName(fileSystem.Path.GetFullPath(path));
-            if (!string.IsNullOrEmpty(directory))
-            {
-                fileSystem.Directory.CreateDirectory(directory);
-            }
-
-            var temp = $"{path}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
-            try
-            {
-                var stream = fileSystem.FileStream.New(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-                await using (stream.ConfigureAwait(false))
-                {
-                    if (!OperatingSystem.IsWindows())
-                    {
-                        fileSystem.File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                    }
-
-                    await stream.WriteAsync(fresh, cancellationToken).ConfigureAwait(false);
-                    await stream.FlushAsync(cancellationToken).ConfigureAwait(false);
-                    stream.Flush(flushToDisk: true);
-                }
-
-                // Publish without overwriting a key another process created meanwhile.
-                try
-                {
-                    fileSystem.File.Move(temp, path, overwrite: false);
-                }
-                catch (IOException) when (fileSystem.File.Exists(path))
-                {
-                    fileSystem.File.Delete(temp);
-                }
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(fresh);
-            }
+            await CreateAsync(fileSystem, fileSystem.Path.GetFullPath(path), cancellationToken).ConfigureAwait(false);
         }
 
         var key = await fileSystem.File.ReadAllBytesAsync(path, cancellationToken).ConfigureAwait(false);
@@ -84,6 +58,109 @@ public sealed class KeyFileRepositoryKeyProvider : RepositoryKeyProvider, IDispo
         }
 
         return new KeyFileRepositoryKeyProvider(key);
+    }
+
+    /// <summary>
+    /// Writes a fresh key to a temporary file made for this call alone, then gives it the name
+    /// <paramref name="path"/> unless another caller did so first (whose key then stays).
+    /// </summary>
+    private static async Task CreateAsync(IFileSystem fileSystem, string path, CancellationToken cancellationToken)
+    {
+        // Only the real file system's paths can be handed to link(2) and fsync(2).
+        var usesPosixCalls = fileSystem.GetType() == typeof(System.IO.Abstractions.FileSystem) && PosixFileOperations.IsSupported;
+        var folder = fileSystem.Path.GetDirectoryName(path)!;
+        var missing = new List<string>();
+        for (var ancestor = folder; !string.IsNullOrEmpty(ancestor) && !fileSystem.Directory.Exists(ancestor); ancestor = fileSystem.Path.GetDirectoryName(ancestor))
+        {
+            missing.Add(ancestor);
+        }
+
+        fileSystem.Directory.CreateDirectory(folder);
+        if (usesPosixCalls)
+        {
+            // A key in a folder whose own name is lost at a power loss is lost too.
+            foreach (var created in missing)
+            {
+                PosixFileOperations.SyncDirectory(fileSystem.Path.GetDirectoryName(created)!);
+            }
+        }
+
+        var temporaryPath = $"{path}.tmp-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}";
+        var fresh = RandomNumberGenerator.GetBytes(KeySize);
+        try
+        {
+            // O_CREAT | O_EXCL with mode 0600: the file is the owner's alone from its creation, before a byte is in it.
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = OwnerOnly;
+            }
+
+            var stream = fileSystem.FileStream.New(temporaryPath, options);
+            await using (stream.ConfigureAwait(false))
+            {
+                if (!OperatingSystem.IsWindows())
+                {
+                    // Before anything is written: a umask can only have taken bits away (0277 leaves 0400), and some
+                    // file systems ignore the create mode.
+                    fileSystem.File.SetUnixFileMode(temporaryPath, OwnerOnly);
+                }
+
+                await stream.WriteAsync(fresh, cancellationToken).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+
+            Publish(fileSystem, temporaryPath, path, usesPosixCalls);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(fresh);
+
+            // After a link(2) this removes the second name; after a lost race or a failure, the unused key.
+            try
+            {
+                fileSystem.File.Delete(temporaryPath);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+
+        // Also when another caller won: the key this one is about to use must survive a power loss.
+        if (usesPosixCalls)
+        {
+            PosixFileOperations.SyncDirectory(folder);
+        }
+    }
+
+    /// <summary>Gives the complete, flushed file <paramref name="temporaryPath"/> the name <paramref name="path"/> if no file has it.</summary>
+    private static void Publish(IFileSystem fileSystem, string temporaryPath, string path, bool usesPosixCalls)
+    {
+        // Not File.Move(temporaryPath, path, overwrite: false): on Unix .NET checks that the name is free and then
+        // calls rename(2), which replaces a key that another process published in between. link(2) fails with
+        // EEXIST atomically.
+        if (usesPosixCalls && PosixFileOperations.TryLink(temporaryPath, path) != PosixFileOperations.LinkResult.NotSupported)
+        {
+            return;
+        }
+
+        // Windows: the move (MoveFileEx without replace) is atomic. Elsewhere (an in-memory file system, or one
+        // without hard links, where the move checks and then renames) the lock makes it exclusive in this process.
+        lock (s_moveFallback)
+        {
+            if (fileSystem.File.Exists(path))
+            {
+                return;
+            }
+
+            try
+            {
+                fileSystem.File.Move(temporaryPath, path, overwrite: false);
+            }
+            catch (IOException) when (fileSystem.File.Exists(path))
+            {
+            }
+        }
     }
 
     /// <inheritdoc />

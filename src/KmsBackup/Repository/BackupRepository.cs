@@ -15,16 +15,24 @@ internal sealed class BackupRepository : IDisposable
     public const string PruneMarkerPrefix = "prune/";
     private static readonly byte[] s_configMagic = "KBREPO01"u8.ToArray();
 
+    /// <summary>How many times a writer rewrites objects a concurrent prune put at risk before it gives up.</summary>
+    private const int RescueAttempts = 5;
+
     private readonly BackupStore _store;
     private readonly RepositoryCrypto _crypto;
+    private readonly StoreClock _storeClock;
 
-    private BackupRepository(BackupStore store, RepositoryCrypto crypto, string repositoryId)
+    private BackupRepository(BackupStore store, RepositoryCrypto crypto, string repositoryId, StoreClockPolicy clockPolicy)
     {
         _store = store;
         _crypto = crypto;
         RepositoryId = repositoryId;
         Objects = new ObjectStore(store, crypto);
+        ClockPolicy = clockPolicy;
+        _storeClock = new StoreClock(store, crypto);
     }
+
+    public StoreClockPolicy ClockPolicy { get; }
 
     public string RepositoryId { get; }
 
@@ -35,7 +43,7 @@ internal sealed class BackupRepository : IDisposable
     public RepositoryCrypto Crypto => _crypto;
 
     /// <summary>Opens the repository in <paramref name="store"/>, creating it first if the store is empty.</summary>
-    public static async Task<BackupRepository> OpenOrInitializeAsync(BackupStore store, RepositoryKeyProvider keys, CancellationToken cancellationToken)
+    public static async Task<BackupRepository> OpenOrInitializeAsync(BackupStore store, RepositoryKeyProvider keys, StoreClockPolicy clockPolicy, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(keys);
@@ -76,7 +84,7 @@ internal sealed class BackupRepository : IDisposable
         var masterSecret = await keys.UnwrapAsync(wrappedMaster, cancellationToken).ConfigureAwait(false);
         try
         {
-            var repository = new BackupRepository(store, new RepositoryCrypto(masterSecret.Span), repositoryId);
+            var repository = new BackupRepository(store, new RepositoryCrypto(masterSecret.Span), repositoryId, clockPolicy);
             await repository.Objects.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
             return repository;
         }
@@ -122,6 +130,7 @@ internal sealed class BackupRepository : IDisposable
     /// <summary>Commits a recovery point. Its objects must be written already. Fails if the sequence is taken (another writer).</summary>
     public async Task WritePointAsync(PointManifest manifest, DateOnly date, CancellationToken cancellationToken)
     {
+        await CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
         var key = new PointKey(manifest.BackupId, date, manifest.Sequence);
         var sealedBytes = _crypto.Seal(manifest.Encode(), PointManifest.AssociatedData(manifest.BackupId, manifest.Sequence));
         if (!await _store.TryCreateAsync(key.StoreKey, sealedBytes, cancellationToken).ConfigureAwait(false))
@@ -157,6 +166,121 @@ internal sealed class BackupRepository : IDisposable
         return (keys, secrets);
     }
 
+    /// <summary>
+    /// Commits a recovery point of <paramref name="snapshot"/> so that no prune can take its objects away
+    /// (docs/repository-format.md, "Writers and maintenance"): the index is brought up to date and packs a
+    /// prune has marked are not relied on; the trees are written; every object they refer to is checked to
+    /// live in a pack that still has its index and is not marked (rewritten into a new pack otherwise);
+    /// <paramref name="fence"/> runs (the caller's lease and state checks); the manifest is written; and the
+    /// same check runs once more, because a prune may have marked or deleted a pack between the check and
+    /// the manifest. A manifest whose objects cannot be made safe is deleted again and the commit fails.
+    /// </summary>
+    /// <param name="snapshot">What the point holds.</param>
+    /// <param name="manifestOf">Builds the manifest from the tree roots.</param>
+    /// <param name="date">The point's date.</param>
+    /// <param name="fence">Runs right before the manifest is written; throws to abandon the commit.</param>
+    /// <param name="cancellationToken">Cancels the commit.</param>
+    public async Task<CommittedPoint> CommitPointAsync(
+        InstanceSnapshot snapshot, Func<TreeRoot, TreeRoot, PointManifest> manifestOf, DateOnly date,
+        Func<CancellationToken, Task> fence, CancellationToken cancellationToken)
+    {
+        using var writer = Objects.CreateWriter();
+        var (keys, secrets) = await WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+        await MakeReferencesSafeAsync(snapshot, writer, keys, secrets, cancellationToken).ConfigureAwait(false);
+        await fence(cancellationToken).ConfigureAwait(false);
+        var manifest = manifestOf(keys, secrets);
+        await WritePointAsync(manifest, date, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await MakeReferencesSafeAsync(snapshot, writer, keys, secrets, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.IntegrityViolation)
+        {
+            await DeletePointAsync(new PointKey(manifest.BackupId, date, manifest.Sequence), CancellationToken.None).ConfigureAwait(false);
+            throw;
+        }
+
+        return new CommittedPoint(manifest, writer.BytesWritten, writer.ObjectsWritten);
+    }
+
+    /// <summary>
+    /// Refreshes the index and the prune markers, and rewrites every object the trees refer to that lives
+    /// only in marked packs or in packs whose index is gone. Content addressing makes the rewritten trees
+    /// the same trees: the roots cannot change.
+    /// </summary>
+    private async Task MakeReferencesSafeAsync(InstanceSnapshot snapshot, PackWriter writer, TreeRoot keys, TreeRoot secrets, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            await Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+            var markers = await ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+            Objects.ExcludePacks(markers.MarkedPacks);
+            var atRisk = writer.ReferencedIds.Count(id => !Objects.Contains(id));
+            if (atRisk == 0)
+            {
+                return;
+            }
+
+            if (attempt > RescueAttempts)
+            {
+                throw RepositoryErrors.Integrity(
+                    $"recovery point of {snapshot.Source.InstanceId}",
+                    $"{atRisk} of its objects stayed in packs that prunes keep marking or deleting, after {RescueAttempts} rewrites");
+            }
+
+            writer.ReferencedIds.Clear();
+            var (k, s) = await WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+            if (k != keys || s != secrets)
+            {
+                throw new InvalidOperationException("Rewriting a snapshot's trees gave other roots; content addressing is broken.");
+            }
+        }
+    }
+
+    // --- store time ---
+
+    /// <summary>
+    /// Compares this host's clock with the latest time the store has seen. For a commit, a clock behind it by
+    /// more than the allowed lag is refused, and a clock that is neither behind nor too far ahead records
+    /// its time (at most once a minute). Reads pass <paramref name="commit"/> false and write nothing.
+    /// </summary>
+    public async Task<StoreClockReading> CheckClockAsync(bool commit, CancellationToken cancellationToken)
+    {
+        var now = ClockPolicy.Time.GetUtcNow();
+        var storeTime = await _storeClock.ReadAsync(cancellationToken).ConfigureAwait(false);
+        if (storeTime is { } seen && commit && now < seen - ClockPolicy.MaximumLag)
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.ClockBehindStore, "clock",
+                string.Create(CultureInfo.InvariantCulture,
+                    $"This host's clock reads {now:yyyy-MM-ddTHH:mm:ssZ}, {(seen - now).TotalMinutes:0.#} minutes behind {seen:yyyy-MM-ddTHH:mm:ssZ}, the latest time a writer of this store has seen; it may lag by at most {ClockPolicy.MaximumLag.TotalMinutes:0.#} minutes."),
+                "Synchronise this host's clock (NTP) with the other hosts of the store, then retry. If the store's time is wrong instead, confirm this clock with ConfirmClockAsync (kmsbackup clock confirm)."));
+        }
+
+        var held = storeTime is { } known && now - known > ClockPolicy.MaximumLead;
+        if (commit && !held && (storeTime is null || now - storeTime.Value >= StoreClockPolicy.RecordEvery))
+        {
+            try
+            {
+                await _storeClock.RecordAsync(now, discardLater: false, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.StoreUnavailable)
+            {
+                // Recording the time is a courtesy to the other hosts: the commit that follows reports the store's failure itself.
+            }
+        }
+
+        return new StoreClockReading(now, storeTime, held);
+    }
+
+    /// <summary>Records this host's clock as the store's time, discarding any later time: an operator has confirmed it.</summary>
+    public async Task<StoreClockReading> ConfirmClockAsync(CancellationToken cancellationToken)
+    {
+        var now = ClockPolicy.Time.GetUtcNow();
+        await _storeClock.RecordAsync(now, discardLater: true, cancellationToken).ConfigureAwait(false);
+        return new StoreClockReading(now, now, DeletionsHeld: false);
+    }
+
     // --- catalog ---
 
     /// <summary>Loads the latest state of one backup, or null when the catalog has none.</summary>
@@ -182,6 +306,7 @@ internal sealed class BackupRepository : IDisposable
     /// </summary>
     public async Task<CatalogEntry> SaveStateAsync(CatalogEntry entry, CancellationToken cancellationToken)
     {
+        await CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
         var state = entry.State;
         var next = entry.Version + 1;
         var sealedBytes = _crypto.Seal(CatalogCodec.Encode(entry), CatalogCodec.AssociatedData(state.Id, next));
@@ -202,33 +327,73 @@ internal sealed class BackupRepository : IDisposable
         return entry with { Version = next };
     }
 
-    /// <summary>Loads the latest state of every backup in the catalog.</summary>
-    public async Task<List<CatalogEntry>> LoadStatesAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Loads the latest state of every backup in the catalog. A damaged entry stays local: it is reported
+    /// apart, with its previous version when that one still opens (it names the owner), and every other backup
+    /// loads as usual.
+    /// </summary>
+    public async Task<CatalogListing> LoadStatesAsync(CancellationToken cancellationToken)
     {
-        var latest = new Dictionary<string, long>(StringComparer.Ordinal);
+        var versions = new Dictionary<string, List<long>>(StringComparer.Ordinal);
         await foreach (var entry in _store.ListAsync("catalog/", cancellationToken).ConfigureAwait(false))
         {
             var parts = entry.Key.Split('/');
             if (parts.Length == 3 && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var version))
             {
-                latest[parts[1]] = Math.Max(latest.GetValueOrDefault(parts[1]), version);
+                if (!versions.TryGetValue(parts[1], out var list))
+                {
+                    versions[parts[1]] = list = [];
+                }
+
+                list.Add(version);
             }
         }
 
-        var states = new List<CatalogEntry>(latest.Count);
-        foreach (var (backupId, version) in latest.OrderBy(e => e.Key, StringComparer.Ordinal))
+        var states = new List<CatalogEntry>(versions.Count);
+        var damaged = new List<DamagedCatalogEntry>();
+        foreach (var (backupId, list) in versions.OrderBy(e => e.Key, StringComparer.Ordinal))
         {
-            var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, version), cancellationToken).ConfigureAwait(false);
-            if (bytes is null)
+            list.Sort();
+            var latest = list[^1];
+            try
             {
-                continue;
+                if (await TryReadStateAsync(backupId, latest, cancellationToken).ConfigureAwait(false) is { } state)
+                {
+                    states.Add(state);
+                }
             }
+            catch (BackupIntegrityException e)
+            {
+                CatalogEntry? previous = null;
+                if (list.Count > 1)
+                {
+                    try
+                    {
+                        previous = await TryReadStateAsync(backupId, list[^2], cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (BackupIntegrityException)
+                    {
+                        // Both damaged: no owner is known; verify still names the backup.
+                    }
+                }
 
-            var plain = _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, version), $"catalog entry of backup '{backupId}'");
-            states.Add(CatalogCodec.Decode(plain, backupId) with { Version = version });
+                damaged.Add(new DamagedCatalogEntry(backupId, previous, e));
+            }
         }
 
-        return states;
+        return new CatalogListing(states, damaged);
+    }
+
+    private async Task<CatalogEntry?> TryReadStateAsync(string backupId, long version, CancellationToken cancellationToken)
+    {
+        var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, version), cancellationToken).ConfigureAwait(false);
+        if (bytes is null)
+        {
+            return null;
+        }
+
+        var plain = _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, version), $"catalog entry of backup '{backupId}'");
+        return CatalogCodec.Decode(plain, backupId) with { Version = version };
     }
 
     private async Task<List<long>> ListCatalogVersionsAsync(string backupId, CancellationToken cancellationToken)
@@ -249,10 +414,14 @@ internal sealed class BackupRepository : IDisposable
 
     // --- prune markers ---
 
-    /// <summary>Reads the pending prune markers: packs a prune has marked for deletion, and when.</summary>
-    public async Task<List<(string Key, DateTimeOffset MarkedAt, HashSet<string> Packs)>> ReadPruneMarkersAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the pending prune markers: packs a prune has marked for deletion, and when. A marker that does
+    /// not open is set apart: no prune can act on it either, so its packs stay (verify names it).
+    /// </summary>
+    public async Task<PruneMarkers> ReadPruneMarkersAsync(CancellationToken cancellationToken)
     {
-        var markers = new List<(string, DateTimeOffset, HashSet<string>)>();
+        var markers = new List<PruneMarker>();
+        var unreadable = new List<(string Key, string Problem)>();
         await foreach (var entry in _store.ListAsync(PruneMarkerPrefix, cancellationToken).ConfigureAwait(false))
         {
             var bytes = await _store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false);
@@ -261,21 +430,28 @@ internal sealed class BackupRepository : IDisposable
                 continue;
             }
 
-            var plain = _crypto.Open(bytes, entry.Key, $"prune marker '{entry.Key}'");
-            var r = new RecordReader(plain, $"prune marker '{entry.Key}'");
-            var markedAt = r.ReadInstant();
-            var count = r.ReadCount(10_000_000);
-            var packs = new HashSet<string>(StringComparer.Ordinal);
-            for (var i = 0; i < count; i++)
+            try
             {
-                packs.Add(r.ReadRequiredString());
-            }
+                var plain = _crypto.Open(bytes, entry.Key, $"prune marker '{entry.Key}'");
+                var r = new RecordReader(plain, $"prune marker '{entry.Key}'");
+                var markedAt = r.ReadInstant();
+                var count = r.ReadCount(10_000_000);
+                var packs = new HashSet<string>(StringComparer.Ordinal);
+                for (var i = 0; i < count; i++)
+                {
+                    packs.Add(r.ReadRequiredString());
+                }
 
-            r.ExpectEnd();
-            markers.Add((entry.Key, markedAt, packs));
+                r.ExpectEnd();
+                markers.Add(new PruneMarker(entry.Key, markedAt, packs));
+            }
+            catch (BackupIntegrityException e)
+            {
+                unreadable.Add((entry.Key, e.Message));
+            }
         }
 
-        return markers;
+        return new PruneMarkers(markers, unreadable);
     }
 
     public async Task WritePruneMarkerAsync(DateTimeOffset now, IReadOnlyCollection<string> packs, CancellationToken cancellationToken)
@@ -313,6 +489,30 @@ internal sealed class BackupRepository : IDisposable
     }
 
     public void Dispose() => _crypto.Dispose();
+}
+
+/// <summary>A recovery point just committed, and what writing it cost.</summary>
+internal sealed record CommittedPoint(PointManifest Manifest, long BytesWritten, int ObjectsWritten);
+
+/// <summary>This host's clock against the store's time.</summary>
+/// <param name="Now">This host's clock.</param>
+/// <param name="StoreTime">The latest time a writer recorded; <see langword="null"/> when none has.</param>
+/// <param name="DeletionsHeld">Whether this clock is so far ahead that deletions are held.</param>
+internal readonly record struct StoreClockReading(DateTimeOffset Now, DateTimeOffset? StoreTime, bool DeletionsHeld);
+
+/// <summary>The catalog: every backup's latest state, and the entries that did not open.</summary>
+internal sealed record CatalogListing(List<CatalogEntry> States, List<DamagedCatalogEntry> Damaged);
+
+/// <summary>A backup whose latest catalog entry did not open, with the version before it when that one opens (it names the owner).</summary>
+internal sealed record DamagedCatalogEntry(string BackupId, CatalogEntry? Previous, BackupIntegrityException Error);
+
+/// <summary>A prune marker: packs marked for deletion by a later prune, and when.</summary>
+internal sealed record PruneMarker(string Key, DateTimeOffset MarkedAt, HashSet<string> Packs);
+
+/// <summary>The pending prune markers, and those that did not open.</summary>
+internal sealed record PruneMarkers(List<PruneMarker> Markers, List<(string Key, string Problem)> Unreadable)
+{
+    public HashSet<string> MarkedPacks => Markers.SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
 }
 
 /// <summary>Where a recovery point is stored: <c>points/&lt;backup&gt;/&lt;date&gt;/&lt;sequence&gt;</c>.</summary>

@@ -30,7 +30,13 @@ internal sealed class ObjectStore
     private readonly BackupStore _store;
     private readonly RepositoryCrypto _crypto;
     private readonly object _gate = new();
-    private Dictionary<ObjectId, ObjectLocation> _index = [];
+
+    // Every pack whose index this process has read, with what it holds. An object normally lives in one
+    // pack; a writer that rescued objects from a pack a prune had marked leaves a second copy, so an ID
+    // has one primary location and, rarely, others.
+    private readonly Dictionary<string, (ObjectId Id, ObjectLocation Location)[]> _packs = new(StringComparer.Ordinal);
+    private readonly Dictionary<ObjectId, ObjectLocation> _index = [];
+    private readonly Dictionary<ObjectId, List<ObjectLocation>> _copies = [];
     private HashSet<string> _excludedPacks = new(StringComparer.Ordinal);
 
     public ObjectStore(BackupStore store, RepositoryCrypto crypto)
@@ -47,16 +53,26 @@ internal sealed class ObjectStore
 
     public static string IndexKey(string packId) => $"{IndexPrefix}{packId}";
 
-    /// <summary>Whether a new tree may refer to <paramref name="id"/> without writing it: it is stored, and not in a pack a prune is about to delete.</summary>
+    /// <summary>Whether <paramref name="name"/> can be a pack ID: 64 lowercase hexadecimal digits (a SHA-256).</summary>
+    public static bool IsPackId(string name) =>
+        name.Length == 64 && name.All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
+
+    /// <summary>A pack ID (or anything found where one should be) shortened for messages.</summary>
+    public static string Short(string packId) => packId.Length > 12 ? packId[..12] : packId;
+
+    /// <summary>
+    /// Whether a new tree may refer to <paramref name="id"/> without writing it: a pack whose index this
+    /// process has seen holds it, and that pack is not one a prune has marked for deletion.
+    /// </summary>
     public bool Contains(ObjectId id)
     {
         lock (_gate)
         {
-            return _index.TryGetValue(id, out var location) && !_excludedPacks.Contains(location.PackId);
+            return LocationsOf(id).Any(l => !_excludedPacks.Contains(l.PackId));
         }
     }
 
-    /// <summary>Packs that a pending prune may delete: new trees do not reuse their objects.</summary>
+    /// <summary>Packs that a pending prune may delete: new trees do not rely on their objects.</summary>
     public void ExcludePacks(IEnumerable<string> packIds)
     {
         lock (_gate)
@@ -65,20 +81,48 @@ internal sealed class ObjectStore
         }
     }
 
-    /// <summary>Whether any of <paramref name="ids"/> lives in one of <paramref name="packIds"/>.</summary>
-    public bool AnyIn(IEnumerable<ObjectId> ids, IReadOnlySet<string> packIds)
-    {
-        lock (_gate)
-        {
-            return ids.Any(id => _index.TryGetValue(id, out var location) && packIds.Contains(location.PackId));
-        }
-    }
-
+    /// <summary>Where <paramref name="id"/> is read from: preferably a pack no prune has marked.</summary>
     public bool TryGetLocation(ObjectId id, out ObjectLocation location)
     {
         lock (_gate)
         {
+            foreach (var candidate in LocationsOf(id))
+            {
+                if (!_excludedPacks.Contains(candidate.PackId))
+                {
+                    location = candidate;
+                    return true;
+                }
+            }
+
             return _index.TryGetValue(id, out location);
+        }
+    }
+
+    /// <summary>Every pack known to hold at least one of <paramref name="ids"/>: a pack is live if any copy of a live object is in it.</summary>
+    public HashSet<string> PacksHolding(IEnumerable<ObjectId> ids)
+    {
+        var packs = new HashSet<string>(StringComparer.Ordinal);
+        lock (_gate)
+        {
+            foreach (var id in ids)
+            {
+                foreach (var location in LocationsOf(id))
+                {
+                    packs.Add(location.PackId);
+                }
+            }
+        }
+
+        return packs;
+    }
+
+    /// <summary>The packs whose index this process has read.</summary>
+    public IReadOnlyCollection<string> KnownPacks()
+    {
+        lock (_gate)
+        {
+            return [.. _packs.Keys];
         }
     }
 
@@ -90,35 +134,73 @@ internal sealed class ObjectStore
         }
     }
 
-    /// <summary>Loads every index object. Damaged ones throw, naming the index.</summary>
-    public async Task LoadIndexAsync(CancellationToken cancellationToken)
+    /// <summary>Loads the index of every pack; see <see cref="RefreshIndexAsync"/>.</summary>
+    public Task LoadIndexAsync(CancellationToken cancellationToken) => RefreshIndexAsync(cancellationToken);
+
+    /// <summary>
+    /// Brings the in-memory index in line with the store: reads the index of each pack this process has not
+    /// seen, and forgets each pack whose index is gone (a prune deletes a pack's index before the pack). A
+    /// damaged index, or a name under <c>index/</c> that is not a pack ID, is skipped: its pack's objects are
+    /// simply unknown here (verify names them), and the repository still opens.
+    /// </summary>
+    /// <returns>The names under <c>index/</c> that could not be used, each with why.</returns>
+    public async Task<IReadOnlyList<(string Key, string Problem)>> RefreshIndexAsync(CancellationToken cancellationToken)
     {
-        var index = new Dictionary<ObjectId, ObjectLocation>();
+        var listed = new HashSet<string>(StringComparer.Ordinal);
+        var unusable = new List<(string, string)>();
         await foreach (var entry in _store.ListAsync(IndexPrefix, cancellationToken).ConfigureAwait(false))
         {
             var packId = entry.Key[IndexPrefix.Length..];
-            var bytes = await _store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false);
+            if (!IsPackId(packId))
+            {
+                unusable.Add((entry.Key, $"the name '{packId}' under index/ is not a pack ID"));
+                continue;
+            }
+
+            listed.Add(packId);
+        }
+
+        List<string> unseen;
+        lock (_gate)
+        {
+            foreach (var gone in _packs.Keys.Where(p => !listed.Contains(p)).ToList())
+            {
+                DropPack(gone);
+            }
+
+            unseen = [.. listed.Where(p => !_packs.ContainsKey(p))];
+        }
+
+        foreach (var packId in unseen)
+        {
+            var bytes = await _store.TryReadAsync(IndexKey(packId), cancellationToken).ConfigureAwait(false);
             if (bytes is null)
             {
                 continue; // deleted meanwhile by a prune
             }
 
-            foreach (var (id, location) in DecodeIndex(packId, bytes))
+            try
             {
-                index.TryAdd(id, location);
+                var entries = DecodeIndex(packId, bytes).ToArray();
+                lock (_gate)
+                {
+                    AddPack(packId, entries);
+                }
+            }
+            catch (BackupIntegrityException e)
+            {
+                unusable.Add((IndexKey(packId), e.Message));
             }
         }
 
-        lock (_gate)
-        {
-            _index = index;
-        }
+        return unusable;
     }
 
     public IEnumerable<(ObjectId Id, ObjectLocation Location)> DecodeIndex(string packId, byte[] sealedIndex)
     {
-        var plain = _crypto.Open(sealedIndex, "index:" + packId, $"index of pack {packId[..12]}");
-        var reader = new RecordReader(plain, $"index of pack {packId[..12]}");
+        var name = $"index of pack {Short(packId)}";
+        var plain = _crypto.Open(sealedIndex, "index:" + packId, name);
+        var reader = new RecordReader(plain, name);
         var count = reader.ReadCount(10_000_000);
         var result = new List<(ObjectId, ObjectLocation)>(count);
         for (var i = 0; i < count; i++)
@@ -141,15 +223,38 @@ internal sealed class ObjectStore
 
     public PackWriter CreateWriter() => new(this);
 
-    /// <summary>Reads and opens objects, reading each pack once.</summary>
+    /// <summary>
+    /// Reads and opens objects, reading each pack once. Another process may have written packs since the
+    /// index was read, or a prune may have deleted a pack that held a copy: the index is refreshed once
+    /// before an object is called missing.
+    /// </summary>
     public async Task<Dictionary<ObjectId, byte[]>> ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, CancellationToken cancellationToken)
     {
-        // Another process may have written packs since the index was loaded: reload once before calling an object missing.
         if (ids.Any(id => !TryGetLocation(id, out _)))
         {
-            await LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+            await RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        try
+        {
+            return await ReadLocatedAsync(ids, cancellationToken).ConfigureAwait(false);
+        }
+        catch (PackMissingException)
+        {
+            await RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await ReadLocatedAsync(ids, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PackMissingException e)
+            {
+                throw e.ToIntegrityException();
+            }
+        }
+    }
+
+    private async Task<Dictionary<ObjectId, byte[]>> ReadLocatedAsync(IReadOnlyCollection<ObjectId> ids, CancellationToken cancellationToken)
+    {
         var byPack = new Dictionary<string, List<(ObjectId Id, ObjectLocation Location)>>(StringComparer.Ordinal);
         foreach (var id in ids)
         {
@@ -169,12 +274,14 @@ internal sealed class ObjectStore
         var result = new Dictionary<ObjectId, byte[]>(ids.Count);
         foreach (var (packId, entries) in byPack)
         {
-            var pack = await ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
+            var pack = await _store.TryReadAsync(PackKey(packId), cancellationToken).ConfigureAwait(false)
+                ?? throw new PackMissingException(packId);
+            CheckPackHeader(pack, packId);
             foreach (var (id, location) in entries)
             {
                 if ((long)location.Offset + location.Length > pack.Length)
                 {
-                    throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {packId[..12]} is shorter than its index says");
+                    throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
                 }
 
                 result[id] = _crypto.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
@@ -186,45 +293,114 @@ internal sealed class ObjectStore
 
     public async Task<byte[]> ReadPackAsync(string packId, CancellationToken cancellationToken)
     {
-        var key = PackKey(packId);
-        var pack = await _store.TryReadAsync(key, cancellationToken).ConfigureAwait(false);
-        if (pack is null)
-        {
-            throw RepositoryErrors.Integrity($"pack {packId[..12]}", "it is missing from the store");
-        }
+        var pack = await _store.TryReadAsync(PackKey(packId), cancellationToken).ConfigureAwait(false)
+            ?? throw new PackMissingException(packId).ToIntegrityException();
+        CheckPackHeader(pack, packId);
+        return pack;
+    }
 
+    private static void CheckPackHeader(byte[] pack, string packId)
+    {
         if (pack.Length < s_packMagic.Length || !pack.AsSpan(0, s_packMagic.Length).SequenceEqual(s_packMagic))
         {
-            throw RepositoryErrors.Integrity($"pack {packId[..12]}", "its header is not a pack header");
+            throw RepositoryErrors.Integrity($"pack {Short(packId)}", "its header is not a pack header");
         }
-
-        return pack;
     }
 
     /// <summary>Whether <paramref name="pack"/>'s SHA-256 is its ID.</summary>
     public static bool PackMatchesId(byte[] pack, string packId) =>
         string.Equals(Convert.ToHexStringLower(SHA256.HashData(pack)), packId, StringComparison.Ordinal);
 
-    internal void Publish(IEnumerable<(ObjectId Id, ObjectLocation Location)> entries)
+    internal void Publish(string packId, IEnumerable<(ObjectId Id, ObjectLocation Location)> entries)
     {
         lock (_gate)
         {
-            foreach (var (id, location) in entries)
+            AddPack(packId, [.. entries]);
+        }
+    }
+
+    internal void Forget(IEnumerable<string> packIds)
+    {
+        lock (_gate)
+        {
+            foreach (var packId in packIds)
             {
-                _index.TryAdd(id, location);
+                DropPack(packId);
             }
         }
     }
 
-    internal void Forget(IReadOnlySet<string> packIds)
+    private IEnumerable<ObjectLocation> LocationsOf(ObjectId id)
     {
-        lock (_gate)
+        if (_index.TryGetValue(id, out var primary))
         {
-            foreach (var id in _index.Where(e => packIds.Contains(e.Value.PackId)).Select(e => e.Key).ToList())
+            yield return primary;
+            if (_copies.TryGetValue(id, out var copies))
             {
-                _index.Remove(id);
+                foreach (var copy in copies)
+                {
+                    yield return copy;
+                }
             }
         }
+    }
+
+    private void AddPack(string packId, (ObjectId Id, ObjectLocation Location)[] entries)
+    {
+        if (!_packs.TryAdd(packId, entries))
+        {
+            return;
+        }
+
+        foreach (var (id, location) in entries)
+        {
+            if (!_index.TryAdd(id, location))
+            {
+                if (!_copies.TryGetValue(id, out var copies))
+                {
+                    _copies[id] = copies = [];
+                }
+
+                copies.Add(location);
+            }
+        }
+    }
+
+    private void DropPack(string packId)
+    {
+        if (!_packs.Remove(packId, out var entries))
+        {
+            return;
+        }
+
+        foreach (var (id, _) in entries)
+        {
+            _copies.TryGetValue(id, out var copies);
+            copies?.RemoveAll(l => string.Equals(l.PackId, packId, StringComparison.Ordinal));
+            if (_index.TryGetValue(id, out var primary) && string.Equals(primary.PackId, packId, StringComparison.Ordinal))
+            {
+                if (copies is { Count: > 0 })
+                {
+                    _index[id] = copies[^1];
+                    copies.RemoveAt(copies.Count - 1);
+                }
+                else
+                {
+                    _index.Remove(id);
+                }
+            }
+
+            if (copies is { Count: 0 })
+            {
+                _copies.Remove(id);
+            }
+        }
+    }
+
+    /// <summary>A pack the index names is gone from the store (a prune deleted it, or it was lost).</summary>
+    private sealed class PackMissingException(string packId) : Exception($"pack {Short(packId)} is missing")
+    {
+        public BackupIntegrityException ToIntegrityException() => RepositoryErrors.Integrity($"pack {Short(packId)}", "it is missing from the store");
     }
 
     internal byte[] EncodeIndex(string packId, IReadOnlyList<(ObjectId Id, ObjectLocation Location)> entries)
@@ -267,21 +443,16 @@ internal sealed class PackWriter : IDisposable
     /// <summary>Objects added (new to the repository).</summary>
     public int ObjectsWritten { get; private set; }
 
-    /// <summary>Objects the new trees refer to that were already stored (deduplicated).</summary>
-    public HashSet<ObjectId> ReusedIds { get; } = [];
+    /// <summary>Every object the trees written through this writer refer to, new or already stored.</summary>
+    public HashSet<ObjectId> ReferencedIds { get; } = [];
 
     /// <summary>Adds an object unless the repository (or this writer) has it already; returns its ID.</summary>
     public async Task<ObjectId> AddAsync(byte role, ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken)
     {
         var id = _objects.Crypto.IdOf(role, plaintext.Span);
-        if (_pendingIds.Contains(id))
+        ReferencedIds.Add(id);
+        if (_pendingIds.Contains(id) || _objects.Contains(id))
         {
-            return id;
-        }
-
-        if (_objects.Contains(id))
-        {
-            ReusedIds.Add(id);
             return id;
         }
 
@@ -316,7 +487,7 @@ internal sealed class PackWriter : IDisposable
         await _objects.Store.TryCreateAsync(ObjectStore.PackKey(packId), pack, cancellationToken).ConfigureAwait(false);
         await _objects.Store.TryCreateAsync(ObjectStore.IndexKey(packId), index, cancellationToken).ConfigureAwait(false);
         BytesWritten += pack.Length + index.Length;
-        _objects.Publish(entries);
+        _objects.Publish(packId, entries);
 
         _pending.Clear();
         _pendingIds.Clear();

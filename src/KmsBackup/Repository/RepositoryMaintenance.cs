@@ -13,20 +13,28 @@ internal static class RepositoryMaintenance
         var problems = new List<VerificationProblem>();
         var store = repository.Store;
         var objects = repository.Objects;
-        try
+        // Damaged indexes are reported below, one by one; names that are no pack ID here.
+        foreach (var (key, problem) in await objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false))
         {
-            await objects.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (BackupIntegrityException)
-        {
-            // Reported below, index by index.
+            if (!ObjectStore.IsPackId(key[ObjectStore.IndexPrefix.Length..]))
+            {
+                problems.Add(new VerificationProblem($"object '{key}'", problem));
+            }
         }
 
         // Packs and their objects.
         var packs = new HashSet<string>(StringComparer.Ordinal);
         await foreach (var entry in store.ListAsync(ObjectStore.PackPrefix, cancellationToken).ConfigureAwait(false))
         {
-            packs.Add(entry.Key[(entry.Key.LastIndexOf('/') + 1)..]);
+            var packId = entry.Key[(entry.Key.LastIndexOf('/') + 1)..];
+            if (ObjectStore.IsPackId(packId))
+            {
+                packs.Add(packId);
+            }
+            else
+            {
+                problems.Add(new VerificationProblem($"object '{entry.Key}'", $"the name '{packId}' under packs/ is not a pack ID"));
+            }
         }
 
         var indexed = new Dictionary<ObjectId, ObjectLocation>();
@@ -36,6 +44,11 @@ internal static class RepositoryMaintenance
         await foreach (var entry in store.ListAsync(ObjectStore.IndexPrefix, cancellationToken).ConfigureAwait(false))
         {
             var packId = entry.Key[ObjectStore.IndexPrefix.Length..];
+            if (!ObjectStore.IsPackId(packId))
+            {
+                continue; // reported above
+            }
+
             indexedPacks.Add(packId);
             List<(ObjectId Id, ObjectLocation Location)> entries;
             try
@@ -127,14 +140,15 @@ internal static class RepositoryMaintenance
             }
         }
 
-        // Catalog.
-        try
+        // Catalog and prune markers.
+        foreach (var damaged in (await repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).Damaged)
         {
-            await repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false);
+            problems.Add(new VerificationProblem(damaged.Error.Item, damaged.Error.Message));
         }
-        catch (BackupIntegrityException e)
+
+        foreach (var (key, problem) in (await repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false)).Unreadable)
         {
-            problems.Add(new VerificationProblem(e.Item, e.Message));
+            problems.Add(new VerificationProblem($"prune marker '{key}'", problem));
         }
 
         foreach (var id in referenced.Where(id => !indexed.ContainsKey(id)))
@@ -143,63 +157,87 @@ internal static class RepositoryMaintenance
         }
 
         var unreferencedObjects = indexed.Keys.Count(id => !referenced.Contains(id));
-        var livePacks = new HashSet<string>(referenced.Where(indexed.ContainsKey).Select(id => indexed[id].PackId), StringComparer.Ordinal);
+        var livePacks = objects.PacksHolding(referenced.Where(indexed.ContainsKey));
         var unreferencedPacks = packs.Where(p => !livePacks.Contains(p)).Order(StringComparer.Ordinal).ToList();
         return new RepositoryVerification(problems, packs.Count, objectsChecked, pointsChecked, unreferencedObjects, unreferencedPacks,
             packs.Where(p => !indexedPacks.Contains(p)).Count());
     }
 
     /// <summary>
-    /// Two-phase garbage collection: packs whose every object no recovery point references are first
-    /// marked; a later prune, at least <paramref name="grace"/> after the mark, deletes those still
-    /// unreferenced (index first, then pack). New backup runs do not reuse objects of marked packs, and
-    /// re-check the marks before they commit, so a pack is never deleted under a recovery point.
+    /// Two-phase garbage collection (docs/repository-format.md, "Writers and maintenance"). The pending
+    /// markers are read first; then the live set is computed from every recovery point listed after that,
+    /// counting a pack live if any copy of a live object is in it. Phase 2 deletes the packs of markers at
+    /// least <paramref name="grace"/> old that are still dead (index first, then pack, then the marker);
+    /// phase 1 marks the dead packs not marked yet. Writers never rely on marked packs and check again after
+    /// their manifest is written, so a pack is never deleted under a committed recovery point. When any
+    /// recovery point or object it refers to cannot be read, nothing is deleted or marked: what is
+    /// unreadable cannot be proven dead.
     /// </summary>
     public static async Task<PruneResult> CollectGarbageAsync(BackupRepository repository, DateTimeOffset now, TimeSpan grace, CancellationToken cancellationToken)
     {
         var store = repository.Store;
         var objects = repository.Objects;
-        await objects.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
-        var index = objects.Snapshot();
+
+        // Markers before points: a marker acted on below existed before the points that prove its packs dead were listed.
+        var markers = await repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+        var unusableIndexes = await objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
 
         var live = new HashSet<ObjectId>();
-        await foreach (var entry in store.ListAsync("points/", cancellationToken).ConfigureAwait(false))
+        try
         {
-            var parts = entry.Key.Split('/');
-            if (parts.Length == 4 && PointKey.TryParse(parts[1], $"{parts[2]}/{parts[3]}", out var key))
+            await foreach (var entry in store.ListAsync("points/", cancellationToken).ConfigureAwait(false))
             {
-                var manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
-                await ItemTree.CollectAsync(objects, manifest.KeyRoot, live, cancellationToken).ConfigureAwait(false);
-                await ItemTree.CollectAsync(objects, manifest.SecretRoot, live, cancellationToken).ConfigureAwait(false);
+                var parts = entry.Key.Split('/');
+                if (parts.Length == 4 && PointKey.TryParse(parts[1], $"{parts[2]}/{parts[3]}", out var key))
+                {
+                    var manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+                    await ItemTree.CollectAsync(objects, manifest.KeyRoot, live, cancellationToken).ConfigureAwait(false);
+                    await ItemTree.CollectAsync(objects, manifest.SecretRoot, live, cancellationToken).ConfigureAwait(false);
+                }
             }
         }
+        catch (BackupIntegrityException e)
+        {
+            return new PruneResult(0, 0, $"{e.Item}: {e.Refusal.Message}");
+        }
 
+        var livePacks = objects.PacksHolding(live);
+        var unlocated = live.Count(id => !objects.TryGetLocation(id, out _));
+        if (unlocated > 0)
+        {
+            return new PruneResult(0, 0, $"{unlocated} objects that recovery points refer to are in no pack with a readable index");
+        }
+
+        // A pack whose index exists but does not open may hold live objects: never collect it.
+        var unreadable = unusableIndexes.Select(u => u.Key[ObjectStore.IndexPrefix.Length..]).ToHashSet(StringComparer.Ordinal);
         var allPacks = new HashSet<string>(StringComparer.Ordinal);
         await foreach (var entry in store.ListAsync(ObjectStore.PackPrefix, cancellationToken).ConfigureAwait(false))
         {
-            allPacks.Add(entry.Key[(entry.Key.LastIndexOf('/') + 1)..]);
+            var packId = entry.Key[(entry.Key.LastIndexOf('/') + 1)..];
+            if (ObjectStore.IsPackId(packId))
+            {
+                allPacks.Add(packId);
+            }
         }
 
-        var livePacks = new HashSet<string>(live.Where(index.ContainsKey).Select(id => index[id].PackId), StringComparer.Ordinal);
-        var deadPacks = allPacks.Where(p => !livePacks.Contains(p)).ToHashSet(StringComparer.Ordinal);
+        var deadPacks = allPacks.Where(p => !livePacks.Contains(p) && !unreadable.Contains(p)).ToHashSet(StringComparer.Ordinal);
 
         // Phase 2: delete what an old enough mark named and is still dead.
         var deleted = new HashSet<string>(StringComparer.Ordinal);
-        var markers = await repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
-        foreach (var (key, markedAt, packs) in markers.Where(m => now - m.MarkedAt >= grace))
+        foreach (var marker in markers.Markers.Where(m => now - m.MarkedAt >= grace))
         {
-            foreach (var pack in packs.Where(deadPacks.Contains))
+            foreach (var pack in marker.Packs.Where(deadPacks.Contains))
             {
                 await store.DeleteAsync(ObjectStore.IndexKey(pack), cancellationToken).ConfigureAwait(false);
                 await store.DeleteAsync(ObjectStore.PackKey(pack), cancellationToken).ConfigureAwait(false);
                 deleted.Add(pack);
             }
 
-            await store.DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+            await store.DeleteAsync(marker.Key, cancellationToken).ConfigureAwait(false);
         }
 
         // Phase 1: mark the dead packs not marked yet.
-        var stillMarked = markers.Where(m => now - m.MarkedAt < grace).SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
+        var stillMarked = markers.Markers.Where(m => now - m.MarkedAt < grace).SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
         var toMark = deadPacks.Where(p => !deleted.Contains(p) && !stillMarked.Contains(p)).Order(StringComparer.Ordinal).ToList();
         if (toMark.Count > 0)
         {
@@ -208,7 +246,7 @@ internal static class RepositoryMaintenance
 
         objects.Forget(deleted);
         objects.ExcludePacks(stillMarked.Concat(toMark));
-        return new PruneResult(deleted.Count, toMark.Count);
+        return new PruneResult(deleted.Count, toMark.Count, null);
     }
 
     private static string Short(string packId) => packId.Length > 12 ? packId[..12] : packId;
@@ -217,4 +255,5 @@ internal static class RepositoryMaintenance
 /// <summary>What a prune did.</summary>
 /// <param name="PacksDeleted">Packs deleted now (marked by an earlier prune and still unreferenced).</param>
 /// <param name="PacksMarked">Packs newly marked for deletion by a later prune.</param>
-internal readonly record struct PruneResult(int PacksDeleted, int PacksMarked);
+/// <param name="Blocked">Why nothing was collected (damage that makes the live set unknowable), or <see langword="null"/>.</param>
+internal readonly record struct PruneResult(int PacksDeleted, int PacksMarked, string? Blocked);

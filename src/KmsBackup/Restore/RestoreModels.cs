@@ -38,9 +38,16 @@ public sealed record RestoreRequest
 
     /// <summary>
     /// The restore operation's ID; <see langword="null"/> to have one made. Rerunning a restore with the
-    /// plan's <see cref="RestorePlan.OperationId"/> never restores anything twice (rule R7).
+    /// plan's <see cref="RestorePlan.OperationId"/> never restores anything twice (rule R7), and the ID is
+    /// what an interrupted restore is resumed or rolled back by (<see cref="BackupClient.ResumeRestoreAsync"/>,
+    /// <see cref="BackupClient.RollBackRestoreAsync"/>). Choose it before the restore (or take the plan's)
+    /// and keep it where a restarted process finds it: that is the surest way to know it.
     /// </summary>
+    /// <remarks>1 to <see cref="MaxOperationIdLength"/> ASCII letters, digits, <c>.</c>, <c>_</c> and <c>-</c>, starting with a letter or digit.</remarks>
     public string? OperationId { get; init; }
+
+    /// <summary>The longest <see cref="OperationId"/>.</summary>
+    public const int MaxOperationIdLength = 100;
 
     /// <summary>Checks that the request is well formed.</summary>
     /// <exception cref="ArgumentException">Neither or both of a date and an instant; a data type without a date; names and <see cref="AllItems"/> together, or neither; an empty or repeated name; names of a type the data type does not hold.</exception>
@@ -84,7 +91,24 @@ public sealed record RestoreRequest
         CheckNames(SecretNames, nameof(SecretNames));
         if (OperationId is not null)
         {
-            ArgumentException.ThrowIfNullOrWhiteSpace(OperationId);
+            ValidateOperationId(OperationId);
+        }
+    }
+
+    /// <summary>Checks that <paramref name="operationId"/> is a well-formed restore operation ID (see <see cref="OperationId"/>).</summary>
+    /// <param name="operationId">The ID.</param>
+    /// <exception cref="ArgumentException">It is empty, too long, or holds a character other than ASCII letters, digits, '.', '_' and '-', or does not start with a letter or digit.</exception>
+    public static void ValidateOperationId(string operationId)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(operationId);
+
+        // The ID names the operation's journal objects in the store and its lease, so it keeps to the store's key characters.
+        if (operationId.Length > MaxOperationIdLength || !char.IsAsciiLetterOrDigit(operationId[0]) ||
+            !operationId.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+        {
+            throw new ArgumentException(
+                $"The operation ID '{operationId}' is not valid: use 1 to {MaxOperationIdLength} ASCII letters, digits, '.', '_' and '-', starting with a letter or digit.",
+                nameof(operationId));
         }
     }
 
@@ -112,16 +136,23 @@ public enum RestorePhase
     /// <summary>Creating the planned items in the target.</summary>
     Restoring = 1,
 
-    /// <summary>An item failed or the restore was cancelled: removing what the batch created.</summary>
+    /// <summary>An item failed or the restore was cancelled, or a rollback by ID runs: removing what the operation created.</summary>
     RollingBack = 2,
+
+    /// <summary>
+    /// Reported once, before the first item is written: the restore is journaled under
+    /// <see cref="RestoreProgress.OperationId"/>, the ID to resume or roll it back by if the process dies.
+    /// </summary>
+    Started = 3,
 }
 
-/// <summary>Progress of a restore, reported after each item.</summary>
-/// <param name="Phase">Restoring or rolling back.</param>
+/// <summary>Progress of a restore: once when it has started (before its first write), then after each item.</summary>
+/// <param name="OperationId">The restore operation's ID, the one to resume or roll it back by.</param>
+/// <param name="Phase">Started, restoring or rolling back.</param>
 /// <param name="Completed">Items done in this phase.</param>
 /// <param name="Total">Items this phase has to do.</param>
-/// <param name="Item">The item just done.</param>
-public sealed record RestoreProgress(RestorePhase Phase, int Completed, int Total, RestorePlanItem Item);
+/// <param name="Item">The item just done; <see langword="null"/> for <see cref="RestorePhase.Started"/>.</param>
+public sealed record RestoreProgress(string OperationId, RestorePhase Phase, int Completed, int Total, RestoreOperationItem? Item);
 
 /// <summary>A restore that completed: every planned item is in the target.</summary>
 public sealed record RestoreResult
@@ -162,9 +193,13 @@ public sealed class RestoreException : BackupException
     /// <summary>The plan, with every item's outcome and every violation.</summary>
     public RestorePlan Plan { get; }
 
+    /// <summary>The restore operation's ID (also when it was made for the call): resume or roll the operation back by it.</summary>
+    public string OperationId => Plan.OperationId;
+
     /// <summary>
     /// Items this batch created that the rollback could not remove (the target could not be reached);
-    /// empty when the target is as it was. Rerun with the same operation ID to finish the restore.
+    /// empty when the target is as it was. The operation then stays unfinished in the restore journal:
+    /// resume it or roll it back by <see cref="OperationId"/>.
     /// </summary>
     public IReadOnlyList<RestorePlanItem> LeftInTarget { get; }
 

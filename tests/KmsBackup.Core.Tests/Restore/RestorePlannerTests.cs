@@ -314,6 +314,24 @@ public class RestorePlannerTests
     }
 
     [Fact]
+    [Trait("Rule", "R8")]
+    public void A_conflict_with_an_item_another_restore_left_in_the_target_names_that_operation_in_its_remedy()
+    {
+        var left = new NameInUse(ItemType.Key, "orders", TargetId) { RestoredByOperation = "restore-lost" };
+        var plan = RestorePlanner.Plan(Input() with { NamesInUse = [left] });
+
+        var conflict = Only(plan);
+        Assert.Equal(BackupErrorCode.NameConflict, conflict.Code);
+        Assert.Contains("restore operation 'restore-lost'", conflict.Remedy, StringComparison.Ordinal);
+        Assert.Contains("resume it or roll it back", conflict.Remedy, StringComparison.Ordinal);
+
+        // Elsewhere in the region, or made by a user, the remedy is the seed's alone.
+        var neighbour = RestorePlanner.Plan(Input() with { NamesInUse = [left with { InstanceId = "kst-neighbour" }] });
+        var user = RestorePlanner.Plan(Input() with { NamesInUse = [left with { RestoredByOperation = null }] });
+        Assert.All([Only(neighbour), Only(user)], r => Assert.DoesNotContain("restore-lost", r.Remedy, StringComparison.Ordinal));
+    }
+
+    [Fact]
     [Trait("Rule", "R6")]
     public void Names_asked_for_that_the_data_does_not_hold_are_named()
     {

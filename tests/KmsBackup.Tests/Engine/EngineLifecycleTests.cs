@@ -55,7 +55,11 @@ public class EngineLifecycleTests
         var paid = (await h.Client.PurchaseBackupsAsync(EngineHarness.Owner, new PurchaseOrder(EngineHarness.Region, 30, PurchaseTerm.FromMonths(1))))[0];
         await h.Client.EnableBackupAsync(EngineHarness.Owner, paid.Id, "kst-a", InstanceKind.Software);
 
+        // A month passes with no scheduler running: longer than the store lets a clock jump without holding
+        // deletions, so the operator confirms the clock when the host comes back.
         h.Clock.SetUtcNow(EngineHarness.Start.AddMonths(1).AddDays(1));
+        Assert.True((await h.Client.GetStoreClockAsync()).DeletionsHeld);
+        await h.Client.ConfirmClockAsync();
         var expired = await Assert.ThrowsAsync<BackupException>(() => h.Client.GetDataPageAsync(EngineHarness.Owner, paid.Id, new DateOnly(2026, 5, 20), BackupDataType.FullyBackedUpKeys));
         Assert.Equal(BackupErrorCode.BackupExpired, expired.Code);
 
@@ -63,7 +67,10 @@ public class EngineLifecycleTests
         Assert.Equal(BackupStatus.Enabled, renewed.Status);
         Assert.Single(await h.Client.RunDueBackupsAsync()); // the catch-up full after the expired days
 
-        h.Clock.SetUtcNow(renewed.ExpiresAt!.Value.AddDays(15));
+        // The scheduler keeps ticking: 15 days after expiry its run releases the backup and deletes its data.
+        await h.RunUntilAsync(renewed.ExpiresAt!.Value.AddDays(15).AddMinutes(-1), TimeSpan.FromHours(6));
+        Assert.Contains(h.Files.AllFiles, p => p.Contains($"/points/{paid.Id}/", StringComparison.Ordinal));
+        await h.RunUntilAsync(renewed.ExpiresAt!.Value.AddDays(15), TimeSpan.FromHours(6));
         var released = await h.Client.GetBackupAsync(EngineHarness.Owner, paid.Id);
         Assert.Equal(BackupStatus.Released, released.Status);
         Assert.DoesNotContain(h.Files.AllFiles, p => p.Contains($"/points/{paid.Id}/", StringComparison.Ordinal));

@@ -97,11 +97,15 @@ public sealed class EngineProcessTests : IDisposable
     public async Task Two_processes_backing_up_different_instances_into_one_store_both_succeed()
     {
         var start = new DateTimeOffset(2026, 5, 1, 9, 0, 0, TimeSpan.Zero).ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-        using var a = TestHostProcess.Start("backup-loop", Store, Path.Combine(_root, "kms-a"), KeyFile, "kst-a", start, "40");
+
+        // Hosts sharing a store keep their clocks in sync: both run on one clock, 5 simulated minutes per 250 ms.
+        var wallStart = DateTimeOffset.UtcNow.AddSeconds(3).ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture);
+        string[] Args(string kms, string instance) => ["backup-loop", Store, Path.Combine(_root, kms), KeyFile, instance, start, "40", "shared", wallStart, "1200"];
+        using var a = TestHostProcess.Start(Args("kms-a", "kst-a"));
         // Both processes share the repository key file: the first creates it, so let it do so before the second starts.
         var firstLine = await a.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
         Assert.StartsWith("run ", firstLine);
-        using var b = TestHostProcess.Start("backup-loop", Store, Path.Combine(_root, "kms-b"), KeyFile, "kst-b", start, "40");
+        using var b = TestHostProcess.Start(Args("kms-b", "kst-b"));
         var outputs = await Task.WhenAll(
             a.StandardOutput.ReadToEndAsync(), b.StandardOutput.ReadToEndAsync(),
             a.StandardError.ReadToEndAsync(), b.StandardError.ReadToEndAsync()).WaitAsync(TimeSpan.FromMinutes(3));

@@ -335,18 +335,33 @@ public class RestoreTests
 
     [Fact]
     [Trait("Rule", "R7")]
-    public async Task Progress_is_reported_after_each_item_keys_first()
+    public async Task Progress_gives_the_operation_id_before_the_first_write_then_each_item_keys_first()
     {
         await using var h = await EngineHarness.CreateAsync();
         var (backup, _) = await BackUpSourceAsync(h);
         await h.CreateInstanceAsync("kst-far", region: OtherRegion);
         var reports = new List<RestoreProgress>();
+        var gateway = new FailingGateway(h.Kms);
+        using var client = await h.OpenAnotherClientAsync("restorer", gateway);
+        var createsAtStart = -1;
 
-        await h.Client.RestoreAsync(Request(backup.Id, "kst-far"), new SynchronousProgress<RestoreProgress>(reports.Add));
+        var result = await client.RestoreAsync(Request(backup.Id, "kst-far"), new SynchronousProgress<RestoreProgress>(p =>
+        {
+            reports.Add(p);
+            if (p.Phase == RestorePhase.Started)
+            {
+                createsAtStart = gateway.Creates;
+            }
+        }));
 
-        Assert.Equal([1, 2, 3, 4], reports.Select(r => r.Completed).ToList());
-        Assert.All(reports, r => Assert.Equal((RestorePhase.Restoring, 4), (r.Phase, r.Total)));
-        Assert.Equal(["billing", "orders", "api-token", "db-password"], reports.Select(r => r.Item.Name).ToList());
+        var started = reports[0];
+        Assert.Equal((RestorePhase.Started, 0, 4, (RestoreOperationItem?)null), (started.Phase, started.Completed, started.Total, started.Item));
+        Assert.Equal(0, createsAtStart);
+        Assert.All(reports, r => Assert.Equal(result.OperationId, r.OperationId));
+        var items = reports.Skip(1).ToList();
+        Assert.Equal([1, 2, 3, 4], items.Select(r => r.Completed).ToList());
+        Assert.All(items, r => Assert.Equal((RestorePhase.Restoring, 4), (r.Phase, r.Total)));
+        Assert.Equal(["billing", "orders", "api-token", "db-password"], items.Select(r => r.Item!.Name).ToList());
     }
 
     [Fact]

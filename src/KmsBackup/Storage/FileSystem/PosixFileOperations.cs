@@ -4,9 +4,9 @@ using System.Text;
 namespace KmsBackup.Storage;
 
 /// <summary>
-/// The few POSIX calls the file-system store needs and .NET does not expose: <c>link(2)</c>, the
-/// create-if-absent publish, and <c>fsync(2)</c> of a directory, which makes a new directory entry
-/// durable. Used only with the real file system on Linux and macOS.
+/// The few POSIX calls the file-system store and the repository key file need and .NET does not expose:
+/// <c>link(2)</c>, the create-if-absent publish, and <c>fsync(2)</c> of a directory, which makes a new
+/// directory entry durable. Used only with the real file system on Linux and macOS.
 /// </summary>
 /// <remarks>
 /// Why not <c>File.Move(source, destination, overwrite: false)</c>: on Unix, .NET implements it as
