@@ -20,7 +20,7 @@ public sealed class AzureBlobInterleavingTests(ITestOutputHelper output) : Inter
     protected override int Schedules => 100;
 
     // Requests wait on Azurite, not on the cores.
-    protected override int Parallelism => 4;
+    protected override int Parallelism => 8;
 
     public async Task InitializeAsync() => _connectionString = await Azurite.ConnectionStringAsync();
 

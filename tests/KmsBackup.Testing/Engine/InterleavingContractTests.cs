@@ -20,6 +20,8 @@ namespace KmsBackup.Testing.Engine;
 /// (<c>KMSBACKUP_INTERLEAVING_SEED=&lt;seed&gt;</c>); keep it as an <see cref="InlineDataAttribute"/> of
 /// <see cref="A_schedule_that_once_failed_passes"/>. <c>KMSBACKUP_INTERLEAVING_SCHEDULES</c> (and
 /// <c>KMSBACKUP_INTERLEAVING_FIRST_SEED</c>) run more schedules: the soak (eng/soak.sh).
+/// <c>KMSBACKUP_INTERLEAVING_STRICT_RESETS=1</c> applies the literal oracle to resets (see
+/// <c>InterleavingSchedule.IsExpected</c>).
 /// </remarks>
 public abstract class InterleavingContractTests(ITestOutputHelper output)
 {
@@ -116,6 +118,9 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
     [InlineData(96)] // a prune deleted the pack holding a committed point's root: verify finds it damaged
     [InlineData(119)] // a run failed with an integrity error after a reset by another host deleted the points it had listed
     [InlineData(198)] // a first full that raced a reset and re-enable committed a point of the earlier binding
+    [InlineData(35)] // a host's clock stepped 10 days ahead during its prune, after the prune had judged it: the prune deleted points retention keeps
+    [InlineData(116)] // a run paused past the grace period between its pre-check and its manifest: a prune deleted the pack its manifest refers to
+    [InlineData(227)] // a run's first look read a point a reset by another host had just deleted, and failed with an integrity error
     public async Task A_schedule_that_once_failed_passes(int seed)
     {
         var (failure, log, _) = await RunScheduleAsync(seed);

@@ -106,7 +106,7 @@ internal sealed partial class InterleavingSchedule
             // Kept but not viewable now (a date after today by the true clock, or one only extending reveals): it must still be stored.
             if (await store.TryReadAsync(PointKey(point)) is null)
             {
-                Fail("committed point lost", $"{when}: {committed} is gone (the store has no {PointKey(point)}; {backup.Alias} is {details.Status})");
+                Fail(LostKind(backup, committed), $"{when}: {committed} is gone (the store has no {PointKey(point)}; {backup.Alias} is {details.Status})");
                 return false;
             }
 
@@ -121,7 +121,7 @@ internal sealed partial class InterleavingSchedule
 
         if (!points.Any(p => p.Sequence == point.Sequence && p.CompletedAt == point.CompletedAt && p.TakenAt == point.TakenAt))
         {
-            Fail("committed point lost", $"{when}: {committed} is gone; {point.Date:yyyy-MM-dd} lists {(points.Count == 0 ? "nothing" : string.Join(", ", points.Select(p => $"#{p.Sequence} (completed {p.CompletedAt:MM-dd HH:mm:ss})")))}");
+            Fail(LostKind(backup, committed), $"{when}: {committed} is gone; {point.Date:yyyy-MM-dd} lists {(points.Count == 0 ? "nothing" : string.Join(", ", points.Select(p => $"#{p.Sequence} (completed {p.CompletedAt:MM-dd HH:mm:ss})")))}");
             return false;
         }
 
@@ -186,22 +186,28 @@ internal sealed partial class InterleavingSchedule
     }
 
     /// <summary>
-    /// Whether a reported point must be readable now: no reset of its backup that may have deleted it (one that
-    /// ended after its run began, and did not refuse before deleting), and retention on the true clock keeps its
-    /// date. Retention is judged from the backup's enabling, not from a status a host with a wrong clock stored
-    /// (an expiry or release the true clock has not reached deletes nothing).
+    /// Whether a reported point must be readable now: its backup is enabled and was not reset after the point
+    /// committed, and retention on the true clock keeps its date. Reset after it committed: a reset of the backup
+    /// that ended after the point's run began and did not refuse before deleting, or (while every clock is right)
+    /// the point completed before the backup's current enabling. By default that counts a reset that still runs,
+    /// failed or was killed, since the repository format documents that such a reset leaves its backup's data
+    /// partly deleted and the state as before (retrying finishes it); with <see cref="StrictResetsVariable"/> set to 1, only a reset
+    /// that went through counts, as the issue's oracle says. Retention is judged from the backup's enabling, not
+    /// from a status a host with a wrong clock stored (an expiry or release the true clock has not reached
+    /// deletes nothing).
     /// </summary>
     private bool IsExpected(CommittedPoint committed, Backup backup, BackupDetails details, DateTimeOffset now)
     {
         lock (_resets)
         {
-            if (_resets.Any(r => r.Backup == backup && r.MayHaveDeletedAfter(committed.StartStep)))
+            if (_resets.Any(r => r.Backup == backup && (r.Succeeded || !_strictResets) && r.MayHaveDeletedAfter(committed.StartStep)))
             {
                 return false;
             }
         }
 
-        if (details.Status == BackupStatus.Disabled || details.EnabledAt is not { } enabledAt || details.Instance is not { } instance)
+        if (details.Status == BackupStatus.Disabled || details.EnabledAt is not { } enabledAt || details.Instance is not { } instance ||
+            (!_clocksWereWrong && committed.Point.CompletedAt < enabledAt))
         {
             return false;
         }
@@ -217,6 +223,17 @@ internal sealed partial class InterleavingSchedule
         }
 
         return RetentionPolicy.Evaluate(state, [committed.Point.Date], now).Keep.Count == 1;
+    }
+
+    /// <summary>How a lost point is reported: apart, when a reset of its backup that did not go through (failed, killed or still running) may have deleted it.</summary>
+    private string LostKind(Backup backup, CommittedPoint committed)
+    {
+        lock (_resets)
+        {
+            return _resets.Any(r => r.Backup == backup && !r.Succeeded && r.MayHaveDeletedAfter(committed.StartStep))
+                ? "reset half done: its enabled backup lost points"
+                : "committed point lost";
+        }
     }
 
     /// <summary>Whether leftovers of a reset may remain: a reset of the backup runs, or the last one that may have deleted did not finish.</summary>

@@ -37,6 +37,7 @@ internal sealed partial class InterleavingSchedule
     private readonly Queue<Func<Task>> _tail = new();
     private readonly int _maxOperations;
     private readonly bool _wrongClocks;
+    private readonly bool _strictResets = s_strictResets;
     private bool _clocksWereWrong;
     private long _step;
     private int _operations;
@@ -46,6 +47,11 @@ internal sealed partial class InterleavingSchedule
 
     // Whether the store or the time changed since the last check: when neither did, the check would find the same.
     private bool _changed = true;
+
+    /// <summary>The literal oracle for resets: a reset that failed, was killed or still runs excuses no lost point.</summary>
+    public const string StrictResetsVariable = "KMSBACKUP_INTERLEAVING_STRICT_RESETS";
+
+    private static readonly bool s_strictResets = Environment.GetEnvironmentVariable(StrictResetsVariable) == "1";
 
     public InterleavingSchedule(int seed, Func<TimeProvider, BackupStore> createStore, TimeSpan quietTimeout)
     {
