@@ -151,6 +151,11 @@ internal static class RepositoryMaintenance
             problems.Add(new VerificationProblem($"prune marker '{key}'", problem));
         }
 
+        foreach (var (item, problem) in await new RestoreJournal(repository).VerifyAsync(cancellationToken).ConfigureAwait(false))
+        {
+            problems.Add(new VerificationProblem(item, problem));
+        }
+
         foreach (var id in referenced.Where(id => !indexed.ContainsKey(id)))
         {
             problems.Add(new VerificationProblem($"object {id.Short}", "a recovery point refers to it, but no intact pack holds it"));

@@ -114,8 +114,12 @@ internal sealed class RestoreJournal(BackupRepository repository)
         return new JournaledRestore(operationId, starts, end);
     }
 
-    /// <summary>Loads every operation whose latest run has begun and not ended. Reads only those operations' objects.</summary>
-    public async Task<List<JournaledRestore>> LoadUnfinishedAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Loads every operation whose latest run has begun and not ended. Reads only those operations' objects.
+    /// An operation whose journal does not open stays local: it is added to <paramref name="damaged"/> (when
+    /// given) and left out, so that one damaged object never hides every other operation.
+    /// </summary>
+    public async Task<List<JournaledRestore>> LoadUnfinishedAsync(CancellationToken cancellationToken, List<BackupIntegrityException>? damaged = null)
     {
         var latest = new Dictionary<string, (int Run, bool End)>(StringComparer.Ordinal);
         await foreach (var entry in Store.ListAsync(Prefix, cancellationToken).ConfigureAwait(false))
@@ -139,9 +143,16 @@ internal sealed class RestoreJournal(BackupRepository repository)
         var unfinished = new List<JournaledRestore>();
         foreach (var (op, _) in latest.Where(l => !l.Value.End).OrderBy(l => l.Key, StringComparer.Ordinal))
         {
-            if (await LoadAsync(op, cancellationToken).ConfigureAwait(false) is { IsFinished: false } restore)
+            try
             {
-                unfinished.Add(restore);
+                if (await LoadAsync(op, cancellationToken).ConfigureAwait(false) is { IsFinished: false } restore)
+                {
+                    unfinished.Add(restore);
+                }
+            }
+            catch (BackupIntegrityException e)
+            {
+                damaged?.Add(e);
             }
         }
 
@@ -174,6 +185,31 @@ internal sealed class RestoreJournal(BackupRepository repository)
         var bytes = await Store.TryReadAsync(key, cancellationToken).ConfigureAwait(false)
             ?? throw RepositoryErrors.Integrity(What(key), "it is missing from the store");
         return repository.Crypto.Open(bytes, Encoding.UTF8.GetBytes(key), What(key));
+    }
+
+    /// <summary>Opens every journal object, for verify: each one that does not open, or is not a journal name, is a problem.</summary>
+    public async Task<List<(string Item, string Problem)>> VerifyAsync(CancellationToken cancellationToken)
+    {
+        var problems = new List<(string, string)>();
+        await foreach (var entry in Store.ListAsync(Prefix, cancellationToken).ConfigureAwait(false))
+        {
+            if (!TryParse(entry.Key, out _, out _, out _))
+            {
+                problems.Add(($"object '{entry.Key}'", "it is in the restore journal's area but is not a journal object"));
+                continue;
+            }
+
+            try
+            {
+                await ReadAsync(entry.Key, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupIntegrityException e)
+            {
+                problems.Add((e.Item, e.Message));
+            }
+        }
+
+        return problems;
     }
 
     private static string What(string key) => $"restore journal object '{key}'";
