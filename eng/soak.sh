@@ -5,7 +5,7 @@
 #
 #   eng/soak.sh [schedules] [first seed] [filesystem|azure]
 #
-# Defaults: 50000 schedules from seed 2000 (CI runs seeds 0-1999 on the file system, 0-99 on Azurite),
+# Defaults: 50000 schedules from seed 2000 (CI runs seeds 0-1999 on the file system, 0-49 on Azurite),
 # on the file-system store. A failing seed is printed with its schedule and the command that reruns it
 # alone; keep it as an [InlineData] example of the test.
 set -euo pipefail

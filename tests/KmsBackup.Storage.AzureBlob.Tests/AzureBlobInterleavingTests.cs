@@ -17,7 +17,7 @@ public sealed class AzureBlobInterleavingTests(ITestOutputHelper output) : Inter
 
     protected override string TestProject => "tests/KmsBackup.Storage.AzureBlob.Tests";
 
-    protected override int Schedules => 100;
+    protected override int Schedules => 50;
 
     // Requests wait on Azurite, not on the cores.
     protected override int Parallelism => 8;
