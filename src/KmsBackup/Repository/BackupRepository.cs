@@ -15,6 +15,12 @@ internal sealed class BackupRepository : IDisposable
     public const string PruneMarkerPrefix = "prune/";
     private static readonly byte[] s_configMagic = "KBREPO01"u8.ToArray();
 
+    /// <summary>
+    /// The repository format this SDK writes and reads. Version 2 seals each recovery point to its date as
+    /// well as its backup and sequence; version 1 was a pre-release and is refused.
+    /// </summary>
+    public const int FormatVersion = 2;
+
     /// <summary>How many times a writer rewrites objects a concurrent prune put at risk before it gives up.</summary>
     private const int RescueAttempts = 5;
 
@@ -56,7 +62,7 @@ internal sealed class BackupRepository : IDisposable
                 var wrapped = await keys.WrapAsync(master, cancellationToken).ConfigureAwait(false);
                 var w = new RecordWriter();
                 w.WriteRaw(s_configMagic);
-                w.WriteVarUInt(1);
+                w.WriteVarUInt(FormatVersion);
                 w.WriteString(Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)));
                 w.WriteString(keys.KeyId);
                 w.WriteBytes(wrapped);
@@ -123,7 +129,7 @@ internal sealed class BackupRepository : IDisposable
         var storeKey = key.StoreKey;
         var bytes = await _store.TryReadAsync(storeKey, cancellationToken).ConfigureAwait(false)
             ?? throw RepositoryErrors.Integrity($"recovery point {key.BackupId}#{key.Sequence}", "it is missing from the store");
-        var plain = _crypto.Open(bytes, PointManifest.AssociatedData(key.BackupId, key.Sequence), $"recovery point {key.BackupId}#{key.Sequence}");
+        var plain = _crypto.Open(bytes, PointManifest.AssociatedData(key.BackupId, key.Date, key.Sequence), $"recovery point {key.BackupId}#{key.Sequence} of {key.Date:yyyy-MM-dd}");
         return PointManifest.Decode(plain, key.BackupId, key.Sequence);
     }
 
@@ -132,7 +138,7 @@ internal sealed class BackupRepository : IDisposable
     {
         await CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
         var key = new PointKey(manifest.BackupId, date, manifest.Sequence);
-        var sealedBytes = _crypto.Seal(manifest.Encode(), PointManifest.AssociatedData(manifest.BackupId, manifest.Sequence));
+        var sealedBytes = _crypto.Seal(manifest.Encode(), PointManifest.AssociatedData(manifest.BackupId, date, manifest.Sequence));
         if (!await _store.TryCreateAsync(key.StoreKey, sealedBytes, cancellationToken).ConfigureAwait(false))
         {
             throw new BackupException(new Refusal(
@@ -476,9 +482,14 @@ internal sealed class BackupRepository : IDisposable
             throw r.Malformed("it is not a KmsBackup repository config");
         }
 
-        if (r.ReadVarUInt() != 1)
+        if (r.ReadVarUInt() is var version && version != FormatVersion)
         {
-            throw r.Malformed("its format version is not supported by this SDK");
+            throw new BackupException(new Refusal(
+                BackupErrorCode.IntegrityViolation, "config",
+                string.Create(CultureInfo.InvariantCulture, $"The repository is in format version {version}; this SDK reads version {FormatVersion} only{(version < FormatVersion ? " (version 1 was written by a pre-release)" : string.Empty)}."),
+                version < FormatVersion
+                    ? "Create a new repository in an empty store and back up again; copy data out of the old one with the SDK version that wrote it."
+                    : "Use a newer version of the SDK."));
         }
 
         var repositoryId = r.ReadRequiredString();

@@ -34,7 +34,9 @@ internal sealed record PointManifest
 
     public static string Prefix(string backupId) => $"points/{backupId}/";
 
-    public static string AssociatedData(string backupId, long sequence) => string.Create(CultureInfo.InvariantCulture, $"point:{backupId}:{sequence}");
+    /// <summary>What a point is sealed to: its backup, date and sequence, so that a point moved, copied or renamed does not open.</summary>
+    public static string AssociatedData(string backupId, DateOnly date, long sequence) =>
+        string.Create(CultureInfo.InvariantCulture, $"point:{backupId}:{date:yyyy-MM-dd}:{sequence}");
 
     public byte[] Encode()
     {
