@@ -35,6 +35,13 @@ public enum StoreCallKind
 /// <param name="Key">The object key, prefix or lease name.</param>
 public readonly record struct StoreCall(StoreCallKind Kind, string Key)
 {
+    /// <summary>
+    /// The caller's cancellation token (none for a lease release), so that a hook that pauses the call can give up
+    /// when its caller does: a lease keeper's renewal is cancelled when the run it guards ends, and the run waits
+    /// for its keeper to stop.
+    /// </summary>
+    public CancellationToken CancellationToken { get; init; }
+
     /// <summary>Whether the call changes the store.</summary>
     public bool IsWrite => Kind is StoreCallKind.Create or StoreCallKind.Delete or StoreCallKind.AcquireLease or StoreCallKind.RenewLease or StoreCallKind.ReleaseLease;
 
@@ -56,26 +63,27 @@ public sealed class ControlledStore(BackupStore inner) : BackupStore
     /// <summary>The store calls are passed to.</summary>
     public BackupStore Inner => inner;
 
-    private Task BeforeAsync(StoreCallKind kind, string key) => Before?.Invoke(new StoreCall(kind, key)) ?? Task.CompletedTask;
+    private Task BeforeAsync(StoreCallKind kind, string key, CancellationToken cancellationToken = default) =>
+        Before?.Invoke(new StoreCall(kind, key) { CancellationToken = cancellationToken }) ?? Task.CompletedTask;
 
     /// <inheritdoc />
     public override async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
     {
-        await BeforeAsync(StoreCallKind.Create, key);
+        await BeforeAsync(StoreCallKind.Create, key, cancellationToken);
         return await inner.TryCreateAsync(key, content, cancellationToken);
     }
 
     /// <inheritdoc />
     public override async Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default)
     {
-        await BeforeAsync(StoreCallKind.Read, key);
+        await BeforeAsync(StoreCallKind.Read, key, cancellationToken);
         return await inner.TryReadAsync(key, cancellationToken);
     }
 
     /// <inheritdoc />
     public override async IAsyncEnumerable<StoreObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
-        await BeforeAsync(StoreCallKind.List, prefix);
+        await BeforeAsync(StoreCallKind.List, prefix, cancellationToken);
 
         // A listing is one call: taken whole, so that a pause never falls in the middle of an enumeration.
         var items = new List<StoreObject>();
@@ -93,14 +101,14 @@ public sealed class ControlledStore(BackupStore inner) : BackupStore
     /// <inheritdoc />
     public override async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
     {
-        await BeforeAsync(StoreCallKind.Delete, key);
+        await BeforeAsync(StoreCallKind.Delete, key, cancellationToken);
         return await inner.DeleteAsync(key, cancellationToken);
     }
 
     /// <inheritdoc />
     public override async Task<StoreLease> AcquireLeaseAsync(string leaseName, string holder, TimeSpan duration, CancellationToken cancellationToken = default)
     {
-        await BeforeAsync(StoreCallKind.AcquireLease, leaseName);
+        await BeforeAsync(StoreCallKind.AcquireLease, leaseName, cancellationToken);
         return new ControlledLease(this, await inner.AcquireLeaseAsync(leaseName, holder, duration, cancellationToken));
     }
 
@@ -108,14 +116,14 @@ public sealed class ControlledStore(BackupStore inner) : BackupStore
     {
         public override async Task RenewAsync(CancellationToken cancellationToken = default)
         {
-            await store.BeforeAsync(StoreCallKind.RenewLease, Name);
+            await store.BeforeAsync(StoreCallKind.RenewLease, Name, cancellationToken);
             await lease.RenewAsync(cancellationToken);
             ExpiresAt = lease.ExpiresAt;
         }
 
         public override async Task EnsureHeldAsync(CancellationToken cancellationToken = default)
         {
-            await store.BeforeAsync(StoreCallKind.EnsureLease, Name);
+            await store.BeforeAsync(StoreCallKind.EnsureLease, Name, cancellationToken);
             await lease.EnsureHeldAsync(cancellationToken);
         }
 
