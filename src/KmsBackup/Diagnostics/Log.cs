@@ -30,6 +30,9 @@ internal static partial class Log
     [LoggerMessage(1006, LogLevel.Warning, "Backup {BackupId}: its catalog entry is damaged ({ErrorType}); it is skipped until repaired, and the other backups run")]
     public static partial void CatalogEntryDamaged(ILogger logger, string backupId, string errorType);
 
+    [LoggerMessage(1007, LogLevel.Warning, "Backup {BackupId}: its new state (reset or released) is stored, but deleting its points stopped ({ErrorType}); prune or the next enable deletes what is left")]
+    public static partial void PointsLeftBehind(ILogger logger, string backupId, string errorType);
+
     [LoggerMessage(1101, LogLevel.Information, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId}: {Restored} items restored, {AlreadyRestored} already there")]
     public static partial void RestoreCompleted(ILogger logger, string operationId, string backupId, string targetInstanceId, int restored, int alreadyRestored);
 

@@ -105,14 +105,25 @@ public partial class BackupClient
                 continue;
             }
 
-            var points = await PointsAsync(state, cancellationToken).ConfigureAwait(false);
             RecoveryPoint? latest = null;
-            if (points.Count > 0)
+            ScheduleHistory history;
+            try
             {
-                latest = ToPoint(await ReadPointAsync(points[^1], cancellationToken).ConfigureAwait(false), points[^1].Date);
+                var points = await PointsAsync(state, cancellationToken).ConfigureAwait(false);
+                if (points.Count > 0)
+                {
+                    latest = ToPoint(await ReadPointAsync(points[^1], cancellationToken).ConfigureAwait(false), points[^1].Date);
+                }
+
+                history = await HistoryAsync(state, points, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
+            {
+                // A point was deleted while this report read it (a reset or release elsewhere): report what is certain.
+                ForgetPoints(state.Id);
+                history = ScheduleHistory.Empty;
             }
 
-            var history = await HistoryAsync(state, points, cancellationToken).ConfigureAwait(false);
             var next = BackupScheduler.Next(state, history, _options.Schedule, now).Run;
             report.Add(new BackupHealth
             {

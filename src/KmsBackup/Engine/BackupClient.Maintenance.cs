@@ -65,13 +65,16 @@ public partial class BackupClient
             return new PruneSummary(0, 0, 0) { DeletionsHeld = true };
         }
 
+        // One instant for the whole prune, the one just checked against the store's time: a clock that steps
+        // while the prune runs cannot slip a later time past the check.
+        var now = clock.Now;
         var deletedPoints = 0;
         foreach (var stored in (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).States)
         {
             var points = await _repository.ListPointsAsync(stored.State.Id, cancellationToken).ConfigureAwait(false);
-            var current = AsOfNow(stored);
-            if (current.State == stored.State &&
-                (points.Count == 0 || RetentionPolicy.Evaluate(current.State, points.Select(p => p.Date), Clock.GetUtcNow()).Prune.Count == 0))
+            var current = BackupLifecycle.Advance(stored.State, now).State;
+            if (current == stored.State &&
+                (points.Count == 0 || RetentionPolicy.Evaluate(current, points.Select(p => p.Date), now).Prune.Count == 0))
             {
                 continue;
             }
@@ -88,11 +91,11 @@ public partial class BackupClient
 
             await using (lease.ConfigureAwait(false))
             {
-                deletedPoints += await PruneBackupUnderLeaseAsync(stored.State.Id, lease, cancellationToken).ConfigureAwait(false);
+                deletedPoints += await PruneBackupUnderLeaseAsync(stored.State.Id, lease, now, cancellationToken).ConfigureAwait(false);
             }
         }
 
-        var gc = await RepositoryMaintenance.CollectGarbageAsync(_repository, Clock.GetUtcNow(), _options.PruneGracePeriod, cancellationToken).ConfigureAwait(false);
+        var gc = await RepositoryMaintenance.CollectGarbageAsync(_repository, now, _options.PruneGracePeriod, cancellationToken).ConfigureAwait(false);
         if (gc.Blocked is { } reason)
         {
             Log.CollectionBlocked(_logger, reason);
@@ -102,7 +105,7 @@ public partial class BackupClient
     }
 
     /// <summary>Stores what time changed in one backup's state and deletes the points its retention no longer keeps, deciding on the state as read under the lease.</summary>
-    private async Task<int> PruneBackupUnderLeaseAsync(string backupId, StoreLease lease, CancellationToken cancellationToken)
+    private async Task<int> PruneBackupUnderLeaseAsync(string backupId, StoreLease lease, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (await _repository.LoadStateAsync(backupId, cancellationToken).ConfigureAwait(false) is not { } stored)
         {
@@ -111,9 +114,9 @@ public partial class BackupClient
 
         var entry = Observe(stored);
 
-        entry = await RefreshUnderLeaseAsync(entry, lease, cancellationToken).ConfigureAwait(false);
+        entry = await RefreshUnderLeaseAsync(entry, lease, now, cancellationToken).ConfigureAwait(false);
         var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
-        var pruned = RetentionPolicy.Evaluate(entry.State, points.Select(p => p.Date), Clock.GetUtcNow()).Prune.Select(p => p.Date).ToHashSet();
+        var pruned = RetentionPolicy.Evaluate(entry.State, points.Select(p => p.Date), now).Prune.Select(p => p.Date).ToHashSet();
         var deleted = 0;
         foreach (var point in points.Where(p => pruned.Contains(p.Date)))
         {

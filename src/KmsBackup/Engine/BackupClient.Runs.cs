@@ -143,19 +143,34 @@ public partial class BackupClient
         var stored = await LoadAsync(backupId, cancellationToken).ConfigureAwait(false);
         var entry = AsOfNow(stored);
         attempt.BackupKind = entry.State.Kind;
-        var points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
-        var history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
-        var now = Clock.GetUtcNow();
-        var decision = BackupScheduler.Next(entry.State, history, _options.Schedule, now);
-        var runDue = decision.Run is { } run && run.IsDue(now);
+        List<PointKey> points;
+        ScheduleHistory history;
+        ScheduleDecision decision;
+        bool runDue;
+        try
+        {
+            points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
+            history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
+            var now = Clock.GetUtcNow();
+            decision = BackupScheduler.Next(entry.State, history, _options.Schedule, now);
+            runDue = decision.Run is { } run && run.IsDue(now);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
+        {
+            // A point listed a moment ago was deleted (a reset or release by another writer): decide under the lease.
+            ForgetPoints(backupId);
+            decision = BackupScheduler.Next(entry.State, ScheduleHistory.Empty, _options.Schedule, Clock.GetUtcNow());
+            runDue = true;
+        }
+
         if (!runDue && entry.State == stored.State)
         {
             return null;
         }
 
-        if (runDue)
+        if (decision.Run is { } due && due.IsDue(Clock.GetUtcNow()))
         {
-            attempt.Start(decision.Run!, Clock);
+            attempt.Start(due, Clock);
         }
 
         var lease = await AcquireLeaseAsync(backupId, cancellationToken).ConfigureAwait(false);
@@ -164,7 +179,7 @@ public partial class BackupClient
             // Decide again on what is true under the lease: the state (a reset or release may have happened
             // since the first look; state changes take this lease too) and the points (another host may have
             // run the backup a moment ago).
-            entry = await RefreshUnderLeaseAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), lease, cancellationToken).ConfigureAwait(false);
+            entry = await RefreshUnderLeaseAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), lease, now: null, cancellationToken).ConfigureAwait(false);
             points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
             history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
             decision = BackupScheduler.Next(entry.State, history, _options.Schedule, Clock.GetUtcNow());

@@ -149,16 +149,22 @@ public partial class BackupClient : IDisposable
     /// in the state and carries out its effects (a release deletes the data), unless this host's clock is
     /// too far ahead of the store's, when nothing is stored and the state is only advanced in memory.
     /// </summary>
-    private async Task<CatalogEntry> RefreshUnderLeaseAsync(CatalogEntry entry, StoreLease lease, CancellationToken cancellationToken)
+    /// <param name="entry">The state as read under the lease.</param>
+    /// <param name="lease">The backup's lease.</param>
+    /// <param name="now">The instant the caller checked against the store's time (a prune's), or <see langword="null"/> to read the clock once here: time is read once per decision, so that a clock stepping meanwhile cannot slip past the check.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    private async Task<CatalogEntry> RefreshUnderLeaseAsync(CatalogEntry entry, StoreLease lease, DateTimeOffset? now, CancellationToken cancellationToken)
     {
-        var outcome = BackupLifecycle.Advance(entry.State, Clock.GetUtcNow());
+        var reading = await _repository.CheckClockAsync(commit: false, cancellationToken).ConfigureAwait(false);
+        var outcome = BackupLifecycle.Advance(entry.State, now ?? reading.Now);
         if (outcome.State == entry.State)
         {
             return entry;
         }
 
-        if (await DeletionsHeldAsync(cancellationToken).ConfigureAwait(false))
+        if (reading.DeletionsHeld)
         {
+            Log.DeletionsHeld(_logger, reading.Now, _options.MaximumClockLead, reading.StoreTime);
             return entry with { State = outcome.State };
         }
 
@@ -205,7 +211,19 @@ public partial class BackupClient : IDisposable
         {
             await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
             var saved = Observe(await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false));
-            await DeleteAllPointsUnderLeaseAsync(id, lease, cancellationToken).ConfigureAwait(false);
+
+            // The change has happened once its state is stored: deleting the points is clean-up. Should it stop
+            // (the lease lapsed, the store failed), the change is still reported done, and what is left is
+            // deleted by prune or by the next enable.
+            try
+            {
+                await DeleteAllPointsUnderLeaseAsync(id, lease, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.LeaseLost || e.Code == BackupErrorCode.StoreUnavailable)
+            {
+                Log.PointsLeftBehind(_logger, id, BackupTelemetry.ErrorType(e));
+            }
+
             return saved;
         }
 
@@ -229,18 +247,6 @@ public partial class BackupClient : IDisposable
 
         _pointLists.TryRemove(backupId, out _);
         _lastSnapshots.TryRemove(backupId, out _);
-    }
-
-    /// <summary>Whether this host's clock is so far ahead of the store's time that deletions are held (logged when they are).</summary>
-    private async Task<bool> DeletionsHeldAsync(CancellationToken cancellationToken)
-    {
-        var reading = await _repository.CheckClockAsync(commit: false, cancellationToken).ConfigureAwait(false);
-        if (reading.DeletionsHeld)
-        {
-            Log.DeletionsHeld(_logger, reading.Now, _options.MaximumClockLead, reading.StoreTime);
-        }
-
-        return reading.DeletionsHeld;
     }
 
     private Task<StoreLease> AcquireLeaseAsync(string backupId, CancellationToken cancellationToken) =>
@@ -353,7 +359,14 @@ public partial class BackupClient : IDisposable
         }
 
         var last = points[^1];
-        return ToPoint(await ReadPointAsync(last, cancellationToken).ConfigureAwait(false), last.Date);
+        try
+        {
+            return ToPoint(await ReadPointAsync(last, cancellationToken).ConfigureAwait(false), last.Date);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
+        {
+            return null; // deleted since it was listed (a reset or release by another writer): no latest point to show
+        }
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

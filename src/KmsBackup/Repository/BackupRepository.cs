@@ -128,7 +128,10 @@ internal sealed class BackupRepository : IDisposable
     {
         var storeKey = key.StoreKey;
         var bytes = await _store.TryReadAsync(storeKey, cancellationToken).ConfigureAwait(false)
-            ?? throw RepositoryErrors.Integrity($"recovery point {key.BackupId}#{key.Sequence}", "it is missing from the store");
+            ?? throw new BackupException(new Refusal(
+                BackupErrorCode.NotFound, $"recovery point {key.BackupId}#{key.Sequence}",
+                string.Create(CultureInfo.InvariantCulture, $"Recovery point {key.Sequence} of backup '{key.BackupId}' ({key.Date:yyyy-MM-dd}) was deleted while it was being read: a reset, a release or a prune by another writer ran meanwhile."),
+                "Retry: the backup's data is read again as it is now."));
         var plain = _crypto.Open(bytes, PointManifest.AssociatedData(key.BackupId, key.Date, key.Sequence), $"recovery point {key.BackupId}#{key.Sequence} of {key.Date:yyyy-MM-dd}");
         return PointManifest.Decode(plain, key.BackupId, key.Sequence);
     }
@@ -191,22 +194,44 @@ internal sealed class BackupRepository : IDisposable
         Func<CancellationToken, Task> fence, CancellationToken cancellationToken)
     {
         using var writer = Objects.CreateWriter();
-        var (keys, secrets) = await WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
-        await MakeReferencesSafeAsync(snapshot, writer, keys, secrets, cancellationToken).ConfigureAwait(false);
-        await fence(cancellationToken).ConfigureAwait(false);
-        var manifest = manifestOf(keys, secrets);
-        await WritePointAsync(manifest, date, cancellationToken).ConfigureAwait(false);
+        var pins = new List<string>();
         try
         {
-            await MakeReferencesSafeAsync(snapshot, writer, keys, secrets, cancellationToken).ConfigureAwait(false);
-        }
-        catch (BackupException e) when (e.Code == BackupErrorCode.IntegrityViolation)
-        {
-            await DeletePointAsync(new PointKey(manifest.BackupId, date, manifest.Sequence), CancellationToken.None).ConfigureAwait(false);
-            throw;
-        }
+            var (keys, secrets) = await WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+            var pinnedAt = ClockPolicy.Time.GetUtcNow();
+            await MakeReferencesSafeAsync(snapshot, writer, keys, secrets, pins, cancellationToken).ConfigureAwait(false);
+            await fence(cancellationToken).ConfigureAwait(false);
+            if (ClockPolicy.Time.GetUtcNow() - pinnedAt > PinLifetime / 2)
+            {
+                throw new BackupException(new Refusal(
+                    BackupErrorCode.LeaseLost, $"recovery point of {snapshot.Source.InstanceId}",
+                    "The run paused so long between pinning its packs and committing that prunes may no longer honour its pins; it committed nothing.",
+                    "Nothing to do: the next scheduled run backs the instance up again."));
+            }
 
-        return new CommittedPoint(manifest, writer.BytesWritten, writer.ObjectsWritten);
+            var manifest = manifestOf(keys, secrets);
+            await WritePointAsync(manifest, date, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await MakeReferencesSafeAsync(snapshot, writer, keys, secrets, pins, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.IntegrityViolation)
+            {
+                await DeletePointAsync(new PointKey(manifest.BackupId, date, manifest.Sequence), CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+
+            return new CommittedPoint(manifest, writer.BytesWritten, writer.ObjectsWritten);
+        }
+        finally
+        {
+            // Once the manifest is listed, every later prune sees what it refers to: the pins have done their work.
+            // A pin a crash leaves behind lapses after PinLifetime.
+            foreach (var pin in pins)
+            {
+                await _store.DeleteAsync(pin, CancellationToken.None).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>
@@ -214,10 +239,13 @@ internal sealed class BackupRepository : IDisposable
     /// only in marked packs or in packs whose index is gone. Content addressing makes the rewritten trees
     /// the same trees: the roots cannot change.
     /// </summary>
-    private async Task MakeReferencesSafeAsync(InstanceSnapshot snapshot, PackWriter writer, TreeRoot keys, TreeRoot secrets, CancellationToken cancellationToken)
+    private async Task MakeReferencesSafeAsync(InstanceSnapshot snapshot, PackWriter writer, TreeRoot keys, TreeRoot secrets, List<string> pins, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
+            // Pin first, check after: a prune that has not read this pin has not yet read its markers or the
+            // index either, so whatever it marks or deletes later, the check below (or the next one) sees.
+            pins.Add(await WritePinAsync(Objects.PacksHolding(writer.ReferencedIds), cancellationToken).ConfigureAwait(false));
             await Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
             var markers = await ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
             Objects.ExcludePacks(markers.MarkedPacks);
@@ -458,6 +486,73 @@ internal sealed class BackupRepository : IDisposable
         }
 
         return new PruneMarkers(markers, unreadable);
+    }
+
+    /// <summary>How long a writer's pin protects its packs from deletion; a pin older than this is a crashed writer's, and prune removes it.</summary>
+    public static readonly TimeSpan PinLifetime = TimeSpan.FromHours(24);
+
+    /// <summary>The prefix of pins: packs a writer relies on until its recovery point is committed.</summary>
+    public const string PinPrefix = "pins/";
+
+    private async Task<string> WritePinAsync(HashSet<string> packs, CancellationToken cancellationToken)
+    {
+        var now = ClockPolicy.Time.GetUtcNow();
+        var key = string.Create(CultureInfo.InvariantCulture, $"{PinPrefix}{now.UtcTicks:D20}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6))}");
+        var w = new RecordWriter();
+        w.WriteInstant(now);
+        w.WriteVarUInt((ulong)packs.Count);
+        foreach (var pack in packs.Order(StringComparer.Ordinal))
+        {
+            w.WriteString(pack);
+        }
+
+        await _store.TryCreateAsync(key, _crypto.Seal(w.WrittenSpan, Encoding.UTF8.GetBytes(key)), cancellationToken).ConfigureAwait(false);
+        return key;
+    }
+
+    /// <summary>
+    /// Reads the pins: the packs writers rely on now. Pins older than <see cref="PinLifetime"/> (by the time in
+    /// their name) are returned apart, to be deleted. A pin that does not open and has not lapsed makes the
+    /// result <see langword="null"/>: what it protects is unknown, so nothing may be deleted.
+    /// </summary>
+    public async Task<(HashSet<string> Pinned, List<string> Lapsed)?> ReadPinsAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var pinned = new HashSet<string>(StringComparer.Ordinal);
+        var lapsed = new List<string>();
+        await foreach (var entry in _store.ListAsync(PinPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            var name = entry.Key[PinPrefix.Length..];
+            if (name.Length > 20 && long.TryParse(name.AsSpan(0, 20), NumberStyles.None, CultureInfo.InvariantCulture, out var ticks) &&
+                ticks <= DateTimeOffset.MaxValue.UtcTicks && now - new DateTimeOffset(ticks, TimeSpan.Zero) > PinLifetime)
+            {
+                lapsed.Add(entry.Key);
+                continue;
+            }
+
+            var bytes = await _store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false);
+            if (bytes is null)
+            {
+                continue; // its writer committed and removed it meanwhile
+            }
+
+            try
+            {
+                var r = new RecordReader(_crypto.Open(bytes, entry.Key, $"pin '{entry.Key}'"), $"pin '{entry.Key}'");
+                r.ReadInstant();
+                for (var count = r.ReadCount(10_000_000); count > 0; count--)
+                {
+                    pinned.Add(r.ReadRequiredString());
+                }
+
+                r.ExpectEnd();
+            }
+            catch (BackupIntegrityException)
+            {
+                return null;
+            }
+        }
+
+        return (pinned, lapsed);
     }
 
     public async Task WritePruneMarkerAsync(DateTimeOffset now, IReadOnlyCollection<string> packs, CancellationToken cancellationToken)

@@ -138,6 +138,10 @@ internal static class RepositoryMaintenance
             {
                 problems.Add(new VerificationProblem($"recovery point {key.BackupId}#{key.Sequence}", e.Message));
             }
+            catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
+            {
+                pointsChecked--; // deleted since it was listed (a reset, release or prune ran meanwhile)
+            }
         }
 
         // Catalog and prune markers.
@@ -185,6 +189,14 @@ internal static class RepositoryMaintenance
 
         // Markers before points: a marker acted on below existed before the points that prove its packs dead were listed.
         var markers = await repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+
+        // Pins after markers, before the index and the points: a writer that pinned after this read checks the
+        // markers and the index after its pin, and so sees whatever this prune marks or deletes.
+        if (await repository.ReadPinsAsync(now, cancellationToken).ConfigureAwait(false) is not { } pins)
+        {
+            return new PruneResult(0, 0, "a writer's pin cannot be read, so which packs writers rely on is unknown");
+        }
+
         var unusableIndexes = await objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
 
         var live = new HashSet<ObjectId>();
@@ -195,7 +207,16 @@ internal static class RepositoryMaintenance
                 var parts = entry.Key.Split('/');
                 if (parts.Length == 4 && PointKey.TryParse(parts[1], $"{parts[2]}/{parts[3]}", out var key))
                 {
-                    var manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+                    PointManifest manifest;
+                    try
+                    {
+                        manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
+                    {
+                        continue; // deleted since it was listed: nothing of it is live
+                    }
+
                     await ItemTree.CollectAsync(objects, manifest.KeyRoot, live, cancellationToken).ConfigureAwait(false);
                     await ItemTree.CollectAsync(objects, manifest.SecretRoot, live, cancellationToken).ConfigureAwait(false);
                 }
@@ -227,10 +248,15 @@ internal static class RepositoryMaintenance
 
         var deadPacks = allPacks.Where(p => !livePacks.Contains(p) && !unreadable.Contains(p)).ToHashSet(StringComparer.Ordinal);
 
-        // Phase 2: delete what an old enough mark named and is still dead.
+        // Phase 2: delete what an old enough mark named and is still dead, unless a writer has pinned it.
         var deleted = new HashSet<string>(StringComparer.Ordinal);
         foreach (var marker in markers.Markers.Where(m => now - m.MarkedAt >= grace))
         {
+            if (marker.Packs.Any(pins.Pinned.Contains))
+            {
+                continue; // a writer relies on one of its packs: the marker waits for a later prune
+            }
+
             foreach (var pack in marker.Packs.Where(deadPacks.Contains))
             {
                 await store.DeleteAsync(ObjectStore.IndexKey(pack), cancellationToken).ConfigureAwait(false);
@@ -242,11 +268,17 @@ internal static class RepositoryMaintenance
         }
 
         // Phase 1: mark the dead packs not marked yet.
-        var stillMarked = markers.Markers.Where(m => now - m.MarkedAt < grace).SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
+        var stillMarked = markers.Markers.Where(m => now - m.MarkedAt < grace || m.Packs.Any(pins.Pinned.Contains))
+            .SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
         var toMark = deadPacks.Where(p => !deleted.Contains(p) && !stillMarked.Contains(p)).Order(StringComparer.Ordinal).ToList();
         if (toMark.Count > 0)
         {
             await repository.WritePruneMarkerAsync(now, toMark, cancellationToken).ConfigureAwait(false);
+        }
+
+        foreach (var lapsed in pins.Lapsed)
+        {
+            await store.DeleteAsync(lapsed, cancellationToken).ConfigureAwait(false); // a crashed writer's
         }
 
         objects.Forget(deleted);

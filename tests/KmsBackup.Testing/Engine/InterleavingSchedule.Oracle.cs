@@ -54,10 +54,15 @@ internal sealed partial class InterleavingSchedule
 
             var stored = await StoredPointsAsync(store, backup.Id);
 
-            // A reset backup holds nothing: a run that raced the reset must not have put data back.
-            if (details.Status == BackupStatus.Disabled && stored.Count > 0 && !ResetUnsettled(backup))
+            // A reset backup shows nothing, and a run that raced the reset must not have put data back. A reset
+            // that stored its decision and stopped deleting (its lease lapsed) may leave points it would have
+            // deleted: those are invisible and prune removes them. Any other point is data put back.
+            var putBack = stored.Where(p => !_committed.Any(c =>
+                c.Point.BackupId == backup.Id && c.Point.Date == p.Date && c.Point.Sequence == p.Sequence &&
+                _resets.Any(r => r.Backup == backup && r.Succeeded && r.MayHaveDeletedAfter(c.StartStep)))).ToList();
+            if (details.Status == BackupStatus.Disabled && (putBack.Count > 0 || details.LatestPoint is not null) && !ResetUnsettled(backup))
             {
-                Fail("data after reset", $"{when}: {backup.Alias} is Disabled (reset) but the store holds its points {string.Join(", ", stored.Select(p => $"{p.Date:yyyy-MM-dd}/#{p.Sequence}"))}");
+                Fail("data after reset", $"{when}: {backup.Alias} is Disabled (reset) but shows {details.LatestPoint?.Sequence.ToString(CultureInfo.InvariantCulture) ?? "no"} latest point and the store holds points no reset left: {string.Join(", ", putBack.Select(p => $"{p.Date:yyyy-MM-dd}/#{p.Sequence}"))}");
                 return;
             }
 
