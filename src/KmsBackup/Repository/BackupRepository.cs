@@ -246,8 +246,11 @@ internal sealed class BackupRepository : IDisposable
             // Pin first, check after: a prune that has not read this pin has not yet read its markers or the
             // index either, so whatever it marks or deletes later, the check below (or the next one) sees.
             pins.Add(await WritePinAsync(Objects.PacksHolding(writer.ReferencedIds), cancellationToken).ConfigureAwait(false));
-            await Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+
+            // Markers before the index: a prune deletes a pack's index before its marker, so a marker found gone
+            // here means the index listing below sees what that prune deleted (the other order can miss both).
             var markers = await ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+            await Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
             Objects.ExcludePacks(markers.MarkedPacks);
             var atRisk = writer.ReferencedIds.Count(id => !Objects.Contains(id));
             if (atRisk == 0)

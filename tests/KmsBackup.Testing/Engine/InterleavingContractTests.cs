@@ -121,6 +121,7 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
     [InlineData(35)] // a host's clock stepped 10 days ahead during its prune, after the prune had judged it: the prune deleted points retention keeps
     [InlineData(116)] // a run paused past the grace period between its pre-check and its manifest: a prune deleted the pack its manifest refers to
     [InlineData(227)] // a run's first look read a point a reset by another host had just deleted, and failed with an integrity error
+    [InlineData(1087)] // a writer listed the index before the markers: a prune deleted a pack's index after the one and its marker before the other, and the writer saw neither
     [InlineData(383)] // a reset stored Disabled, its lease lapsed while it deleted points, and it reported failure although it had happened
     public async Task A_schedule_that_once_failed_passes(int seed)
     {

@@ -57,9 +57,15 @@ internal sealed partial class InterleavingSchedule
             // A reset backup shows nothing, and a run that raced the reset must not have put data back. A reset
             // that stored its decision and stopped deleting (its lease lapsed) may leave points it would have
             // deleted: those are invisible and prune removes them. Any other point is data put back.
-            var putBack = stored.Where(p => !_committed.Any(c =>
-                c.Point.BackupId == backup.Id && c.Point.Date == p.Date && c.Point.Sequence == p.Sequence &&
-                _resets.Any(r => r.Backup == backup && r.Succeeded && r.MayHaveDeletedAfter(c.StartStep)))).ToList();
+            // A point no one reported (RunDueBackupsAsync throws away the results of a pass in which another
+            // backup failed) is a leftover too when a reset of the backup succeeded.
+            var putBack = stored.Where(p =>
+            {
+                var reported = _committed.Where(c => c.Point.BackupId == backup.Id && c.Point.Date == p.Date && c.Point.Sequence == p.Sequence).ToList();
+                return reported.Count == 0
+                    ? !_resets.Any(r => r.Backup == backup && r.Succeeded)
+                    : !reported.Any(c => _resets.Any(r => r.Backup == backup && r.Succeeded && r.MayHaveDeletedAfter(c.StartStep)));
+            }).ToList();
             if (details.Status == BackupStatus.Disabled && (putBack.Count > 0 || details.LatestPoint is not null) && !ResetUnsettled(backup))
             {
                 Fail("data after reset", $"{when}: {backup.Alias} is Disabled (reset) but shows {details.LatestPoint?.Sequence.ToString(CultureInfo.InvariantCulture) ?? "no"} latest point and the store holds points no reset left: {string.Join(", ", putBack.Select(p => $"{p.Date:yyyy-MM-dd}/#{p.Sequence}"))}");
