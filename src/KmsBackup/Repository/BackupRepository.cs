@@ -91,7 +91,7 @@ internal sealed class BackupRepository : IDisposable
         try
         {
             var repository = new BackupRepository(store, new RepositoryCrypto(masterSecret.Span), repositoryId, clockPolicy);
-            await repository.Objects.LoadIndexAsync(cancellationToken).ConfigureAwait(false);
+            await repository.Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
             return repository;
         }
         finally

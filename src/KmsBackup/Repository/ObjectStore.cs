@@ -117,26 +117,6 @@ internal sealed class ObjectStore
         return packs;
     }
 
-    /// <summary>The packs whose index this process has read.</summary>
-    public IReadOnlyCollection<string> KnownPacks()
-    {
-        lock (_gate)
-        {
-            return [.. _packs.Keys];
-        }
-    }
-
-    public IReadOnlyDictionary<ObjectId, ObjectLocation> Snapshot()
-    {
-        lock (_gate)
-        {
-            return new Dictionary<ObjectId, ObjectLocation>(_index);
-        }
-    }
-
-    /// <summary>Loads the index of every pack; see <see cref="RefreshIndexAsync"/>.</summary>
-    public Task LoadIndexAsync(CancellationToken cancellationToken) => RefreshIndexAsync(cancellationToken);
-
     /// <summary>
     /// Brings the in-memory index in line with the store: reads the index of each pack this process has not
     /// seen, and forgets each pack whose index is gone (a prune deletes a pack's index before the pack). A

@@ -64,7 +64,7 @@ internal static class RepositoryMaintenance
 
             if (!packs.Contains(packId))
             {
-                problems.Add(new VerificationProblem($"pack {Short(packId)}", "its index exists but the pack is missing"));
+                problems.Add(new VerificationProblem($"pack {ObjectStore.Short(packId)}", "its index exists but the pack is missing"));
                 continue;
             }
 
@@ -81,7 +81,7 @@ internal static class RepositoryMaintenance
 
             if (!ObjectStore.PackMatchesId(pack, packId))
             {
-                problems.Add(new VerificationProblem($"pack {Short(packId)}", "its content does not match its ID (it was changed or damaged)"));
+                problems.Add(new VerificationProblem($"pack {ObjectStore.Short(packId)}", "its content does not match its ID (it was changed or damaged)"));
             }
 
             foreach (var (id, location) in entries)
@@ -103,7 +103,7 @@ internal static class RepositoryMaintenance
                 }
                 catch (BackupIntegrityException e)
                 {
-                    problems.Add(new VerificationProblem(e.Item, $"{e.Message} (in pack {Short(packId)})"));
+                    problems.Add(new VerificationProblem(e.Item, $"{e.Message} (in pack {ObjectStore.Short(packId)})"));
                 }
             }
         }
@@ -286,7 +286,6 @@ internal static class RepositoryMaintenance
         return new PruneResult(deleted.Count, toMark.Count, null);
     }
 
-    private static string Short(string packId) => packId.Length > 12 ? packId[..12] : packId;
 }
 
 /// <summary>What a prune did.</summary>
