@@ -25,7 +25,7 @@ internal static class ExitCodes
     /// <summary>A backup, instance, date, file or folder that does not exist.</summary>
     public const int NotFound = 4;
 
-    /// <summary>Integrity: a backup file that fails to decrypt or authenticate (wrong key, tampering, truncation), or a store that verify finds damaged.</summary>
+    /// <summary>Integrity: a backup file that fails to decrypt or authenticate (wrong key, tampering, truncation), a store that verify finds damaged, or a store folder holding a link below its root (<c>StoreLinkRefused</c>).</summary>
     public const int Integrity = 5;
 
     /// <summary>The store is busy (another writer holds the backup's lease, or the folder is open in another process) or unavailable; retry later.</summary>
@@ -43,7 +43,7 @@ internal static class ExitCodes
           2    bad usage (unknown command or option, missing or malformed value)
           3    refused by a rule (window, expiry, kind, restore plan violations); the remedy is printed
           4    not found (backup, instance, date with no backup, file, folder)
-          5    integrity (backup file wrong key or damaged; store verify found problems)
+          5    integrity (backup file wrong key or damaged; store verify found problems; a link in the store)
           6    busy or unavailable (lease held by another writer, folder in use); retry later
           130  cancelled
         """;

@@ -413,6 +413,23 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Verify_of_a_store_holding_a_link_below_its_folder_exits_5_and_names_the_link()
+    {
+        var canary = _folder.PathOf("canary");
+        Directory.CreateDirectory(canary);
+        File.WriteAllText(Path.Combine(canary, new string('e', 64)), "not a pack of this store");
+        Directory.CreateSymbolicLink(Path.Combine(_folder.Root, "store", "objects", "packs", "ee"), canary);
+
+        var verify = await _folder.RunAsync("verify", "--json");
+
+        AssertExit(ExitCodes.Integrity, verify);
+        var error = verify.Json().GetProperty("error");
+        Assert.Equal("StoreLinkRefused", error.GetProperty("code").GetString());
+        Assert.Equal("store link 'objects/packs/ee'", error.GetProperty("item").GetString());
+        Assert.Equal("not a pack of this store", File.ReadAllText(Path.Combine(canary, new string('e', 64))));
+    }
+
+    [Fact]
     public async Task Run_runs_the_backups_that_are_due()
     {
         _folder.Clock.Advance(TimeSpan.FromMinutes(10));

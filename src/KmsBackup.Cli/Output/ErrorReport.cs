@@ -12,7 +12,7 @@ internal static class ErrorReport
     {
         UsageException or ArgumentException => ExitCodes.Usage,
         BackupFileException or BackupIntegrityException => ExitCodes.Integrity,
-        BackupException b when b.Code == BackupErrorCode.IntegrityViolation => ExitCodes.Integrity,
+        BackupException b when b.Code == BackupErrorCode.IntegrityViolation || b.Code == BackupErrorCode.StoreLinkRefused => ExitCodes.Integrity,
         BackupException b when b.Code == BackupErrorCode.NotFound => ExitCodes.NotFound,
         BackupException b when b.Code == BackupErrorCode.LeaseHeld || b.Code == BackupErrorCode.LeaseLost || b.Code == BackupErrorCode.StoreUnavailable => ExitCodes.Unavailable,
         BackupException => ExitCodes.Refused,

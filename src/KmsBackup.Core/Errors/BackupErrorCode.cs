@@ -109,6 +109,13 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>The backup store could not be reached or refused the request.</summary>
     public static BackupErrorCode StoreUnavailable { get; } = new(nameof(StoreUnavailable));
 
+    /// <summary>
+    /// The file-system store met a symbolic link (or a junction) below its root and refused to follow it, so
+    /// that it never lists, reads, writes or deletes outside its folder; the error names the link's path
+    /// relative to the store's root. Remove the link (its target is left as it was).
+    /// </summary>
+    public static BackupErrorCode StoreLinkRefused { get; } = new(nameof(StoreLinkRefused));
+
     /// <summary>A backup, instance, key or secret that does not exist.</summary>
     public static BackupErrorCode NotFound { get; } = new(nameof(NotFound));
 

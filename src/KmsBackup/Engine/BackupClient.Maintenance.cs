@@ -55,7 +55,9 @@ public partial class BackupClient
     /// host's clock is too far ahead of the store's (<see cref="PruneSummary.DeletionsHeld"/>).
     /// </summary>
     /// <param name="cancellationToken">Cancels the prune; what is deleted stays deleted, nothing referenced is.</param>
-    /// <exception cref="BackupException"><see cref="BackupErrorCode.ClockBehindStore"/>: this host's clock is behind the store's time.</exception>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.ClockBehindStore"/>: this host's clock is behind the store's time.
+    /// <see cref="BackupErrorCode.StoreLinkRefused"/>: a file-system store's folder holds a link below its root; the prune stops
+    /// there and deletes nothing through it (remove the link, then prune again).</exception>
     public virtual async Task<PruneSummary> PruneAsync(CancellationToken cancellationToken = default)
     {
         var clock = await _repository.CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
@@ -138,6 +140,8 @@ public partial class BackupClient
     /// every catalog entry and prune marker. Changes nothing.
     /// </summary>
     /// <param name="cancellationToken">Cancels the check.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreLinkRefused"/>: a file-system store's folder holds a
+    /// link below its root, which the store never follows (the error names it: remove it, then verify again).</exception>
     public virtual Task<RepositoryVerification> VerifyAsync(CancellationToken cancellationToken = default) =>
         RepositoryMaintenance.VerifyAsync(_repository, cancellationToken);
 

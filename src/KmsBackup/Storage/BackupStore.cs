@@ -9,7 +9,10 @@ namespace KmsBackup;
 /// <remarks>
 /// <para>Keys are <c>/</c>-separated segments of letters, digits, <c>.</c>, <c>_</c> and <c>-</c>, at most
 /// 512 characters; no segment is empty, <c>.</c> or <c>..</c>. <see cref="ValidateKey"/> checks them.</para>
-/// <para>Every implementation passes the store contract test suite. Implementations are thread-safe.</para>
+/// <para>Every implementation passes the store contract test suite. Implementations are thread-safe. An
+/// implementation may refuse a call for a reason of its own with a <see cref="BackupException"/> of its own
+/// code: <see cref="Storage.FileSystemBackupStore"/> refuses a symbolic link below its folder with
+/// <see cref="BackupErrorCode.StoreLinkRefused"/>.</para>
 /// </remarks>
 public abstract class BackupStore
 {

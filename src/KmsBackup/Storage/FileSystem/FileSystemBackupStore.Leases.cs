@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
+using EntryKind = KmsBackup.Storage.PosixFileOperations.EntryKind;
+
 namespace KmsBackup.Storage;
 
 // Leases: a folder per lease under leases/, holding numbered, immutable generation files
@@ -155,10 +157,10 @@ public sealed partial class FileSystemBackupStore
     /// Creates generation <paramref name="record"/>.Generation if absent (the compare-and-swap), then checks
     /// that it is the highest, and deletes generations older than its predecessor.
     /// </summary>
-    private async Task<bool> TryAdvanceLeaseAsync(string folder, StoreLeaseRecord record, CancellationToken cancellationToken)
+    private async Task<bool> TryAdvanceLeaseAsync(string[] segments, StoreLeaseRecord record, CancellationToken cancellationToken)
     {
-        EnsureFolder(folder, objectKey: null);
-        if (!await CreateFileAsync(folder, GenerationPath(folder, record.Generation), record.ToJson(), cancellationToken).ConfigureAwait(false))
+        using var folder = OpenFolder(segments, create: true, out var fileAt) ?? throw FolderNotOpened(segments, fileAt);
+        if (!await CreateFileAsync(folder, GenerationName(record.Generation), record.ToJson(), cancellationToken).ConfigureAwait(false))
         {
             return false;
         }
@@ -173,15 +175,21 @@ public sealed partial class FileSystemBackupStore
 
         foreach (var old in generations.Where(g => g < record.Generation - 1))
         {
-            TryDeleteQuietly(GenerationPath(folder, old));
+            folder.TryDeleteQuietly(GenerationName(old));
         }
 
         return true;
     }
 
     /// <summary>Reads the highest generation of a lease, or <see langword="null"/> if it was never taken.</summary>
-    private StoreLeaseRecord? ReadLeaseHead(string leaseName, string folder)
+    private StoreLeaseRecord? ReadLeaseHead(string leaseName, string[] segments)
     {
+        using var folder = OpenFolder(segments, create: false, out _);
+        if (folder is null)
+        {
+            return null;
+        }
+
         for (var attempt = 0; ; attempt++)
         {
             var generations = ListGenerations(folder);
@@ -191,15 +199,23 @@ public sealed partial class FileSystemBackupStore
             }
 
             var generation = generations.Max();
-            var path = GenerationPath(folder, generation);
+            var name = GenerationName(generation);
             byte[] bytes;
-            try
+            using (var stream = folder.OpenRead(name))
             {
-                bytes = _fileSystem.File.ReadAllBytes(path);
-            }
-            catch (FileNotFoundException) when (attempt < MaxLeaseAttempts)
-            {
-                continue; // collected after a newer generation appeared: read again
+                if (stream is null)
+                {
+                    if (attempt < MaxLeaseAttempts)
+                    {
+                        continue; // collected after a newer generation appeared: read again
+                    }
+
+                    throw new FileNotFoundException($"The lease file '{folder.Child(name)}' kept disappearing while it was read.");
+                }
+
+                using var buffer = new MemoryStream();
+                stream.CopyTo(buffer);
+                bytes = buffer.ToArray();
             }
 
             var record = StoreLeaseRecord.TryParse(bytes);
@@ -208,7 +224,7 @@ public sealed partial class FileSystemBackupStore
                 throw new BackupException(new Refusal(
                     BackupErrorCode.StoreUnavailable,
                     StoreLeaseRecord.Item(leaseName),
-                    $"The file-system store at '{RootPath}' has a lease file '{path}' that is not a record of the lease '{leaseName}'.",
+                    $"The file-system store at '{RootPath}' has a lease file '{folder.Child(name)}' that is not a record of the lease '{leaseName}'.",
                     "The store's folder was altered by hand or by another program. Stop every writer of this store, delete the lease's folder, and restart them."));
             }
 
@@ -216,16 +232,22 @@ public sealed partial class FileSystemBackupStore
         }
     }
 
-    private List<long> ListGenerations(string folder)
+    private List<long> ListGenerations(StoreFolder folder)
     {
         var generations = new List<long>();
-        foreach (var entry in ReadFolder(folder))
+        foreach (var entry in folder.ReadEntries())
         {
             var name = entry.Name;
             if (name.Length == GenerationDigits + GenerationSuffix.Length &&
                 name.EndsWith(GenerationSuffix, StringComparison.Ordinal) &&
                 long.TryParse(name.AsSpan(0, GenerationDigits), NumberStyles.None, CultureInfo.InvariantCulture, out var generation))
             {
+                // A generation that is a link could be a record written anywhere: never take it for the lease's state.
+                if (entry.Kind == EntryKind.Link)
+                {
+                    throw LinkRefused(folder.Child(name));
+                }
+
                 generations.Add(generation);
             }
         }
@@ -233,14 +255,14 @@ public sealed partial class FileSystemBackupStore
         return generations;
     }
 
-    private string GenerationPath(string folder, long generation) =>
-        _fileSystem.Path.Combine(folder, generation.ToString("D" + GenerationDigits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) + GenerationSuffix);
+    private static string GenerationName(long generation) =>
+        generation.ToString("D" + GenerationDigits.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture) + GenerationSuffix;
 
     /// <summary>
-    /// The lease's folder: its name with '/' as '+' (a character no key holds, so names cannot collide), or,
-    /// for names too long for a file name, '=' and the SHA-256 of the name.
+    /// The lease's folder below the root: <c>leases/</c> and the lease's name with '/' as '+' (a character no
+    /// key holds, so names cannot collide), or, for names too long for a file name, '=' and the SHA-256 of the name.
     /// </summary>
-    private string LeaseFolder(string leaseName)
+    private static string[] LeaseFolder(string leaseName)
     {
         var flat = leaseName.Replace('/', '+');
         if (flat.Length > MaxLeaseFolderNameLength)
@@ -248,7 +270,7 @@ public sealed partial class FileSystemBackupStore
             flat = "=" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(leaseName)));
         }
 
-        return _fileSystem.Path.Combine(_leasesPath, flat);
+        return [LeasesFolderName, flat];
     }
 
     private static void ValidateLeaseDuration(TimeSpan duration)

@@ -3,6 +3,8 @@ using System.IO.Abstractions;
 using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
+using EntryKind = KmsBackup.Storage.PosixFileOperations.EntryKind;
+
 namespace KmsBackup.Storage;
 
 /// <summary>
@@ -52,6 +54,27 @@ namespace KmsBackup.Storage;
 /// <c>link(2)</c> atomic on the server, but a lost reply to a retransmitted <c>link</c> can report an object
 /// as existing that this very call created (the call then returns <see langword="false"/> for content it
 /// wrote); SMB shares without hard links fall back to the move described above.</para>
+/// <para><b>Links.</b> The store never follows a symbolic link (or a Windows junction) below its root, whatever
+/// it points at: not when listing, reading, writing, deleting, taking a lease or cleaning up. Every path it
+/// touches is resolved from the root one segment at a time, each segment looked at without following it
+/// (<c>lstat</c>); a link met on the way, or as the object or lease file itself, is refused with
+/// <see cref="BackupErrorCode.StoreLinkRefused"/>, naming the link's path below the root, and the link and
+/// its target are left as they are. A listing that meets a link (as a folder or as an object) fails there
+/// rather than skipping it, so that a prune or a verify never acts on a listing with a hole in it; a listing
+/// of another prefix is not affected. The root itself, and the folders above it, may be links: the store's
+/// folder is the administrator's choice (<c>/data</c> leading to <c>/mnt/disk</c>, say); only links below it
+/// are refused.</para>
+/// <para>How far that holds against someone who swaps a folder for a link while the store works: on Linux
+/// with the real file system, the store holds each folder open while it works in it and opens the next
+/// segment relative to it with <c>O_NOFOLLOW</c>, and creates, links, renames and deletes names relative to
+/// it (<c>openat</c>, <c>mkdirat</c>, <c>linkat</c>, <c>renameat</c>, <c>unlinkat</c>); it lists an open
+/// folder through <c>/proc/self/fd</c>. A swap then cannot redirect a call: what was checked is what is used.
+/// What remains there: an object swapped for a link between the check and a deletion is renamed and removed
+/// as the link itself (the target is untouched, the link is gone). Elsewhere (Windows, macOS, any other
+/// <see cref="IFileSystem"/>), each segment is checked just before the call that uses the path, and a swap in
+/// between can still redirect that one call. Hard links are not links in this sense: a hard link is another
+/// name of a file, which deleting removes without touching the file, and making one needs access to the file
+/// already.</para>
 /// <para>The store is thread-safe, and several processes and hosts may share one folder.</para>
 /// </remarks>
 public sealed partial class FileSystemBackupStore : BackupStore
@@ -67,13 +90,12 @@ public sealed partial class FileSystemBackupStore : BackupStore
 
     private readonly IFileSystem _fileSystem;
     private readonly TimeProvider _time;
-    private readonly string _objectsPath;
-    private readonly string _leasesPath;
     private readonly SemaphoreSlim? _gate;
     private readonly bool _isRealFileSystem;
+    private readonly bool _usesDirectoryHandles;
 
     /// <summary>Creates a store in the folder <paramref name="rootPath"/> of the local file system, with the system clock.</summary>
-    /// <param name="rootPath">The store's folder; created on the first write.</param>
+    /// <param name="rootPath">The store's folder; created on the first write. It may be reached through a link; nothing below it may be one.</param>
     /// <exception cref="ArgumentException"><paramref name="rootPath"/> is empty or not a valid path.</exception>
     public FileSystemBackupStore(string rootPath)
         : this(new System.IO.Abstractions.FileSystem(), rootPath)
@@ -82,7 +104,7 @@ public sealed partial class FileSystemBackupStore : BackupStore
 
     /// <summary>Creates a store in the folder <paramref name="rootPath"/> of <paramref name="fileSystem"/>.</summary>
     /// <param name="fileSystem">The file system; <see cref="System.IO.Abstractions.FileSystem"/> for the real one.</param>
-    /// <param name="rootPath">The store's folder; created on the first write.</param>
+    /// <param name="rootPath">The store's folder; created on the first write. It may be reached through a link; nothing below it may be one.</param>
     /// <param name="timeProvider">The clock for lease expiry and for the age of leftover temporary files; the system clock by default.</param>
     /// <exception cref="ArgumentException"><paramref name="rootPath"/> is empty or not a valid path.</exception>
     public FileSystemBackupStore(IFileSystem fileSystem, string rootPath, TimeProvider? timeProvider = null)
@@ -92,12 +114,13 @@ public sealed partial class FileSystemBackupStore : BackupStore
         _fileSystem = fileSystem;
         _time = timeProvider ?? TimeProvider.System;
         RootPath = fileSystem.Path.GetFullPath(rootPath);
-        _objectsPath = fileSystem.Path.Combine(RootPath, ObjectsFolderName);
-        _leasesPath = fileSystem.Path.Combine(RootPath, LeasesFolderName);
 
         // Only the real file system is trusted with concurrent calls and with link(2) on its paths.
         _isRealFileSystem = fileSystem.GetType() == typeof(System.IO.Abstractions.FileSystem);
         _gate = _isRealFileSystem ? null : s_gates.GetValue(fileSystem, static _ => new SemaphoreSlim(1, 1));
+
+        // Folders held open and names resolved relative to them (see "Links" in the remarks); listing an open folder needs /proc.
+        _usesDirectoryHandles = _isRealFileSystem && PosixFileOperations.SupportsDirectoryHandles && fileSystem.Directory.Exists("/proc/self/fd");
     }
 
     /// <summary>The store's folder, as a full path.</summary>
@@ -110,25 +133,23 @@ public sealed partial class FileSystemBackupStore : BackupStore
     {
         ValidateKey(key);
         cancellationToken.ThrowIfCancellationRequested();
-        var path = ObjectPath(key);
+        var (segments, name) = ObjectLocation(key);
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
         {
             try
             {
-                if (_fileSystem.Directory.Exists(path))
+                using var folder = OpenFolder(segments, create: true, out var fileAt) ?? throw FolderIsFile(key, segments, fileAt);
+                switch (folder.Probe(name))
                 {
-                    throw ObjectIsFolder(key);
+                    case EntryKind.Link:
+                        throw LinkRefused(folder.Child(name));
+                    case EntryKind.Folder:
+                        throw ObjectIsFolder(key);
+                    case EntryKind.File:
+                        return false; // not needed for correctness (publishing refuses an existing name), but saves writing the content
                 }
 
-                // Not needed for correctness (publishing refuses an existing name), but saves writing the content.
-                if (_fileSystem.File.Exists(path))
-                {
-                    return false;
-                }
-
-                var folder = _fileSystem.Path.GetDirectoryName(path)!;
-                EnsureFolder(folder, key);
-                return await CreateFileAsync(folder, path, content, cancellationToken).ConfigureAwait(false);
+                return await CreateFileAsync(folder, name, content, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -142,18 +163,22 @@ public sealed partial class FileSystemBackupStore : BackupStore
     {
         ValidateKey(key);
         cancellationToken.ThrowIfCancellationRequested();
-        var path = ObjectPath(key);
+        var (segments, name) = ObjectLocation(key);
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
         {
             try
             {
-                // A folder (a prefix of other keys) is not an object; some file systems would read it as empty.
-                if (!_fileSystem.File.Exists(path))
+                using var folder = OpenFolder(segments, create: false, out _);
+                var stream = folder?.OpenRead(name);
+                if (stream is null)
                 {
                     return null;
                 }
 
-                return await ReadFileAsync(path, cancellationToken).ConfigureAwait(false);
+                await using (stream.ConfigureAwait(false))
+                {
+                    return await ReadToEndAsync(stream, folder!.Child(name), cancellationToken).ConfigureAwait(false);
+                }
             }
             catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
             {
@@ -169,7 +194,10 @@ public sealed partial class FileSystemBackupStore : BackupStore
     /// <inheritdoc />
     /// <remarks>
     /// Folders are read one at a time, each sorted, so that memory grows with the largest folder and not
-    /// with the store; objects created or deleted while the listing runs may or may not be listed.
+    /// with the store; objects created or deleted while the listing runs may or may not be listed. A link
+    /// under the prefix (a folder or an object that is a link) fails the listing there with
+    /// <see cref="BackupErrorCode.StoreLinkRefused"/>, after the keys that sort before it: a listing never
+    /// skips what it cannot see, so that a prune never takes what a link hides for garbage.
     /// </remarks>
     public override IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
@@ -186,34 +214,32 @@ public sealed partial class FileSystemBackupStore : BackupStore
     {
         ValidateKey(key);
         cancellationToken.ThrowIfCancellationRequested();
-        var path = ObjectPath(key);
+        var (segments, name) = ObjectLocation(key);
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
         {
             try
             {
-                if (!_fileSystem.File.Exists(path))
+                using var folder = OpenFolder(segments, create: false, out _);
+                switch (folder?.Probe(name))
                 {
-                    return false;
+                    case EntryKind.Link:
+                        throw LinkRefused(folder.Child(name));
+                    case EntryKind.File:
+                        break;
+                    default:
+                        return false; // absent, or a folder (a prefix of other keys), which is not an object
                 }
 
-                var folder = _fileSystem.Path.GetDirectoryName(path)!;
-                var doomed = _fileSystem.Path.Combine(folder, NewLeftoverName(DeletingPrefix));
-                try
-                {
-                    _fileSystem.File.Move(path, doomed);
-                }
-                catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+                var doomed = NewLeftoverName(DeletingPrefix);
+                if (!folder.TryRename(name, doomed))
                 {
                     return false; // another deletion won
                 }
 
-                if (UsesPosixCalls)
-                {
-                    PosixFileOperations.SyncDirectory(folder);
-                }
+                folder.Sync();
 
                 // The object is gone from every view; if removing the renamed file fails, CleanUpAsync removes it later.
-                TryDeleteQuietly(doomed);
+                folder.TryDeleteQuietly(doomed);
                 return true;
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
@@ -236,38 +262,44 @@ public sealed partial class FileSystemBackupStore : BackupStore
     /// <param name="cancellationToken">Cancels the cleanup; what was removed stays removed.</param>
     /// <returns>The number of files removed.</returns>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="olderThan"/> is negative.</exception>
-    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.
+    /// <see cref="BackupErrorCode.StoreLinkRefused"/>: the store's folder holds a link below its root (the
+    /// error names it); nothing behind it was touched.</exception>
     public async Task<int> CleanUpAsync(TimeSpan olderThan, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(olderThan, TimeSpan.Zero);
         var now = _time.GetUtcNow();
         var removed = 0;
-        var folders = new Stack<string>([_objectsPath, _leasesPath]);
+        var folders = new Stack<string[]>([[ObjectsFolderName], [LeasesFolderName]]);
         while (folders.Count > 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var folder = folders.Pop();
+            var segments = folders.Pop();
             using (await EnterAsync(cancellationToken).ConfigureAwait(false))
             {
                 try
                 {
-                    foreach (var entry in ReadFolder(folder))
+                    using var folder = OpenFolder(segments, create: false, out _);
+                    foreach (var entry in folder?.ReadEntries() ?? [])
                     {
-                        if (entry is IDirectoryInfo)
+                        switch (entry.Kind)
                         {
-                            folders.Push(entry.FullName);
-                        }
-                        else if (IsLeftoverName(entry.Name) &&
-                                 now - (LeftoverCreatedAt(entry.Name) ?? new DateTimeOffset(entry.LastWriteTimeUtc, TimeSpan.Zero)) >= olderThan)
-                        {
-                            _fileSystem.File.Delete(entry.FullName);
-                            removed++;
+                            case EntryKind.Link:
+                                throw LinkRefused(folder!.Child(entry.Name));
+                            case EntryKind.Folder:
+                                folders.Push([.. segments, entry.Name]);
+                                break;
+                            case EntryKind.File when IsLeftoverName(entry.Name) &&
+                                                     now - (LeftoverCreatedAt(entry.Name) ?? new DateTimeOffset(entry.LastWriteTimeUtc, TimeSpan.Zero)) >= olderThan:
+                                folder!.Delete(entry.Name);
+                                removed++;
+                                break;
                         }
                     }
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
-                    throw Unavailable($"store '{RootPath}'", $"clean up the folder '{folder}'", ex);
+                    throw Unavailable($"store '{RootPath}'", $"clean up the folder '{string.Join('/', segments)}'", ex);
                 }
             }
         }
@@ -281,8 +313,7 @@ public sealed partial class FileSystemBackupStore : BackupStore
         var slash = prefix.LastIndexOf('/');
         var startKey = slash < 0 ? string.Empty : prefix[..slash];
         var namePrefix = prefix[(slash + 1)..];
-        var start = await ReadObjectFolderAsync(startKey, prefix, cancellationToken).ConfigureAwait(false);
-        start.RemoveAll(entry => !entry.Name.StartsWith(namePrefix, StringComparison.Ordinal));
+        var start = await ReadObjectFolderAsync(startKey, namePrefix, prefix, cancellationToken).ConfigureAwait(false);
 
         // Depth first, each folder sorted so that the keys come out in ordinal order: a folder 'a' sorts
         // as 'a/' among its siblings, since every key under it starts with 'a/'.
@@ -302,7 +333,7 @@ public sealed partial class FileSystemBackupStore : BackupStore
             var key = frame.FolderKey.Length == 0 ? entry.Name : $"{frame.FolderKey}/{entry.Name}";
             if (entry.IsFolder)
             {
-                var children = await ReadObjectFolderAsync(key, prefix, cancellationToken).ConfigureAwait(false);
+                var children = await ReadObjectFolderAsync(key, string.Empty, prefix, cancellationToken).ConfigureAwait(false);
                 stack.Push(new ListingFrame(key, children));
             }
             else
@@ -312,37 +343,31 @@ public sealed partial class FileSystemBackupStore : BackupStore
         }
     }
 
-    private async Task<List<ListingEntry>> ReadObjectFolderAsync(string folderKey, string prefix, CancellationToken cancellationToken)
+    /// <summary>The entries of the folder <paramref name="folderKey"/> whose names start with <paramref name="namePrefix"/>, sorted in key order.</summary>
+    private async Task<List<ListingEntry>> ReadObjectFolderAsync(string folderKey, string namePrefix, string prefix, CancellationToken cancellationToken)
     {
-        var path = folderKey.Length == 0 ? _objectsPath : ObjectPath(folderKey);
+        string[] segments = folderKey.Length == 0 ? [ObjectsFolderName] : [ObjectsFolderName, .. folderKey.Split('/')];
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
         {
             try
             {
                 var entries = new List<ListingEntry>();
-                foreach (var info in ReadFolder(path))
+                using var folder = OpenFolder(segments, create: false, out _);
+                foreach (var entry in folder?.ReadEntries() ?? [])
                 {
                     // Temporary files, deletions in progress and anything else that is not a key segment are not objects.
-                    if (!IsKeySegment(info.Name))
+                    if (!IsKeySegment(entry.Name) || !entry.Name.StartsWith(namePrefix, StringComparison.Ordinal))
                     {
                         continue;
                     }
 
-                    if (info is IDirectoryInfo)
+                    // A listing with a hole where the link is could let a prune take what is behind it for garbage: fail instead.
+                    if (entry.Kind == EntryKind.Link)
                     {
-                        entries.Add(new ListingEntry(info.Name, IsFolder: true, 0));
+                        throw LinkRefused(folder!.Child(entry.Name));
                     }
-                    else if (info is IFileInfo file)
-                    {
-                        try
-                        {
-                            entries.Add(new ListingEntry(info.Name, IsFolder: false, file.Length));
-                        }
-                        catch (FileNotFoundException)
-                        {
-                            // deleted meanwhile
-                        }
-                    }
+
+                    entries.Add(new ListingEntry(entry.Name, entry.Kind == EntryKind.Folder, entry.Length));
                 }
 
                 entries.Sort(ListingEntry.CompareInKeyOrder);
@@ -355,28 +380,13 @@ public sealed partial class FileSystemBackupStore : BackupStore
         }
     }
 
-    /// <summary>The entries of a folder, or none if it does not exist.</summary>
-    private List<IFileSystemInfo> ReadFolder(string path)
+    /// <summary>Writes <paramref name="content"/> to a new temporary file in <paramref name="folder"/>, then publishes it as <paramref name="name"/> if that name is free.</summary>
+    private async Task<bool> CreateFileAsync(StoreFolder folder, string name, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
+        var temporaryName = NewLeftoverName(TemporaryPrefix);
         try
         {
-            return _fileSystem.Directory.Exists(path)
-                ? _fileSystem.DirectoryInfo.New(path).EnumerateFileSystemInfos().ToList()
-                : [];
-        }
-        catch (DirectoryNotFoundException)
-        {
-            return [];
-        }
-    }
-
-    /// <summary>Writes <paramref name="content"/> to a new temporary file in <paramref name="folder"/>, then publishes it as <paramref name="path"/> if that name is free.</summary>
-    private async Task<bool> CreateFileAsync(string folder, string path, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
-    {
-        var temporaryPath = _fileSystem.Path.Combine(folder, NewLeftoverName(TemporaryPrefix));
-        try
-        {
-            var stream = _fileSystem.FileStream.New(temporaryPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 4096, FileOptions.None);
+            var stream = folder.CreateNew(temporaryName);
             await using (stream.ConfigureAwait(false))
             {
                 for (var offset = 0; offset < content.Length; offset += WriteChunkSize)
@@ -390,147 +400,54 @@ public sealed partial class FileSystemBackupStore : BackupStore
 
             // The last point where cancelling leaves nothing behind; once published, the object stays.
             cancellationToken.ThrowIfCancellationRequested();
-            return Publish(temporaryPath, path);
+            return folder.Publish(temporaryName, name);
         }
         finally
         {
             // After a link(2) publish this removes the second name; after a failure, the partial file.
-            TryDeleteQuietly(temporaryPath);
+            folder.TryDeleteQuietly(temporaryName);
         }
     }
 
-    /// <summary>Gives the complete, flushed file <paramref name="temporaryPath"/> the name <paramref name="path"/> if no file has it.</summary>
-    /// <returns><see langword="true"/> if published; <see langword="false"/> if the name was taken.</returns>
-    private bool Publish(string temporaryPath, string path)
+    /// <summary>Reads an object's file whole.</summary>
+    /// <param name="stream">The file, open for reading.</param>
+    /// <param name="relativePath">The file's path below the root, for messages.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    private static async Task<byte[]> ReadToEndAsync(Stream stream, string relativePath, CancellationToken cancellationToken)
     {
-        if (UsesPosixCalls)
+        if (!stream.CanSeek)
         {
-            var folder = _fileSystem.Path.GetDirectoryName(path)!;
-            switch (PosixFileOperations.TryLink(temporaryPath, path))
-            {
-                case PosixFileOperations.LinkResult.Linked:
-                    PosixFileOperations.SyncDirectory(folder);
-                    return true;
-                case PosixFileOperations.LinkResult.Exists:
-                    return false;
-            }
-
-            // No hard links on this file system: a check-then-rename move, atomic only within this process.
-            lock (s_moveFallback)
-            {
-                if (!MoveIfAbsent(temporaryPath, path))
-                {
-                    return false;
-                }
-            }
-
-            PosixFileOperations.SyncDirectory(folder);
-            return true;
+            throw new IOException($"'{relativePath}' is not a regular file (a pipe or a device?); objects are files, so the store's folder was altered.");
         }
 
-        // Windows: MoveFileEx without replace is atomic. Other file systems: calls are serialized by the gate.
-        return MoveIfAbsent(temporaryPath, path);
+        var length = stream.Length;
+        if (length > Array.MaxLength)
+        {
+            throw new IOException($"The file '{relativePath}' has {length} bytes, more than an array can hold.");
+        }
+
+        var content = new byte[length];
+        var read = 0;
+        while (read < content.Length)
+        {
+            var n = await stream.ReadAsync(content.AsMemory(read), cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new IOException($"The file '{relativePath}' ended after {read} of {length} bytes; objects never change, so the store's folder was altered.");
+            }
+
+            read += n;
+        }
+
+        return content;
     }
 
-    private bool MoveIfAbsent(string temporaryPath, string path)
+    /// <summary>The folder of an object (its segments below the root) and its name in that folder.</summary>
+    private static (string[] Folder, string Name) ObjectLocation(string key)
     {
-        if (_fileSystem.File.Exists(path))
-        {
-            return false;
-        }
-
-        try
-        {
-            _fileSystem.File.Move(temporaryPath, path, overwrite: false);
-            return true;
-        }
-        catch (IOException) when (_fileSystem.File.Exists(path))
-        {
-            return false;
-        }
+        var segments = key.Split('/');
+        return ([ObjectsFolderName, .. segments.AsSpan(0, segments.Length - 1)], segments[^1]);
     }
-
-    private async Task<byte[]> ReadFileAsync(string path, CancellationToken cancellationToken)
-    {
-        var stream = _fileSystem.FileStream.New(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete, 4096, FileOptions.None);
-        await using (stream.ConfigureAwait(false))
-        {
-            var length = stream.Length;
-            if (length > Array.MaxLength)
-            {
-                throw new IOException($"The file '{path}' has {length} bytes, more than an array can hold.");
-            }
-
-            var content = new byte[length];
-            var read = 0;
-            while (read < content.Length)
-            {
-                var n = await stream.ReadAsync(content.AsMemory(read), cancellationToken).ConfigureAwait(false);
-                if (n == 0)
-                {
-                    throw new IOException($"The file '{path}' ended after {read} of {length} bytes; objects never change, so the store's folder was altered.");
-                }
-
-                read += n;
-            }
-
-            return content;
-        }
-    }
-
-    /// <summary>Creates <paramref name="folder"/> and its missing parents, and makes their names durable.</summary>
-    /// <param name="folder">The folder.</param>
-    /// <param name="objectKey">The key of the object to be written in it, to refuse a folder that would pass through an object; <see langword="null"/> for the lease area.</param>
-    private void EnsureFolder(string folder, string? objectKey)
-    {
-        if (_fileSystem.Directory.Exists(folder))
-        {
-            return;
-        }
-
-        if (objectKey is not null)
-        {
-            var segments = objectKey.Split('/');
-            for (var i = 1; i < segments.Length; i++)
-            {
-                var ancestor = string.Join('/', segments, 0, i);
-                if (_fileSystem.File.Exists(ObjectPath(ancestor)))
-                {
-                    throw FolderIsObject(objectKey, ancestor);
-                }
-            }
-        }
-
-        var missing = new List<string>();
-        for (var path = folder; !string.IsNullOrEmpty(path) && !_fileSystem.Directory.Exists(path); path = _fileSystem.Path.GetDirectoryName(path))
-        {
-            missing.Add(path);
-        }
-
-        _fileSystem.Directory.CreateDirectory(folder);
-        if (UsesPosixCalls)
-        {
-            for (var i = missing.Count - 1; i >= 0; i--)
-            {
-                PosixFileOperations.SyncDirectory(_fileSystem.Path.GetDirectoryName(missing[i])!);
-            }
-        }
-    }
-
-    private void TryDeleteQuietly(string path)
-    {
-        try
-        {
-            _fileSystem.File.Delete(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            // Left for CleanUpAsync: a leftover is never listed.
-        }
-    }
-
-    private string ObjectPath(string key) =>
-        _fileSystem.Path.Combine(_objectsPath, key.Replace('/', _fileSystem.Path.DirectorySeparatorChar));
 
     /// <summary>A unique name for a temporary file, holding its creation time so that cleanup can judge its age by this store's clock.</summary>
     private string NewLeftoverName(string prefix) =>
@@ -605,6 +522,16 @@ public sealed partial class FileSystemBackupStore : BackupStore
             $"The file-system store at '{RootPath}' cannot hold the object '{key}': objects with keys under '{key}/' exist, and on a file system a path is a folder or a file, not both.",
             "Use keys where no object's key is also a folder of other keys (for example 'a/index' and 'a/b' rather than 'a' and 'a/b').")
         .ToException();
+
+    /// <summary>Why the folder of the object <paramref name="key"/> cannot be opened: segment <paramref name="fileAt"/> of <paramref name="segments"/> is a file.</summary>
+    private Exception FolderIsFile(string key, string[] segments, int fileAt) =>
+        fileAt >= 1 ? FolderIsObject(key, string.Join('/', segments, 1, fileAt)) : FolderNotOpened(segments, fileAt);
+
+    /// <summary>Why a folder the store writes in could not be opened: segment <paramref name="fileAt"/> of <paramref name="segments"/> is a file, or (-1) the root vanished.</summary>
+    private IOException FolderNotOpened(string[] segments, int fileAt) =>
+        fileAt >= 0
+            ? new IOException($"'{string.Join('/', segments, 0, fileAt + 1)}' in the store's folder is a file, where the store keeps a folder.")
+            : new IOException($"The store's folder '{RootPath}' disappeared while it was opened.");
 
     private BackupException FolderIsObject(string key, string ancestor) =>
         new Refusal(
