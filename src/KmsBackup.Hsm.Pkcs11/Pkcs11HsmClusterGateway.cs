@@ -463,6 +463,7 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
             IsInUse = connected is not null || holdsKeys,
             ConnectedInstanceId = connected,
             Backup = cluster.Backup,
+            OwnerAccount = cluster.OwnerAccount,
         };
     }
 

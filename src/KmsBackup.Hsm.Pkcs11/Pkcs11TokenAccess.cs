@@ -49,6 +49,13 @@ public sealed record Pkcs11ClusterDefinition(string ClusterId, string Region, IR
 
     /// <summary>The cluster's HSM backup; default disabled.</summary>
     public HsmBackupPolicy Backup { get; init; } = HsmBackupPolicy.Disabled;
+
+    /// <summary>
+    /// The account that owns the cluster (<see cref="HsmClusterInfo.OwnerAccount"/>); <see langword="null"/>, the default,
+    /// for a cluster assigned to no account, which no account can restore an image into. Set it to the account that
+    /// purchased the HSM instance; a deployment that serves one account sets that account on every cluster.
+    /// </summary>
+    public string? OwnerAccount { get; init; }
 }
 
 /// <summary>Options of a <see cref="Pkcs11HsmClusterGateway"/>.</summary>

@@ -69,12 +69,15 @@ internal static partial class SoftHsm
         return new Pkcs11TokenAccess(label, UserPin);
     }
 
-    public static Pkcs11ClusterDefinition NewCluster(string clusterId, string region = "cn-hangzhou", int hsms = 2) =>
+    public const string Owner = "acct-owner";
+
+    public static Pkcs11ClusterDefinition NewCluster(string clusterId, string region = "cn-hangzhou", int hsms = 2, string? owner = Owner) =>
         new(clusterId, region, Enumerable.Range(0, hsms)
             .Select(i => new Pkcs11HsmDefinition($"{clusterId}-hsm-{(char)('a' + i)}", $"{region}-{(char)('h' + i)}", NewToken($"{clusterId}-{(char)('a' + i)}")))
             .ToList())
         {
             Backup = new HsmBackupPolicy(true, 90, TimeSpan.FromDays(1)),
+            OwnerAccount = owner,
         };
 
     public static Pkcs11HsmClusterGateway Gateway(TimeProvider? time, params Pkcs11ClusterDefinition[] clusters) => Gateway(time, NewToken("vault"), clusters);

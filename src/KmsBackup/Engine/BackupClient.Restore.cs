@@ -16,6 +16,11 @@ public partial class BackupClient
     /// <returns>The plan; restore with <see cref="RestoreAsync"/> and the plan's operation ID.</returns>
     /// <exception cref="ArgumentException">The request is malformed (see <see cref="RestoreRequest.Validate"/>).</exception>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no such backup; <see cref="BackupErrorCode.AccessDenied"/>: the caller does not own the backup — refused before any backup data is read.</exception>
+    /// <remarks>
+    /// A target instance that does not exist and one of another account are refused alike, with one
+    /// <see cref="BackupErrorCode.NotFound"/> refusal whose item, message and remedy are the same in both cases; nothing
+    /// else is looked up about another account's instance or reported about it.
+    /// </remarks>
     public virtual async Task<RestorePlan> PlanRestoreAsync(RestoreRequest request, CancellationToken cancellationToken = default)
     {
         using var activity = StartRestoreActivity(KmsBackupDiagnostics.RestorePlanActivity, request?.BackupId, request?.TargetInstanceId);
@@ -356,7 +361,10 @@ public partial class BackupClient
             missingSecrets.Clear();
         }
 
-        var target = await _instances.GetInstanceAsync(request.TargetInstanceId, cancellationToken).ConfigureAwait(false);
+        // Another account's instance is planned as a missing one, and nothing more is asked about it or its
+        // region (names in use, key IDs, HSM material): a refusal must not tell one tenant about another.
+        var target = await _instances.GetInstanceAsync(request.TargetInstanceId, cancellationToken).ConfigureAwait(false) is { } described &&
+            string.Equals(described.OwnerAccount, entry.OwnerAccount, StringComparison.Ordinal) ? described : null;
         List<NameInUse> namesInUse = [];
         IReadOnlySet<string> keyIds = new HashSet<string>();
         if (target is not null && target.ReleasedAt is null)
