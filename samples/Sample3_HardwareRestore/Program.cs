@@ -77,7 +77,7 @@ try
     // A cluster: HSMs (tokens) with zone labels, HSM backup enabled one day after the KMS backup,
     // with as many mirror images as the automatic backup's 90 viewable days.
     Pkcs11ClusterDefinition Cluster(string id, params string[] zones) =>
-        new(id, Region, zones.Select((zone, i) => new Pkcs11HsmDefinition($"{id}-hsm-{(char)('a' + i)}", zone, tokens.NewToken($"{id}-{(char)('a' + i)}"))).ToList())
+        new(id, Region, zones.Select((zone, i) => new Pkcs11HsmDefinition($"{id}-hsm-{(char)('a' + i)}", zone, tokens.NewToken($"{id}-{(char)('a' + i)}", withSoPin: true))).ToList())
         {
             Backup = new HsmBackupPolicy(true, 90, TimeSpan.FromDays(1)),
             OwnerAccount = Account,   // only the owner's account may restore an image into the cluster
