@@ -86,6 +86,9 @@ public static class RestorePlanner
     private const string QuotaRemedy =
         "Delete unused items from the target instance to free up quota, or upgrade the target instance to a higher specification; then retry the restore.";
 
+    private const string ForeignConflictRemedy =
+        "The name is taken in this region by an item of another account, which only that account can rename or delete: restore into an instance in another region, or leave the item out of this restore.";
+
     private const string ConflictRemedy =
         "Delete the conflicting item first (rename it before deleting it to keep it), or restore to another target instance (in another region, for instance).";
 
@@ -98,7 +101,8 @@ public static class RestorePlanner
     /// account, in any region, of the data's kind; R3 hardware data only to a new hardware instance;
     /// R5 the date is in the window of a backup that has not expired, and not before it was enabled;
     /// R4 quota for the whole batch, no name in use in the target's region, each secret's encrypting key
-    /// in the target or in the batch; R8 each conflict named with the instance that holds it; H7, for
+    /// in the target or in the batch; R8 each conflict named with the instance that holds it (when that instance is of the
+    /// backup owner's account; see <see cref="NameInUse.OwnerAccount"/>); H7, for
     /// hardware data, each key's material in the target's HSM cluster. Items a rerun of the same operation
     /// created already are <see cref="RestoreItemOutcome.AlreadyRestored"/> (R7).
     /// <para>A target the caller cannot use, because it does not exist or because it belongs to another account,
@@ -310,15 +314,19 @@ public static class RestorePlanner
         foreach (var use in uses)
         {
             var inTarget = string.Equals(use.InstanceId, input.TargetInstanceId, StringComparison.Ordinal);
+
+            // Names are unique in a region across accounts, so another account's item is a real conflict; but which of
+            // its instances holds it is that account's to know, not the caller's (DESIGN.md §4).
+            var ours = inTarget || string.Equals(use.OwnerAccount, input.BackupOwnerAccount, StringComparison.Ordinal);
             var where = inTarget
                 ? $"the target instance '{use.InstanceId}'"
-                : $"the instance '{use.InstanceId}' of the same region";
+                : ours ? $"the instance '{use.InstanceId}' of the same region" : "an instance of another account in the same region";
 
             // An item another restore operation left in the target is most often a restore that died before
             // its rollback: name the operation, so that a caller who lost its ID can finish or undo it.
             var remedy = inTarget && use.RestoredByOperation is { } other
                 ? $"The {Noun(type)} was created by the restore operation '{other}': if that restore did not finish, resume it or roll it back by that ID. Otherwise: {ConflictRemedy}"
-                : ConflictRemedy;
+                : ours ? ConflictRemedy : ForeignConflictRemedy;
             refusals.Add(new Refusal(BackupErrorCode.NameConflict, $"{Noun(type)} '{name}'",
                 $"A {Noun(type)} named '{name}' already exists in {where}; names are unique within a region.",
                 remedy));

@@ -379,6 +379,8 @@ public partial class BackupClient
                 namesInUse.AddRange(await _instances.FindNamesInUseAsync(target.Info.Region, ItemType.Secret, records.Secrets.Keys, cancellationToken).ConfigureAwait(false));
             }
 
+            namesInUse = await WithOwnersAsync(namesInUse, target, cancellationToken).ConfigureAwait(false);
+
             var ids = records.Keys.Values.Select(k => k.Id).Concat(records.Secrets.Values.Select(s => s.EncryptionKeyId)).Distinct(StringComparer.Ordinal).ToList();
             if (ids.Count > 0)
             {
@@ -418,6 +420,34 @@ public partial class BackupClient
             KeyIdsWithMaterial = withMaterial,
         });
         return new PreparedRestore(plan, records, source.Snapshot is null ? null : source.Sequence);
+    }
+
+    /// <summary>
+    /// The names in use with the owner of each instance that holds one, for a gateway that leaves
+    /// <see cref="NameInUse.OwnerAccount"/> out: the plan names an instance only to its owner's account.
+    /// </summary>
+    private async Task<List<NameInUse>> WithOwnersAsync(List<NameInUse> uses, InstanceDescription target, CancellationToken cancellationToken)
+    {
+        var owners = new Dictionary<string, string?>(StringComparer.Ordinal) { [target.Info.Id] = target.OwnerAccount };
+        var result = new List<NameInUse>(uses.Count);
+        foreach (var use in uses)
+        {
+            if (use.OwnerAccount is not null)
+            {
+                result.Add(use);
+                continue;
+            }
+
+            if (!owners.TryGetValue(use.InstanceId, out var owner))
+            {
+                owner = (await _instances.GetInstanceAsync(use.InstanceId, cancellationToken).ConfigureAwait(false))?.OwnerAccount;
+                owners[use.InstanceId] = owner;
+            }
+
+            result.Add(use with { OwnerAccount = owner });
+        }
+
+        return result;
     }
 
     /// <summary>A plan, the records it restores (cleared when done), and the last recovery point it read.</summary>

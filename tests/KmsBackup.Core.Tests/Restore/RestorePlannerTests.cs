@@ -203,7 +203,7 @@ public class RestorePlannerTests
     {
         var plan = RestorePlanner.Plan(Input() with
         {
-            NamesInUse = [new NameInUse(ItemType.Key, "orders", "kst-neighbour"), new NameInUse(ItemType.Secret, "db-password", TargetId)],
+            NamesInUse = [new NameInUse(ItemType.Key, "orders", "kst-neighbour") { OwnerAccount = Owner }, new NameInUse(ItemType.Secret, "db-password", TargetId)],
         });
 
         Assert.False(plan.CanExecute);
@@ -350,6 +350,23 @@ public class RestorePlannerTests
 
         var theirs = RestorePlanner.Plan(Input() with { NamesInUse = [ours with { RestoredByOperation = "op-2" }] });
         Assert.Equal(BackupErrorCode.NameConflict, Only(theirs).Code);
+    }
+
+    [Fact]
+    [Trait("Rule", "R8")]
+    public void A_name_in_use_by_an_instance_of_another_account_or_of_no_known_account_is_a_conflict_that_does_not_name_it()
+    {
+        foreach (var owner in new[] { "acct-victim", null })
+        {
+            var plan = RestorePlanner.Plan(Input() with { NamesInUse = [new NameInUse(ItemType.Key, "orders", "kst-victim") { OwnerAccount = owner }] });
+
+            var conflict = Only(plan);
+            Assert.Equal(BackupErrorCode.NameConflict, conflict.Code);
+            Assert.Equal("key 'orders'", conflict.Item);
+            Assert.DoesNotContain("kst-victim", conflict.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("acct-victim", conflict.Message, StringComparison.Ordinal);
+            Assert.Contains("another region", conflict.Remedy, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

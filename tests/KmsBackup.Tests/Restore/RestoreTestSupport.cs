@@ -83,8 +83,11 @@ internal sealed class FailingGateway(InstanceGateway inner) : InstanceGateway
     }
 }
 
-/// <summary>An instance gateway over another that records every call and the instance or region it concerns.</summary>
-internal sealed class RecordingGateway(InstanceGateway inner) : InstanceGateway
+/// <summary>
+/// An instance gateway over another that records every call and the instance or region it concerns; with
+/// <paramref name="withoutOwners"/>, its names in use leave <see cref="NameInUse.OwnerAccount"/> out, as a gateway may.
+/// </summary>
+internal sealed class RecordingGateway(InstanceGateway inner, bool withoutOwners = false) : InstanceGateway
 {
     public ConcurrentQueue<string> Calls { get; } = new();
 
@@ -106,7 +109,11 @@ internal sealed class RecordingGateway(InstanceGateway inner) : InstanceGateway
         Record($"changes {instanceId}", () => inner.ReadChangesAsync(instanceId, cursor, cancellationToken));
 
     public override Task<IReadOnlyList<NameInUse>> FindNamesInUseAsync(string region, ItemType type, IReadOnlyCollection<string> names, CancellationToken cancellationToken = default) =>
-        Record($"names {region} {type}", () => inner.FindNamesInUseAsync(region, type, names, cancellationToken));
+        Record($"names {region} {type}", async () =>
+        {
+            var uses = await inner.FindNamesInUseAsync(region, type, names, cancellationToken);
+            return withoutOwners ? [.. uses.Select(u => u with { OwnerAccount = null })] : uses;
+        });
 
     public override Task<IReadOnlySet<string>> FindKeyIdsAsync(string instanceId, IReadOnlyCollection<string> keyIds, CancellationToken cancellationToken = default) =>
         Record($"key-ids {instanceId}", () => inner.FindKeyIdsAsync(instanceId, keyIds, cancellationToken));

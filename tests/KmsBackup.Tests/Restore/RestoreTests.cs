@@ -198,6 +198,40 @@ public class RestoreTests
     }
 
     [Fact]
+    [Trait("Rule", "R8")]
+    [Trait("Rule", "R1")]
+    public async Task A_name_taken_by_another_accounts_instance_in_the_region_is_a_conflict_that_never_names_that_instance()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        var (backup, _) = await BackUpSourceAsync(h);
+        await h.CreateInstanceAsync("kst-mine", region: OtherRegion);
+        await h.CreateInstanceAsync("kst-victim", region: OtherRegion, owner: "acct-victim");
+        await h.Kms.GenerateKeyAsync("kst-victim", "orders", "acct-victim");
+
+        var plan = await h.Client.PlanRestoreAsync(Request(backup.Id, "kst-mine", keys: ["orders"]));
+
+        // The name is taken in the region, so the restore cannot create it: a conflict, but not a map of another account.
+        var conflict = Assert.Single(plan.AllRefusals);
+        Assert.Equal(BackupErrorCode.NameConflict, conflict.Code);
+        Assert.Equal("key 'orders'", conflict.Item);
+        foreach (var leak in new[] { "kst-victim", "acct-victim" })
+        {
+            Assert.DoesNotContain(leak, $"{conflict.Message} {conflict.Remedy}", StringComparison.Ordinal);
+        }
+
+        Assert.Contains("another account", conflict.Message, StringComparison.Ordinal);
+        Assert.Contains("another region", conflict.Remedy, StringComparison.Ordinal);
+
+        // A gateway that does not say who owns an instance: the engine finds out, and still names only the owner's own.
+        await h.CreateInstanceAsync("kst-mine-too", region: OtherRegion);
+        await h.Kms.GenerateKeyAsync("kst-mine-too", "billing", EngineHarness.Owner);
+        using var client = await h.OpenAnotherClientAsync("ownerless", new RecordingGateway(h.Kms, withoutOwners: true));
+        var both = await client.PlanRestoreAsync(Request(backup.Id, "kst-mine", keys: ["orders", "billing"]));
+        Assert.Contains("kst-mine-too", Assert.Single(both.Items.Single(i => i.Name == "billing").Refusals).Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("kst-victim", Assert.Single(both.Items.Single(i => i.Name == "orders").Refusals).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     [Trait("Rule", "R2")]
     public async Task Items_a_consumer_created_restore_only_to_the_original_shared_instance_and_both_can_use_them()
     {
