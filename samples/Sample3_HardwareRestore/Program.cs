@@ -77,9 +77,10 @@ try
     // A cluster: HSMs (tokens) with zone labels, HSM backup enabled one day after the KMS backup,
     // with as many mirror images as the automatic backup's 90 viewable days.
     Pkcs11ClusterDefinition Cluster(string id, params string[] zones) =>
-        new(id, Region, zones.Select((zone, i) => new Pkcs11HsmDefinition($"{id}-hsm-{(char)('a' + i)}", zone, tokens.NewToken($"{id}-{(char)('a' + i)}"))).ToList())
+        new(id, Region, zones.Select((zone, i) => new Pkcs11HsmDefinition($"{id}-hsm-{(char)('a' + i)}", zone, tokens.NewToken($"{id}-{(char)('a' + i)}", withSoPin: true))).ToList())
         {
             Backup = new HsmBackupPolicy(true, 90, TimeSpan.FromDays(1)),
+            OwnerAccount = Account,   // only the owner's account may restore an image into the cluster
         };
 
     var clusters = new[]
@@ -205,14 +206,14 @@ try
         timeline.Refused(e);
     }
 
-    var busyRefusals = await client.CheckHsmRestoreTargetAsync("cls-busy", Region);
+    var busyRefusals = await client.CheckHsmRestoreTargetAsync(Account, "cls-busy", Region);
     Expect(busyRefusals.Any(r => r.Code == BackupErrorCode.ClusterEnabled), "a restore into an enabled cluster should be refused");
     foreach (var refusal in busyRefusals)
     {
         timeline.Refused(refusal);
     }
 
-    var freshRefusals = await client.CheckHsmRestoreTargetAsync("cls-new", Region);
+    var freshRefusals = await client.CheckHsmRestoreTargetAsync(Account, "cls-new", Region);
     Expect(freshRefusals.Count == 0, "cls-new should take the restore");
     timeline.Say($"cls-new: two HSMs across {ZoneH} and {ZoneI}, in {Region}, never enabled, empty: {(freshRefusals.Count == 0 ? "accepted" : "REFUSED")}.");
 

@@ -54,8 +54,12 @@ internal sealed partial class SoftHsmTokens
         return new SoftHsmTokens(libraryPath, utility, config);
     }
 
-    /// <summary>Initialises a new token in the first free slot; returns its label and user PIN (never printed).</summary>
-    public Pkcs11TokenAccess NewToken(string label)
+    /// <summary>
+    /// Initialises a new token in the first free slot; returns its label and user PIN (never printed) and, for an HSM of
+    /// a cluster, its SO PIN too: SoftHSM2 lets only the security officer mark the HSM's copy of the backup key trusted,
+    /// the only key the cluster's keys may be wrapped with.
+    /// </summary>
+    public Pkcs11TokenAccess NewToken(string label, bool withSoPin = false)
     {
         var soPin = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
         var userPin = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(12));
@@ -83,7 +87,7 @@ internal sealed partial class SoftHsmTokens
         }
 
         Count++;
-        return new Pkcs11TokenAccess(label, userPin);
+        return withSoPin ? new Pkcs11TokenAccess(label, userPin, soPin) : new Pkcs11TokenAccess(label, userPin);
     }
 
     [LibraryImport("libc", EntryPoint = "setenv", StringMarshalling = StringMarshalling.Utf8)]

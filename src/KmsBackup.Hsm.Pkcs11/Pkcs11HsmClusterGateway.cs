@@ -79,7 +79,7 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
                 using var session = gateway.Session(vault);
                 Guard(vault, "generate backup key", () =>
                 {
-                    if (FindSecretKey(session, BackupKeyLabel) is null)
+                    if (FindVaultBackupKey(session) is null)
                     {
                         session.GenerateKey(session.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN), BackupKeyTemplate(session, withLength: true));
                     }
@@ -183,6 +183,12 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
         {
             var cluster = Cluster(clusterId);
             var primary = cluster.Hsms[0].Token;
+            if (cluster.Hsms.Count > 1)
+            {
+                // The key is copied to the other HSMs wrapped under the backup key: every HSM needs its trusted copy.
+                JoinBackupDomain(cluster.Hsms.Select(h => h.Token));
+            }
+
             using var session = Session(primary);
             if (FindKey(session, keyId) is not null)
             {
@@ -305,6 +311,7 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
         {
             var cluster = Cluster(clusterId);
             var primary = cluster.Hsms[0].Token;
+            JoinBackupDomain([primary]);
             using var session = Session(primary);
             var backupKey = BackupKeyIn(session, primary);
             var entries = new List<(string KeyId, byte[] Wrapped)>();
@@ -382,6 +389,7 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
             CryptographicOperations.ZeroMemory(blob);
             try
             {
+                JoinBackupDomain(target.Hsms.Select(h => h.Token));
                 foreach (var hsm in target.Hsms)
                 {
                     using var session = Session(hsm.Token);
@@ -463,6 +471,7 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
             IsInUse = connected is not null || holdsKeys,
             ConnectedInstanceId = connected,
             Backup = cluster.Backup,
+            OwnerAccount = cluster.OwnerAccount,
         };
     }
 
@@ -496,21 +505,99 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
         return (session, primary, key);
     }
 
-    /// <summary>The backup key in a token, which joins the backup domain first if it has not yet.</summary>
-    private IObjectHandle BackupKeyIn(ISession session, Pkcs11TokenAccess token)
-    {
-        if (Guard(token, "find backup key", () => FindSecretKey(session, BackupKeyLabel)) is { } existing)
-        {
-            return existing;
-        }
+    /// <summary>An HSM's trusted copy of the backup key; <see cref="JoinBackupDomain"/> made it.</summary>
+    private static IObjectHandle BackupKeyIn(ISession session, Pkcs11TokenAccess token) =>
+        Guard(token, "find backup key", () => FindMemberBackupKey(session)) ?? throw new BackupException(new Refusal(
+            BackupErrorCode.HsmOperationFailed, token.ToString(),
+            $"The HSM {token} holds no trusted backup key.",
+            "Check that no one removed the backup key from the token; the gateway makes it again when the token next joins the backup domain."));
 
-        // A one-time RSA key pair made inside the token: the vault wraps the backup key under its public half.
+    /// <summary>
+    /// Gives each token that has none its trusted copy of the backup key. Runs before any session of the operation
+    /// holds handles: marking a key trusted may need the security officer, and switching a token's login (shared by
+    /// every session of the process) from the user to the SO and back invalidates the handles of private objects.
+    /// </summary>
+    private void JoinBackupDomain(IEnumerable<Pkcs11TokenAccess> tokens)
+    {
+        foreach (var token in tokens)
+        {
+            using var session = Session(token);
+            if (Guard(token, "find backup key", () => FindMemberBackupKey(session)) is not null)
+            {
+                continue;
+            }
+
+            if (token.SecurityOfficerPin is not { } soPin)
+            {
+                // Some tokens let the user create a trusted key; SoftHSM2, like most, lets only the SO.
+                try
+                {
+                    Join(session, token, isPrivate: true);
+                }
+                catch (Pkcs11Exception e) when (e.RV is CKR.CKR_ATTRIBUTE_READ_ONLY or CKR.CKR_ATTRIBUTE_VALUE_INVALID or CKR.CKR_TEMPLATE_INCONSISTENT or CKR.CKR_USER_TYPE_INVALID)
+                {
+                    throw new BackupException(new Refusal(
+                        BackupErrorCode.HsmOperationFailed, token.ToString(),
+                        $"The HSM {token} lets only its security officer mark the backup key trusted ({e.RV}), and the gateway has no SO PIN for it; without a trusted backup key no key of the cluster can be copied to another HSM or into a backup image.",
+                        "Give the gateway the token's SO PIN (new Pkcs11TokenAccess(label, userPin, soPin)); it is used once, when the token joins the backup domain."), e);
+                }
+                catch (Pkcs11Exception e)
+                {
+                    throw Pkcs11Errors.Map(e, token.ToString(), "join backup domain");
+                }
+
+                continue;
+            }
+
+            // The security officer creates the key, as a public object (the only kind an SO may create).
+            Guard(token, "log out", () => session.Logout());
+            try
+            {
+                try
+                {
+                    session.Login(CKU.CKU_SO, soPin);
+                }
+                catch (Pkcs11Exception e)
+                {
+                    throw e.RV is CKR.CKR_PIN_INCORRECT or CKR.CKR_PIN_INVALID or CKR.CKR_PIN_LEN_RANGE or CKR.CKR_PIN_LOCKED or CKR.CKR_PIN_EXPIRED
+                        ? new BackupException(new Refusal(
+                            BackupErrorCode.HsmLoginFailed, token.ToString(),
+                            $"The HSM {token} refused the security officer's login ({e.RV}).",
+                            "Check the SO PIN configured for the token."), e)
+                        : Pkcs11Errors.Map(e, token.ToString(), "security officer login");
+                }
+
+                try
+                {
+                    Guard(token, "join backup domain", () => Join(session, token, isPrivate: false));
+                }
+                finally
+                {
+                    Guard(token, "log out", () => session.Logout());
+                }
+            }
+            finally
+            {
+                // The user's login again, for the sessions the operation opens next.
+                Guard(token, "login", () => session.Login(CKU.CKU_USER, token.UserPin));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Unwraps the backup key into the token as its trusted copy: a one-time RSA key pair is made inside the token, the
+    /// vault wraps the backup key under its public half (RSA-OAEP), and the token unwraps it with the private half,
+    /// which never leaves it.
+    /// </summary>
+    private void Join(ISession session, Pkcs11TokenAccess token, bool isPrivate)
+    {
+        // A session key pair: it goes when the caller closes the session, on every path.
         var (publicKey, privateKey) = Guard(token, "generate transport key", () =>
         {
             session.GenerateKeyPair(
                 session.Factories.MechanismFactory.Create(CKM.CKM_RSA_PKCS_KEY_PAIR_GEN),
-                [A(session, CKA.CKA_TOKEN, false), A(session, CKA.CKA_WRAP, true), A(session, CKA.CKA_ENCRYPT, true), A(session, CKA.CKA_MODULUS_BITS, 2048UL), A(session, CKA.CKA_PUBLIC_EXPONENT, new byte[] { 1, 0, 1 })],
-                [A(session, CKA.CKA_TOKEN, false), A(session, CKA.CKA_PRIVATE, true), A(session, CKA.CKA_SENSITIVE, true), A(session, CKA.CKA_EXTRACTABLE, false), A(session, CKA.CKA_UNWRAP, true), A(session, CKA.CKA_DECRYPT, true)],
+                [A(session, CKA.CKA_TOKEN, false), A(session, CKA.CKA_PRIVATE, false), A(session, CKA.CKA_WRAP, true), A(session, CKA.CKA_ENCRYPT, true), A(session, CKA.CKA_MODULUS_BITS, 2048UL), A(session, CKA.CKA_PUBLIC_EXPONENT, new byte[] { 1, 0, 1 })],
+                [A(session, CKA.CKA_TOKEN, false), A(session, CKA.CKA_PRIVATE, isPrivate), A(session, CKA.CKA_SENSITIVE, true), A(session, CKA.CKA_EXTRACTABLE, false), A(session, CKA.CKA_UNWRAP, true), A(session, CKA.CKA_DECRYPT, true)],
                 out var pub, out var priv);
             return (pub, priv);
         });
@@ -525,7 +612,7 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
                     A(vault, CKA.CKA_CLASS, CKO.CKO_PUBLIC_KEY), A(vault, CKA.CKA_KEY_TYPE, CKK.CKK_RSA), A(vault, CKA.CKA_TOKEN, false),
                     A(vault, CKA.CKA_WRAP, true), A(vault, CKA.CKA_MODULUS, parts[0].GetValueAsByteArray()), A(vault, CKA.CKA_PUBLIC_EXPONENT, parts[1].GetValueAsByteArray()),
                 ]);
-                var vaultKey = FindSecretKey(vault, BackupKeyLabel) ?? throw new BackupException(new Refusal(
+                var vaultKey = FindVaultBackupKey(vault) ?? throw new BackupException(new Refusal(
                     BackupErrorCode.NotFound, _vault.ToString(), $"The backup vault {_vault} holds no backup key.", "Open the gateway on the vault the images were taken with."));
                 return vault.WrapKey(RsaOaep(vault), transport, vaultKey);
             });
@@ -533,7 +620,8 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
 
         try
         {
-            return Guard(token, "unwrap backup key", () => session.UnwrapKey(RsaOaep(session), privateKey, wrapped, BackupKeyTemplate(session, withLength: false)));
+            // Not guarded: the caller tells a token that will not let the user make a trusted key from other failures.
+            session.UnwrapKey(RsaOaep(session), privateKey, wrapped, MemberBackupKeyTemplate(session, isPrivate));
         }
         finally
         {

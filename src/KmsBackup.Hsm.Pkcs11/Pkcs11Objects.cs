@@ -25,10 +25,16 @@ internal static class Pkcs11Objects
 
     public static IObjectAttribute A(ISession s, CKA type, ulong value) => s.Factories.ObjectAttributeFactory.Create(type, value);
 
+    public static IObjectAttribute A(ISession s, CKA type, List<IObjectAttribute> value) => s.Factories.ObjectAttributeFactory.Create(type, value);
+
     /// <summary>A key's CKA_ID: the UTF-8 bytes of its key ID.</summary>
     public static byte[] IdOf(string keyId) => Encoding.UTF8.GetBytes(keyId);
 
-    /// <summary>The template of a KMS key's AES-256 material: sensitive (never readable), extractable only by wrapping (backup images, keeping the cluster in step).</summary>
+    /// <summary>
+    /// The template of a KMS key's AES-256 material: sensitive (never readable), extractable only by wrapping (backup
+    /// images, keeping the cluster in step), and only under a trusted key (<c>CKA_WRAP_WITH_TRUSTED</c>): the backup key.
+    /// Without it, anyone with a user PIN could wrap the key under a key of their own and read it.
+    /// </summary>
     public static List<IObjectAttribute> KeyTemplate(ISession s, string keyId, bool withLength) =>
     [
         A(s, CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
@@ -38,13 +44,17 @@ internal static class Pkcs11Objects
         A(s, CKA.CKA_PRIVATE, true),
         A(s, CKA.CKA_SENSITIVE, true),
         A(s, CKA.CKA_EXTRACTABLE, true),
+        A(s, CKA.CKA_WRAP_WITH_TRUSTED, true),
         A(s, CKA.CKA_ENCRYPT, true),
         A(s, CKA.CKA_DECRYPT, true),
         A(s, CKA.CKA_ID, IdOf(keyId)),
         A(s, CKA.CKA_LABEL, KeyLabelPrefix + keyId),
     ];
 
-    /// <summary>The backup key: AES-256 that wraps and unwraps KMS keys; extractable only so that it can join new tokens to the backup domain, wrapped.</summary>
+    /// <summary>
+    /// The backup key as the backup vault keeps it: AES-256, generated in the vault, extractable only so that it can
+    /// join new tokens to the backup domain, wrapped. The vault wraps no KMS key with it, so it need not be trusted.
+    /// </summary>
     public static List<IObjectAttribute> BackupKeyTemplate(ISession s, bool withLength) =>
     [
         A(s, CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
@@ -61,8 +71,45 @@ internal static class Pkcs11Objects
         A(s, CKA.CKA_LABEL, BackupKeyLabel),
     ];
 
+    /// <summary>
+    /// The backup key as an HSM of a cluster keeps it, unwrapped there when the HSM joins the backup domain: trusted
+    /// (<c>CKA_TRUSTED</c>), so that it alone may wrap KMS keys; not extractable; unchangeable and not copyable, so that
+    /// the trust and the unwrap template stay as made; and whatever it unwraps must be sensitive and wrappable only with
+    /// a trusted key again (<c>CKA_UNWRAP_TEMPLATE</c>), so that it cannot unwrap a KMS key into a readable one.
+    /// </summary>
+    /// <param name="s">A session of the security officer when the token lets only the SO set <c>CKA_TRUSTED</c> (SoftHSM2 does), else of the user.</param>
+    /// <param name="isPrivate">Whether the key is a private object: a security officer can create only public ones (it can still be used only with the user PIN's objects).</param>
+    public static List<IObjectAttribute> MemberBackupKeyTemplate(ISession s, bool isPrivate) =>
+    [
+        A(s, CKA.CKA_CLASS, CKO.CKO_SECRET_KEY),
+        A(s, CKA.CKA_KEY_TYPE, CKK.CKK_AES),
+        A(s, CKA.CKA_TOKEN, true),
+        A(s, CKA.CKA_PRIVATE, isPrivate),
+        A(s, CKA.CKA_SENSITIVE, true),
+        A(s, CKA.CKA_EXTRACTABLE, false),
+        A(s, CKA.CKA_TRUSTED, true),
+        A(s, CKA.CKA_COPYABLE, false),
+        A(s, CKA.CKA_WRAP, true),
+        A(s, CKA.CKA_UNWRAP, true),
+        A(s, CKA.CKA_ENCRYPT, false),
+        A(s, CKA.CKA_DECRYPT, false),
+        A(s, CKA.CKA_UNWRAP_TEMPLATE, [A(s, CKA.CKA_SENSITIVE, true), A(s, CKA.CKA_WRAP_WITH_TRUSTED, true)]),
+        A(s, CKA.CKA_LABEL, BackupKeyLabel),
+
+        // Last: SoftHSM2 applies an unwrap template in order and refuses every attribute after CKA_MODIFIABLE = false.
+        A(s, CKA.CKA_MODIFIABLE, false),
+    ];
+
     public static IObjectHandle? FindSecretKey(ISession s, string label) =>
         s.FindAllObjects([A(s, CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), A(s, CKA.CKA_LABEL, label)]).FirstOrDefault();
+
+    /// <summary>The vault's copy of the backup key: the extractable one (a token that is both vault and HSM holds both copies).</summary>
+    public static IObjectHandle? FindVaultBackupKey(ISession s) =>
+        s.FindAllObjects([A(s, CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), A(s, CKA.CKA_LABEL, BackupKeyLabel), A(s, CKA.CKA_EXTRACTABLE, true)]).FirstOrDefault();
+
+    /// <summary>An HSM's copy of the backup key: the trusted one; a key of the same label that someone with the user PIN made is never trusted.</summary>
+    public static IObjectHandle? FindMemberBackupKey(ISession s) =>
+        s.FindAllObjects([A(s, CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), A(s, CKA.CKA_LABEL, BackupKeyLabel), A(s, CKA.CKA_TRUSTED, true)]).FirstOrDefault();
 
     public static IObjectHandle? FindKey(ISession s, string keyId) => FindSecretKey(s, KeyLabelPrefix + keyId);
 

@@ -1,8 +1,9 @@
 namespace KmsBackup.Hsm.Pkcs11;
 
 /// <summary>
-/// How to reach one PKCS#11 token (an HSM): its label and the user PIN. The PIN is never shown:
-/// <see cref="ToString"/> names the token only.
+/// How to reach one PKCS#11 token (an HSM): its label, the user PIN and, for an HSM of a cluster on a token that
+/// lets only its security officer mark a key trusted, the SO PIN. No PIN is ever shown: <see cref="ToString"/> names
+/// the token only.
 /// </summary>
 public sealed class Pkcs11TokenAccess
 {
@@ -23,10 +24,29 @@ public sealed class Pkcs11TokenAccess
         UserPin = userPin;
     }
 
+    /// <summary>Names a token, its user PIN and its security officer (SO) PIN.</summary>
+    /// <param name="tokenLabel">The token's label (as set when the token was initialised), 1 to 32 characters.</param>
+    /// <param name="userPin">The token's user PIN.</param>
+    /// <param name="securityOfficerPin">
+    /// The token's SO PIN. An HSM of a cluster keeps its copy of the backup key as a trusted key (<c>CKA_TRUSTED</c>), the
+    /// only key its KMS keys may be wrapped with (<c>CKA_WRAP_WITH_TRUSTED</c>); many tokens, SoftHSM2 among them, let only
+    /// the SO mark a key trusted. The <see cref="Pkcs11HsmClusterGateway"/> logs in as the SO once per token, when the
+    /// token joins the backup domain, to create that key; a token that lets the user do it needs no SO PIN.
+    /// </param>
+    /// <exception cref="ArgumentException">The label is empty or longer than 32 characters, or a PIN is empty.</exception>
+    public Pkcs11TokenAccess(string tokenLabel, string userPin, string securityOfficerPin)
+        : this(tokenLabel, userPin)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(securityOfficerPin);
+        SecurityOfficerPin = securityOfficerPin;
+    }
+
     /// <summary>The token's label.</summary>
     public string TokenLabel { get; }
 
     internal string UserPin { get; }
+
+    internal string? SecurityOfficerPin { get; }
 
     /// <summary>The token's label, never the PIN.</summary>
     public override string ToString() => $"token '{TokenLabel}'";
@@ -49,6 +69,13 @@ public sealed record Pkcs11ClusterDefinition(string ClusterId, string Region, IR
 
     /// <summary>The cluster's HSM backup; default disabled.</summary>
     public HsmBackupPolicy Backup { get; init; } = HsmBackupPolicy.Disabled;
+
+    /// <summary>
+    /// The account that owns the cluster (<see cref="HsmClusterInfo.OwnerAccount"/>); <see langword="null"/>, the default,
+    /// for a cluster assigned to no account, which no account can restore an image into. Set it to the account that
+    /// purchased the HSM instance; a deployment that serves one account sets that account on every cluster.
+    /// </summary>
+    public string? OwnerAccount { get; init; }
 }
 
 /// <summary>Options of a <see cref="Pkcs11HsmClusterGateway"/>.</summary>

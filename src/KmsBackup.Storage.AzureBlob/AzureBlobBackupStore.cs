@@ -135,7 +135,15 @@ public sealed partial class AzureBlobBackupStore : BackupStore
     }
 
     /// <inheritdoc />
-    /// <remarks>Pages through the service's listing, <see cref="AzureBlobBackupStoreOptions.ListPageSize"/> blobs a request; blobs whose commit has not completed are never listed.</remarks>
+    /// <remarks>
+    /// Pages through the service's listing, <see cref="AzureBlobBackupStoreOptions.ListPageSize"/> blobs a request; blobs whose commit has
+    /// not completed are never listed. A blob under the store's prefix whose name is not a store key (see
+    /// <see cref="BackupStore.ValidateKey"/>: a space, a character outside ASCII letters, digits, <c>.</c>, <c>_</c> and <c>-</c>, an empty
+    /// segment, too long) is not an object of the store, which never writes such a name: it is left out, as the file-system store leaves
+    /// out files whose names are not keys. Refusing it instead would let anyone who can write one blob into the container stop every
+    /// listing, and with it every account's backups, views and verify; and a name the store could not read, delete or verify would only
+    /// move the failure to the caller.
+    /// </remarks>
     /// <exception cref="ArgumentException"><paramref name="prefix"/> is not a valid key prefix.</exception>
     public override IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
@@ -175,7 +183,11 @@ public sealed partial class AzureBlobBackupStore : BackupStore
 
                 foreach (var item in page.Values)
                 {
-                    yield return new StoreObject(item.Name[_objectsPrefix.Length..], item.Properties.ContentLength ?? 0);
+                    var key = item.Name[_objectsPrefix.Length..];
+                    if (IsKey(key))
+                    {
+                        yield return new StoreObject(key, item.Properties.ContentLength ?? 0);
+                    }
                 }
             }
         }
@@ -254,6 +266,20 @@ public sealed partial class AzureBlobBackupStore : BackupStore
         {
             await _container.CreateIfNotExistsAsync(cancellationToken: cancellationToken).ConfigureAwait(false);
             return await write(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Whether a listed name is a store key; <see cref="BackupStore.ValidateKey"/> is the one rule, so that the two never disagree.</summary>
+    private static bool IsKey(string name)
+    {
+        try
+        {
+            ValidateKey(name);
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
         }
     }
 

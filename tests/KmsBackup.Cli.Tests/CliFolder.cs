@@ -120,11 +120,20 @@ public sealed class CliFolder : IAsyncDisposable
         [GlobalOptions.AccountVariable] = Owner,
     }, args);
 
-    public async Task<CliRun> RunWithEnvironmentAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
+    public Task<CliRun> RunWithEnvironmentAsync(IReadOnlyDictionary<string, string> environment, params string[] args) => RunWithAsync(Files, environment, args);
+
+    /// <summary>Runs the tool in-process as the owner over <paramref name="files"/> (a file system a test wraps, say).</summary>
+    public Task<CliRun> RunWithFilesAsync(IFileSystem files, params string[] args) => RunWithAsync(files, new Dictionary<string, string>
+    {
+        [LocalFolderPaths.RootVariable] = Root,
+        [GlobalOptions.AccountVariable] = Owner,
+    }, args);
+
+    private async Task<CliRun> RunWithAsync(IFileSystem files, IReadOnlyDictionary<string, string> environment, string[] args)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var host = new CliHost(Files, Clock, output, error, name => environment.TryGetValue(name, out var value) ? value : null, interactive: false);
+        var host = new CliHost(files, Clock, output, error, name => environment.TryGetValue(name, out var value) ? value : null, interactive: false);
         var exit = await CommandTree.InvokeAsync(args, host);
         return new CliRun(exit, output.ToString(), error.ToString());
     }

@@ -356,6 +356,60 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "F1")]
+    public async Task The_data_key_file_is_created_exclusively_before_the_download_so_a_link_planted_meanwhile_gets_nothing()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        var file = _folder.PathOf("day2.kbf");
+        var keyFile = _folder.PathOf("day2.key");
+        var victim = _folder.PathOf("somewhere-the-attacker-reads.txt");
+        File.WriteAllText(victim, "the attacker's file\n");
+        File.SetUnixFileMode(victim, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        // The attacker plants a link at the key file's path once the tool has checked that the path is free and starts downloading.
+        var planted = false;
+        var files = new HookedFileSystem(new System.IO.Abstractions.FileSystem(), path =>
+        {
+            if (path == file && !File.Exists(keyFile))
+            {
+                File.CreateSymbolicLink(keyFile, victim);
+                planted = true;
+            }
+        });
+        var download = await _folder.RunWithFilesAsync(files, "download", Backup, "--date", "2026-05-02", "--out", file, "--data-key-out", keyFile, "--json");
+
+        AssertExit(ExitCodes.Ok, download);
+        Assert.Equal("the attacker's file\n", File.ReadAllText(victim));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead, File.GetUnixFileMode(victim));
+        Assert.False(planted, "the key file should exist before the download starts, leaving no moment to plant a link");
+        Assert.Null(new FileInfo(keyFile).LinkTarget);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+        AssertExit(ExitCodes.Ok, await _folder.RunAsync("verify-file", file, "--data-key-file", keyFile));
+    }
+
+    [Fact]
+    [Trait("Rule", "F1")]
+    public async Task A_download_that_fails_leaves_no_key_file_and_an_existing_key_file_is_never_touched()
+    {
+        var file = _folder.PathOf("day9.kbf");
+        var keyFile = _folder.PathOf("day9.key");
+        var refused = await _folder.RunAsync("download", Backup, "--date", "2026-04-20", "--out", file, "--data-key-out", keyFile);
+        AssertExit(ExitCodes.Refused, refused);
+        Assert.False(File.Exists(keyFile));
+        Assert.False(File.Exists(file));
+
+        File.WriteAllText(keyFile, "an older key\n");
+        var exists = await _folder.RunAsync("download", Backup, "--date", "2026-05-02", "--out", file, "--data-key-out", keyFile);
+        AssertExit(ExitCodes.Usage, exists);
+        Assert.Equal("an older key\n", File.ReadAllText(keyFile));
+        Assert.False(File.Exists(file));
+    }
+
+    [Fact]
     [Trait("Rule", "F2")]
     public async Task A_damaged_file_or_a_wrong_key_exits_5_and_imports_nothing()
     {

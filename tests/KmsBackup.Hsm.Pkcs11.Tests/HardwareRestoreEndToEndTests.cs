@@ -14,7 +14,7 @@ namespace KmsBackup.Hsm.Pkcs11.Tests;
 /// </summary>
 public class HardwareRestoreEndToEndTests
 {
-    private const string Owner = "acct-owner";
+    private const string Owner = SoftHsm.Owner;
     private const string Region = "cn-hangzhou";
 
     [SoftHsmFact]
@@ -77,7 +77,7 @@ public class HardwareRestoreEndToEndTests
         await client.OnInstanceReleasedAsync("kst-hw");
 
         // A new cluster: two HSMs in two zones, never enabled. The most recent Auto Create image goes into it.
-        Assert.Empty(await client.CheckHsmRestoreTargetAsync("cls-new", Region));
+        Assert.Empty(await client.CheckHsmRestoreTargetAsync(Owner, "cls-new", Region));
         var restoredImage = await client.RestoreHsmImageAsync(Owner, backup.Id, "cls-new");
         Assert.Equal(image.ImageId, restoredImage.ImageId);
 

@@ -1,6 +1,7 @@
 using System.Text;
 using Microsoft.Extensions.Time.Testing;
 using Net.Pkcs11Interop.Common;
+using Net.Pkcs11Interop.HighLevelAPI;
 
 namespace KmsBackup.Hsm.Pkcs11.Tests;
 
@@ -16,6 +17,7 @@ public class Pkcs11GatewayTests
         using var gateway = SoftHsm.Gateway(null, SoftHsm.NewCluster("cls-info"));
         var info = (await gateway.GetClusterAsync("cls-info"))!;
         Assert.Equal("cls-info-hsm-a", info.PrimaryHsmId);
+        Assert.Equal(SoftHsm.Owner, info.OwnerAccount);
         Assert.Equal(2, info.ZoneCount);
         Assert.Equal(HsmClusterMode.Cluster, info.Mode);
         Assert.False(info.IsEnabled);
@@ -61,6 +63,89 @@ public class Pkcs11GatewayTests
         sealedData[^1] ^= 1;
         Assert.Equal(BackupErrorCode.IntegrityViolation, (await Assert.ThrowsAsync<BackupException>(() => gateway.DecryptAsync("cls-keys", "key-0001", sealedData))).Code);
         Assert.Equal(BackupErrorCode.KeyMaterialMissing, (await Assert.ThrowsAsync<BackupException>(() => gateway.EncryptAsync("cls-keys", "key-0002", new byte[1]))).Code);
+    }
+
+    [SoftHsmFact]
+    public async Task A_key_cannot_be_wrapped_out_with_the_user_PIN_and_a_wrapping_key_of_ones_own()
+    {
+        var cluster = SoftHsm.NewCluster("cls-trust");
+        using var gateway = SoftHsm.Gateway(null, cluster);
+        await gateway.GenerateKeyAsync("cls-trust", "key-t1");
+        await gateway.TakeBackupImageAsync("cls-trust");
+
+        // The attacker knows a user PIN of the cluster and speaks PKCS#11 to its HSMs directly.
+        var module = SoftHsm.Module();
+        foreach (var hsm in cluster.Hsms)
+        {
+            lock (module.Gate)
+            {
+                using var session = module.OpenSession(hsm.Token);
+                var key = Pkcs11Objects.FindKey(session, "key-t1")!;
+
+                // A wrapping key of its own, whose value it could read: the HSM refuses to wrap the key with it.
+                var own = session.GenerateKey(session.Factories.MechanismFactory.Create(CKM.CKM_AES_KEY_GEN),
+                [
+                    Pkcs11Objects.A(session, CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Pkcs11Objects.A(session, CKA.CKA_KEY_TYPE, CKK.CKK_AES),
+                    Pkcs11Objects.A(session, CKA.CKA_VALUE_LEN, 32UL), Pkcs11Objects.A(session, CKA.CKA_TOKEN, false),
+                    Pkcs11Objects.A(session, CKA.CKA_SENSITIVE, false), Pkcs11Objects.A(session, CKA.CKA_EXTRACTABLE, true),
+                    Pkcs11Objects.A(session, CKA.CKA_WRAP, true), Pkcs11Objects.A(session, CKA.CKA_UNWRAP, true),
+                ]);
+                var untrusted = Assert.Throws<Pkcs11Exception>(() => session.WrapKey(Pkcs11Objects.AesKeyWrap(session), own, key));
+                Assert.Equal(CKR.CKR_KEY_NOT_WRAPPABLE, untrusted.RV);
+                Assert.True(session.GetAttributeValue(key, [CKA.CKA_WRAP_WITH_TRUSTED])[0].GetValueAsBool());
+
+                // The trusted backup key wraps it, but what it unwraps is sensitive and wrappable only with a trusted key again.
+                var backupKey = Pkcs11Objects.FindMemberBackupKey(session)!;
+                Assert.True(session.GetAttributeValue(backupKey, [CKA.CKA_TRUSTED])[0].GetValueAsBool());
+                var wrapped = session.WrapKey(Pkcs11Objects.AesKeyWrap(session), backupKey, key);
+                var readable = Assert.Throws<Pkcs11Exception>(() => session.UnwrapKey(Pkcs11Objects.AesKeyWrap(session), backupKey, wrapped,
+                [
+                    Pkcs11Objects.A(session, CKA.CKA_CLASS, CKO.CKO_SECRET_KEY), Pkcs11Objects.A(session, CKA.CKA_KEY_TYPE, CKK.CKK_AES),
+                    Pkcs11Objects.A(session, CKA.CKA_TOKEN, false), Pkcs11Objects.A(session, CKA.CKA_SENSITIVE, false), Pkcs11Objects.A(session, CKA.CKA_EXTRACTABLE, true),
+                ]));
+                Assert.Equal(CKR.CKR_TEMPLATE_INCONSISTENT, readable.RV);
+
+                // The backup key itself can be neither changed, nor copied into a changeable key, nor wrapped out.
+                var change = Assert.Throws<Pkcs11Exception>(() => session.SetAttributeValue(backupKey, [Pkcs11Objects.A(session, CKA.CKA_UNWRAP_TEMPLATE, new List<IObjectAttribute>())]));
+                Assert.Equal(CKR.CKR_ACTION_PROHIBITED, change.RV);
+                var copy = Assert.Throws<Pkcs11Exception>(() => session.CopyObject(backupKey, [Pkcs11Objects.A(session, CKA.CKA_TOKEN, false)]));
+                Assert.Equal(CKR.CKR_ACTION_PROHIBITED, copy.RV);
+                var export = Assert.Throws<Pkcs11Exception>(() => session.WrapKey(Pkcs11Objects.AesKeyWrap(session), own, backupKey));
+                Assert.Equal(CKR.CKR_KEY_UNEXTRACTABLE, export.RV);
+                session.DestroyObject(own);
+            }
+        }
+    }
+
+    [SoftHsmFact]
+    public async Task SoftHSM2_lets_only_its_security_officer_mark_the_backup_key_trusted()
+    {
+        // Without the SO PIN the token cannot join the backup domain: the user may not create a trusted key.
+        var noSo = SoftHsm.NewCluster("cls-no-so");
+        noSo = noSo with { Hsms = [.. noSo.Hsms.Select(h => h with { Token = new Pkcs11TokenAccess(h.Token.TokenLabel, SoftHsm.UserPin) })] };
+        using (var gateway = SoftHsm.Gateway(null, noSo))
+        {
+            var refused = await Assert.ThrowsAsync<BackupException>(() => gateway.GenerateKeyAsync("cls-no-so", "key-n1"));
+            Assert.Equal(BackupErrorCode.HsmOperationFailed, refused.Code);
+            Assert.Contains("CKR_ATTRIBUTE_READ_ONLY", refused.Message, StringComparison.Ordinal);
+            Assert.Contains(noSo.Hsms[0].Token.TokenLabel, refused.Message, StringComparison.Ordinal);
+            Assert.Contains("SO PIN", refused.Remedy, StringComparison.Ordinal);
+            Assert.False(await gateway.IsKeyMaterialPresentAsync("cls-no-so", "key-n1"));
+        }
+
+        // A wrong SO PIN is a login failure that names the token, never the PIN.
+        var wrongSo = SoftHsm.NewCluster("cls-wrong-so");
+        wrongSo = wrongSo with { Hsms = [.. wrongSo.Hsms.Select(h => h with { Token = new Pkcs11TokenAccess(h.Token.TokenLabel, SoftHsm.UserPin, "not-the-so-pin-1") })] };
+        using (var gateway = SoftHsm.Gateway(null, wrongSo))
+        {
+            var refused = await Assert.ThrowsAsync<BackupException>(() => gateway.TakeBackupImageAsync("cls-wrong-so"));
+            Assert.Equal(BackupErrorCode.HsmLoginFailed, refused.Code);
+            Assert.Contains("security officer", refused.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("not-the-so-pin-1", refused.ToString(), StringComparison.Ordinal);
+
+            // The user's login is back: the cluster still answers.
+            Assert.False(await gateway.IsKeyMaterialPresentAsync("cls-wrong-so", "key-w1"));
+        }
     }
 
     [SoftHsmFact]

@@ -50,8 +50,8 @@ internal static partial class SoftHsm
         }
     }
 
-    /// <summary>Initialises a new token with a unique label and returns how to reach it.</summary>
-    public static Pkcs11TokenAccess NewToken(string prefix)
+    /// <summary>Initialises a new token with a unique label and returns how to reach it (with its SO PIN when <paramref name="withSoPin"/>).</summary>
+    public static Pkcs11TokenAccess NewToken(string prefix, bool withSoPin = false)
     {
         var module = Module();
         var label = $"{prefix}-{Interlocked.Increment(ref s_counter)}";
@@ -66,15 +66,18 @@ internal static partial class SoftHsm
             session.Logout();
         }
 
-        return new Pkcs11TokenAccess(label, UserPin);
+        return withSoPin ? new Pkcs11TokenAccess(label, UserPin, SoPin) : new Pkcs11TokenAccess(label, UserPin);
     }
 
-    public static Pkcs11ClusterDefinition NewCluster(string clusterId, string region = "cn-hangzhou", int hsms = 2) =>
+    public const string Owner = "acct-owner";
+
+    public static Pkcs11ClusterDefinition NewCluster(string clusterId, string region = "cn-hangzhou", int hsms = 2, string? owner = Owner) =>
         new(clusterId, region, Enumerable.Range(0, hsms)
-            .Select(i => new Pkcs11HsmDefinition($"{clusterId}-hsm-{(char)('a' + i)}", $"{region}-{(char)('h' + i)}", NewToken($"{clusterId}-{(char)('a' + i)}")))
+            .Select(i => new Pkcs11HsmDefinition($"{clusterId}-hsm-{(char)('a' + i)}", $"{region}-{(char)('h' + i)}", NewToken($"{clusterId}-{(char)('a' + i)}", withSoPin: true)))
             .ToList())
         {
             Backup = new HsmBackupPolicy(true, 90, TimeSpan.FromDays(1)),
+            OwnerAccount = owner,
         };
 
     public static Pkcs11HsmClusterGateway Gateway(TimeProvider? time, params Pkcs11ClusterDefinition[] clusters) => Gateway(time, NewToken("vault"), clusters);

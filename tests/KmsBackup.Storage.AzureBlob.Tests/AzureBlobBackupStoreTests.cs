@@ -44,6 +44,52 @@ public sealed class AzureBlobBackupStoreTests : AzuriteContainerTest
     }
 
     [Fact]
+    public async Task Blobs_whose_names_are_not_store_keys_are_left_out_of_listings_and_every_account_keeps_working()
+    {
+        // A store in use: a backup of one account, run once.
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 5, 1, 9, 0, 0, TimeSpan.Zero));
+        var files = new System.IO.Abstractions.TestingHelpers.MockFileSystem();
+        var container = Container();
+        var store = new AzureBlobBackupStore(container, new AzureBlobBackupStoreOptions { Prefix = "kms/" }, clock);
+        using var kms = new KmsBackup.Instances.EmbeddedKeyManagementService(files, "/kms", clock);
+        using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, "/keys/repository.key");
+        using var client = await BackupClient.OpenAsync(store, keys, kms, new BackupClientOptions { TimeProvider = clock, LeaseHolder = "host-a" });
+        await kms.CreateInstanceAsync(new KmsBackup.Instances.EmbeddedInstanceSpec("kst-a", InstanceKind.Software, "cn-hangzhou", "acct-a") { CreatedAt = clock.GetUtcNow().AddDays(-1) });
+        await kms.GenerateKeyAsync("kst-a", "orders", "acct-a");
+        var backup = (await client.OnInstanceEnabledAsync("kst-a"))!;
+        var valid = await ListAsync(store, string.Empty);
+
+        // Someone who may write to the container plants blobs beside the store's objects whose names break the key rules.
+        var folders = valid.Select(o => o.Key.Split('/')[0]).Distinct().ToList();
+        foreach (var folder in folders)
+        {
+            foreach (var name in new[] { "has space", "n\u00e4me", "a//b", "semi;colon", new string('x', BackupStore.MaximumKeyLength) })
+            {
+                await container.GetBlobClient($"kms/objects/{folder}/{name}").UploadAsync(BinaryData.FromString("planted"));
+            }
+        }
+
+        // The engine keeps listing, running and verifying for every account...
+        Assert.Equal(backup.Id, Assert.Single(await client.ListBackupsAsync("acct-a").ToListAsync()).Id);
+        clock.Advance(TimeSpan.FromMinutes(5));
+        await client.RunDueBackupsAsync();
+        var verification = await client.VerifyAsync();
+        Assert.True(verification.IsClean, verification.ToString());
+
+        // ...because listings give exactly the store's own objects, each a key the store accepts.
+        var after = await ListAsync(store, string.Empty);
+        Assert.All(after, o => BackupStore.ValidateKey(o.Key));
+        Assert.Equal(valid.Select(o => o.Key), after.Select(o => o.Key).Where(k => valid.Any(v => v.Key == k)));
+        Assert.Equal(after.Count, after.Select(o => o.Key).Distinct().Count());
+        foreach (var folder in folders)
+        {
+            var listed = await ListAsync(store, folder + "/");
+            Assert.All(listed, o => BackupStore.ValidateKey(o.Key));
+            Assert.DoesNotContain(listed, o => o.Length == "planted".Length);
+        }
+    }
+
+    [Fact]
     public async Task An_unreachable_service_is_a_typed_StoreUnavailable_error_that_names_the_store_for_every_operation()
     {
         var port = AzuriteProcess.FreePort(); // nothing listens there

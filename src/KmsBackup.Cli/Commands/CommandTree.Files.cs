@@ -31,54 +31,37 @@ internal static partial class CommandTree
                 throw new UsageException($"The file '{path}' exists; choose another --out or add --force.");
             }
 
-            if (keyPath is not null && files.File.Exists(keyPath))
-            {
-                throw new UsageException($"The key file '{keyPath}' exists; the tool never overwrites a data key. Choose another --data-key-out.");
-            }
-
-            var client = await inv.ClientAsync(ct).ConfigureAwait(false);
+            // The key file is created before anything is downloaded, exclusively and owner-only: a check now and a
+            // create later would leave a moment to plant a file or a link there and receive the key.
+            var keyFile = keyPath is null ? null : CreateKeyFile(files, keyPath);
             BackupFileDownload download;
             try
             {
-                var stream = files.File.Create(path);
-                await using (stream.ConfigureAwait(false))
-                {
-                    if (inv.Json || !inv.Host.Interactive)
-                    {
-                        download = await client.DownloadAsync(inv.Account, inv.Value(id), inv.Value(date), stream, ct).ConfigureAwait(false);
-                    }
-                    else
-                    {
-                        download = await inv.Console.Progress().StartAsync(async ctx =>
-                        {
-                            var task = ctx.AddTask("Downloading", autoStart: true);
-                            task.IsIndeterminate = true;
-                            var counting = new CountingStream(stream, written => task.Description = $"Downloading ({written:N0} bytes)");
-                            await using (counting.ConfigureAwait(false))
-                            {
-                                var result = await client.DownloadAsync(inv.Account, inv.Value(id), inv.Value(date), counting, ct).ConfigureAwait(false);
-                                task.IsIndeterminate = false;
-                                task.MaxValue = result.Length;
-                                task.Value = result.Length;
-                                return result;
-                            }
-                        }).ConfigureAwait(false);
-                    }
-                }
+                var client = await inv.ClientAsync(ct).ConfigureAwait(false);
+                download = await DownloadToFileAsync(inv, files, client, path, inv.Value(id), inv.Value(date), ct).ConfigureAwait(false);
             }
             catch
             {
-                // A partial file is of no use and would be mistaken for a backup.
-                files.File.Delete(path);
+                if (keyFile is not null)
+                {
+                    // Ours alone (created exclusively) and still empty: no key to keep.
+                    await keyFile.DisposeAsync().ConfigureAwait(false);
+                    files.File.Delete(keyPath!);
+                }
+
                 throw;
             }
 
             using (download)
             {
                 var key = Convert.ToBase64String(download.DataKey.Span);
-                if (keyPath is not null)
+                if (keyFile is not null)
                 {
-                    WriteOwnerOnly(inv, keyPath, key);
+                    await using (keyFile.ConfigureAwait(false))
+                    {
+                        await keyFile.WriteAsync(Encoding.ASCII.GetBytes(key + "\n"), ct).ConfigureAwait(false);
+                        await keyFile.FlushAsync(ct).ConfigureAwait(false);
+                    }
                 }
 
                 inv.Write(
@@ -101,6 +84,44 @@ internal static partial class CommandTree
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>Downloads the date into a new file at <paramref name="path"/>; a partial file is deleted.</summary>
+    private static async Task<BackupFileDownload> DownloadToFileAsync(
+        Invocation inv, System.IO.Abstractions.IFileSystem files, BackupClient client, string path, string backupId, DateOnly backupDate, CancellationToken ct)
+    {
+        try
+        {
+            var stream = files.File.Create(path);
+            await using (stream.ConfigureAwait(false))
+            {
+                if (inv.Json || !inv.Host.Interactive)
+                {
+                    return await client.DownloadAsync(inv.Account, backupId, backupDate, stream, ct).ConfigureAwait(false);
+                }
+
+                return await inv.Console.Progress().StartAsync(async ctx =>
+                {
+                    var task = ctx.AddTask("Downloading", autoStart: true);
+                    task.IsIndeterminate = true;
+                    var counting = new CountingStream(stream, written => task.Description = $"Downloading ({written:N0} bytes)");
+                    await using (counting.ConfigureAwait(false))
+                    {
+                        var result = await client.DownloadAsync(inv.Account, backupId, backupDate, counting, ct).ConfigureAwait(false);
+                        task.IsIndeterminate = false;
+                        task.MaxValue = result.Length;
+                        task.Value = result.Length;
+                        return result;
+                    }
+                }).ConfigureAwait(false);
+            }
+        }
+        catch
+        {
+            // A partial file is of no use and would be mistaken for a backup.
+            files.File.Delete(path);
+            throw;
+        }
     }
 
     private static Command UploadCommand(CliHost host, GlobalOptions globals)
@@ -223,19 +244,26 @@ internal static partial class CommandTree
     }
 
     /// <summary>Writes a data key where only the owner can read it: the file is created empty with mode 0600 before the key goes in.</summary>
-    private static void WriteOwnerOnly(Invocation inv, string path, string key)
+    /// <summary>
+    /// Creates the data key's file: exclusively (it fails if anything, a link included, is at the path, so no file or
+    /// link planted there receives the key), and, on Unix, with mode 0600 from the start.
+    /// </summary>
+    private static System.IO.Abstractions.FileSystemStream CreateKeyFile(System.IO.Abstractions.IFileSystem files, string path)
     {
-        var files = inv.Host.FileSystem;
-        using (files.File.Create(path))
-        {
-        }
-
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
         if (!OperatingSystem.IsWindows())
         {
-            files.File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
         }
 
-        files.File.WriteAllText(path, key + "\n", Encoding.ASCII);
+        try
+        {
+            return files.FileStream.New(path, options);
+        }
+        catch (IOException) when (files.File.Exists(path) || files.Directory.Exists(path) || files.FileInfo.New(path).LinkTarget is not null)
+        {
+            throw new UsageException($"The key file '{path}' exists; the tool never overwrites a data key. Choose another --data-key-out.");
+        }
     }
 }
 

@@ -65,6 +65,18 @@ public sealed record HsmClusterInfo
     /// <summary>The hardware key management instance connected to the cluster, if any.</summary>
     public string? ConnectedInstanceId { get; init; }
 
+    /// <summary>
+    /// The account that owns the cluster (the account that purchased the HSM instance); <see langword="null"/>, the
+    /// default, when the gateway assigns the cluster to no account.
+    /// </summary>
+    /// <remarks>
+    /// Only the owner may check the cluster as the target of a hardware restore or restore an image into it
+    /// (<c>BackupClient.CheckHsmRestoreTargetAsync</c>, <c>RestoreHsmImageAsync</c>); to any other account, and to
+    /// every account when there is no owner, the cluster is refused exactly as a cluster that does not exist. A
+    /// gateway that serves one account sets that account on each cluster.
+    /// </remarks>
+    public string? OwnerAccount { get; init; }
+
     /// <summary>The cluster's HSM backup.</summary>
     public HsmBackupPolicy Backup { get; init; } = HsmBackupPolicy.Disabled;
 

@@ -50,7 +50,12 @@ public sealed record RestorePlanInput
     /// <summary>The target instance's ID.</summary>
     public required string TargetInstanceId { get; init; }
 
-    /// <summary>The target instance as its service describes it now; <see langword="null"/> when there is no such instance.</summary>
+    /// <summary>
+    /// The target instance as its service describes it now; <see langword="null"/> when there is no such instance.
+    /// An instance of another account than the backup owner's is planned as if it were <see langword="null"/>: the
+    /// plan uses none of its facts, nor <see cref="NamesInUse"/>, <see cref="TargetKeyIds"/> or
+    /// <see cref="KeyIdsWithMaterial"/>, so that it tells the caller nothing about another account.
+    /// </summary>
     public InstanceDescription? Target { get; init; }
 
     /// <summary>The chosen items' names that are in use anywhere in the target's region (keys and secrets).</summary>
@@ -81,6 +86,9 @@ public static class RestorePlanner
     private const string QuotaRemedy =
         "Delete unused items from the target instance to free up quota, or upgrade the target instance to a higher specification; then retry the restore.";
 
+    private const string ForeignConflictRemedy =
+        "The name is taken in this region by an item of another account, which only that account can rename or delete: restore into an instance in another region, or leave the item out of this restore.";
+
     private const string ConflictRemedy =
         "Delete the conflicting item first (rename it before deleting it to keep it), or restore to another target instance (in another region, for instance).";
 
@@ -93,9 +101,15 @@ public static class RestorePlanner
     /// account, in any region, of the data's kind; R3 hardware data only to a new hardware instance;
     /// R5 the date is in the window of a backup that has not expired, and not before it was enabled;
     /// R4 quota for the whole batch, no name in use in the target's region, each secret's encrypting key
-    /// in the target or in the batch; R8 each conflict named with the instance that holds it; H7, for
+    /// in the target or in the batch; R8 each conflict named with the instance that holds it (when that instance is of the
+    /// backup owner's account; see <see cref="NameInUse.OwnerAccount"/>); H7, for
     /// hardware data, each key's material in the target's HSM cluster. Items a rerun of the same operation
     /// created already are <see cref="RestoreItemOutcome.AlreadyRestored"/> (R7).
+    /// <para>A target the caller cannot use, because it does not exist or because it belongs to another account,
+    /// gets one refusal, <see cref="BackupErrorCode.NotFound"/>, with the same item, message and remedy in both
+    /// cases; nothing else about it is checked or reported (not its region, kind, state, quota, names or keys),
+    /// so that a plan never reveals another account's names or figures. A caller who does not own the backup
+    /// gets the <see cref="BackupErrorCode.AccessDenied"/> refusal and nothing about the target either.</para>
     /// </remarks>
     public static RestorePlan Plan(RestorePlanInput input)
     {
@@ -134,10 +148,19 @@ public static class RestorePlanner
             batch.Add(Missing(ItemType.Secret, name, backupId, input.BackupDate));
         }
 
-        var target = input.Target;
-        CheckTarget(input, target, batch);
+        // Facts about a target the caller may not restore into are never used: the plan for another account's
+        // instance must be the plan for a missing one, or it would tell one tenant about another.
+        var callerOwnsBackup = string.Equals(input.CallerAccount, input.BackupOwnerAccount, StringComparison.Ordinal);
+        var target = callerOwnsBackup && input.Target is { } described &&
+            string.Equals(described.OwnerAccount, input.BackupOwnerAccount, StringComparison.Ordinal) ? described : null;
+        if (callerOwnsBackup)
+        {
+            CheckTarget(input, target, batch);
+        }
 
-        var uses = input.NamesInUse.ToLookup(n => (n.Type, n.Name));
+        var uses = (target is null ? [] : input.NamesInUse).ToLookup(n => (n.Type, n.Name));
+        var targetKeyIds = target is null ? ImmutableHashSet<string>.Empty : input.TargetKeyIds;
+        var keyIdsWithMaterial = target is null ? null : input.KeyIdsWithMaterial;
         var items = ImmutableArray.CreateBuilder<RestorePlanItem>(input.Keys.Count + input.Secrets.Count);
         var batchKeyIds = new HashSet<string>(input.Keys.Select(k => k.Id), StringComparer.Ordinal);
         foreach (var key in input.Keys.OrderBy(k => k.Name, ItemNameComparer.Instance))
@@ -148,14 +171,14 @@ public static class RestorePlanner
             {
                 CheckCreator(input, ItemType.Key, key.Name, key.CreatorAccount, refusals);
                 CheckNames(input, ItemType.Key, key.Name, uses[(ItemType.Key, key.Name)], refusals);
-                if (input.KeyIdsWithMaterial is { } present && input.TargetClusterId is { } cluster)
+                if (keyIdsWithMaterial is { } present && input.TargetClusterId is { } cluster)
                 {
                     refusals.AddRange(HardwareRules.CheckKeyMaterial(cluster, [(key.Name, key.Id)], present));
                 }
 
                 // The same key already in the target conflicts by name and by ID: one refusal says it.
                 var nameTakenInTarget = uses[(ItemType.Key, key.Name)].Any(u => string.Equals(u.InstanceId, input.TargetInstanceId, StringComparison.Ordinal));
-                if (input.TargetKeyIds.Contains(key.Id) && !nameTakenInTarget)
+                if (targetKeyIds.Contains(key.Id) && !nameTakenInTarget)
                 {
                     refusals.Add(new Refusal(BackupErrorCode.NameConflict, $"key '{key.Name}'",
                         $"The target instance '{input.TargetInstanceId}' already holds a key with the ID '{key.Id}' of the key '{key.Name}'.",
@@ -183,7 +206,7 @@ public static class RestorePlanner
             {
                 CheckCreator(input, ItemType.Secret, secret.Name, secret.CreatorAccount, refusals);
                 CheckNames(input, ItemType.Secret, secret.Name, uses[(ItemType.Secret, secret.Name)], refusals);
-                if (target is not null && !input.TargetKeyIds.Contains(secret.EncryptionKeyId) && !batchKeyIds.Contains(secret.EncryptionKeyId))
+                if (target is not null && !targetKeyIds.Contains(secret.EncryptionKeyId) && !batchKeyIds.Contains(secret.EncryptionKeyId))
                 {
                     refusals.Add(new Refusal(BackupErrorCode.EncryptionKeyMissing, $"secret '{secret.Name}'",
                         $"The secret '{secret.Name}' is encrypted under the key '{secret.EncryptionKeyId}', which is neither in the target instance '{input.TargetInstanceId}' nor restored earlier in this batch.",
@@ -230,16 +253,11 @@ public static class RestorePlanner
         var item = $"instance '{id}'";
         if (target is null)
         {
-            batch.Add(new Refusal(BackupErrorCode.NotFound, item, $"There is no instance '{id}' to restore into.",
-                "Check the target instance ID and region, or create the instance first."));
+            // Missing and another account's read the same, to the letter: neither says which it is (DESIGN.md §4).
+            batch.Add(new Refusal(BackupErrorCode.NotFound, item,
+                $"There is no instance '{id}' of the account that owns backup '{input.Backup.Id}' to restore into: it does not exist, or it belongs to another account.",
+                "Check the target instance ID, or create the instance first; a backup restores only into instances of its owner's account, in any region."));
             return;
-        }
-
-        if (!string.Equals(target.OwnerAccount, input.BackupOwnerAccount, StringComparison.Ordinal))
-        {
-            batch.Add(new Refusal(BackupErrorCode.AccessDenied, item,
-                $"The target instance '{id}' belongs to the account '{target.OwnerAccount}', not to '{input.BackupOwnerAccount}', the owner of backup '{input.Backup.Id}'; a backup restores only into instances of its owner's account.",
-                "Choose a target instance of the backup owner's account, in any region."));
         }
 
         if (target.ReleasedAt is not null)
@@ -296,15 +314,19 @@ public static class RestorePlanner
         foreach (var use in uses)
         {
             var inTarget = string.Equals(use.InstanceId, input.TargetInstanceId, StringComparison.Ordinal);
+
+            // Names are unique in a region across accounts, so another account's item is a real conflict; but which of
+            // its instances holds it is that account's to know, not the caller's (DESIGN.md §4).
+            var ours = inTarget || string.Equals(use.OwnerAccount, input.BackupOwnerAccount, StringComparison.Ordinal);
             var where = inTarget
                 ? $"the target instance '{use.InstanceId}'"
-                : $"the instance '{use.InstanceId}' of the same region";
+                : ours ? $"the instance '{use.InstanceId}' of the same region" : "an instance of another account in the same region";
 
             // An item another restore operation left in the target is most often a restore that died before
             // its rollback: name the operation, so that a caller who lost its ID can finish or undo it.
             var remedy = inTarget && use.RestoredByOperation is { } other
                 ? $"The {Noun(type)} was created by the restore operation '{other}': if that restore did not finish, resume it or roll it back by that ID. Otherwise: {ConflictRemedy}"
-                : ConflictRemedy;
+                : ours ? ConflictRemedy : ForeignConflictRemedy;
             refusals.Add(new Refusal(BackupErrorCode.NameConflict, $"{Noun(type)} '{name}'",
                 $"A {Noun(type)} named '{name}' already exists in {where}; names are unique within a region.",
                 remedy));

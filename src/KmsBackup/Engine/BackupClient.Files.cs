@@ -137,7 +137,8 @@ public partial class BackupClient
     /// <param name="dataKey">The data key returned when the file was downloaded.</param>
     /// <param name="backupName">The new backup's name.</param>
     /// <param name="cancellationToken">Cancels the upload; nothing is imported then.</param>
-    /// <exception cref="BackupFileException">The key is wrong or the file is damaged (see its code).</exception>
+    /// <exception cref="BackupFileException">The key is wrong or the file is damaged (see its code); <see cref="BackupErrorCode.FileCorrupt"/> also when
+    /// the file opens with its key but its content is not a day of backup data.</exception>
     /// <exception cref="BackupException">The name is invalid.</exception>
     public virtual async Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default)
     {
@@ -176,7 +177,21 @@ public partial class BackupClient
         try
         {
             await BackupFileCodec.DecryptAsync(file, plaintext, dataKey, cancellationToken).ConfigureAwait(false);
-            var (_, date, zone, full, last, changes) = ParseDay(plaintext.GetBuffer().AsSpan(0, (int)plaintext.Length));
+            (string, DateOnly, BackupTimeZone, InstanceSnapshot, InstanceSnapshot, List<ItemChange>) day;
+            try
+            {
+                day = ParseDay(plaintext.GetBuffer().AsSpan(0, (int)plaintext.Length));
+            }
+            catch (BackupIntegrityException e)
+            {
+                // The reader speaks of the repository ("restore the store from a copy"); the fault is in the uploaded file.
+                throw new BackupFileException(new Refusal(
+                    BackupErrorCode.FileCorrupt, "content of the backup file",
+                    $"The backup file uploaded as '{backupName}' opened with its data key, but its content is not a day of backup data that can be imported. Nothing was imported.",
+                    "Upload a file that a download wrote, with the data key returned with it; nothing of this file may be imported."), null, e);
+            }
+
+            var (_, date, zone, full, last, changes) = day;
 
             var backup = BackupLifecycle.CreateUploaded(NewId("bku"), backupName, date, full.Source.Region, zone, Clock.GetUtcNow()).GetBackupsOrThrow()[0];
 

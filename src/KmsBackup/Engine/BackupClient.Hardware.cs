@@ -64,21 +64,24 @@ public partial class BackupClient
 
     /// <summary>
     /// Restores the most recent <c>Auto Create</c> image of a hardware instance's HSM cluster into a new
-    /// cluster (rule H5), after checking the new cluster: same region as <paramref name="region"/>,
-    /// cluster mode, at least two HSMs across two zones, not enabled, not in use.
+    /// cluster (rule H5), after checking the new cluster: a cluster of the caller's account
+    /// (<see cref="HsmClusterInfo.OwnerAccount"/>), in the same region as <paramref name="region"/>, in cluster mode,
+    /// with at least two HSMs across two zones, not enabled, not in use.
     /// </summary>
-    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="callerAccount">The backup's owner, who must own the target cluster too.</param>
     /// <param name="backupId">A backup of a hardware instance.</param>
     /// <param name="targetClusterId">The new cluster.</param>
     /// <param name="region">The region the new hardware instance will be in; <see langword="null"/> for the original instance's region.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The image restored.</returns>
-    /// <exception cref="BackupException">The target cluster violates a rule of H5 (the first refusal; the others are in <see cref="CheckHsmRestoreTargetAsync"/>), or there is no <c>Auto Create</c> image.</exception>
+    /// <exception cref="BackupException">The target cluster does not exist or is not the caller's (<see cref="BackupErrorCode.NotFound"/>, the same
+    /// refusal in both cases), or violates a rule of H5 (the first refusal; the others are in <see cref="CheckHsmRestoreTargetAsync"/>), or there
+    /// is no <c>Auto Create</c> image. Nothing is restored then.</exception>
     public virtual async Task<HsmBackupImage> RestoreHsmImageAsync(
         string callerAccount, string backupId, string targetClusterId, string? region = null, CancellationToken cancellationToken = default)
     {
         var (entry, source) = await LoadHardwareBackupAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
-        var refusals = await CheckHsmRestoreTargetAsync(targetClusterId, region ?? entry.State.Instance!.Region, cancellationToken).ConfigureAwait(false);
+        var refusals = await CheckHsmRestoreTargetAsync(callerAccount, targetClusterId, region ?? entry.State.Instance!.Region, cancellationToken).ConfigureAwait(false);
         if (refusals.Count > 0)
         {
             throw refusals[0].ToException();
@@ -94,15 +97,24 @@ public partial class BackupClient
     }
 
     /// <summary>The refusals of a target cluster for a hardware restore into <paramref name="region"/> (rule H5); empty when it may take the restore.</summary>
+    /// <param name="callerAccount">The account that will restore into the cluster; it must own it (<see cref="HsmClusterInfo.OwnerAccount"/>).</param>
     /// <param name="targetClusterId">The new cluster.</param>
     /// <param name="region">The region of the restore.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public virtual async Task<IReadOnlyList<Refusal>> CheckHsmRestoreTargetAsync(string targetClusterId, string region, CancellationToken cancellationToken = default)
+    /// <returns>
+    /// Every violation of H5; empty when the cluster may take the restore. A cluster that does not exist, one of another account and one
+    /// assigned to no account all give the same single <see cref="BackupErrorCode.NotFound"/> refusal (same item, message and remedy), and
+    /// nothing else about such a cluster (its region, HSMs, zones or state) is checked or reported.
+    /// </returns>
+    public virtual async Task<IReadOnlyList<Refusal>> CheckHsmRestoreTargetAsync(string callerAccount, string targetClusterId, string region, CancellationToken cancellationToken = default)
     {
+        ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
         ArgumentException.ThrowIfNullOrWhiteSpace(targetClusterId);
         var target = await Hsm.GetClusterAsync(targetClusterId, cancellationToken).ConfigureAwait(false);
-        return target is null
-            ? [ClusterNotFound(targetClusterId)]
+
+        // Another account's cluster reads as a missing one: its facts would tell one tenant about another (DESIGN.md §4).
+        return target is null || !string.Equals(target.OwnerAccount, callerAccount, StringComparison.Ordinal)
+            ? [ClusterNotFound(callerAccount, targetClusterId)]
             : HardwareRules.CheckRestoreCluster(target, region);
     }
 
@@ -115,9 +127,11 @@ public partial class BackupClient
     /// <param name="callerAccount">The backup's owner.</param>
     /// <param name="backupId">A backup of a hardware instance.</param>
     /// <param name="at">The instant whose state is to be restored (the latest recovery point at or before it).</param>
-    /// <param name="targetInstanceId">The new hardware instance.</param>
+    /// <param name="targetInstanceId">The new hardware instance, of the backup owner's account.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>Every refusal; empty when the keys' metadata may be restored.</returns>
+    /// <exception cref="BackupException">The backup is missing or not the caller's, or not of a hardware instance; or the target instance does not
+    /// exist or is another account's (<see cref="BackupErrorCode.NotFound"/>, the same refusal in both cases, before anything is asked of its HSM cluster).</exception>
     public virtual async Task<IReadOnlyList<Refusal>> CheckHardwareRestoreAsync(
         string callerAccount, string backupId, DateTimeOffset at, string targetInstanceId, CancellationToken cancellationToken = default)
     {
@@ -128,7 +142,7 @@ public partial class BackupClient
             throw NotHardware(backupId);
         }
 
-        var target = await GetInstanceAsync(targetInstanceId, cancellationToken).ConfigureAwait(false);
+        var target = await GetOwnInstanceAsync(entry.OwnerAccount, targetInstanceId, cancellationToken).ConfigureAwait(false);
         var refusals = new List<Refusal>(HardwareRules.CheckRestoreInstance(source.Id, target.Info));
         if (refusals.Count > 0)
         {
@@ -213,8 +227,25 @@ public partial class BackupClient
         $"The backup '{backupId}' does not back up a hardware instance.",
         "Use a backup of a hardware instance; software backups need no HSM."));
 
-    private static Refusal ClusterNotFound(string clusterId) => new(
+    /// <summary>An instance of <paramref name="ownerAccount"/>; one that is missing and one of another account are refused alike.</summary>
+    private async Task<InstanceDescription> GetOwnInstanceAsync(string ownerAccount, string instanceId, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(instanceId);
+        var instance = await _instances.GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false);
+        if (instance is null || !string.Equals(instance.OwnerAccount, ownerAccount, StringComparison.Ordinal))
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.NotFound, $"instance '{instanceId}'",
+                $"There is no instance '{instanceId}' of the account '{ownerAccount}': it does not exist, or it belongs to another account.",
+                "Check the instance ID, or create the instance first."));
+        }
+
+        return instance;
+    }
+
+    // Missing, another account's and assigned to no account read the same, to the letter: the caller learns only that it cannot use it.
+    private static Refusal ClusterNotFound(string callerAccount, string clusterId) => new(
         BackupErrorCode.NotFound, $"cluster '{clusterId}'",
-        $"There is no HSM cluster '{clusterId}'.",
-        "Purchase an HSM instance in cluster mode in the region of the restore, and use its cluster ID.");
+        $"There is no HSM cluster '{clusterId}' of the account '{callerAccount}': it does not exist, or it belongs to another account.",
+        "Check the cluster ID, or purchase an HSM instance in cluster mode in the region of the restore and use its cluster ID.");
 }

@@ -16,6 +16,11 @@ public partial class BackupClient
     /// <returns>The plan; restore with <see cref="RestoreAsync"/> and the plan's operation ID.</returns>
     /// <exception cref="ArgumentException">The request is malformed (see <see cref="RestoreRequest.Validate"/>).</exception>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no such backup; <see cref="BackupErrorCode.AccessDenied"/>: the caller does not own the backup — refused before any backup data is read.</exception>
+    /// <remarks>
+    /// A target instance that does not exist and one of another account are refused alike, with one
+    /// <see cref="BackupErrorCode.NotFound"/> refusal whose item, message and remedy are the same in both cases; nothing
+    /// else is looked up about another account's instance or reported about it.
+    /// </remarks>
     public virtual async Task<RestorePlan> PlanRestoreAsync(RestoreRequest request, CancellationToken cancellationToken = default)
     {
         using var activity = StartRestoreActivity(KmsBackupDiagnostics.RestorePlanActivity, request?.BackupId, request?.TargetInstanceId);
@@ -356,7 +361,10 @@ public partial class BackupClient
             missingSecrets.Clear();
         }
 
-        var target = await _instances.GetInstanceAsync(request.TargetInstanceId, cancellationToken).ConfigureAwait(false);
+        // Another account's instance is planned as a missing one, and nothing more is asked about it or its
+        // region (names in use, key IDs, HSM material): a refusal must not tell one tenant about another.
+        var target = await _instances.GetInstanceAsync(request.TargetInstanceId, cancellationToken).ConfigureAwait(false) is { } described &&
+            string.Equals(described.OwnerAccount, entry.OwnerAccount, StringComparison.Ordinal) ? described : null;
         List<NameInUse> namesInUse = [];
         IReadOnlySet<string> keyIds = new HashSet<string>();
         if (target is not null && target.ReleasedAt is null)
@@ -370,6 +378,8 @@ public partial class BackupClient
             {
                 namesInUse.AddRange(await _instances.FindNamesInUseAsync(target.Info.Region, ItemType.Secret, records.Secrets.Keys, cancellationToken).ConfigureAwait(false));
             }
+
+            namesInUse = await WithOwnersAsync(namesInUse, target, cancellationToken).ConfigureAwait(false);
 
             var ids = records.Keys.Values.Select(k => k.Id).Concat(records.Secrets.Values.Select(s => s.EncryptionKeyId)).Distinct(StringComparer.Ordinal).ToList();
             if (ids.Count > 0)
@@ -410,6 +420,34 @@ public partial class BackupClient
             KeyIdsWithMaterial = withMaterial,
         });
         return new PreparedRestore(plan, records, source.Snapshot is null ? null : source.Sequence);
+    }
+
+    /// <summary>
+    /// The names in use with the owner of each instance that holds one, for a gateway that leaves
+    /// <see cref="NameInUse.OwnerAccount"/> out: the plan names an instance only to its owner's account.
+    /// </summary>
+    private async Task<List<NameInUse>> WithOwnersAsync(List<NameInUse> uses, InstanceDescription target, CancellationToken cancellationToken)
+    {
+        var owners = new Dictionary<string, string?>(StringComparer.Ordinal) { [target.Info.Id] = target.OwnerAccount };
+        var result = new List<NameInUse>(uses.Count);
+        foreach (var use in uses)
+        {
+            if (use.OwnerAccount is not null)
+            {
+                result.Add(use);
+                continue;
+            }
+
+            if (!owners.TryGetValue(use.InstanceId, out var owner))
+            {
+                owner = (await _instances.GetInstanceAsync(use.InstanceId, cancellationToken).ConfigureAwait(false))?.OwnerAccount;
+                owners[use.InstanceId] = owner;
+            }
+
+            result.Add(use with { OwnerAccount = owner });
+        }
+
+        return result;
     }
 
     /// <summary>A plan, the records it restores (cleared when done), and the last recovery point it read.</summary>

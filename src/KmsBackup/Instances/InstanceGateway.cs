@@ -51,7 +51,9 @@ public abstract class InstanceGateway
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>
     /// Each name in use, with the instance that uses it, and <see cref="NameInUse.RestoredByOperation"/> set
-    /// when a restore operation created that item (so that a rerun of the operation is idempotent).
+    /// when a restore operation created that item (so that a rerun of the operation is idempotent). Set
+    /// <see cref="NameInUse.OwnerAccount"/> to the instance's owner: a restore plan names an instance only to its
+    /// owner's account, and when it is left <see langword="null"/> the engine describes the instance to find out.
     /// </returns>
     public abstract Task<IReadOnlyList<NameInUse>> FindNamesInUseAsync(string region, ItemType type, IReadOnlyCollection<string> names, CancellationToken cancellationToken = default);
 

@@ -95,9 +95,48 @@ public class RestorePlannerTests
         Assert.True(RestorePlanner.Plan(Input(target: Target(region: "eu-central-1"))).CanExecute);
 
         var refusal = Only(RestorePlanner.Plan(Input(target: Target(owner: "acct-stranger"))));
-        Assert.Equal(BackupErrorCode.AccessDenied, refusal.Code);
+        Assert.Equal(BackupErrorCode.NotFound, refusal.Code);
         Assert.Equal($"instance '{TargetId}'", refusal.Item);
-        Assert.Contains("acct-stranger", refusal.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("acct-stranger", refusal.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    [Trait("Rule", "R1")]
+    [Trait("Rule", "R2")]
+    public void A_refusal_about_another_accounts_target_never_names_its_owner_or_figures()
+    {
+        // Every fact about the victim's instance that a plan could echo: owner, region, kind, state, quota, names, key IDs, HSM material.
+        var victims = Target(owner: "acct-victim", region: "eu-victim-1", kind: InstanceKind.Hardware, keyQuota: 3, keyCount: 2, secretQuota: 7, secretCount: 5, enabled: false);
+        var foreign = RestorePlanner.Plan(Input(target: victims) with
+        {
+            NamesInUse = [new NameInUse(ItemType.Key, "orders", TargetId), new NameInUse(ItemType.Secret, "db-password", "kst-victim-neighbour")],
+            TargetKeyIds = new HashSet<string>(StringComparer.Ordinal) { "key-billing" },
+            TargetClusterId = "cls-victim",
+            KeyIdsWithMaterial = new HashSet<string>(StringComparer.Ordinal),
+        });
+        var missing = RestorePlanner.Plan(Input() with { Target = null });
+
+        // Not found or not yours: one refusal, the same to the letter in both cases.
+        var refusal = Only(foreign);
+        var absent = Only(missing);
+        Assert.Equal(absent.Code, refusal.Code);
+        Assert.Equal(absent.Item, refusal.Item);
+        Assert.Equal(absent.Message, refusal.Message);
+        Assert.Equal(absent.Remedy, refusal.Remedy);
+        Assert.Equal(BackupErrorCode.NotFound, refusal.Code);
+        Assert.Equal(missing.TargetRegion, foreign.TargetRegion);
+        Assert.Null(foreign.TargetRegion);
+        Assert.Equal(
+            missing.Items.Select(i => (i.Type, i.Name, i.Outcome, i.Refusals.Count)).ToList(),
+            foreign.Items.Select(i => (i.Type, i.Name, i.Outcome, i.Refusals.Count)).ToList());
+
+        var said = string.Join("\n", foreign.AllRefusals.Select(r => $"{r.Code} {r.Item} {r.Message} {r.Remedy}"));
+        foreach (var leak in new[] { "acct-victim", "eu-victim-1", "kst-victim-neighbour", "cls-victim", "hardware", "quota", "enabled" })
+        {
+            Assert.DoesNotContain(leak, said, StringComparison.OrdinalIgnoreCase);
+        }
+
+        Assert.DoesNotMatch(@"\b[2357]\b", said);
     }
 
     [Fact]
@@ -164,7 +203,7 @@ public class RestorePlannerTests
     {
         var plan = RestorePlanner.Plan(Input() with
         {
-            NamesInUse = [new NameInUse(ItemType.Key, "orders", "kst-neighbour"), new NameInUse(ItemType.Secret, "db-password", TargetId)],
+            NamesInUse = [new NameInUse(ItemType.Key, "orders", "kst-neighbour") { OwnerAccount = Owner }, new NameInUse(ItemType.Secret, "db-password", TargetId)],
         });
 
         Assert.False(plan.CanExecute);
@@ -311,6 +350,23 @@ public class RestorePlannerTests
 
         var theirs = RestorePlanner.Plan(Input() with { NamesInUse = [ours with { RestoredByOperation = "op-2" }] });
         Assert.Equal(BackupErrorCode.NameConflict, Only(theirs).Code);
+    }
+
+    [Fact]
+    [Trait("Rule", "R8")]
+    public void A_name_in_use_by_an_instance_of_another_account_or_of_no_known_account_is_a_conflict_that_does_not_name_it()
+    {
+        foreach (var owner in new[] { "acct-victim", null })
+        {
+            var plan = RestorePlanner.Plan(Input() with { NamesInUse = [new NameInUse(ItemType.Key, "orders", "kst-victim") { OwnerAccount = owner }] });
+
+            var conflict = Only(plan);
+            Assert.Equal(BackupErrorCode.NameConflict, conflict.Code);
+            Assert.Equal("key 'orders'", conflict.Item);
+            Assert.DoesNotContain("kst-victim", conflict.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("acct-victim", conflict.Message, StringComparison.Ordinal);
+            Assert.Contains("another region", conflict.Remedy, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

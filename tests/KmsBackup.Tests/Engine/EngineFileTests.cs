@@ -109,6 +109,34 @@ public class EngineFileTests
 
     [Fact]
     [Trait("Rule", "F2")]
+    public async Task A_file_whose_content_is_not_a_day_of_backup_data_is_refused_as_that_file_and_imports_nothing()
+    {
+        var (h, _) = await BackedUpDayAsync();
+        await using var _h = h;
+
+        // A file made with the public codec: authentic under its key, but its content is not a day of backup data.
+        var dataKey = BackupFileCodec.GenerateDataKey();
+        using var crafted = new MemoryStream();
+        await BackupFileCodec.EncryptAsync(new MemoryStream("not a day of backup data, but encrypted properly"u8.ToArray()), crafted, dataKey);
+        var before = h.StoreFilesContent().Select(f => f.Path).ToList();
+        var listed = await h.Client.ListBackupsAsync(EngineHarness.Owner).CountAsync();
+
+        crafted.Position = 0;
+        var refused = await Assert.ThrowsAsync<BackupFileException>(() => h.Client.UploadAsync(EngineHarness.Owner, crafted, dataKey, "crafted upload"));
+
+        // The refusal is about the uploaded file, not the repository: no "restore the store from a copy".
+        Assert.Equal(BackupErrorCode.FileCorrupt, refused.Code);
+        Assert.Contains("backup file", refused.Item, StringComparison.Ordinal);
+        Assert.Contains("'crafted upload'", refused.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("repository", refused.Message, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("store", refused.Remedy, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("verify", refused.Remedy, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(before, h.StoreFilesContent().Select(f => f.Path).ToList());
+        Assert.Equal(listed, await h.Client.ListBackupsAsync(EngineHarness.Owner).CountAsync());
+    }
+
+    [Fact]
+    [Trait("Rule", "F2")]
     public async Task A_wrong_key_or_a_damaged_file_imports_nothing()
     {
         var (h, backup) = await BackedUpDayAsync();

@@ -9,14 +9,18 @@ public sealed class FakeHsmClusterGateway : HsmClusterGateway
     private readonly ConcurrentDictionary<string, Dictionary<string, byte[]>> _material = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (HsmBackupImage Image, Dictionary<string, byte[]> Keys)> _images = new(StringComparer.Ordinal);
 
-    public static HsmClusterInfo NewCluster(string id, string region = EngineHarnessRegion.Region) => new()
+    public static HsmClusterInfo NewCluster(string id, string region = EngineHarnessRegion.Region, string? owner = EngineHarnessRegion.Owner) => new()
     {
         ClusterId = id,
         Region = region,
         Mode = HsmClusterMode.Cluster,
         Hsms = [new HsmInfo($"{id}-hsm-a", $"{region}-h"), new HsmInfo($"{id}-hsm-b", $"{region}-i")],
         PrimaryHsmId = $"{id}-hsm-a",
+        OwnerAccount = owner,
     };
+
+    /// <summary>Every call the engine made, with the cluster or instance it concerned.</summary>
+    public ConcurrentQueue<string> Calls { get; } = new();
 
     public void Add(HsmClusterInfo cluster)
     {
@@ -42,8 +46,17 @@ public sealed class FakeHsmClusterGateway : HsmClusterGateway
         return image;
     }
 
-    public override Task<HsmClusterInfo?> GetClusterAsync(string clusterId, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_clusters.TryGetValue(clusterId, out var c) ? c : null);
+    public override Task<HsmClusterInfo?> GetClusterAsync(string clusterId, CancellationToken cancellationToken = default)
+    {
+        Calls.Enqueue($"get {clusterId}");
+        return Task.FromResult(_clusters.TryGetValue(clusterId, out var c) ? c : null);
+    }
+
+    public override Task<HsmClusterInfo?> FindClusterOfInstanceAsync(string instanceId, CancellationToken cancellationToken = default)
+    {
+        Calls.Enqueue($"cluster-of {instanceId}");
+        return base.FindClusterOfInstanceAsync(instanceId, cancellationToken);
+    }
 
     /// <summary>When set, listing clusters fails with it, as an unreachable HSM does.</summary>
     public BackupException? Failure { get; set; }
@@ -62,6 +75,7 @@ public sealed class FakeHsmClusterGateway : HsmClusterGateway
 
     public override Task<HsmClusterInfo> RestoreImageAsync(string imageId, string targetClusterId, CancellationToken cancellationToken = default)
     {
+        Calls.Enqueue($"restore {imageId} {targetClusterId}");
         var (_, keys) = _images[imageId];
         foreach (var (id, material) in keys)
         {
@@ -72,11 +86,15 @@ public sealed class FakeHsmClusterGateway : HsmClusterGateway
         return Task.FromResult(_clusters[targetClusterId]);
     }
 
-    public override Task<bool> IsKeyMaterialPresentAsync(string clusterId, string keyId, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_material.TryGetValue(clusterId, out var keys) && keys.ContainsKey(keyId));
+    public override Task<bool> IsKeyMaterialPresentAsync(string clusterId, string keyId, CancellationToken cancellationToken = default)
+    {
+        Calls.Enqueue($"material {clusterId}");
+        return Task.FromResult(_material.TryGetValue(clusterId, out var keys) && keys.ContainsKey(keyId));
+    }
 }
 
 internal static class EngineHarnessRegion
 {
     public const string Region = "cn-hangzhou";
+    public const string Owner = "acct-owner";
 }

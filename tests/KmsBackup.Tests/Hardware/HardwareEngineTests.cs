@@ -160,6 +160,99 @@ public class HardwareEngineTests
     }
 
     [Fact]
+    [Trait("Rule", "H5")]
+    [Trait("Rule", "R2")]
+    public async Task Another_accounts_HSM_cluster_is_refused_as_if_it_did_not_exist_and_never_receives_an_image()
+    {
+        var (h, hsm) = await CreateAsync();
+        await using var _ = h;
+        var (keyId, _) = await HardwareInstanceAsync(h, hsm);
+        var backup = (await h.Client.OnInstanceEnabledAsync("kst-hw"))!;
+        hsm.TakeImage("cls-orig", "img-1", h.Clock.GetUtcNow().AddHours(1));
+
+        // The attacker owns a hardware backup and aims its image at a cluster ID of another account: first before it exists...
+        var missingCheck = Assert.Single(await h.Client.CheckHsmRestoreTargetAsync(EngineHarness.Owner, "cls-victim", EngineHarness.Region));
+        var missingRestore = (await Assert.ThrowsAsync<BackupException>(() => h.Client.RestoreHsmImageAsync(EngineHarness.Owner, backup.Id, "cls-victim"))).Refusal;
+
+        // ...then once the victim has bought it: fresh, in the region, two zones, a valid H5 target for its owner.
+        hsm.Add(FakeHsmClusterGateway.NewCluster("cls-victim", owner: "acct-victim"));
+        hsm.Calls.Clear();
+        var check = Assert.Single(await h.Client.CheckHsmRestoreTargetAsync(EngineHarness.Owner, "cls-victim", EngineHarness.Region));
+        var restore = (await Assert.ThrowsAsync<BackupException>(() => h.Client.RestoreHsmImageAsync(EngineHarness.Owner, backup.Id, "cls-victim"))).Refusal;
+
+        foreach (var (absent, refusal) in new[] { (missingCheck, check), (missingRestore, restore), (missingCheck, restore) })
+        {
+            Assert.Equal(absent.Code, refusal.Code);
+            Assert.Equal(absent.Item, refusal.Item);
+            Assert.Equal(absent.Message, refusal.Message);
+            Assert.Equal(absent.Remedy, refusal.Remedy);
+        }
+
+        Assert.Equal(BackupErrorCode.NotFound, check.Code);
+        Assert.DoesNotContain(hsm.Calls, c => c.StartsWith("restore ", StringComparison.Ordinal));
+        Assert.False(await hsm.IsKeyMaterialPresentAsync("cls-victim", keyId));
+        Assert.False((await hsm.GetClusterAsync("cls-victim"))!.IsInUse);
+
+        // A cluster of the victim's that breaks every rule of H5 is refused the same way: its region, zones and state are not told.
+        hsm.Add(FakeHsmClusterGateway.NewCluster("cls-victim-far", "eu-victim-1", owner: "acct-victim") with { IsEnabled = true, Hsms = [new HsmInfo("x", "z1")] });
+        var far = Assert.Single(await h.Client.CheckHsmRestoreTargetAsync(EngineHarness.Owner, "cls-victim-far", EngineHarness.Region));
+        Assert.Equal(BackupErrorCode.NotFound, far.Code);
+        Assert.Equal(missingCheck.Message.Replace("cls-victim", "cls-victim-far", StringComparison.Ordinal), far.Message);
+
+        // A cluster assigned to no account is nobody's target; the owner's own fresh cluster takes the image.
+        hsm.Add(FakeHsmClusterGateway.NewCluster("cls-unassigned", owner: null));
+        Assert.Equal(BackupErrorCode.NotFound, Assert.Single(await h.Client.CheckHsmRestoreTargetAsync(EngineHarness.Owner, "cls-unassigned", EngineHarness.Region)).Code);
+        hsm.Add(FakeHsmClusterGateway.NewCluster("cls-mine"));
+        Assert.Empty(await h.Client.CheckHsmRestoreTargetAsync(EngineHarness.Owner, "cls-mine", EngineHarness.Region));
+        Assert.Equal("img-1", (await h.Client.RestoreHsmImageAsync(EngineHarness.Owner, backup.Id, "cls-mine")).ImageId);
+        Assert.True(await hsm.IsKeyMaterialPresentAsync("cls-mine", keyId));
+    }
+
+    [Fact]
+    [Trait("Rule", "H7")]
+    [Trait("Rule", "R2")]
+    public async Task Another_accounts_hardware_instance_is_refused_as_if_it_did_not_exist_and_its_cluster_is_never_asked()
+    {
+        var (h, hsm) = await CreateAsync();
+        await using var _ = h;
+        await HardwareInstanceAsync(h, hsm);
+        var backup = (await h.Client.OnInstanceEnabledAsync("kst-hw"))!;
+        var at = h.Clock.GetUtcNow();
+        var request = new RestoreRequest
+        {
+            CallerAccount = EngineHarness.Owner,
+            BackupId = backup.Id,
+            TargetInstanceId = "kst-victim-hw",
+            BackupDate = DateOnly.FromDateTime(at.UtcDateTime),
+            AllItems = true,
+        };
+        var missingCheck = (await Assert.ThrowsAsync<BackupException>(() => h.Client.CheckHardwareRestoreAsync(EngineHarness.Owner, backup.Id, at, "kst-victim-hw"))).Refusal;
+        var missingPlan = Assert.Single((await h.Client.PlanRestoreAsync(request)).AllRefusals);
+
+        // The victim's hardware instance, on a cluster of its own that holds keys.
+        await h.CreateInstanceAsync("kst-victim-hw", InstanceKind.Hardware, owner: "acct-victim");
+        hsm.Add(FakeHsmClusterGateway.NewCluster("cls-victim", owner: "acct-victim"));
+        await hsm.ConnectInstanceAsync("cls-victim", "kst-victim-hw");
+        hsm.PutKey("cls-victim", "victim-key-id", new byte[32]);
+        hsm.Calls.Clear();
+
+        var check = (await Assert.ThrowsAsync<BackupException>(() => h.Client.CheckHardwareRestoreAsync(EngineHarness.Owner, backup.Id, at, "kst-victim-hw"))).Refusal;
+        var plan = Assert.Single((await h.Client.PlanRestoreAsync(request)).AllRefusals);
+        foreach (var (absent, refusal) in new[] { (missingCheck, check), (missingPlan, plan) })
+        {
+            Assert.Equal(absent.Code, refusal.Code);
+            Assert.Equal(absent.Item, refusal.Item);
+            Assert.Equal(absent.Message, refusal.Message);
+            Assert.Equal(absent.Remedy, refusal.Remedy);
+            Assert.Equal(BackupErrorCode.NotFound, refusal.Code);
+            Assert.DoesNotContain("cls-victim", refusal.Message, StringComparison.Ordinal);
+        }
+
+        // Neither which cluster serves the victim's instance nor which key IDs that cluster holds was asked.
+        Assert.Empty(hsm.Calls);
+    }
+
+    [Fact]
     [Trait("Rule", "R3")]
     [Trait("Rule", "H7")]
     public async Task A_hardware_restore_to_the_original_instance_is_refused_and_missing_material_is_flagged_before_restore()

@@ -141,7 +141,7 @@ public sealed class EmbeddedRestoreTargetTests : IDisposable
         var keys = await Kms.FindNamesInUseAsync(Hangzhou, ItemType.Key, ["a", "b", "c", "d", "e"]);
         var secrets = await Kms.FindNamesInUseAsync(Hangzhou, ItemType.Secret, ["a", "b"]);
 
-        Assert.Equal([new NameInUse(ItemType.Key, "a", "kst-hz-1"), new NameInUse(ItemType.Key, "b", "kst-hz-2")], keys);
+        Assert.Equal([new NameInUse(ItemType.Key, "a", "kst-hz-1") { OwnerAccount = Owner }, new NameInUse(ItemType.Key, "b", "kst-hz-2") { OwnerAccount = Owner }], keys);
         Assert.Empty(secrets);
         await Kms.GenerateKeyAsync("kst-hz-1", "c", Owner);
     }

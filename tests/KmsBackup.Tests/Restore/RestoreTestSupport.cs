@@ -83,6 +83,57 @@ internal sealed class FailingGateway(InstanceGateway inner) : InstanceGateway
     }
 }
 
+/// <summary>
+/// An instance gateway over another that records every call and the instance or region it concerns; with
+/// <paramref name="withoutOwners"/>, its names in use leave <see cref="NameInUse.OwnerAccount"/> out, as a gateway may.
+/// </summary>
+internal sealed class RecordingGateway(InstanceGateway inner, bool withoutOwners = false) : InstanceGateway
+{
+    public ConcurrentQueue<string> Calls { get; } = new();
+
+    public override bool SupportsChangeFeed => inner.SupportsChangeFeed;
+
+    public override Task<InstanceDescription?> GetInstanceAsync(string instanceId, CancellationToken cancellationToken = default) =>
+        Record($"get {instanceId}", () => inner.GetInstanceAsync(instanceId, cancellationToken));
+
+    public override IAsyncEnumerable<InstanceDescription> ListInstancesAsync(string? region = null, CancellationToken cancellationToken = default)
+    {
+        Calls.Enqueue($"list {region ?? "*"}");
+        return inner.ListInstancesAsync(region, cancellationToken);
+    }
+
+    public override Task<SnapshotRead> ReadSnapshotAsync(string instanceId, CancellationToken cancellationToken = default) =>
+        Record($"snapshot {instanceId}", () => inner.ReadSnapshotAsync(instanceId, cancellationToken));
+
+    public override Task<InstanceChanges> ReadChangesAsync(string instanceId, string cursor, CancellationToken cancellationToken = default) =>
+        Record($"changes {instanceId}", () => inner.ReadChangesAsync(instanceId, cursor, cancellationToken));
+
+    public override Task<IReadOnlyList<NameInUse>> FindNamesInUseAsync(string region, ItemType type, IReadOnlyCollection<string> names, CancellationToken cancellationToken = default) =>
+        Record($"names {region} {type}", async () =>
+        {
+            var uses = await inner.FindNamesInUseAsync(region, type, names, cancellationToken);
+            return withoutOwners ? [.. uses.Select(u => u with { OwnerAccount = null })] : uses;
+        });
+
+    public override Task<IReadOnlySet<string>> FindKeyIdsAsync(string instanceId, IReadOnlyCollection<string> keyIds, CancellationToken cancellationToken = default) =>
+        Record($"key-ids {instanceId}", () => inner.FindKeyIdsAsync(instanceId, keyIds, cancellationToken));
+
+    public override Task<bool> CreateKeyAsync(string instanceId, KeyRecord key, string operationId, CancellationToken cancellationToken = default) =>
+        Record($"create key {instanceId}", () => inner.CreateKeyAsync(instanceId, key, operationId, cancellationToken));
+
+    public override Task<bool> CreateSecretAsync(string instanceId, SecretRecord secret, string operationId, CancellationToken cancellationToken = default) =>
+        Record($"create secret {instanceId}", () => inner.CreateSecretAsync(instanceId, secret, operationId, cancellationToken));
+
+    public override Task<bool> DeleteRestoredItemAsync(string instanceId, ItemType type, string name, string operationId, CancellationToken cancellationToken = default) =>
+        Record($"delete {instanceId}", () => inner.DeleteRestoredItemAsync(instanceId, type, name, operationId, cancellationToken));
+
+    private Task<T> Record<T>(string call, Func<Task<T>> next)
+    {
+        Calls.Enqueue(call);
+        return next();
+    }
+}
+
 /// <summary>A store that records every key read through it.</summary>
 internal sealed class RecordingStore(BackupStore inner) : BackupStore
 {

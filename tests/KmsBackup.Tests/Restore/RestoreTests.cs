@@ -152,6 +152,86 @@ public class RestoreTests
     }
 
     [Fact]
+    [Trait("Rule", "R1")]
+    [Trait("Rule", "R2")]
+    public async Task A_refusal_about_another_accounts_target_never_names_its_owner_or_figures()
+    {
+        // The attacker owns a backup and aims its restore at an instance ID of another account.
+        await using var h = await EngineHarness.CreateAsync();
+        var (backup, _) = await BackUpSourceAsync(h);
+        var gateway = new RecordingGateway(h.Kms);
+        using var attacker = await h.OpenAnotherClientAsync("attacker", gateway);
+        var request = Request(backup.Id, "kst-victim");
+        var missing = await attacker.PlanRestoreAsync(request);
+
+        // The victim's instance: another region, 2 keys of a quota of 3, one of them named as the attacker's key.
+        await h.CreateInstanceAsync("kst-victim", region: OtherRegion, owner: "acct-victim", keyQuota: 3);
+        await h.Kms.GenerateKeyAsync("kst-victim", "orders", "acct-victim");
+        await h.Kms.GenerateKeyAsync("kst-victim", "victim-payroll", "acct-victim");
+        var before = await ContentOfAsync(h, "kst-victim");
+        gateway.Calls.Clear();
+        var foreign = await attacker.PlanRestoreAsync(request);
+
+        // Not found or not yours: the same refusal, to the letter, whether the instance exists or not.
+        var refusal = Assert.Single(foreign.AllRefusals);
+        var absent = Assert.Single(missing.AllRefusals);
+        Assert.Equal(absent.Code, refusal.Code);
+        Assert.Equal(absent.Item, refusal.Item);
+        Assert.Equal(absent.Message, refusal.Message);
+        Assert.Equal(absent.Remedy, refusal.Remedy);
+        Assert.Equal(BackupErrorCode.NotFound, refusal.Code);
+        Assert.Null(foreign.TargetRegion);
+        var said = $"{refusal.Item} {refusal.Message} {refusal.Remedy}";
+        foreach (var leak in new[] { "acct-victim", "victim-payroll", OtherRegion, "quota", " 2 ", " 3" })
+        {
+            Assert.DoesNotContain(leak, said, StringComparison.Ordinal);
+        }
+
+        // Nothing but the description that says it is not the attacker's is asked of the victim's instance or region.
+        Assert.Equal(["get kst-victim"], gateway.Calls.ToList());
+
+        gateway.Calls.Clear();
+        var thrown = await Assert.ThrowsAsync<RestoreException>(() => attacker.RestoreAsync(request));
+        Assert.Equal((absent.Code, absent.Item, absent.Message, absent.Remedy), (thrown.Code, thrown.Item, thrown.Refusal.Message, thrown.Remedy));
+        Assert.Equal(["get kst-victim"], gateway.Calls.ToList());
+        await AssertUnchangedAsync(h, "kst-victim", before);
+    }
+
+    [Fact]
+    [Trait("Rule", "R8")]
+    [Trait("Rule", "R1")]
+    public async Task A_name_taken_by_another_accounts_instance_in_the_region_is_a_conflict_that_never_names_that_instance()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        var (backup, _) = await BackUpSourceAsync(h);
+        await h.CreateInstanceAsync("kst-mine", region: OtherRegion);
+        await h.CreateInstanceAsync("kst-victim", region: OtherRegion, owner: "acct-victim");
+        await h.Kms.GenerateKeyAsync("kst-victim", "orders", "acct-victim");
+
+        var plan = await h.Client.PlanRestoreAsync(Request(backup.Id, "kst-mine", keys: ["orders"]));
+
+        // The name is taken in the region, so the restore cannot create it: a conflict, but not a map of another account.
+        var conflict = Assert.Single(plan.AllRefusals);
+        Assert.Equal(BackupErrorCode.NameConflict, conflict.Code);
+        Assert.Equal("key 'orders'", conflict.Item);
+        foreach (var leak in new[] { "kst-victim", "acct-victim" })
+        {
+            Assert.DoesNotContain(leak, $"{conflict.Message} {conflict.Remedy}", StringComparison.Ordinal);
+        }
+
+        Assert.Contains("another account", conflict.Message, StringComparison.Ordinal);
+        Assert.Contains("another region", conflict.Remedy, StringComparison.Ordinal);
+
+        // A gateway that does not say who owns an instance: the engine finds out, and still names only the owner's own.
+        await h.CreateInstanceAsync("kst-mine-too", region: OtherRegion);
+        await h.Kms.GenerateKeyAsync("kst-mine-too", "billing", EngineHarness.Owner);
+        using var client = await h.OpenAnotherClientAsync("ownerless", new RecordingGateway(h.Kms, withoutOwners: true));
+        var both = await client.PlanRestoreAsync(Request(backup.Id, "kst-mine", keys: ["orders", "billing"]));
+        Assert.Contains("kst-mine-too", Assert.Single(both.Items.Single(i => i.Name == "billing").Refusals).Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("kst-victim", Assert.Single(both.Items.Single(i => i.Name == "orders").Refusals).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     [Trait("Rule", "R2")]
     public async Task Items_a_consumer_created_restore_only_to_the_original_shared_instance_and_both_can_use_them()
     {

@@ -715,7 +715,7 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
             var wanted = names.Distinct(StringComparer.Ordinal).ToList();
             return [.. _instances.Values
                 .Where(s => s.Region == region && !s.IsReleased)
-                .SelectMany(s => wanted.Where(n => s.Holds(type, n)).Select(n => new NameInUse(type, n, s.Id) { RestoredByOperation = s.RestoredBy(type, n) }))
+                .SelectMany(s => wanted.Where(n => s.Holds(type, n)).Select(n => new NameInUse(type, n, s.Id) { RestoredByOperation = s.RestoredBy(type, n), OwnerAccount = s.OwnerAccount }))
                 .OrderBy(n => n.Name, ItemNameComparer.Instance)
                 .ThenBy(n => n.InstanceId, StringComparer.Ordinal)];
         }, cancellationToken);
