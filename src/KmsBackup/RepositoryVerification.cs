@@ -10,8 +10,9 @@ public sealed class RepositoryVerification
 {
     internal RepositoryVerification(
         IReadOnlyList<VerificationProblem> problems, int packsChecked, int objectsChecked, int pointsChecked,
-        int unreferencedObjects, IReadOnlyList<string> unreferencedPacks, int packsWithoutIndex)
+        int unreferencedObjects, IReadOnlyList<string> unreferencedPacks, int packsWithoutIndex, int abandonedPoints)
     {
+        AbandonedPoints = abandonedPoints;
         Problems = problems;
         PacksChecked = packsChecked;
         ObjectsChecked = objectsChecked;
@@ -45,7 +46,14 @@ public sealed class RepositoryVerification
     /// <summary>Packs written without their index (a run interrupted between the two); garbage.</summary>
     public int PacksWithoutIndex { get; }
 
+    /// <summary>
+    /// Recovery points of backups that have no catalog entry: left by an upload that died between writing its
+    /// points and its catalog entry. Garbage, not damage: nothing lists or shows them, and a prune marks them and
+    /// a later one (after the grace period) deletes them.
+    /// </summary>
+    public int AbandonedPoints { get; }
+
     /// <summary>A one-line summary.</summary>
     public override string ToString() =>
-        $"{(IsClean ? "clean" : $"{Problems.Count} problems")}: {PacksChecked} packs, {ObjectsChecked} objects, {PointsChecked} recovery points checked; {UnreferencedObjects} unreferenced objects";
+        $"{(IsClean ? "clean" : $"{Problems.Count} problems")}: {PacksChecked} packs, {ObjectsChecked} objects, {PointsChecked} recovery points checked; {UnreferencedObjects} unreferenced objects{(AbandonedPoints > 0 ? $", {AbandonedPoints} abandoned recovery points" : string.Empty)}";
 }

@@ -51,10 +51,18 @@ using Azure.Storage.Blobs;
 //     compiling the code does not decide which process comes first), prints "ready", reads a start instant
 //     (Unix milliseconds) from standard input, waits for it, then opens or creates <key-file> with
 //     KeyFileRepositoryKeyProvider and prints "key <key-id> <microseconds-after-the-start-instant>".
+//
+//   upload <store-folder> <kms-folder> <key-file> <file> <data-key-file>
+//     Uploads a backup file into a FileSystemBackupStore over the real disk, sampling memory every 2 ms, and prints
+//     "uploaded <backup> <file-bytes> <seconds> <start-working-set> <peak-working-set> <baseline-managed> <peak-managed>
+//     <allocated> <gen2-collections>" (bytes; the peak working set is the process's high-water mark; allocated counts every
+//     managed allocation during the upload), or "refused <code> <message>" and exits with 3.
 switch (args)
 {
     case ["open-key", var keyFile]:
         return await OpenKeyAsync(keyFile);
+    case ["upload", var storeFolder, var kmsFolder, var keyFile, var filePath, var dataKeyFile]:
+        return await UploadAsync(storeFolder, kmsFolder, keyFile, filePath, dataKeyFile);
     case ["hold-lease", var folder, var leaseName, var holder, var durationText, var holdText]:
         return await HoldLeaseAsync(folder, leaseName, holder, Seconds(durationText), Seconds(holdText));
     case ["backup-loop", var storeFolder, var kmsFolder, var keyFile, var instanceId, var startText, var runsText, .. var rest]:
@@ -80,6 +88,7 @@ switch (args)
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost backup-loop <store> <kms-folder> <key-file> <instance-id> <start-unix-seconds> <runs>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost watch <store> <kms-folder> <key-file> <owner> <writer-start-unix-seconds> <seconds>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost open-key <key-file>");
+        await Console.Error.WriteLineAsync("       KmsBackup.TestHost upload <store-folder> <kms-folder> <key-file> <file> <data-key-file>");
         await Console.Error.WriteLineAsync("       KmsBackup.TestHost scheduler <store> <kms-folder> <key-file> <host> <epoch-unix-seconds> <wall-start-unix-ms> <speed> <lease-seconds> <until-unix-seconds>");
         return 2;
 }
@@ -312,6 +321,55 @@ static async Task<int> OpenKeyAsync(string keyFile)
     using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"key {keys.KeyId} {late.TotalMicroseconds:F0}"));
     return 0;
+}
+
+static async Task<int> UploadAsync(string storeFolder, string kmsFolder, string keyFile, string filePath, string dataKeyFile)
+{
+    var files = new FileSystem();
+    var dataKey = await File.ReadAllBytesAsync(dataKeyFile);
+    using var kms = new EmbeddedKeyManagementService(files, kmsFolder, TimeProvider.System);
+    using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
+    using var client = await BackupClient.OpenAsync(new FileSystemBackupStore(files, storeFolder), keys, kms);
+
+    GC.Collect();
+    GC.WaitForPendingFinalizers();
+    GC.Collect();
+    var baselineManaged = GC.GetTotalMemory(forceFullCollection: true);
+    using var process = Process.GetCurrentProcess();
+    process.Refresh();
+    var startWorkingSet = process.WorkingSet64;
+    var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+    var gen2Before = GC.CollectionCount(2);
+    var peakManaged = baselineManaged;
+    using var sampling = new CancellationTokenSource();
+    var sampler = Task.Run(async () =>
+    {
+        while (!sampling.IsCancellationRequested)
+        {
+            peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(forceFullCollection: false));
+            await Task.Delay(2);
+        }
+    });
+
+    var watch = Stopwatch.StartNew();
+    try
+    {
+        await using var file = new FileStream(filePath, FileMode.Open, FileAccess.Read, FileShare.Read, 64 * 1024, FileOptions.SequentialScan | FileOptions.Asynchronous);
+        var uploaded = await client.UploadAsync("acct-owner", file, dataKey, "measured upload");
+        watch.Stop();
+        await sampling.CancelAsync();
+        await sampler;
+        peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(forceFullCollection: false));
+        process.Refresh();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"uploaded {uploaded.Id} {new FileInfo(filePath).Length} {watch.Elapsed.TotalSeconds:F1} {startWorkingSet} {process.PeakWorkingSet64} {baselineManaged} {peakManaged} {GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore} {GC.CollectionCount(2) - gen2Before}"));
+        return 0;
+    }
+    catch (BackupException e)
+    {
+        Console.WriteLine($"refused {e.Code} {e.Message}");
+        return 3;
+    }
 }
 
 static TimeSpan Seconds(string text) => TimeSpan.FromSeconds(double.Parse(text, CultureInfo.InvariantCulture));

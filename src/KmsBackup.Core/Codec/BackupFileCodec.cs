@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
 
 namespace KmsBackup;
@@ -206,6 +207,36 @@ public static class BackupFileCodec
     /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>).</exception>
     public static Task<long> VerifyAsync(Stream encrypted, ReadOnlyMemory<byte> dataKey, CancellationToken cancellationToken = default) =>
         OpenAsync(encrypted, null, dataKey, MaximumSegmentCount, cancellationToken);
+
+    /// <summary>
+    /// Opens a backup file for reading its plaintext as a stream, one segment at a time: the same checks, in the
+    /// same order, with the same typed errors as <see cref="DecryptAsync"/>, in the same bounded memory (one
+    /// plaintext and one ciphertext segment). For a reader that parses as it decrypts, such as an import that must
+    /// not hold a whole file.
+    /// </summary>
+    /// <remarks>
+    /// <para>Every byte a read returns belongs to a segment that authenticated, but a later segment may still be
+    /// refused: only the end of the stream (a read that returns 0) means the whole file authenticated. A reader
+    /// must act on nothing it read before that (rule F2). A refusal is thrown by the read that reaches the bad
+    /// segment, and again by any later read.</para>
+    /// <para>The stream reads <paramref name="encrypted"/> forward only and cannot seek or write. Disposing it
+    /// zeroes its plaintext buffer and disposes <paramref name="encrypted"/> unless <paramref name="leaveOpen"/>.</para>
+    /// </remarks>
+    /// <param name="encrypted">The backup file, read to its end.</param>
+    /// <param name="dataKey">The 32-byte data key returned when the file was downloaded; copied, and the copy zeroed once the header is read.</param>
+    /// <param name="leaveOpen">Whether <paramref name="encrypted"/> stays open when the stream is disposed.</param>
+    /// <returns>A read-only stream of the plaintext.</returns>
+    /// <exception cref="BackupException">The data key is not 32 bytes (<see cref="BackupErrorCode.InvalidDataKey"/>).</exception>
+    public static Stream CreateDecryptingStream(Stream encrypted, ReadOnlyMemory<byte> dataKey, bool leaveOpen = false) =>
+        CreateDecryptingStream(encrypted, dataKey, leaveOpen, MaximumSegmentCount);
+
+    /// <summary>Opens a decrypting stream with a lower segment limit: for tests of the counter's hard stop.</summary>
+    internal static Stream CreateDecryptingStream(Stream encrypted, ReadOnlyMemory<byte> dataKey, bool leaveOpen, long maximumSegmentCount)
+    {
+        ArgumentNullException.ThrowIfNull(encrypted);
+        ValidateDataKey(dataKey.Length);
+        return new DecryptingStream(encrypted, dataKey.Span, leaveOpen, maximumSegmentCount);
+    }
 
     /// <summary>
     /// The length of the backup file that <see cref="Encrypt(ReadOnlySpan{byte}, Span{byte}, ReadOnlySpan{byte}, int)"/>
@@ -449,24 +480,7 @@ public static class BackupFileCodec
             for (uint index = 0; ; index++)
             {
                 var read = await ReadFullAsync(encrypted, cipherBuffer.AsMemory(0, fullSegment), cancellationToken).ConfigureAwait(false);
-                if (read < TagSize)
-                {
-                    throw Truncated(index, read);
-                }
-
-                var final = read < fullSegment;
-                if (!final && index >= maximumSegmentCount - 1)
-                {
-                    throw TooManySegmentsInFile(index, maximumSegmentCount);
-                }
-
-                var plain = plainBuffer.AsSpan(0, read - TagSize);
-                if (!cipher.TryOpen(index, final, cipherBuffer.AsSpan(0, read), plain))
-                {
-                    CryptographicOperations.ZeroMemory(plain);
-                    throw SegmentFailed(index, final, read);
-                }
-
+                var final = OpenSegment(cipher, index, cipherBuffer.AsSpan(0, read), fullSegment, maximumSegmentCount, plainBuffer);
                 if (destination is not null)
                 {
                     await destination.WriteAsync(plainBuffer.AsMemory(0, read - TagSize), cancellationToken).ConfigureAwait(false);
@@ -486,6 +500,34 @@ public static class BackupFileCodec
             ArrayPool<byte>.Shared.Return(plainBuffer);
             ArrayPool<byte>.Shared.Return(cipherBuffer);
         }
+    }
+
+    /// <summary>
+    /// Checks and decrypts segment <paramref name="index"/>, as read (the file's next <paramref name="fullSegment"/> bytes
+    /// or fewer where it ends), into <paramref name="plainBuffer"/>; returns whether it is the final segment. Every
+    /// streaming reader goes through here, so that they all refuse the same files with the same errors.
+    /// </summary>
+    private static bool OpenSegment(SegmentCipher cipher, uint index, ReadOnlySpan<byte> segment, int fullSegment, long maximumSegmentCount, Span<byte> plainBuffer)
+    {
+        if (segment.Length < TagSize)
+        {
+            throw Truncated(index, segment.Length);
+        }
+
+        var final = segment.Length < fullSegment;
+        if (!final && index >= maximumSegmentCount - 1)
+        {
+            throw TooManySegmentsInFile(index, maximumSegmentCount);
+        }
+
+        var plain = plainBuffer[..(segment.Length - TagSize)];
+        if (!cipher.TryOpen(index, final, segment, plain))
+        {
+            CryptographicOperations.ZeroMemory(plain);
+            throw SegmentFailed(index, final, segment.Length);
+        }
+
+        return final;
     }
 
     private static SegmentCipher CreateForWriting(Span<byte> header, ReadOnlySpan<byte> dataKey, int segmentSize, ReadOnlySpan<byte> salt, ReadOnlySpan<byte> noncePrefix)
@@ -652,6 +694,237 @@ public static class BackupFileCodec
         }
 
         return total;
+    }
+
+    /// <summary>
+    /// The plaintext of a backup file as a read-only stream (<see cref="CreateDecryptingStream(Stream, ReadOnlyMemory{byte}, bool)"/>):
+    /// the header is read at the first read, then one segment at a time as the reader drains the previous one.
+    /// </summary>
+    private sealed class DecryptingStream : Stream
+    {
+        private readonly Stream _encrypted;
+        private readonly bool _leaveOpen;
+        private readonly long _maximumSegmentCount;
+        private byte[]? _dataKey;
+        private SegmentCipher? _cipher;
+        private byte[]? _plain;
+        private byte[]? _segment;
+        private int _fullSegment;
+        private int _start;
+        private int _end;
+        private uint _index;
+        private bool _final;
+        private bool _disposed;
+        private ExceptionDispatchInfo? _refusal;
+
+        public DecryptingStream(Stream encrypted, ReadOnlySpan<byte> dataKey, bool leaveOpen, long maximumSegmentCount)
+        {
+            _encrypted = encrypted;
+            _leaveOpen = leaveOpen;
+            _maximumSegmentCount = maximumSegmentCount;
+            _dataKey = dataKey.ToArray();
+        }
+
+        public override bool CanRead => !_disposed;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException("A decrypting stream has no length until it has been read to its end.");
+
+        public override long Position
+        {
+            get => throw new NotSupportedException("A decrypting stream cannot seek.");
+            set => throw new NotSupportedException("A decrypting stream cannot seek.");
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            if (buffer.IsEmpty || !EnsureReadable())
+            {
+                return 0;
+            }
+
+            if (_start == _end)
+            {
+                if (_cipher is null)
+                {
+                    var header = new byte[HeaderSize];
+                    OpenHeader(header.AsSpan(0, ReadFull(_encrypted, header)));
+                }
+
+                while (_start == _end && !_final)
+                {
+                    OpenNext(ReadFull(_encrypted, _segment.AsSpan(0, _fullSegment)));
+                }
+            }
+
+            return Take(buffer);
+        }
+
+        public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
+            ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            if (buffer.IsEmpty || !EnsureReadable())
+            {
+                return 0;
+            }
+
+            if (_start == _end)
+            {
+                if (_cipher is null)
+                {
+                    var header = new byte[HeaderSize];
+                    OpenHeader(header.AsSpan(0, await ReadFullAsync(_encrypted, header, cancellationToken).ConfigureAwait(false)));
+                }
+
+                while (_start == _end && !_final)
+                {
+                    OpenNext(await ReadFullAsync(_encrypted, _segment.AsMemory(0, _fullSegment), cancellationToken).ConfigureAwait(false));
+                }
+            }
+
+            return Take(buffer.Span);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException("A decrypting stream cannot seek.");
+
+        public override void SetLength(long value) => throw new NotSupportedException("A decrypting stream is read-only.");
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException("A decrypting stream is read-only.");
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing && !_disposed)
+            {
+                _disposed = true;
+                Release();
+                if (!_leaveOpen)
+                {
+                    _encrypted.Dispose();
+                }
+            }
+
+            base.Dispose(disposing);
+        }
+
+        public override async ValueTask DisposeAsync()
+        {
+            if (!_disposed)
+            {
+                _disposed = true;
+                Release();
+                if (!_leaveOpen)
+                {
+                    await _encrypted.DisposeAsync().ConfigureAwait(false);
+                }
+            }
+
+            await base.DisposeAsync().ConfigureAwait(false);
+        }
+
+        /// <summary>Whether there may be more to read; rethrows an earlier refusal, so that a refused file never reads as one that ended.</summary>
+        private bool EnsureReadable()
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _refusal?.Throw();
+            return _start < _end || !_final;
+        }
+
+        private void OpenHeader(ReadOnlySpan<byte> header)
+        {
+            try
+            {
+                _cipher = CreateForReading(header, _dataKey);
+            }
+            catch (BackupException e)
+            {
+                _refusal = ExceptionDispatchInfo.Capture(e);
+                throw;
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(_dataKey);
+                _dataKey = null;
+            }
+
+            _fullSegment = _cipher.SegmentSize + TagSize;
+            _plain = ArrayPool<byte>.Shared.Rent(_cipher.SegmentSize);
+            _segment = ArrayPool<byte>.Shared.Rent(_fullSegment);
+        }
+
+        private void OpenNext(int read)
+        {
+            try
+            {
+                _final = OpenSegment(_cipher!, _index, _segment.AsSpan(0, read), _fullSegment, _maximumSegmentCount, _plain);
+            }
+            catch (BackupException e)
+            {
+                _refusal = ExceptionDispatchInfo.Capture(e);
+                throw;
+            }
+
+            _index++;
+            _start = 0;
+            _end = read - TagSize;
+        }
+
+        private int Take(Span<byte> buffer)
+        {
+            var count = Math.Min(buffer.Length, _end - _start);
+            _plain.AsSpan(_start, count).CopyTo(buffer);
+            _start += count;
+            return count;
+        }
+
+        private void Release()
+        {
+            _cipher?.Dispose();
+            if (_dataKey is not null)
+            {
+                CryptographicOperations.ZeroMemory(_dataKey);
+            }
+
+            if (_plain is not null)
+            {
+                CryptographicOperations.ZeroMemory(_plain);
+                ArrayPool<byte>.Shared.Return(_plain);
+                _plain = null;
+            }
+
+            if (_segment is not null)
+            {
+                ArrayPool<byte>.Shared.Return(_segment);
+                _segment = null;
+            }
+        }
+
+        private static int ReadFull(Stream stream, Span<byte> buffer)
+        {
+            var total = 0;
+            while (total < buffer.Length)
+            {
+                var read = stream.Read(buffer[total..]);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                total += read;
+            }
+
+            return total;
+        }
     }
 
     /// <summary>

@@ -37,8 +37,6 @@ public sealed class BackupFileDownload : IDisposable
 
 public partial class BackupClient
 {
-    private static readonly byte[] s_dayMagic = "KBDAY001"u8.ToArray();
-
     /// <summary>
     /// Writes the backup data of <paramref name="backupDate"/> (its full backup and what was added and
     /// rotated that day: the six data types) to <paramref name="destination"/> as a backup file encrypted
@@ -99,7 +97,7 @@ public partial class BackupClient
         var dataKey = BackupFileCodec.GenerateDataKey();
         try
         {
-            payload.WriteRaw(s_dayMagic);
+            payload.WriteRaw(DayPayload.Magic);
             payload.WriteString(backupId);
             payload.WriteInt32(backupDate.DayNumber);
             payload.WriteString(entry.State.TimeZone.Id);
@@ -127,19 +125,31 @@ public partial class BackupClient
 
     /// <summary>
     /// Imports a downloaded backup file as a backup of kind uploaded (label <c>Upload</c>, rule F2),
-    /// holding the date the file held, viewable like the others. The whole file is decrypted and
-    /// authenticated before anything is written: a wrong key, any tampering, truncation, reordering or
-    /// trailing data is refused with a typed error, and nothing is imported. The plaintext is held in
-    /// memory while it is imported.
+    /// holding the date the file held, viewable like the others. The file is read once, as a stream: each
+    /// segment is authenticated as it is decrypted, and the day it holds is parsed and validated (every field,
+    /// count, enum and reference: docs/backup-file-format.md, "The payload") to the file's authenticated end
+    /// before anything is written. A wrong key, any tampering, truncation, reordering or trailing data, and
+    /// content that is not a valid day of backup data are refused with a typed error, and the store is left
+    /// exactly as it was. Then the day's recovery points are written, and the catalog entry that makes the
+    /// backup visible last.
     /// </summary>
+    /// <remarks>
+    /// Memory: the day's distinct items in their stored encoding (an item of the last recovery point equal to the
+    /// full backup's is held once) and about 36 bytes per item, plus the tree writer's buffers for the largest leaf
+    /// and a constant; never the file or its plaintext whole (the README, "Download and upload", has measurements).
+    /// An upload interrupted after it began writing (cancelled, a store failure, a crash) leaves no backup:
+    /// at most packs that nothing refers to and, after a crash, recovery points without a catalog entry, which
+    /// nothing lists and a later prune deletes (docs/repository-format.md, "Writers and maintenance").
+    /// </remarks>
     /// <param name="callerAccount">The account that will own the uploaded backup.</param>
-    /// <param name="file">The backup file.</param>
+    /// <param name="file">The backup file, read forward once to its end.</param>
     /// <param name="dataKey">The data key returned when the file was downloaded.</param>
-    /// <param name="backupName">The new backup's name.</param>
+    /// <param name="backupName">The new backup's name; errors about the file name it.</param>
     /// <param name="cancellationToken">Cancels the upload; nothing is imported then.</param>
-    /// <exception cref="BackupFileException">The key is wrong or the file is damaged (see its code); <see cref="BackupErrorCode.FileCorrupt"/> also when
-    /// the file opens with its key but its content is not a day of backup data.</exception>
-    /// <exception cref="BackupException">The name is invalid.</exception>
+    /// <exception cref="BackupFileException">The key is wrong, the file is damaged, its content is not a valid day of
+    /// backup data (<see cref="BackupErrorCode.FileCorrupt"/>, naming what is wrong), or it is larger than
+    /// <see cref="BackupClientOptions.MaximumUploadSize"/> (<see cref="BackupErrorCode.FileTooLarge"/>).</exception>
+    /// <exception cref="BackupException">The name is invalid, or the store failed.</exception>
     public virtual async Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default)
     {
         using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.UploadActivity);
@@ -173,37 +183,90 @@ public partial class BackupClient
             throw badName.ToException();
         }
 
-        using var plaintext = new MemoryStream();
-        try
+        // Everything is read and checked before the first write: a refused file leaves the store as it was.
+        using var day = await ReadUploadAsync(file, dataKey, backupName, cancellationToken).ConfigureAwait(false);
+
+        for (var attempt = 1; ; attempt++)
         {
-            await BackupFileCodec.DecryptAsync(file, plaintext, dataKey, cancellationToken).ConfigureAwait(false);
-            (string, DateOnly, BackupTimeZone, InstanceSnapshot, InstanceSnapshot, List<ItemChange>) day;
+            var backup = BackupLifecycle.CreateUploaded(NewId("bku"), backupName, day.Date, day.Full.Source.Region, day.TimeZone, Clock.GetUtcNow()).GetBackupsOrThrow()[0];
+            PointKey[] points = [new(backup.Id, day.Date, 1), new(backup.Id, day.Date, 2)];
             try
             {
-                day = ParseDay(plaintext.GetBuffer().AsSpan(0, (int)plaintext.Length));
+                // Commit order: data and points first, the catalog entry that makes the backup visible last.
+                await WriteUploadedPointAsync(backup.Id, 1, BackupRunKind.Full, ScheduleReason.FirstFull, day, day.Full, [], cancellationToken).ConfigureAwait(false);
+                await WriteUploadedPointAsync(backup.Id, 2, BackupRunKind.Incremental, ScheduleReason.Incremental, day, day.Last, day.Changes, cancellationToken).ConfigureAwait(false);
+
+                // Points without a catalog entry look abandoned to a prune, which marks them and deletes them a
+                // grace period later. Points a prune has marked are not relied on: write them again under a new ID.
+                // Unmarked now, they cannot be deleted before the catalog entry below lands (a marker made later
+                // waits out the grace period, and its prune lists the catalog after reading it).
+                var markers = await _repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+                if (points.Any(p => markers.MarksPoint(p.StoreKey)))
+                {
+                    await DeletePointsQuietlyAsync(points).ConfigureAwait(false);
+                    if (attempt >= UploadAttempts)
+                    {
+                        throw new BackupException(new Refusal(
+                            BackupErrorCode.LeaseLost, $"uploaded file '{backupName}'",
+                            Invariant($"Prunes marked the recovery points of the upload '{backupName}' as abandoned before its catalog entry was written, {attempt} times; nothing was imported."),
+                            "Retry the upload; if this recurs, run prunes less often, or with a longer PruneGracePeriod."));
+                    }
+
+                    continue;
+                }
             }
-            catch (BackupIntegrityException e)
+            catch (Exception e) when (e is not OutOfMemoryException)
             {
-                // The reader speaks of the repository ("restore the store from a copy"); the fault is in the uploaded file.
-                throw new BackupFileException(new Refusal(
-                    BackupErrorCode.FileCorrupt, "content of the backup file",
-                    $"The backup file uploaded as '{backupName}' opened with its data key, but its content is not a day of backup data that can be imported. Nothing was imported.",
-                    "Upload a file that a download wrote, with the data key returned with it; nothing of this file may be imported."), null, e);
+                // No catalog entry was attempted: nothing will ever refer to these points.
+                await DeletePointsQuietlyAsync(points).ConfigureAwait(false);
+                throw;
             }
 
-            var (_, date, zone, full, last, changes) = day;
-
-            var backup = BackupLifecycle.CreateUploaded(NewId("bku"), backupName, date, full.Source.Region, zone, Clock.GetUtcNow()).GetBackupsOrThrow()[0];
-
-            // Commit order: data and points first, the catalog entry that makes the backup visible last.
-            await WriteUploadedPointAsync(backup.Id, 1, BackupRunKind.Full, ScheduleReason.FirstFull, full, [], date, cancellationToken).ConfigureAwait(false);
-            await WriteUploadedPointAsync(backup.Id, 2, BackupRunKind.Incremental, ScheduleReason.Incremental, last, changes, date, cancellationToken).ConfigureAwait(false);
             var entry = await _repository.SaveStateAsync(new CatalogEntry(backup, callerAccount), cancellationToken).ConfigureAwait(false);
             return ToDetails(entry, await LatestPointAsync(entry.State, cancellationToken).ConfigureAwait(false));
         }
-        finally
+    }
+
+    private const int UploadAttempts = 5;
+
+    /// <summary>Decrypts, parses and validates an uploaded file as a stream, writing nothing.</summary>
+    private async Task<UploadedDay> ReadUploadAsync(Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken)
+    {
+        var maximum = _options.MaximumUploadSize;
+        BackupFileException TooLarge() => new(new Refusal(
+            BackupErrorCode.FileTooLarge, $"uploaded file '{backupName}'",
+            Invariant($"The uploaded file '{backupName}' is larger than {maximum:N0} bytes, the most this client accepts (BackupClientOptions.MaximumUploadSize). Nothing was imported."),
+            "Upload the file on a client whose MaximumUploadSize is large enough, if the file is genuine."));
+        BackupFileException Malformed(string why) => new(new Refusal(
+            BackupErrorCode.FileCorrupt, $"uploaded file '{backupName}'",
+            $"The uploaded file '{backupName}' opened under its data key, but what it holds is not a valid day of backup data: {why}. Nothing was imported.",
+            "Upload the file exactly as a KmsBackup download wrote it, with the data key of that download. A file that opens under its key but holds other content was not written by a download, or was changed by someone who had the key."));
+
+        UploadSizeLimit.CheckDeclaredLength(file, maximum, TooLarge);
+        var limited = new UploadSizeLimit(file, maximum, TooLarge);
+        await using (limited.ConfigureAwait(false))
         {
-            CryptographicOperations.ZeroMemory(plaintext.GetBuffer());
+            var plaintext = BackupFileCodec.CreateDecryptingStream(limited, dataKey, leaveOpen: true);
+            await using (plaintext.ConfigureAwait(false))
+            {
+                return await DayPayload.ReadAsync(plaintext, Malformed, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task DeletePointsQuietlyAsync(IEnumerable<PointKey> points)
+    {
+        foreach (var point in points)
+        {
+            try
+            {
+                await _repository.DeletePointAsync(point, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // The store is failing (or the process is going down): a prune deletes what is left, once it has
+                // marked it. The upload's own error is the one to report.
+            }
         }
     }
 
@@ -237,81 +300,28 @@ public partial class BackupClient
         }
     }
 
-    private static (string SourceBackup, DateOnly Date, BackupTimeZone Zone, InstanceSnapshot Full, InstanceSnapshot Last, List<ItemChange> Changes) ParseDay(ReadOnlySpan<byte> plain)
-    {
-        var r = new RecordReader(plain, "backup file content");
-        if (!r.ReadRaw(s_dayMagic.Length).SequenceEqual(s_dayMagic))
-        {
-            throw r.Malformed("it is not a day of backup data");
-        }
-
-        var sourceBackup = r.ReadRequiredString();
-        var dayNumber = r.ReadInt32();
-        if (dayNumber < DateOnly.MinValue.DayNumber || dayNumber > DateOnly.MaxValue.DayNumber ||
-            !BackupTimeZone.TryFromId(r.ReadRequiredString(), out var zone, out _))
-        {
-            throw r.Malformed("its date or time zone is out of range");
-        }
-
-        var full = ReadSnapshot(ref r);
-        var last = ReadSnapshot(ref r);
-        var count = r.ReadCount(100_000_000);
-        var changes = new List<ItemChange>(Math.Min(count, 100_000));
-        for (var i = 0; i < count; i++)
-        {
-            var type = (ItemType)r.ReadByte();
-            var kind = (ChangeKind)r.ReadByte();
-            changes.Add(new ItemChange(type, r.ReadRequiredString(), kind));
-        }
-
-        r.ExpectEnd();
-        return (sourceBackup, DateOnly.FromDayNumber(dayNumber), zone, full, last, changes);
-    }
-
-    private static InstanceSnapshot ReadSnapshot(ref RecordReader r)
-    {
-        var takenAt = r.ReadInstant();
-        var source = new SnapshotSource(r.ReadRequiredString(), (InstanceKind)r.ReadByte(), r.ReadRequiredString(), r.ReadRequiredString());
-        var keys = new List<KeyRecord>();
-        for (var count = r.ReadCount(100_000_000); count > 0; count--)
-        {
-            keys.Add(ItemCodec.ReadKey(ref r));
-        }
-
-        var secrets = new List<SecretRecord>();
-        for (var count = r.ReadCount(100_000_000); count > 0; count--)
-        {
-            secrets.Add(ItemCodec.ReadSecret(ref r));
-        }
-
-        try
-        {
-            return InstanceSnapshot.Create(source, takenAt, keys, secrets);
-        }
-        catch (ArgumentException e)
-        {
-            throw r.Malformed($"its items are inconsistent ({e.ParamName})");
-        }
-    }
-
     private async Task WriteUploadedPointAsync(
-        string backupId, long sequence, BackupRunKind kind, ScheduleReason reason, InstanceSnapshot snapshot, IReadOnlyList<ItemChange> changes,
-        DateOnly date, CancellationToken cancellationToken)
+        string backupId, long sequence, BackupRunKind kind, ScheduleReason reason, UploadedDay day, UploadedSnapshot snapshot, IReadOnlyList<ItemChange> changes,
+        CancellationToken cancellationToken)
     {
-        await _repository.CommitPointAsync(snapshot, (keyRoot, secretRoot) => new PointManifest
-        {
-            BackupId = backupId,
-            Sequence = sequence,
-            Kind = kind,
-            Reason = reason,
-            StartedAt = snapshot.TakenAt,
-            CompletedAt = snapshot.TakenAt,
-            Slot = snapshot.TakenAt,
-            TakenAt = snapshot.TakenAt,
-            Source = snapshot.Source,
-            KeyRoot = keyRoot,
-            SecretRoot = secretRoot,
-            Changes = changes,
-        }, date, static _ => Task.CompletedTask, cancellationToken).ConfigureAwait(false);
+        await _repository.CommitPointAsync(
+            (writer, token) => _repository.WriteEncodedTreesAsync(day.Items, snapshot.Keys, snapshot.Secrets, writer, token),
+            snapshot.Source.InstanceId,
+            (keyRoot, secretRoot) => new PointManifest
+            {
+                BackupId = backupId,
+                Sequence = sequence,
+                Kind = kind,
+                Reason = reason,
+                StartedAt = snapshot.TakenAt,
+                CompletedAt = snapshot.TakenAt,
+                Slot = snapshot.TakenAt,
+                TakenAt = snapshot.TakenAt,
+                Source = snapshot.Source,
+                KeyRoot = keyRoot,
+                SecretRoot = secretRoot,
+                Changes = changes,
+            },
+            day.Date, static _ => Task.CompletedTask, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -4,7 +4,7 @@ using KmsBackup.Repository;
 namespace KmsBackup;
 
 /// <summary>What a prune removed.</summary>
-/// <param name="RecoveryPointsDeleted">Recovery points deleted (past retention, or of reset and released backups).</param>
+/// <param name="RecoveryPointsDeleted">Recovery points deleted (past retention, of reset and released backups, or left without a catalog entry by an upload that died, once a prune has marked them and the grace period has passed).</param>
 /// <param name="PacksDeleted">Pack files deleted (marked by an earlier prune and still unreferenced).</param>
 /// <param name="PacksMarked">Pack files newly marked for deletion by a later prune.</param>
 public sealed record PruneSummary(int RecoveryPointsDeleted, int PacksDeleted, int PacksMarked)
@@ -50,7 +50,9 @@ public partial class BackupClient
 {
     /// <summary>
     /// Deletes what no backup keeps (rule W5): recovery points of dates past retention, and of released
-    /// or reset backups; then, in two phases, the packs no remaining point refers to. Each backup's points are
+    /// or reset backups; then, in two phases, the packs no remaining point refers to and the recovery points
+    /// an interrupted upload left without a catalog entry (marked by one prune, deleted by a later one at least
+    /// <see cref="BackupClientOptions.PruneGracePeriod"/> after). Each backup's points are
     /// deleted under its lease, decided on its state read again under the lease. Deletes nothing while this
     /// host's clock is too far ahead of the store's (<see cref="PruneSummary.DeletionsHeld"/>).
     /// </summary>
@@ -103,7 +105,7 @@ public partial class BackupClient
             Log.CollectionBlocked(_logger, reason);
         }
 
-        return new PruneSummary(deletedPoints, gc.PacksDeleted, gc.PacksMarked) { CollectionBlocked = gc.Blocked };
+        return new PruneSummary(deletedPoints + gc.AbandonedPointsDeleted, gc.PacksDeleted, gc.PacksMarked) { CollectionBlocked = gc.Blocked };
     }
 
     /// <summary>Stores what time changed in one backup's state and deletes the points its retention no longer keeps, deciding on the state as read under the lease.</summary>

@@ -42,6 +42,14 @@ public sealed class BackupClientOptions
     /// </summary>
     public TimeSpan MaximumClockLag { get; set; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>
+    /// The largest backup file <see cref="BackupClient.UploadAsync"/> accepts, in bytes. A larger file (or one that
+    /// turns out larger while it is read) is refused with <see cref="BackupErrorCode.FileTooLarge"/> before anything
+    /// is written. Default 4 GiB; at least 1 KiB. Upload memory does not grow with this limit: it grows with the
+    /// items the file holds (see the README, "Upload").
+    /// </summary>
+    public long MaximumUploadSize { get; set; } = 4L * 1024 * 1024 * 1024;
+
     /// <summary>The HSM clusters of hardware instances (rules H2–H7); <see langword="null"/> (the default) when no hardware instance is backed up.</summary>
     public HsmClusterGateway? HsmClusters { get; set; }
 
@@ -82,6 +90,11 @@ public sealed class BackupClientOptions
         if (MaximumClockLag < TimeSpan.FromSeconds(1) || MaximumClockLag > TimeSpan.FromHours(1))
         {
             throw new ArgumentOutOfRangeException(nameof(MaximumClockLag), MaximumClockLag, "The maximum clock lag is from 1 second to 1 hour.");
+        }
+
+        if (MaximumUploadSize < 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaximumUploadSize), MaximumUploadSize, "The maximum upload size is at least 1 KiB.");
         }
 
         if (PruneGracePeriod < LeaseDuration)

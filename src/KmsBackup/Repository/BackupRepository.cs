@@ -189,22 +189,39 @@ internal sealed class BackupRepository : IDisposable
     /// <param name="date">The point's date.</param>
     /// <param name="fence">Runs right before the manifest is written; throws to abandon the commit.</param>
     /// <param name="cancellationToken">Cancels the commit.</param>
-    public async Task<CommittedPoint> CommitPointAsync(
+    public Task<CommittedPoint> CommitPointAsync(
         InstanceSnapshot snapshot, Func<TreeRoot, TreeRoot, PointManifest> manifestOf, DateOnly date,
+        Func<CancellationToken, Task> fence, CancellationToken cancellationToken) =>
+        CommitPointAsync((writer, token) => WriteTreesAsync(snapshot, writer, token), snapshot.Source.InstanceId, manifestOf, date, fence, cancellationToken);
+
+    /// <summary>
+    /// Commits a recovery point whose trees <paramref name="writeTrees"/> writes (and writes again, to the same
+    /// roots, when objects must be rescued), with the protocol of
+    /// <see cref="CommitPointAsync(InstanceSnapshot, Func{TreeRoot, TreeRoot, PointManifest}, DateOnly, Func{CancellationToken, Task}, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="writeTrees">Writes the key and secret trees through the writer and flushes it; returns their roots.</param>
+    /// <param name="instanceId">The instance the point is of, for messages.</param>
+    /// <param name="manifestOf">Builds the manifest from the tree roots.</param>
+    /// <param name="date">The point's date.</param>
+    /// <param name="fence">Runs right before the manifest is written; throws to abandon the commit.</param>
+    /// <param name="cancellationToken">Cancels the commit.</param>
+    public async Task<CommittedPoint> CommitPointAsync(
+        Func<PackWriter, CancellationToken, Task<(TreeRoot Keys, TreeRoot Secrets)>> writeTrees, string instanceId,
+        Func<TreeRoot, TreeRoot, PointManifest> manifestOf, DateOnly date,
         Func<CancellationToken, Task> fence, CancellationToken cancellationToken)
     {
         using var writer = Objects.CreateWriter();
         var pins = new List<string>();
         try
         {
-            var (keys, secrets) = await WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+            var (keys, secrets) = await writeTrees(writer, cancellationToken).ConfigureAwait(false);
             var pinnedAt = ClockPolicy.Time.GetUtcNow();
-            await MakeReferencesSafeAsync(snapshot, writer, keys, secrets, pins, cancellationToken).ConfigureAwait(false);
+            await MakeReferencesSafeAsync(writeTrees, instanceId, writer, keys, secrets, pins, cancellationToken).ConfigureAwait(false);
             await fence(cancellationToken).ConfigureAwait(false);
             if (ClockPolicy.Time.GetUtcNow() - pinnedAt > PinLifetime / 2)
             {
                 throw new BackupException(new Refusal(
-                    BackupErrorCode.LeaseLost, $"recovery point of {snapshot.Source.InstanceId}",
+                    BackupErrorCode.LeaseLost, $"recovery point of {instanceId}",
                     "The run paused so long between pinning its packs and committing that prunes may no longer honour its pins; it committed nothing.",
                     "Nothing to do: the next scheduled run backs the instance up again."));
             }
@@ -213,7 +230,7 @@ internal sealed class BackupRepository : IDisposable
             await WritePointAsync(manifest, date, cancellationToken).ConfigureAwait(false);
             try
             {
-                await MakeReferencesSafeAsync(snapshot, writer, keys, secrets, pins, cancellationToken).ConfigureAwait(false);
+                await MakeReferencesSafeAsync(writeTrees, instanceId, writer, keys, secrets, pins, cancellationToken).ConfigureAwait(false);
             }
             catch (BackupException e) when (e.Code == BackupErrorCode.IntegrityViolation)
             {
@@ -235,11 +252,26 @@ internal sealed class BackupRepository : IDisposable
     }
 
     /// <summary>
+    /// Writes the trees of items already in their leaf encoding (an uploaded day's), in name order, and flushes
+    /// the writer: the same objects <see cref="WriteTreesAsync"/> writes for the same items.
+    /// </summary>
+    public async Task<(TreeRoot Keys, TreeRoot Secrets)> WriteEncodedTreesAsync(
+        EncodedItems items, IReadOnlyList<ItemRef> keys, IReadOnlyList<ItemRef> secrets, PackWriter writer, CancellationToken cancellationToken)
+    {
+        var keyRoot = await ItemTree.WriteAsync(keys, items.NameStringOf, (w, item) => w.WriteRaw(items[item]), ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken, items.LeafBuffer).ConfigureAwait(false);
+        var secretRoot = await ItemTree.WriteAsync(secrets, items.NameStringOf, (w, item) => w.WriteRaw(items[item]), ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken, items.LeafBuffer).ConfigureAwait(false);
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return (keyRoot, secretRoot);
+    }
+
+    /// <summary>
     /// Refreshes the index and the prune markers, and rewrites every object the trees refer to that lives
     /// only in marked packs or in packs whose index is gone. Content addressing makes the rewritten trees
     /// the same trees: the roots cannot change.
     /// </summary>
-    private async Task MakeReferencesSafeAsync(InstanceSnapshot snapshot, PackWriter writer, TreeRoot keys, TreeRoot secrets, List<string> pins, CancellationToken cancellationToken)
+    private async Task MakeReferencesSafeAsync(
+        Func<PackWriter, CancellationToken, Task<(TreeRoot Keys, TreeRoot Secrets)>> writeTrees, string instanceId,
+        PackWriter writer, TreeRoot keys, TreeRoot secrets, List<string> pins, CancellationToken cancellationToken)
     {
         for (var attempt = 1; ; attempt++)
         {
@@ -261,12 +293,12 @@ internal sealed class BackupRepository : IDisposable
             if (attempt > RescueAttempts)
             {
                 throw RepositoryErrors.Integrity(
-                    $"recovery point of {snapshot.Source.InstanceId}",
+                    $"recovery point of {instanceId}",
                     $"{atRisk} of its objects stayed in packs that prunes keep marking or deleting, after {RescueAttempts} rewrites");
             }
 
             writer.ReferencedIds.Clear();
-            var (k, s) = await WriteTreesAsync(snapshot, writer, cancellationToken).ConfigureAwait(false);
+            var (k, s) = await writeTrees(writer, cancellationToken).ConfigureAwait(false);
             if (k != keys || s != secrets)
             {
                 throw new InvalidOperationException("Rewriting a snapshot's trees gave other roots; content addressing is broken.");
@@ -474,13 +506,16 @@ internal sealed class BackupRepository : IDisposable
                 var markedAt = r.ReadInstant();
                 var count = r.ReadCount(10_000_000);
                 var packs = new HashSet<string>(StringComparer.Ordinal);
+                var points = new HashSet<string>(StringComparer.Ordinal);
                 for (var i = 0; i < count; i++)
                 {
-                    packs.Add(r.ReadRequiredString());
+                    // A marker names packs by ID and abandoned recovery points by key; only keys have slashes.
+                    var marked = r.ReadRequiredString();
+                    (marked.StartsWith(PointKey.AreaPrefix, StringComparison.Ordinal) ? points : packs).Add(marked);
                 }
 
                 r.ExpectEnd();
-                markers.Add(new PruneMarker(entry.Key, markedAt, packs));
+                markers.Add(new PruneMarker(entry.Key, markedAt, packs, points));
             }
             catch (BackupIntegrityException e)
             {
@@ -558,15 +593,16 @@ internal sealed class BackupRepository : IDisposable
         return (pinned, lapsed);
     }
 
-    public async Task WritePruneMarkerAsync(DateTimeOffset now, IReadOnlyCollection<string> packs, CancellationToken cancellationToken)
+    /// <summary>Writes a prune marker naming <paramref name="packs"/> (by ID) and abandoned recovery points (by store key).</summary>
+    public async Task WritePruneMarkerAsync(DateTimeOffset now, IReadOnlyCollection<string> packs, IReadOnlyCollection<string> points, CancellationToken cancellationToken)
     {
         var key = string.Create(CultureInfo.InvariantCulture, $"{PruneMarkerPrefix}{now.UtcTicks:D20}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
         var w = new RecordWriter();
         w.WriteInstant(now);
-        w.WriteVarUInt((ulong)packs.Count);
-        foreach (var pack in packs)
+        w.WriteVarUInt((ulong)(packs.Count + points.Count));
+        foreach (var marked in packs.Concat(points))
         {
-            w.WriteString(pack);
+            w.WriteString(marked);
         }
 
         await _store.TryCreateAsync(key, _crypto.Seal(w.WrittenSpan, Encoding.UTF8.GetBytes(key)), cancellationToken).ConfigureAwait(false);
@@ -615,18 +651,24 @@ internal sealed record CatalogListing(List<CatalogEntry> States, List<DamagedCat
 /// <summary>A backup whose latest catalog entry did not open, with the version before it when that one opens (it names the owner).</summary>
 internal sealed record DamagedCatalogEntry(string BackupId, CatalogEntry? Previous, BackupIntegrityException Error);
 
-/// <summary>A prune marker: packs marked for deletion by a later prune, and when.</summary>
-internal sealed record PruneMarker(string Key, DateTimeOffset MarkedAt, HashSet<string> Packs);
+/// <summary>A prune marker: packs, and recovery points of backups without a catalog entry (an abandoned upload's), marked for deletion by a later prune, and when.</summary>
+internal sealed record PruneMarker(string Key, DateTimeOffset MarkedAt, HashSet<string> Packs, HashSet<string> Points);
 
 /// <summary>The pending prune markers, and those that did not open.</summary>
 internal sealed record PruneMarkers(List<PruneMarker> Markers, List<(string Key, string Problem)> Unreadable)
 {
     public HashSet<string> MarkedPacks => Markers.SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
+
+    /// <summary>Whether any marker names the recovery point stored under <paramref name="storeKey"/>.</summary>
+    public bool MarksPoint(string storeKey) => Markers.Any(m => m.Points.Contains(storeKey));
 }
 
 /// <summary>Where a recovery point is stored: <c>points/&lt;backup&gt;/&lt;date&gt;/&lt;sequence&gt;</c>.</summary>
 internal readonly record struct PointKey(string BackupId, DateOnly Date, long Sequence)
 {
+    /// <summary>Where recovery points are stored.</summary>
+    public const string AreaPrefix = "points/";
+
     public string StoreKey => string.Create(CultureInfo.InvariantCulture, $"points/{BackupId}/{Date:yyyy-MM-dd}/{Sequence:D12}");
 
     public static bool TryParse(string backupId, string rest, out PointKey key)

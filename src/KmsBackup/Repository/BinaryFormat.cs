@@ -16,6 +16,9 @@ internal sealed class RecordWriter
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _length);
 
+    /// <summary>The written bytes in place, valid until the next write, <see cref="Clear"/> or <see cref="Wipe"/>.</summary>
+    public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _length);
+
     public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
 
     /// <summary>A read-only stream over the written bytes, without a copy; <see cref="Wipe"/> clears what it reads.</summary>
@@ -25,6 +28,13 @@ internal sealed class RecordWriter
     public void Wipe()
     {
         Array.Clear(_buffer);
+        _length = 0;
+    }
+
+    /// <summary>Zeroes only what was written and starts over, keeping the buffer: for a writer reused record after record.</summary>
+    public void Clear()
+    {
+        Array.Clear(_buffer, 0, _length);
         _length = 0;
     }
 
@@ -52,6 +62,13 @@ internal sealed class RecordWriter
     }
 
     public void WriteRaw(ReadOnlySpan<byte> bytes) => bytes.CopyTo(Reserve(bytes.Length));
+
+    /// <summary>Appends <paramref name="count"/> bytes for the caller to fill at once (before any other write), e.g. from a stream.</summary>
+    public Memory<byte> Append(int count)
+    {
+        Reserve(count);
+        return _buffer.AsMemory(_length - count, count);
+    }
 
     public void WriteString(string? value)
     {

@@ -23,13 +23,17 @@ internal static class ItemTree
     private const int MaximumLeaf = LeafTarget * 8;
     private const int MaximumBranch = BranchTarget * 8;
 
-    /// <summary>Writes the tree of <paramref name="items"/> (sorted by name) and returns its root.</summary>
+    /// <summary>
+    /// Writes the tree of <paramref name="items"/> (sorted by name) and returns its root. A caller that writes
+    /// several trees of large items passes <paramref name="leafBuffer"/> to keep one buffer, grown once, for all of
+    /// them; it is left zeroed.
+    /// </summary>
     public static async Task<TreeRoot> WriteAsync<T>(
         IReadOnlyList<T> items, Func<T, string> nameOf, Action<RecordWriter, T> write, byte leafRole,
-        PackWriter writer, ulong salt, CancellationToken cancellationToken)
+        PackWriter writer, ulong salt, CancellationToken cancellationToken, RecordWriter? leafBuffer = null)
     {
         var children = new List<ChildRef>();
-        var leaf = new RecordWriter(64 * 1024);
+        var leaf = leafBuffer ?? new RecordWriter(64 * 1024);
         try
         {
             var start = 0;
@@ -50,7 +54,7 @@ internal static class ItemTree
         }
         finally
         {
-            leaf.Wipe();
+            leaf.Clear();
         }
 
         byte level = 0;
@@ -190,14 +194,16 @@ internal static class ItemTree
         IReadOnlyList<T> items, int start, int end, Action<RecordWriter, T> write, byte role,
         RecordWriter leaf, PackWriter writer, CancellationToken cancellationToken)
     {
-        leaf.Wipe();
+        leaf.Clear();
         leaf.WriteVarUInt((ulong)(end - start));
         for (var i = start; i < end; i++)
         {
             write(leaf, items[i]);
         }
 
-        var id = await writer.AddAsync(role, leaf.ToArray(), cancellationToken).ConfigureAwait(false);
+        // The leaf is handed over in place: AddAsync reads it before it awaits anything, and a copy would be one
+        // more buffer of key material and secret ciphertexts that nothing zeroes.
+        var id = await writer.AddAsync(role, leaf.WrittenMemory, cancellationToken).ConfigureAwait(false);
         return new ChildRef(id, end - start);
     }
 

@@ -426,7 +426,10 @@ internal sealed class PackWriter : IDisposable
     /// <summary>Every object the trees written through this writer refer to, new or already stored.</summary>
     public HashSet<ObjectId> ReferencedIds { get; } = [];
 
-    /// <summary>Adds an object unless the repository (or this writer) has it already; returns its ID.</summary>
+    /// <summary>
+    /// Adds an object unless the repository (or this writer) has it already; returns its ID. The plaintext is read
+    /// before the first await, so a caller may reuse its buffer once the call returns.
+    /// </summary>
     public async Task<ObjectId> AddAsync(byte role, ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken)
     {
         var id = _objects.Crypto.IdOf(role, plaintext.Span);
@@ -436,10 +439,15 @@ internal sealed class PackWriter : IDisposable
             return id;
         }
 
-        var sealedBytes = _objects.Crypto.SealObject(plaintext.Span, id, role);
-        _pending.Add((id, (int)_pack.Length, sealedBytes.Length, role));
+        // Sealed straight into the pack: an array per object would be as large as the object (a whole tree leaf),
+        // and garbage at once.
+        var offset = (int)_pack.Length;
+        var length = plaintext.Length + RepositoryCrypto.Overhead;
+        _pack.SetLength(offset + length);
+        _objects.Crypto.SealObject(plaintext.Span, id, role, _pack.GetBuffer().AsSpan(offset, length));
+        _pack.Position = offset + length;
+        _pending.Add((id, offset, length, role));
         _pendingIds.Add(id);
-        _pack.Write(sealedBytes);
         ObjectsWritten++;
         if (_pack.Length >= ObjectStore.PackTargetSize)
         {
@@ -459,8 +467,10 @@ internal sealed class PackWriter : IDisposable
             return;
         }
 
-        var pack = _pack.ToArray();
-        var packId = Convert.ToHexStringLower(SHA256.HashData(pack));
+        // The pack is written from the writer's own buffer, which is reused for the next pack: stores read the
+        // content only until their create completes.
+        var pack = _pack.GetBuffer().AsMemory(0, (int)_pack.Length);
+        var packId = Convert.ToHexStringLower(SHA256.HashData(pack.Span));
         var entries = _pending.Select(p => (p.Id, new ObjectLocation(packId, p.Offset, p.Length, p.Role))).ToList();
         var index = _objects.EncodeIndex(packId, entries);
 

@@ -114,10 +114,18 @@ internal sealed class RepositoryCrypto : IDisposable
 
     public byte[] SealObject(ReadOnlySpan<byte> plaintext, ObjectId id, byte role)
     {
+        var sealedBytes = new byte[plaintext.Length + Overhead];
+        SealObject(plaintext, id, role, sealedBytes);
+        return sealedBytes;
+    }
+
+    /// <summary>Seals an object into <paramref name="destination"/>, exactly <c>plaintext.Length + Overhead</c> bytes.</summary>
+    public void SealObject(ReadOnlySpan<byte> plaintext, ObjectId id, byte role, Span<byte> destination)
+    {
         Span<byte> ad = stackalloc byte[ObjectId.Size + 1];
         id.Write(ad);
         ad[ObjectId.Size] = role;
-        return Seal(plaintext, ad);
+        Seal(plaintext, ad, destination);
     }
 
     public void Dispose()

@@ -111,6 +111,8 @@ internal static class RepositoryMaintenance
         // Recovery points and what they reference.
         var referenced = new HashSet<ObjectId>();
         var pointsChecked = 0;
+        var abandonedPoints = 0;
+        var catalogued = await ListCataloguedBackupsAsync(store, cancellationToken).ConfigureAwait(false);
         await foreach (var entry in store.ListAsync("points/", cancellationToken).ConfigureAwait(false))
         {
             var parts = entry.Key.Split('/');
@@ -121,6 +123,11 @@ internal static class RepositoryMaintenance
             }
 
             pointsChecked++;
+            if (!catalogued.Contains(key.BackupId))
+            {
+                abandonedPoints++;
+            }
+
             try
             {
                 var manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
@@ -169,44 +176,62 @@ internal static class RepositoryMaintenance
         var livePacks = objects.PacksHolding(referenced.Where(indexed.ContainsKey));
         var unreferencedPacks = packs.Where(p => !livePacks.Contains(p)).Order(StringComparer.Ordinal).ToList();
         return new RepositoryVerification(problems, packs.Count, objectsChecked, pointsChecked, unreferencedObjects, unreferencedPacks,
-            packs.Where(p => !indexedPacks.Contains(p)).Count());
+            packs.Where(p => !indexedPacks.Contains(p)).Count(), abandonedPoints);
     }
 
     /// <summary>
     /// Two-phase garbage collection (docs/repository-format.md, "Writers and maintenance"). The pending
-    /// markers are read first; then the live set is computed from every recovery point listed after that,
-    /// counting a pack live if any copy of a live object is in it. Phase 2 deletes the packs of markers at
-    /// least <paramref name="grace"/> old that are still dead (index first, then pack, then the marker);
-    /// phase 1 marks the dead packs not marked yet. Writers never rely on marked packs and check again after
-    /// their manifest is written, so a pack is never deleted under a committed recovery point. When any
-    /// recovery point or object it refers to cannot be read, nothing is deleted or marked: what is
-    /// unreadable cannot be proven dead.
+    /// markers are read first; then the backups that have a catalog entry are listed; then the live set is
+    /// computed from every recovery point listed after that, counting a pack live if any copy of a live object
+    /// is in it. Phase 2 deletes, for each marker at least <paramref name="grace"/> old, the packs it names that
+    /// are still dead (index first, then pack) and the recovery points it names whose backup still has no
+    /// catalog entry (an upload that died before its catalog entry), then the marker; phase 1 marks the dead
+    /// packs and the recovery points without a catalog entry that no marker names yet. Writers never rely on
+    /// marked packs and check again after their manifest is written, and an upload checks that no marker names
+    /// its points before it writes its catalog entry, so nothing committed is ever deleted. When any recovery
+    /// point or object it refers to cannot be read, nothing is deleted or marked: what is unreadable cannot be
+    /// proven dead.
     /// </summary>
     public static async Task<PruneResult> CollectGarbageAsync(BackupRepository repository, DateTimeOffset now, TimeSpan grace, CancellationToken cancellationToken)
     {
         var store = repository.Store;
         var objects = repository.Objects;
 
-        // Markers before points: a marker acted on below existed before the points that prove its packs dead were listed.
+        // Markers before the catalog and the points: a marker acted on below existed before the listings that
+        // prove its packs dead and its points abandoned.
         var markers = await repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
 
         // Pins after markers, before the index and the points: a writer that pinned after this read checks the
         // markers and the index after its pin, and so sees whatever this prune marks or deletes.
         if (await repository.ReadPinsAsync(now, cancellationToken).ConfigureAwait(false) is not { } pins)
         {
-            return new PruneResult(0, 0, "a writer's pin cannot be read, so which packs writers rely on is unknown");
+            return new PruneResult(0, 0, 0, "a writer's pin cannot be read, so which packs writers rely on is unknown");
         }
 
         var unusableIndexes = await objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+        var catalogued = await ListCataloguedBackupsAsync(store, cancellationToken).ConfigureAwait(false);
+        // A marker naming a pack a writer has pinned waits for a later prune, points and packs alike.
+        var due = markers.Markers.Where(m => now - m.MarkedAt >= grace && !m.Packs.Any(pins.Pinned.Contains)).ToList();
+        var dueAbandoned = due.SelectMany(m => m.Points).ToHashSet(StringComparer.Ordinal);
 
         var live = new HashSet<ObjectId>();
+        var abandoned = new HashSet<string>(StringComparer.Ordinal);
         try
         {
-            await foreach (var entry in store.ListAsync("points/", cancellationToken).ConfigureAwait(false))
+            await foreach (var entry in store.ListAsync(PointKey.AreaPrefix, cancellationToken).ConfigureAwait(false))
             {
                 var parts = entry.Key.Split('/');
                 if (parts.Length == 4 && PointKey.TryParse(parts[1], $"{parts[2]}/{parts[3]}", out var key))
                 {
+                    if (!catalogued.Contains(key.BackupId))
+                    {
+                        abandoned.Add(entry.Key);
+                        if (dueAbandoned.Contains(entry.Key))
+                        {
+                            continue; // deleted below: what only it refers to is dead
+                        }
+                    }
+
                     PointManifest manifest;
                     try
                     {
@@ -224,14 +249,14 @@ internal static class RepositoryMaintenance
         }
         catch (BackupIntegrityException e)
         {
-            return new PruneResult(0, 0, $"{e.Item}: {e.Refusal.Message}");
+            return new PruneResult(0, 0, 0, $"{e.Item}: {e.Refusal.Message}");
         }
 
         var livePacks = objects.PacksHolding(live);
         var unlocated = live.Count(id => !objects.TryGetLocation(id, out _));
         if (unlocated > 0)
         {
-            return new PruneResult(0, 0, $"{unlocated} objects that recovery points refer to are in no pack with a readable index");
+            return new PruneResult(0, 0, 0, $"{unlocated} objects that recovery points refer to are in no pack with a readable index");
         }
 
         // A pack whose index exists but does not open may hold live objects: never collect it.
@@ -248,13 +273,17 @@ internal static class RepositoryMaintenance
 
         var deadPacks = allPacks.Where(p => !livePacks.Contains(p) && !unreadable.Contains(p)).ToHashSet(StringComparer.Ordinal);
 
-        // Phase 2: delete what an old enough mark named and is still dead, unless a writer has pinned it.
+        // Phase 2: delete what an old enough mark named and is still dead or abandoned, unless a writer has pinned one of its packs.
         var deleted = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var marker in markers.Markers.Where(m => now - m.MarkedAt >= grace))
+        var pointsDeleted = 0;
+        foreach (var marker in due)
         {
-            if (marker.Packs.Any(pins.Pinned.Contains))
+            foreach (var point in marker.Points.Where(abandoned.Contains))
             {
-                continue; // a writer relies on one of its packs: the marker waits for a later prune
+                if (await store.DeleteAsync(point, cancellationToken).ConfigureAwait(false))
+                {
+                    pointsDeleted++;
+                }
             }
 
             foreach (var pack in marker.Packs.Where(deadPacks.Contains))
@@ -267,13 +296,15 @@ internal static class RepositoryMaintenance
             await store.DeleteAsync(marker.Key, cancellationToken).ConfigureAwait(false);
         }
 
-        // Phase 1: mark the dead packs not marked yet.
-        var stillMarked = markers.Markers.Where(m => now - m.MarkedAt < grace || m.Packs.Any(pins.Pinned.Contains))
-            .SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
+        // Phase 1: mark the dead packs and abandoned points not marked yet.
+        var pending = markers.Markers.Except(due).ToList();
+        var stillMarked = pending.SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
+        var stillMarkedPoints = pending.SelectMany(m => m.Points).ToHashSet(StringComparer.Ordinal);
         var toMark = deadPacks.Where(p => !deleted.Contains(p) && !stillMarked.Contains(p)).Order(StringComparer.Ordinal).ToList();
-        if (toMark.Count > 0)
+        var pointsToMark = abandoned.Where(p => !dueAbandoned.Contains(p) && !stillMarkedPoints.Contains(p)).Order(StringComparer.Ordinal).ToList();
+        if (toMark.Count > 0 || pointsToMark.Count > 0)
         {
-            await repository.WritePruneMarkerAsync(now, toMark, cancellationToken).ConfigureAwait(false);
+            await repository.WritePruneMarkerAsync(now, toMark, pointsToMark, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var lapsed in pins.Lapsed)
@@ -283,7 +314,26 @@ internal static class RepositoryMaintenance
 
         objects.Forget(deleted);
         objects.ExcludePacks(stillMarked.Concat(toMark));
-        return new PruneResult(deleted.Count, toMark.Count, null);
+        return new PruneResult(deleted.Count, toMark.Count, pointsDeleted, null);
+    }
+
+    /// <summary>
+    /// The backups that have any object under <c>catalog/</c>, damaged or not: a backup whose entry does not open
+    /// still owns its points (damage stays local), so only a backup with no entry at all has abandoned points.
+    /// </summary>
+    public static async Task<HashSet<string>> ListCataloguedBackupsAsync(BackupStore store, CancellationToken cancellationToken)
+    {
+        var backups = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (var entry in store.ListAsync("catalog/", cancellationToken).ConfigureAwait(false))
+        {
+            var parts = entry.Key.Split('/');
+            if (parts.Length >= 2 && parts[1].Length > 0)
+            {
+                backups.Add(parts[1]);
+            }
+        }
+
+        return backups;
     }
 
 }
@@ -291,5 +341,6 @@ internal static class RepositoryMaintenance
 /// <summary>What a prune did.</summary>
 /// <param name="PacksDeleted">Packs deleted now (marked by an earlier prune and still unreferenced).</param>
 /// <param name="PacksMarked">Packs newly marked for deletion by a later prune.</param>
+/// <param name="AbandonedPointsDeleted">Recovery points of backups without a catalog entry (an interrupted upload's) deleted now, marked by an earlier prune.</param>
 /// <param name="Blocked">Why nothing was collected (damage that makes the live set unknowable), or <see langword="null"/>.</param>
-internal readonly record struct PruneResult(int PacksDeleted, int PacksMarked, string? Blocked);
+internal readonly record struct PruneResult(int PacksDeleted, int PacksMarked, int AbandonedPointsDeleted, string? Blocked);

@@ -29,7 +29,7 @@ public abstract class BackupStore
     /// The object becomes visible whole or not at all (a crash leaves no partial object).
     /// </summary>
     /// <param name="key">The object's key.</param>
-    /// <param name="content">The object's bytes.</param>
+    /// <param name="content">The object's bytes. The caller may reuse the buffer once the returned task completes: read it only until then.</param>
     /// <param name="cancellationToken">Cancels the write; the object is then absent or whole.</param>
     /// <returns><see langword="true"/> if created; <see langword="false"/> if an object had that key already (it is left unchanged).</returns>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>

@@ -40,7 +40,7 @@ internal static class CodecTestSupport
     }
 
     /// <summary>
-    /// The file is refused by DecryptAsync, VerifyAsync and the in-memory Decrypt and Verify with the same typed error
+    /// The file is refused by DecryptAsync, VerifyAsync, the decrypting stream and the in-memory Decrypt and Verify with the same typed error
     /// (code, message and segment), and the in-memory Decrypt leaves no plaintext in its destination; returns the code.
     /// </summary>
     public static BackupErrorCode Refusal(byte[] file, byte[] key)
@@ -51,7 +51,10 @@ internal static class CodecTestSupport
         destination.AsSpan().Fill(0xA5);
         var spanDecrypt = Assert.Throws<BackupFileException>(() => BackupFileCodec.Decrypt(file, destination, key));
         var spanVerify = Assert.Throws<BackupFileException>(() => BackupFileCodec.Verify(file, key));
-        foreach (var other in new[] { verify, spanDecrypt, spanVerify })
+        using var stream = BackupFileCodec.CreateDecryptingStream(new MemoryStream(file), key);
+        var streamed = Assert.Throws<BackupFileException>(() => stream.CopyTo(Stream.Null));
+        Assert.Same(streamed, Assert.Throws<BackupFileException>(() => stream.ReadByte()));
+        foreach (var other in new[] { verify, spanDecrypt, spanVerify, streamed })
         {
             Assert.Equal(decrypt.Code, other.Code);
             Assert.Equal(decrypt.Message, other.Message);

@@ -1,0 +1,315 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using Xunit.Abstractions;
+
+namespace KmsBackup.Tests.Engine;
+
+/// <summary>A large valid day written straight to a stream, item by item, so that a test never holds it.</summary>
+public static class LargeDay
+{
+    /// <summary>
+    /// Writes a day whose full backup and last recovery point both hold <paramref name="count"/> items of
+    /// <paramref name="valueBytes"/> bytes of value each: keys with that much material, or secrets with that much
+    /// ciphertext. Returns the payload's length.
+    /// </summary>
+    public static long Write(Stream output, int count, int valueBytes, bool secrets)
+    {
+        var w = new StreamEncoder(output);
+        var day = new DateOnly(2026, 4, 28);
+        var taken = new DateTimeOffset(2026, 4, 28, 0, 5, 0, TimeSpan.Zero).UtcTicks;
+        w.Raw("KBDAY001"u8);
+        w.String("bka-large");
+        w.Int32(day.DayNumber);
+        w.String("UTC");
+        for (var point = 0; point < 2; point++)
+        {
+            w.Int64(taken + (point * TimeSpan.TicksPerHour));
+            w.String("kst-large");
+            w.Raw([(byte)InstanceKind.Software]);
+            w.String(EngineHarness.Region);
+            w.String(EngineHarness.Owner);
+            w.VarUInt(secrets ? 0UL : (ulong)count);
+            var value = new byte[valueBytes];
+            for (var i = 0; !secrets && i < count; i++)
+            {
+                Fill(value, i);
+                w.String(string.Create(CultureInfo.InvariantCulture, $"key-{i:D9}"));
+                w.String(string.Create(CultureInfo.InvariantCulture, $"id-{i:D9}"));
+                w.String("Aliyun_AES_256");
+                w.String(EngineHarness.Owner);
+                w.Int64(taken);
+                w.String(null);
+                w.VarUInt(1);
+                w.String("v1");
+                w.Int64(taken);
+                w.Raw([1]);
+                w.Bytes(value);
+            }
+
+            w.VarUInt(secrets ? (ulong)count : 0UL);
+            for (var i = 0; secrets && i < count; i++)
+            {
+                Fill(value, i);
+                w.String(string.Create(CultureInfo.InvariantCulture, $"secret-{i:D9}"));
+                w.String("id-000000000");
+                w.String(EngineHarness.Owner);
+                w.Int64(taken);
+                w.String(null);
+                w.VarUInt(1);
+                w.String("s1");
+                w.Int64(taken);
+                w.Bytes(value);
+            }
+        }
+
+        w.VarUInt(0);
+        return w.Length;
+    }
+
+    private static void Fill(byte[] value, int seed)
+    {
+        for (var j = 0; j < value.Length; j++)
+        {
+            value[j] = (byte)((seed * 31) + j);
+        }
+    }
+
+    private sealed class StreamEncoder(Stream output)
+    {
+        public long Length { get; private set; }
+
+        public void Raw(ReadOnlySpan<byte> bytes)
+        {
+            output.Write(bytes);
+            Length += bytes.Length;
+        }
+
+        public void Int32(int value)
+        {
+            Span<byte> b = stackalloc byte[4];
+            BinaryPrimitives.WriteInt32LittleEndian(b, value);
+            Raw(b);
+        }
+
+        public void Int64(long value)
+        {
+            Span<byte> b = stackalloc byte[8];
+            BinaryPrimitives.WriteInt64LittleEndian(b, value);
+            Raw(b);
+        }
+
+        public void VarUInt(ulong value)
+        {
+            while (value >= 0x80)
+            {
+                Raw([(byte)(value | 0x80)]);
+                value >>= 7;
+            }
+
+            Raw([(byte)value]);
+        }
+
+        public void String(string? value)
+        {
+            if (value is null)
+            {
+                VarUInt(0);
+                return;
+            }
+
+            var utf8 = Encoding.UTF8.GetBytes(value);
+            VarUInt((ulong)utf8.Length + 1);
+            Raw(utf8);
+        }
+
+        public void Bytes(byte[] value)
+        {
+            VarUInt((ulong)value.Length);
+            Raw(value);
+        }
+    }
+}
+
+/// <summary>Issue 13, finding 2: an upload is read as a stream, in memory bounded by its items, and size refusals are typed.</summary>
+public sealed class UploadStreamingTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), $"kmsbackup-upload-{Guid.NewGuid():N}");
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_folder))
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+    }
+
+    /// <summary>A stream that cannot seek, as a network upload is.</summary>
+    private sealed class ForwardOnly(Stream inner) : Stream
+    {
+        public long BytesRead { get; private set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position
+        {
+            get => throw new NotSupportedException();
+            set => throw new NotSupportedException();
+        }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            var read = inner.Read(buffer, offset, count);
+            BytesRead += read;
+            return read;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    [Fact]
+    [Trait("Rule", "F2")]
+    public async Task A_file_larger_than_the_maximum_is_refused_as_FileTooLarge_before_anything_is_written()
+    {
+        var h = await EngineHarness.CreateAsync(o => o.MaximumUploadSize = 2048);
+        await using var _ = h;
+        var key = RandomNumberGenerator.GetBytes(32);
+        var day = UploadAttackTests.ValidDay();
+        var large = day with { Full = day.Full with { Secrets = [.. day.Full.Secrets, new RawSecret("zz", "key-a", EngineHarness.Owner, day.Full.TakenTicks, new string('d', 3000), [new RawSecretVersion("s1", day.Full.TakenTicks, [1])])] } };
+        large = large with { Last = large.Last with { Secrets = large.Full.Secrets } };
+        var file = await CraftedFile.EncryptAsync(large.Encode(), key);
+        var before = UploadChecks.ObjectKeys(h);
+
+        // A stream that knows its length is refused before it is read.
+        var seekable = new MemoryStream(file);
+        var known = await Assert.ThrowsAsync<BackupFileException>(() => h.Client.UploadAsync(EngineHarness.Owner, seekable, key, "too large"));
+        Assert.Equal(BackupErrorCode.FileTooLarge, known.Code);
+        Assert.Contains("too large", known.Message, StringComparison.Ordinal);
+        Assert.Contains("2,048", known.Message, StringComparison.Ordinal);
+        Assert.Equal(0, seekable.Position);
+
+        // One that does not is refused as soon as it has given more than the limit.
+        var forward = new ForwardOnly(new MemoryStream(file));
+        var unknown = await Assert.ThrowsAsync<BackupFileException>(() => h.Client.UploadAsync(EngineHarness.Owner, forward, key, "too large"));
+        Assert.Equal(BackupErrorCode.FileTooLarge, unknown.Code);
+        Assert.InRange(forward.BytesRead, 2049, file.Length);
+
+        Assert.Equal(before, UploadChecks.ObjectKeys(h));
+
+        // Within the limit, the same client takes a file from a stream that cannot seek.
+        var small = await CraftedFile.EncryptAsync(day.Encode(), key);
+        Assert.True(small.Length < 2048);
+        var uploaded = await h.Client.UploadAsync(EngineHarness.Owner, new ForwardOnly(new MemoryStream(small)), key, "small enough");
+        await UploadPropertyTests.AssertViewsEqualAsync(h, uploaded, day);
+    }
+
+    [Fact]
+    [Trait("Rule", "F2")]
+    public void The_maximum_upload_size_is_validated()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BackupClientOptions { MaximumUploadSize = 1023 }.Validate());
+        Assert.Equal(4L << 30, new BackupClientOptions().MaximumUploadSize);
+    }
+
+    [Fact]
+    [Trait("Rule", "F2")]
+    public async Task Key_material_is_compared_and_shared_between_the_full_and_the_last_point_without_changing_what_either_holds()
+    {
+        var h = await EngineHarness.CreateAsync();
+        await using var _ = h;
+        var key = RandomNumberGenerator.GetBytes(32);
+        var day = UploadAttackTests.ValidDay();
+
+        // "beta" keeps its ID, metadata and versions but not its material: not the same item, so not shared.
+        var beta = day.Last.Keys[1];
+        var changed = day with { Last = day.Last with { Keys = [day.Last.Keys[0], beta with { Versions = [beta.Versions[0] with { Material = [4, 5, 7] }] }, day.Last.Keys[2]] } };
+        changed = changed with { Changes = [.. changed.Changes, new RawChange((byte)ItemType.Key, (byte)ChangeKind.Rotated, "beta")] };
+        var uploaded = await h.Client.UploadAsync(EngineHarness.Owner, new MemoryStream(await CraftedFile.EncryptAsync(changed.Encode(), key)), key, "material changed");
+        await UploadPropertyTests.AssertViewsEqualAsync(h, uploaded, changed);
+    }
+
+    /// <summary>
+    /// Memory of an upload, measured in a separate process (its peak working set, and the managed heap sampled
+    /// every 2 ms), for a file of a few large items and one of many small items of about the same size. The
+    /// size is 24 MiB per file in CI; set KMSBACKUP_UPLOAD_MEMORY_MB (e.g. 300) to measure large files.
+    /// </summary>
+    [Fact]
+    [Trait("Rule", "F2")]
+    [Trait("Category", "Slow")]
+    public async Task Upload_memory_grows_with_the_items_held_not_with_the_file()
+    {
+        var megabytes = int.TryParse(Environment.GetEnvironmentVariable("KMSBACKUP_UPLOAD_MEMORY_MB"), CultureInfo.InvariantCulture, out var mb) ? mb : 24;
+        var fileBytes = (long)megabytes << 20;
+
+        // Few items: secrets of 256 KiB (the largest value a file may hold). Many items: keys of 64 bytes of
+        // material (137 bytes in the file).
+        var few = await MeasureAsync("few", (int)(fileBytes / 2 / (256 << 10)), 256 << 10, secrets: true);
+        var many = await MeasureAsync("many", (int)(fileBytes / 2 / 137), 64, secrets: false);
+
+        foreach (var m in new[] { few, many })
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{m.Shape}: {m.Items:N0} items, file {Mib(m.FileBytes)} MiB, {m.Seconds:F1} s; working set {Mib(m.StartWorkingSet)} -> peak {Mib(m.PeakWorkingSet)} MiB (+{Mib(m.PeakWorkingSet - m.StartWorkingSet)}); managed heap {Mib(m.BaselineManaged)} -> peak {Mib(m.PeakManaged)} MiB (+{Mib(m.PeakManaged - m.BaselineManaged)}); {Mib(m.Allocated)} MiB allocated in all, {m.Gen2} full collections"));
+        }
+
+        // The bound the README states: the day's distinct items in their stored encoding (both points hold the same
+        // items here, so half the file) and 36 bytes per item (12 per point for the item lists, 12 for the key-ID
+        // check), with 10% slack for chunk ends, plus a constant: the tree writer's leaf and pack buffers (a leaf
+        // of 256 KiB values holds 8 MiB on average, up to 64 MiB, and each buffer grows by doubling), the codec's
+        // segments and the parse buffers. Never the file, nor its plaintext.
+        const long constant = 256L << 20;
+        Assert.True(few.PeakManaged - few.BaselineManaged < (few.Items * ((256L << 10) + 36) * 11 / 10) + constant, $"few items: managed peak +{Mib(few.PeakManaged - few.BaselineManaged)} MiB");
+        Assert.True(many.PeakManaged - many.BaselineManaged < (many.Items * (140L + 36) * 11 / 10) + constant, $"many items: managed peak +{Mib(many.PeakManaged - many.BaselineManaged)} MiB");
+    }
+
+    private static long Mib(long bytes) => bytes >> 20;
+
+    private sealed record Measurement(string Shape, int Items, long FileBytes, double Seconds, long StartWorkingSet, long PeakWorkingSet, long BaselineManaged, long PeakManaged, long Allocated, int Gen2);
+
+    private async Task<Measurement> MeasureAsync(string shape, int items, int valueBytes, bool secrets)
+    {
+        var folder = Path.Combine(_folder, shape);
+        Directory.CreateDirectory(folder);
+        var payload = Path.Combine(folder, "payload");
+        var file = Path.Combine(folder, "day.kbf");
+        var keyFile = Path.Combine(folder, "data.key");
+        var key = RandomNumberGenerator.GetBytes(32);
+        await File.WriteAllBytesAsync(keyFile, key);
+        await using (var plain = new FileStream(payload, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            LargeDay.Write(plain, items, valueBytes, secrets);
+        }
+
+        await using (var plain = File.OpenRead(payload))
+        await using (var encrypted = new FileStream(file, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20))
+        {
+            await BackupFileCodec.EncryptAsync(plain, encrypted, key);
+        }
+
+        File.Delete(payload);
+        using var process = TestHostProcess.Start("upload", Path.Combine(folder, "store"), Path.Combine(folder, "kms"), Path.Combine(folder, "repository.key"), file, keyFile);
+        var stdout = await process.StandardOutput.ReadToEndAsync();
+        var stderr = await process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.True(process.ExitCode == 0, $"{shape}: exit {process.ExitCode}: {stdout} {stderr}");
+        var f = stdout.Trim().Split(' ');
+        Assert.Equal("uploaded", f[0]);
+        static long L(string s) => long.Parse(s, CultureInfo.InvariantCulture);
+        return new Measurement(shape, items, L(f[2]), double.Parse(f[3], CultureInfo.InvariantCulture), L(f[4]), L(f[5]), L(f[6]), L(f[7]), L(f[8]), int.Parse(f[9], CultureInfo.InvariantCulture));
+    }
+}
