@@ -10,8 +10,11 @@ public sealed class RepositoryVerification
 {
     internal RepositoryVerification(
         IReadOnlyList<VerificationProblem> problems, int packsChecked, int objectsChecked, int pointsChecked,
-        int unreferencedObjects, IReadOnlyList<string> unreferencedPacks, int packsWithoutIndex, int abandonedPoints)
+        int unreferencedObjects, IReadOnlyList<string> unreferencedPacks, int packsWithoutIndex, int abandonedPoints,
+        IReadOnlyDictionary<int, int> packsByKeyGeneration, int currentKeyGeneration)
     {
+        PacksByKeyGeneration = packsByKeyGeneration;
+        CurrentKeyGeneration = currentKeyGeneration;
         AbandonedPoints = abandonedPoints;
         Problems = problems;
         PacksChecked = packsChecked;
@@ -42,6 +45,16 @@ public sealed class RepositoryVerification
 
     /// <summary>Packs none of whose objects a recovery point refers to.</summary>
     public IReadOnlyList<string> UnreferencedPacks { get; }
+
+    /// <summary>
+    /// How many packs are sealed under each key generation of the repository (docs/repository-format.md, "Keys").
+    /// After <c>RotateRepositoryKeyAsync</c>, <c>RekeyAsync</c> and the prunes that follow, only
+    /// <see cref="CurrentKeyGeneration"/> remains.
+    /// </summary>
+    public IReadOnlyDictionary<int, int> PacksByKeyGeneration { get; }
+
+    /// <summary>The newest key generation: what new data is sealed under.</summary>
+    public int CurrentKeyGeneration { get; }
 
     /// <summary>Packs written without their index (a run interrupted between the two); garbage.</summary>
     public int PacksWithoutIndex { get; }

@@ -62,6 +62,29 @@ public sealed class CommandTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Rule", "D4")]
+    public async Task Repository_key_rotate_needs_yes_and_rekey_moves_every_pack_to_the_new_generation()
+    {
+        AssertExit(ExitCodes.Usage, await _folder.RunAsync("repository-key", "rotate"));
+        var rotate = await _folder.RunAsync("repository-key", "rotate", "--yes", "--json");
+        AssertExit(ExitCodes.Ok, rotate);
+        Assert.Equal(2, rotate.Json().GetProperty("keyGeneration").GetInt32());
+
+        AssertExit(ExitCodes.Usage, await _folder.RunAsync("repository-key", "rekey", "--max-packs", "0"));
+        var rekey = await _folder.RunAsync("repository-key", "rekey", "--json");
+        AssertExit(ExitCodes.Ok, rekey);
+        Assert.True(rekey.Json().GetProperty("complete").GetBoolean());
+        Assert.True(rekey.Json().GetProperty("packsRewritten").GetInt32() > 0);
+
+        var verify = await _folder.RunAsync("verify", "--json");
+        AssertExit(ExitCodes.Ok, verify);
+        Assert.Equal(2, verify.Json().GetProperty("keyGeneration").GetInt32());
+        Assert.True(verify.Json().GetProperty("packsByKeyGeneration").GetProperty("2").GetInt32() > 0);
+        var view = await _folder.RunAsync("backups", "show", Backup);
+        AssertExit(ExitCodes.Ok, view);
+    }
+
+    [Fact]
     public async Task Backups_list_as_a_table_shows_the_label_and_range()
     {
         var run = await _folder.RunAsync("backups", "list");

@@ -89,6 +89,45 @@ internal static partial class CommandTree
         return new Command("clock", "The store's time: deletions are held while this host's clock is too far ahead of it.") { show, confirm };
     }
 
+    private static Command RepositoryKeyCommand(CliHost host, GlobalOptions globals)
+    {
+        var yes = new Option<bool>("--yes") { Description = "Confirm: from now on new data is sealed under a new key, wrapped by the repository's key provider." };
+        var rotate = new Command("rotate", "Rotate the repository key: add a key generation that new data is sealed under. Re-encrypts nothing; run 'rekey' for older data.") { yes };
+        Handle(rotate, host, globals, async (inv, ct) =>
+        {
+            if (!inv.Value(yes))
+            {
+                throw new UsageException("Rotating adds a repository key that the key provider must be able to unwrap from now on; add --yes to confirm.");
+            }
+
+            var rotation = await (await inv.ClientAsync(ct).ConfigureAwait(false)).RotateRepositoryKeyAsync(ct).ConfigureAwait(false);
+            inv.Write(new JsonKeyRotation(rotation.KeyGeneration, rotation.Created), c => c.MarkupLine(rotation.Created
+                ? $"New data is sealed under key generation {rotation.KeyGeneration}. Run 'kmsbackup repository-key rekey' to re-encrypt older data."
+                : $"Another host rotated at the same moment: new data is sealed under its key generation {rotation.KeyGeneration}."));
+            return ExitCodes.Ok;
+        });
+
+        var maxPacks = new Option<int?>("--max-packs") { Description = "Rewrite at most this many old packs in this call (spread the work over several calls); all when left out." };
+        var rekey = new Command("rekey", "Re-encrypt data sealed under older key generations into new packs under the current one; a prune at least the grace period later deletes the old packs.") { maxPacks };
+        Handle(rekey, host, globals, async (inv, ct) =>
+        {
+            var limit = inv.Value(maxPacks);
+            if (limit is < 1)
+            {
+                throw new UsageException("--max-packs must be at least 1.");
+            }
+
+            var summary = await (await inv.ClientAsync(ct).ConfigureAwait(false)).RekeyAsync(limit, ct).ConfigureAwait(false);
+            inv.Write(
+                new JsonRekey(summary.KeyGeneration, summary.PacksRewritten, summary.ObjectsCopied, summary.BytesWritten, summary.PacksRemaining, summary.IsComplete),
+                c => c.MarkupLine($"Re-encrypted {summary.PacksRewritten} packs ({summary.ObjectsCopied} objects, {summary.BytesWritten} bytes) under key generation {summary.KeyGeneration}; "
+                    + (summary.IsComplete ? "none left. The next prune past the grace period deletes the old packs." : $"{summary.PacksRemaining} left for the next rekey.")));
+            return ExitCodes.Ok;
+        });
+
+        return new Command("repository-key", "The repository's encryption keys: rotate them, and re-encrypt older data under the newest.") { rotate, rekey };
+    }
+
     private static Command VerifyCommand(CliHost host, GlobalOptions globals)
     {
         var command = new Command("verify", "Verify the whole store: every pack's hash, every object's MAC, every recovery point and reference. Changes nothing; exits 5 when damaged.");
@@ -100,7 +139,8 @@ internal static partial class CommandTree
                 : await inv.Console.Status().StartAsync("Verifying the store", _ => client.VerifyAsync(ct)).ConfigureAwait(false);
             inv.Write(
                 new JsonStoreVerification(result.IsClean, result.PacksChecked, result.ObjectsChecked, result.PointsChecked, result.UnreferencedObjects,
-                    result.UnreferencedPacks.Count, [.. result.Problems.Select(p => new JsonProblem(p.Item, p.Description))]),
+                    result.UnreferencedPacks.Count, [.. result.Problems.Select(p => new JsonProblem(p.Item, p.Description))],
+                    result.CurrentKeyGeneration, result.PacksByKeyGeneration.ToDictionary(g => g.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), g => g.Value)),
                 c => Render.Verification(c, result));
             return result.IsClean ? ExitCodes.Ok : ExitCodes.Integrity;
         });

@@ -67,6 +67,7 @@ internal static partial class CommandTree
         root.Add(VerifyFileCommand(host, globals));
         root.Add(VerifyCommand(host, globals));
         root.Add(ClockCommand(host, globals));
+        root.Add(RepositoryKeyCommand(host, globals));
         root.Add(RunCommand(host, globals));
         return root;
     }

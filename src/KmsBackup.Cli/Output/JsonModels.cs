@@ -95,7 +95,11 @@ internal sealed record JsonProblem(string Item, string Description);
 
 internal sealed record JsonStoreVerification(
     bool Clean, int PacksChecked, int ObjectsChecked, int PointsChecked, int UnreferencedObjects, int UnreferencedPacks,
-    IReadOnlyList<JsonProblem> Problems);
+    IReadOnlyList<JsonProblem> Problems, int KeyGeneration, IReadOnlyDictionary<string, int> PacksByKeyGeneration);
+
+internal sealed record JsonKeyRotation(int KeyGeneration, bool Created);
+
+internal sealed record JsonRekey(int KeyGeneration, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining, bool Complete);
 
 internal sealed record JsonStoreClock(string LocalTime, string? StoreTime, bool DeletionsHeld, string MaximumLead, string MaximumLag)
 {

@@ -51,6 +51,12 @@ public static class KmsBackupDiagnostics
     /// <summary>The span of a backup file upload.</summary>
     public const string UploadActivity = "kmsbackup.upload";
 
+    /// <summary>The span of a repository key rotation.</summary>
+    public const string RotateKeyActivity = "kmsbackup.repository.rotate_key";
+
+    /// <summary>The span of a rekey (re-encryption of data under the current key generation).</summary>
+    public const string RekeyActivity = "kmsbackup.repository.rekey";
+
     /// <summary>Tag: the backup's ID.</summary>
     public const string BackupIdTag = "kmsbackup.backup.id";
 

@@ -54,6 +54,12 @@ internal static partial class Log
     [LoggerMessage(1203, LogLevel.Warning, "A backup file was refused ({ErrorType}); nothing was imported")]
     public static partial void UploadRefused(ILogger logger, string errorType);
 
+    [LoggerMessage(1301, LogLevel.Information, "Repository key rotated: new data is sealed under key generation {KeyGeneration} (created by this host: {Created}); run a rekey to re-encrypt older data")]
+    public static partial void RepositoryKeyRotated(ILogger logger, int keyGeneration, bool created);
+
+    [LoggerMessage(1302, LogLevel.Information, "Rekey to key generation {KeyGeneration}: {PacksRewritten} packs re-encrypted and marked for a later prune, {PacksRemaining} left for a later rekey")]
+    public static partial void Rekeyed(ILogger logger, int keyGeneration, int packsRewritten, int packsRemaining);
+
     [LoggerMessage(2001, LogLevel.Information, "KmsBackup scheduler started for {InstanceName}: a tick every {Tick}")]
     public static partial void SchedulerStarted(ILogger logger, string instanceName, TimeSpan tick);
 

@@ -23,6 +23,23 @@ public sealed record PruneSummary(int RecoveryPointsDeleted, int PacksDeleted, i
     public string? CollectionBlocked { get; init; }
 }
 
+/// <summary>What <see cref="BackupClient.RotateRepositoryKeyAsync"/> did.</summary>
+/// <param name="KeyGeneration">The repository's key generation now: what new data is sealed under.</param>
+/// <param name="Created">Whether this call created it; <see langword="false"/> when another host rotated at the same moment and its new generation was adopted.</param>
+public sealed record RepositoryKeyRotation(int KeyGeneration, bool Created);
+
+/// <summary>What <see cref="BackupClient.RekeyAsync"/> did.</summary>
+/// <param name="KeyGeneration">The key generation data was re-encrypted under.</param>
+/// <param name="PacksRewritten">Packs of older generations whose objects were re-encrypted into new packs; each old pack is marked, and a prune at least <see cref="BackupClientOptions.PruneGracePeriod"/> later deletes it.</param>
+/// <param name="ObjectsCopied">Objects re-encrypted.</param>
+/// <param name="BytesWritten">Bytes of new packs and indexes written.</param>
+/// <param name="PacksRemaining">Packs of older generations this call left for a later one (beyond its budget). Packs already marked by a prune are not counted: the prunes delete them.</param>
+public sealed record RekeySummary(int KeyGeneration, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining)
+{
+    /// <summary>Whether no pack of an older generation is left to rewrite (the prunes that follow still have to delete the old ones).</summary>
+    public bool IsComplete => PacksRemaining == 0;
+}
+
 /// <summary>This host's clock against the latest time the store has seen.</summary>
 public sealed record StoreClockStatus
 {
@@ -48,6 +65,57 @@ public sealed record StoreClockStatus
 
 public partial class BackupClient
 {
+    /// <summary>
+    /// Rotates the repository key: adds a key generation, a new random key wrapped by the repository's key
+    /// provider, under which everything written from now on is sealed (on this host at once, on other hosts from
+    /// the first object of the new generation they read, or their next open). Data written before stays readable
+    /// under its own generation; <see cref="RekeyAsync"/> re-encrypts it. No data is re-encrypted by this call.
+    /// See docs/repository-format.md, "Key rotation and rekey".
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the rotation; a generation is either stored whole or not at all.</param>
+    /// <returns>The generation now current.</returns>
+    /// <exception cref="BackupException">The key provider or the store failed; nothing changed.</exception>
+    public virtual async Task<RepositoryKeyRotation> RotateRepositoryKeyAsync(CancellationToken cancellationToken = default)
+    {
+        using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.RotateKeyActivity);
+        var (generation, created) = await _repository.RotateKeyAsync(cancellationToken).ConfigureAwait(false);
+        Log.RepositoryKeyRotated(_logger, (int)generation, created);
+        return new RepositoryKeyRotation((int)generation, created);
+    }
+
+    /// <summary>
+    /// Re-encrypts data sealed under older key generations (after <see cref="RotateRepositoryKeyAsync"/>): the
+    /// objects of each old pack are copied into new packs under the current generation, and the old pack is marked
+    /// for deletion; <see cref="PruneAsync"/>, at least <see cref="BackupClientOptions.PruneGracePeriod"/> later,
+    /// deletes each old pack whose objects all have such a copy. Runs beside backups, views and restores; an
+    /// interrupted rekey leaves only copies, and the next call goes on. Call it repeatedly with a budget to spread
+    /// the work (a background job), until <see cref="RekeySummary.IsComplete"/>.
+    /// </summary>
+    /// <remarks>
+    /// Recovery point manifests, catalog entries and other small records keep the generation they were written
+    /// under until they are replaced or deleted (retention deletes old points); they hold tree roots and lifecycle
+    /// state, never key material or secret values. <see cref="RepositoryVerification.PacksByKeyGeneration"/> shows
+    /// the progress.
+    /// </remarks>
+    /// <param name="maximumPacks">How many old packs to rewrite in this call at most; <see langword="null"/> for all.</param>
+    /// <param name="cancellationToken">Cancels the rekey; what was copied is kept, and the next call goes on.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="maximumPacks"/> is less than 1.</exception>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.ClockBehindStore"/>: this host's clock is behind the store's time.</exception>
+    /// <exception cref="BackupIntegrityException">An old pack's object does not authenticate: nothing of that pack was marked; run verify.</exception>
+    public virtual async Task<RekeySummary> RekeyAsync(int? maximumPacks = null, CancellationToken cancellationToken = default)
+    {
+        if (maximumPacks is < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maximumPacks), maximumPacks, "Rewrite at least one pack per call, or pass null for all.");
+        }
+
+        using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.RekeyActivity);
+        var clock = await _repository.CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
+        var result = await RepositoryMaintenance.RekeyAsync(_repository, clock.Now, maximumPacks ?? int.MaxValue, cancellationToken).ConfigureAwait(false);
+        Log.Rekeyed(_logger, (int)result.Generation, result.PacksRewritten, result.PacksRemaining);
+        return new RekeySummary((int)result.Generation, result.PacksRewritten, result.ObjectsCopied, result.BytesWritten, result.PacksRemaining);
+    }
+
     /// <summary>
     /// Deletes what no backup keeps (rule W5): recovery points of dates past retention, and of released
     /// or reset backups; then, in two phases, the packs no remaining point refers to and the recovery points

@@ -16,10 +16,16 @@ internal sealed class BackupRepository : IDisposable
     private static readonly byte[] s_configMagic = "KBREPO01"u8.ToArray();
 
     /// <summary>
-    /// The repository format this SDK writes and reads. Version 2 seals each recovery point to its date as
-    /// well as its backup and sequence; version 1 was a pre-release and is refused.
+    /// The repository format this SDK writes and reads. Version 3 seals every object under keys derived per
+    /// pack and per object from rotatable key generations; version 2 sealed each recovery point to its date as
+    /// well as its backup and sequence. Versions 1 and 2 were pre-releases and are refused.
     /// </summary>
-    public const int FormatVersion = 2;
+    public const int FormatVersion = 3;
+
+    /// <summary>The prefix of key generation records: the repository's keys after the first (<see cref="RotateKeyAsync"/>).</summary>
+    public const string KeysPrefix = "keys/";
+
+    private static readonly byte[] s_keyRecordMagic = "KBKEYG01"u8.ToArray();
 
     /// <summary>How many times a writer rewrites objects a concurrent prune put at risk before it gives up.</summary>
     private const int RescueAttempts = 5;
@@ -27,15 +33,19 @@ internal sealed class BackupRepository : IDisposable
     private readonly BackupStore _store;
     private readonly RepositoryCrypto _crypto;
     private readonly StoreClock _storeClock;
+    private readonly RepositoryKeyProvider _keys;
+    private readonly SemaphoreSlim _keysGate = new(1, 1);
 
-    private BackupRepository(BackupStore store, RepositoryCrypto crypto, string repositoryId, StoreClockPolicy clockPolicy)
+    private BackupRepository(BackupStore store, RepositoryCrypto crypto, string repositoryId, StoreClockPolicy clockPolicy, RepositoryKeyProvider keys)
     {
         _store = store;
         _crypto = crypto;
+        _keys = keys;
         RepositoryId = repositoryId;
         Objects = new ObjectStore(store, crypto);
+        Objects.RefreshKeys = async token => await RefreshKeysAsync(token).ConfigureAwait(false);
         ClockPolicy = clockPolicy;
-        _storeClock = new StoreClock(store, crypto);
+        _storeClock = new StoreClock(store, crypto, Objects);
     }
 
     public StoreClockPolicy ClockPolicy { get; }
@@ -90,7 +100,8 @@ internal sealed class BackupRepository : IDisposable
         var masterSecret = await keys.UnwrapAsync(wrappedMaster, cancellationToken).ConfigureAwait(false);
         try
         {
-            var repository = new BackupRepository(store, new RepositoryCrypto(masterSecret.Span), repositoryId, clockPolicy);
+            var repository = new BackupRepository(store, new RepositoryCrypto(masterSecret.Span), repositoryId, clockPolicy, keys);
+            await repository.RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
             await repository.Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
             return repository;
         }
@@ -98,6 +109,158 @@ internal sealed class BackupRepository : IDisposable
         {
             masterSecret.Clear();
         }
+    }
+
+    // --- key generations ---
+
+    /// <summary>
+    /// Reads the key generation records this process does not know yet and adds their keys. A record that does
+    /// not authenticate, is wrapped by another key provider, or does not unwrap is returned, not thrown: the
+    /// objects sealed under it cannot be opened (each read says so), everything else can.
+    /// </summary>
+    /// <returns>The records that could not be used, each with why.</returns>
+    public async Task<IReadOnlyList<(string Key, string Problem)>> RefreshKeysAsync(CancellationToken cancellationToken)
+    {
+        var unusable = new List<(string, string)>();
+        await _keysGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await foreach (var entry in _store.ListAsync(KeysPrefix, cancellationToken).ConfigureAwait(false))
+            {
+                if (!TryParseGeneration(entry.Key, out var generation))
+                {
+                    unusable.Add((entry.Key, "its name is not a key generation"));
+                    continue;
+                }
+
+                if (_crypto.Knows(generation))
+                {
+                    continue;
+                }
+
+                var bytes = await _store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false);
+                if (bytes is null)
+                {
+                    unusable.Add((entry.Key, "it vanished while it was read"));
+                    continue;
+                }
+
+                try
+                {
+                    var wrapped = DecodeKeyRecord(entry.Key, generation, bytes);
+                    var secret = await _keys.UnwrapAsync(wrapped, cancellationToken).ConfigureAwait(false);
+                    try
+                    {
+                        if (secret.Length != RepositoryCrypto.MasterSecretSize)
+                        {
+                            throw RepositoryErrors.Integrity($"key generation {generation}", "its secret has the wrong length");
+                        }
+
+                        _crypto.AddGeneration(generation, secret.Span);
+                    }
+                    finally
+                    {
+                        secret.Clear();
+                    }
+                }
+                catch (BackupException e) when (e.Code == BackupErrorCode.IntegrityViolation)
+                {
+                    unusable.Add((entry.Key, e.Message));
+                }
+            }
+        }
+        finally
+        {
+            _keysGate.Release();
+        }
+
+        return unusable;
+    }
+
+    /// <summary>
+    /// Adds a key generation: a new random secret, wrapped by the key provider, stored as <c>keys/&lt;generation&gt;</c>
+    /// (created exclusively, so two hosts rotating at once agree on one). Objects written from then on are sealed
+    /// under it; older objects stay readable under their own generation until a rekey rewrites them.
+    /// </summary>
+    /// <returns>The new current generation, and whether this call created it (false: another host's rotation won the race and is adopted).</returns>
+    public async Task<(uint Generation, bool Created)> RotateKeyAsync(CancellationToken cancellationToken)
+    {
+        await RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
+        var highest = _crypto.CurrentGeneration;
+        await foreach (var entry in _store.ListAsync(KeysPrefix, cancellationToken).ConfigureAwait(false))
+        {
+            if (TryParseGeneration(entry.Key, out var listed) && listed > highest)
+            {
+                highest = listed; // a damaged or foreign record still takes its number
+            }
+        }
+
+        var generation = highest + 1;
+        var secret = GC.AllocateArray<byte>(RepositoryCrypto.MasterSecretSize, pinned: true);
+        RandomNumberGenerator.Fill(secret);
+        try
+        {
+            var wrapped = await _keys.WrapAsync(secret, cancellationToken).ConfigureAwait(false);
+            var key = KeyRecordKey(generation);
+            var w = new RecordWriter();
+            w.WriteRaw(s_keyRecordMagic);
+            w.WriteVarUInt(generation);
+            w.WriteString(RepositoryId);
+            w.WriteString(_keys.KeyId);
+            w.WriteBytes(wrapped);
+            w.WriteRaw(_crypto.KeyRecordMac(w.WrittenSpan));
+            if (!await _store.TryCreateAsync(key, w.ToArray(), cancellationToken).ConfigureAwait(false))
+            {
+                await RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
+                return (_crypto.CurrentGeneration, false);
+            }
+
+            _crypto.AddGeneration(generation, secret);
+            return (generation, true);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(secret);
+        }
+    }
+
+    private static string KeyRecordKey(uint generation) => string.Create(CultureInfo.InvariantCulture, $"{KeysPrefix}{generation:D10}");
+
+    private static bool TryParseGeneration(string key, out uint generation)
+    {
+        generation = 0;
+        var name = key.AsSpan(KeysPrefix.Length);
+        return name.Length == 10 && uint.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out generation) && generation >= 2;
+    }
+
+    private byte[] DecodeKeyRecord(string key, uint generation, byte[] bytes)
+    {
+        var what = $"key generation {generation}";
+        if (bytes.Length < 32 || !CryptographicOperations.FixedTimeEquals(_crypto.KeyRecordMac(bytes.AsSpan(0, bytes.Length - 32)), bytes.AsSpan(bytes.Length - 32)))
+        {
+            throw RepositoryErrors.Integrity(what, $"'{key}' does not authenticate under this repository's keys (it was changed, damaged, or planted)");
+        }
+
+        var r = new RecordReader(bytes.AsSpan(0, bytes.Length - 32), what);
+        if (!r.ReadRaw(s_keyRecordMagic.Length).SequenceEqual(s_keyRecordMagic) || r.ReadVarUInt() != generation)
+        {
+            throw r.Malformed("it is not the record of this generation");
+        }
+
+        if (!string.Equals(r.ReadRequiredString(), RepositoryId, StringComparison.Ordinal))
+        {
+            throw r.Malformed("it belongs to another repository");
+        }
+
+        var keyId = r.ReadRequiredString();
+        var wrapped = r.ReadBytes().ToArray();
+        r.ExpectEnd();
+        if (!string.Equals(keyId, _keys.KeyId, StringComparison.Ordinal))
+        {
+            throw RepositoryErrors.Integrity(what, $"it is wrapped by the key '{keyId}', but the key provider offers '{_keys.KeyId}'");
+        }
+
+        return wrapped;
     }
 
     // --- recovery points ---
@@ -132,7 +295,7 @@ internal sealed class BackupRepository : IDisposable
                 BackupErrorCode.NotFound, $"recovery point {key.BackupId}#{key.Sequence}",
                 string.Create(CultureInfo.InvariantCulture, $"Recovery point {key.Sequence} of backup '{key.BackupId}' ({key.Date:yyyy-MM-dd}) was deleted while it was being read: a reset, a release or a prune by another writer ran meanwhile."),
                 "Retry: the backup's data is read again as it is now."));
-        var plain = _crypto.Open(bytes, PointManifest.AssociatedData(key.BackupId, key.Date, key.Sequence), $"recovery point {key.BackupId}#{key.Sequence} of {key.Date:yyyy-MM-dd}");
+        var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, PointManifest.AssociatedData(key.BackupId, key.Date, key.Sequence), $"recovery point {key.BackupId}#{key.Sequence} of {key.Date:yyyy-MM-dd}"), cancellationToken).ConfigureAwait(false);
         return PointManifest.Decode(plain, key.BackupId, key.Sequence);
     }
 
@@ -361,7 +524,7 @@ internal sealed class BackupRepository : IDisposable
             var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, versions[i]), cancellationToken).ConfigureAwait(false);
             if (bytes is not null)
             {
-                var plain = _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, versions[i]), $"catalog entry of backup '{backupId}'");
+                var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, versions[i]), $"catalog entry of backup '{backupId}'"), cancellationToken).ConfigureAwait(false);
                 return CatalogCodec.Decode(plain, backupId) with { Version = versions[i] };
             }
         }
@@ -461,7 +624,7 @@ internal sealed class BackupRepository : IDisposable
             return null;
         }
 
-        var plain = _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, version), $"catalog entry of backup '{backupId}'");
+        var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, version), $"catalog entry of backup '{backupId}'"), cancellationToken).ConfigureAwait(false);
         return CatalogCodec.Decode(plain, backupId) with { Version = version };
     }
 
@@ -501,7 +664,7 @@ internal sealed class BackupRepository : IDisposable
 
             try
             {
-                var plain = _crypto.Open(bytes, entry.Key, $"prune marker '{entry.Key}'");
+                var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, entry.Key, $"prune marker '{entry.Key}'"), cancellationToken).ConfigureAwait(false);
                 var r = new RecordReader(plain, $"prune marker '{entry.Key}'");
                 var markedAt = r.ReadInstant();
                 var count = r.ReadCount(10_000_000);
@@ -575,7 +738,7 @@ internal sealed class BackupRepository : IDisposable
 
             try
             {
-                var r = new RecordReader(_crypto.Open(bytes, entry.Key, $"pin '{entry.Key}'"), $"pin '{entry.Key}'");
+                var r = new RecordReader(await Objects.WithKeysAsync(() => _crypto.Open(bytes, entry.Key, $"pin '{entry.Key}'"), cancellationToken).ConfigureAwait(false), $"pin '{entry.Key}'");
                 r.ReadInstant();
                 for (var count = r.ReadCount(10_000_000); count > 0; count--)
                 {
@@ -620,7 +783,7 @@ internal sealed class BackupRepository : IDisposable
         {
             throw new BackupException(new Refusal(
                 BackupErrorCode.IntegrityViolation, "config",
-                string.Create(CultureInfo.InvariantCulture, $"The repository is in format version {version}; this SDK reads version {FormatVersion} only{(version < FormatVersion ? " (version 1 was written by a pre-release)" : string.Empty)}."),
+                string.Create(CultureInfo.InvariantCulture, $"The repository is in format version {version}; this SDK reads version {FormatVersion} only{(version < FormatVersion ? " (versions 1 and 2 were written by pre-releases)" : string.Empty)}."),
                 version < FormatVersion
                     ? "Create a new repository in an empty store and back up again; copy data out of the old one with the SDK version that wrote it."
                     : "Use a newer version of the SDK."));
@@ -633,7 +796,11 @@ internal sealed class BackupRepository : IDisposable
         return (repositoryId, keyId, wrapped);
     }
 
-    public void Dispose() => _crypto.Dispose();
+    public void Dispose()
+    {
+        _crypto.Dispose();
+        _keysGate.Dispose();
+    }
 }
 
 /// <summary>A recovery point just committed, and what writing it cost.</summary>

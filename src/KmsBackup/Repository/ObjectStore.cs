@@ -16,16 +16,21 @@ internal readonly record struct ObjectLocation(string PackId, int Offset, int Le
 
 /// <summary>
 /// The content-addressed objects of a repository, packed: new objects are sealed and gathered into pack
-/// files of up to <see cref="PackTargetSize"/> bytes (<c>packs/xx/&lt;sha256&gt;</c>), each followed by an
-/// encrypted index object (<c>index/&lt;packId&gt;</c>) listing what it holds. Packs are written before
-/// their index, and both before any manifest that refers to them.
+/// files of up to <see cref="PackTargetSize"/> bytes and <see cref="RepositoryCrypto.MaximumObjectsPerPack"/>
+/// objects (<c>packs/xx/&lt;sha256&gt;</c>), each followed by an encrypted index object (<c>index/&lt;packId&gt;</c>)
+/// listing what it holds. Each pack's objects are sealed under a key of its own, derived from the key generation
+/// and the salt in the pack's header and its index. Packs are written before their index, and both before any
+/// manifest that refers to them.
 /// </summary>
 internal sealed class ObjectStore
 {
     public const int PackTargetSize = 8 * 1024 * 1024;
     public const string PackPrefix = "packs/";
     public const string IndexPrefix = "index/";
-    private static readonly byte[] s_packMagic = "KBPACK01"u8.ToArray();
+    private static readonly byte[] s_packMagic = "KBPACK02"u8.ToArray();
+
+    /// <summary>A pack's header: magic, key generation (4 bytes, little-endian) and key salt.</summary>
+    public static readonly int PackHeaderSize = s_packMagic.Length + 4 + RepositoryCrypto.PackSaltSize;
 
     private readonly BackupStore _store;
     private readonly RepositoryCrypto _crypto;
@@ -37,6 +42,7 @@ internal sealed class ObjectStore
     private readonly Dictionary<string, (ObjectId Id, ObjectLocation Location)[]> _packs = new(StringComparer.Ordinal);
     private readonly Dictionary<ObjectId, ObjectLocation> _index = [];
     private readonly Dictionary<ObjectId, List<ObjectLocation>> _copies = [];
+    private readonly Dictionary<string, PackKeyInfo> _packKeys = new(StringComparer.Ordinal);
     private HashSet<string> _excludedPacks = new(StringComparer.Ordinal);
 
     public ObjectStore(BackupStore store, RepositoryCrypto crypto)
@@ -46,6 +52,39 @@ internal sealed class ObjectStore
     }
 
     public RepositoryCrypto Crypto => _crypto;
+
+    /// <summary>
+    /// Reads the repository's key records again (set by the repository): called once when an index or a pack is
+    /// sealed under a key generation this process does not know, because another host rotated the key.
+    /// </summary>
+    public Func<CancellationToken, Task>? RefreshKeys { get; set; }
+
+    /// <summary>The key generation each known pack is sealed under, for rekeying and verify.</summary>
+    public Dictionary<string, uint> PackGenerations()
+    {
+        lock (_gate)
+        {
+            return _packKeys.ToDictionary(p => p.Key, p => p.Value.Generation, StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>The objects a known pack holds, as its index lists them; empty if the pack is not known.</summary>
+    public IReadOnlyList<(ObjectId Id, ObjectLocation Location)> EntriesOf(string packId)
+    {
+        lock (_gate)
+        {
+            return _packs.TryGetValue(packId, out var entries) ? entries : [];
+        }
+    }
+
+    /// <summary>Every known pack holding <paramref name="id"/>.</summary>
+    public List<string> PacksOf(ObjectId id)
+    {
+        lock (_gate)
+        {
+            return [.. LocationsOf(id).Select(l => l.PackId)];
+        }
+    }
 
     public BackupStore Store => _store;
 
@@ -161,10 +200,10 @@ internal sealed class ObjectStore
 
             try
             {
-                var entries = DecodeIndex(packId, bytes).ToArray();
+                var (keyInfo, entries) = await WithKeysAsync(() => DecodeIndex(packId, bytes), cancellationToken).ConfigureAwait(false);
                 lock (_gate)
                 {
-                    AddPack(packId, entries);
+                    AddPack(packId, keyInfo, [.. entries]);
                 }
             }
             catch (BackupIntegrityException e)
@@ -176,12 +215,36 @@ internal sealed class ObjectStore
         return unusable;
     }
 
-    public IEnumerable<(ObjectId Id, ObjectLocation Location)> DecodeIndex(string packId, byte[] sealedIndex)
+    /// <summary>
+    /// Runs <paramref name="open"/>; if what it opens is sealed under a key generation this process does not know,
+    /// reads the key records again (another host may have rotated the key) and runs it once more.
+    /// </summary>
+    public async Task<T> WithKeysAsync<T>(Func<T> open, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return open();
+        }
+        catch (BackupIntegrityException e) when (KeyGenerationMissingException.Is(e) && RefreshKeys is not null)
+        {
+            await RefreshKeys(cancellationToken).ConfigureAwait(false);
+            return open();
+        }
+    }
+
+    public (PackKeyInfo Key, List<(ObjectId Id, ObjectLocation Location)> Entries) DecodeIndex(string packId, byte[] sealedIndex)
     {
         var name = $"index of pack {Short(packId)}";
         var plain = _crypto.Open(sealedIndex, "index:" + packId, name);
         var reader = new RecordReader(plain, name);
-        var count = reader.ReadCount(10_000_000);
+        var generation = reader.ReadVarUInt();
+        if (generation is 0 or > uint.MaxValue)
+        {
+            throw reader.Malformed("its key generation is out of range");
+        }
+
+        var keyInfo = new PackKeyInfo((uint)generation, reader.ReadRaw(RepositoryCrypto.PackSaltSize).ToArray());
+        var count = reader.ReadCount(RepositoryCrypto.MaximumObjectsPerPack);
         var result = new List<(ObjectId, ObjectLocation)>(count);
         for (var i = 0; i < count; i++)
         {
@@ -189,7 +252,7 @@ internal sealed class ObjectStore
             var role = reader.ReadByte();
             var offset = reader.ReadInt32();
             var length = reader.ReadInt32();
-            if (offset < s_packMagic.Length || length < RepositoryCrypto.Overhead)
+            if (offset < PackHeaderSize || length < RepositoryCrypto.Overhead)
             {
                 throw reader.Malformed("an entry is out of range");
             }
@@ -198,7 +261,7 @@ internal sealed class ObjectStore
         }
 
         reader.ExpectEnd();
-        return result;
+        return (keyInfo, result);
     }
 
     public PackWriter CreateWriter() => new(this);
@@ -256,7 +319,7 @@ internal sealed class ObjectStore
         {
             var pack = await _store.TryReadAsync(PackKey(packId), cancellationToken).ConfigureAwait(false)
                 ?? throw new PackMissingException(packId);
-            CheckPackHeader(pack, packId);
+            using var cipher = await OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
             foreach (var (id, location) in entries)
             {
                 if ((long)location.Offset + location.Length > pack.Length)
@@ -264,7 +327,7 @@ internal sealed class ObjectStore
                     throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
                 }
 
-                result[id] = _crypto.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                result[id] = cipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
             }
         }
 
@@ -279,9 +342,39 @@ internal sealed class ObjectStore
         return pack;
     }
 
+    /// <summary>
+    /// Checks a pack's header against its index (the key generation and salt must be the ones the authenticated
+    /// index records) and returns the cipher of its objects.
+    /// </summary>
+    public Task<PackCipher> OpenPackAsync(string packId, byte[] pack, CancellationToken cancellationToken)
+    {
+        PackKeyInfo? known;
+        lock (_gate)
+        {
+            known = _packKeys.GetValueOrDefault(packId);
+        }
+
+        return OpenPackAsync(packId, pack, known, cancellationToken);
+    }
+
+    /// <summary>Checks a pack's header against <paramref name="known"/>, what its index records, and returns the cipher of its objects.</summary>
+    public async Task<PackCipher> OpenPackAsync(string packId, byte[] pack, PackKeyInfo? known, CancellationToken cancellationToken)
+    {
+        CheckPackHeader(pack, packId);
+        var generation = BitConverter.ToUInt32(pack.AsSpan(s_packMagic.Length, 4));
+        var salt = pack.AsSpan(s_packMagic.Length + 4, RepositoryCrypto.PackSaltSize);
+        if (known is null || known.Generation != generation || !salt.SequenceEqual(known.Salt))
+        {
+            throw RepositoryErrors.Integrity($"pack {Short(packId)}", known is null ? "no readable index describes it" : "its key header differs from its index");
+        }
+
+        var what = $"pack {Short(packId)}";
+        return await WithKeysAsync(() => _crypto.OpenPackCipher(known.Generation, known.Salt, what), cancellationToken).ConfigureAwait(false);
+    }
+
     private static void CheckPackHeader(byte[] pack, string packId)
     {
-        if (pack.Length < s_packMagic.Length || !pack.AsSpan(0, s_packMagic.Length).SequenceEqual(s_packMagic))
+        if (pack.Length < PackHeaderSize || !pack.AsSpan(0, s_packMagic.Length).SequenceEqual(s_packMagic))
         {
             throw RepositoryErrors.Integrity($"pack {Short(packId)}", "its header is not a pack header");
         }
@@ -291,11 +384,11 @@ internal sealed class ObjectStore
     public static bool PackMatchesId(byte[] pack, string packId) =>
         string.Equals(Convert.ToHexStringLower(SHA256.HashData(pack)), packId, StringComparison.Ordinal);
 
-    internal void Publish(string packId, IEnumerable<(ObjectId Id, ObjectLocation Location)> entries)
+    internal void Publish(string packId, PackKeyInfo keyInfo, IEnumerable<(ObjectId Id, ObjectLocation Location)> entries)
     {
         lock (_gate)
         {
-            AddPack(packId, [.. entries]);
+            AddPack(packId, keyInfo, [.. entries]);
         }
     }
 
@@ -325,12 +418,14 @@ internal sealed class ObjectStore
         }
     }
 
-    private void AddPack(string packId, (ObjectId Id, ObjectLocation Location)[] entries)
+    private void AddPack(string packId, PackKeyInfo keyInfo, (ObjectId Id, ObjectLocation Location)[] entries)
     {
         if (!_packs.TryAdd(packId, entries))
         {
             return;
         }
+
+        _packKeys[packId] = keyInfo;
 
         foreach (var (id, location) in entries)
         {
@@ -352,6 +447,8 @@ internal sealed class ObjectStore
         {
             return;
         }
+
+        _packKeys.Remove(packId);
 
         foreach (var (id, _) in entries)
         {
@@ -383,9 +480,11 @@ internal sealed class ObjectStore
         public BackupIntegrityException ToIntegrityException() => RepositoryErrors.Integrity($"pack {Short(packId)}", "it is missing from the store");
     }
 
-    internal byte[] EncodeIndex(string packId, IReadOnlyList<(ObjectId Id, ObjectLocation Location)> entries)
+    internal byte[] EncodeIndex(string packId, PackKeyInfo keyInfo, IReadOnlyList<(ObjectId Id, ObjectLocation Location)> entries)
     {
-        var writer = new RecordWriter(16 + (entries.Count * 48));
+        var writer = new RecordWriter(48 + (entries.Count * 48));
+        writer.WriteVarUInt(keyInfo.Generation);
+        writer.WriteRaw(keyInfo.Salt);
         writer.WriteVarUInt((ulong)entries.Count);
         Span<byte> idBytes = stackalloc byte[ObjectId.Size];
         foreach (var (id, location) in entries)
@@ -403,6 +502,9 @@ internal sealed class ObjectStore
     internal static ReadOnlySpan<byte> PackMagic => s_packMagic;
 }
 
+/// <summary>The key a pack's objects are sealed under: its key generation and salt (not secret).</summary>
+internal sealed record PackKeyInfo(uint Generation, byte[] Salt);
+
 /// <summary>Gathers new objects into packs and writes each pack, then its index, to the store.</summary>
 internal sealed class PackWriter : IDisposable
 {
@@ -410,12 +512,18 @@ internal sealed class PackWriter : IDisposable
     private readonly MemoryStream _pack = new();
     private readonly List<(ObjectId Id, int Offset, int Length, byte Role)> _pending = [];
     private readonly HashSet<ObjectId> _pendingIds = [];
+    private PackCipher? _cipher;
 
     public PackWriter(ObjectStore objects)
     {
         _objects = objects;
-        _pack.Write(ObjectStore.PackMagic);
     }
+
+    /// <summary>
+    /// Whether objects the repository already holds are written again (a rekey copies them under the current key
+    /// generation); normally they are referred to, not written.
+    /// </summary>
+    public bool WriteCopies { get; init; }
 
     /// <summary>Bytes written to the store by this writer (packs and indexes).</summary>
     public long BytesWritten { get; private set; }
@@ -434,9 +542,21 @@ internal sealed class PackWriter : IDisposable
     {
         var id = _objects.Crypto.IdOf(role, plaintext.Span);
         ReferencedIds.Add(id);
-        if (_pendingIds.Contains(id) || _objects.Contains(id))
+        if (_pendingIds.Contains(id) || (!WriteCopies && _objects.Contains(id)))
         {
             return id;
+        }
+
+        if (_cipher is null)
+        {
+            // A new pack: its own key, from the current key generation and a fresh salt, recorded in its header.
+            _cipher = _objects.Crypto.CreatePackCipher();
+            _pack.SetLength(0);
+            _pack.Write(ObjectStore.PackMagic);
+            Span<byte> generation = stackalloc byte[4];
+            BitConverter.TryWriteBytes(generation, _cipher.Generation);
+            _pack.Write(generation);
+            _pack.Write(_cipher.Salt);
         }
 
         // Sealed straight into the pack: an array per object would be as large as the object (a whole tree leaf),
@@ -444,12 +564,12 @@ internal sealed class PackWriter : IDisposable
         var offset = (int)_pack.Length;
         var length = plaintext.Length + RepositoryCrypto.Overhead;
         _pack.SetLength(offset + length);
-        _objects.Crypto.SealObject(plaintext.Span, id, role, _pack.GetBuffer().AsSpan(offset, length));
+        _cipher.SealObject(plaintext.Span, id, role, _pack.GetBuffer().AsSpan(offset, length));
         _pack.Position = offset + length;
         _pending.Add((id, offset, length, role));
         _pendingIds.Add(id);
         ObjectsWritten++;
-        if (_pack.Length >= ObjectStore.PackTargetSize)
+        if (_pack.Length >= ObjectStore.PackTargetSize || _pending.Count >= RepositoryCrypto.MaximumObjectsPerPack)
         {
             await FlushAsync(cancellationToken).ConfigureAwait(false);
         }
@@ -457,12 +577,16 @@ internal sealed class PackWriter : IDisposable
         return id;
     }
 
-    public void Dispose() => _pack.Dispose();
+    public void Dispose()
+    {
+        _cipher?.Dispose();
+        _pack.Dispose();
+    }
 
     /// <summary>Writes what is gathered: the pack, then its index; then makes its objects known.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
-        if (_pending.Count == 0)
+        if (_pending.Count == 0 || _cipher is null)
         {
             return;
         }
@@ -472,16 +596,18 @@ internal sealed class PackWriter : IDisposable
         var pack = _pack.GetBuffer().AsMemory(0, (int)_pack.Length);
         var packId = Convert.ToHexStringLower(SHA256.HashData(pack.Span));
         var entries = _pending.Select(p => (p.Id, new ObjectLocation(packId, p.Offset, p.Length, p.Role))).ToList();
-        var index = _objects.EncodeIndex(packId, entries);
+        var keyInfo = new PackKeyInfo(_cipher.Generation, _cipher.Salt);
+        var index = _objects.EncodeIndex(packId, keyInfo, entries);
 
         await _objects.Store.TryCreateAsync(ObjectStore.PackKey(packId), pack, cancellationToken).ConfigureAwait(false);
         await _objects.Store.TryCreateAsync(ObjectStore.IndexKey(packId), index, cancellationToken).ConfigureAwait(false);
         BytesWritten += pack.Length + index.Length;
-        _objects.Publish(packId, entries);
+        _objects.Publish(packId, keyInfo, entries);
 
         _pending.Clear();
         _pendingIds.Clear();
         _pack.SetLength(0);
-        _pack.Write(ObjectStore.PackMagic);
+        _cipher.Dispose();
+        _cipher = null; // the next pack gets a key of its own
     }
 }

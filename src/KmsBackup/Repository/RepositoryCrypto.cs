@@ -1,24 +1,58 @@
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 
 namespace KmsBackup.Repository;
 
 /// <summary>
-/// The repository's keys and the sealing of its objects. A random 64-byte master secret (stored only
-/// wrapped by the <see cref="RepositoryKeyProvider"/>) yields, by HKDF-SHA-256, a 256-bit encryption key
-/// and a 256-bit MAC key. Objects are sealed with AES-256-GCM: 12-byte random nonce ‖ ciphertext ‖ 16-byte
-/// tag, with associated data that binds each object to its ID and role.
+/// The repository's keys and the sealing of its objects (docs/repository-format.md, "Keys").
 /// </summary>
+/// <remarks>
+/// <para>
+/// A repository has one or more <em>key generations</em>. Generation 1 is the random 64-byte master secret in
+/// the config; each rotation adds a generation (<c>keys/&lt;generation&gt;</c>), also stored only wrapped by the
+/// <see cref="RepositoryKeyProvider"/>. From each generation's secret HKDF-SHA-256 derives a 256-bit data root
+/// key, which never seals anything itself: it only derives the keys that do.
+/// </para>
+/// <para>
+/// A pack's objects are sealed under a pack key, HKDF(data root, a random 32-byte salt in the pack's header
+/// and index), so that no key seals more than <see cref="MaximumObjectsPerPack"/> messages. Every other sealed
+/// object (manifests, catalog entries, indexes, markers, pins, clock and journal records) has a key of its own,
+/// HKDF(data root, a random 16-byte salt stored in front of it): each such key seals one message. Both use
+/// AES-256-GCM with a random 12-byte nonce.
+/// </para>
+/// <para>
+/// The content-addressing MAC key and the chunking salt come from generation 1 and never change: rotating
+/// them would give every object a new ID. Rotation protects what is encrypted; object IDs are MACs of
+/// plaintexts that hold random key material, and reveal nothing useful without that key.
+/// </para>
+/// </remarks>
 internal sealed class RepositoryCrypto : IDisposable
 {
     public const int MasterSecretSize = 64;
     public const int NonceSize = 12;
     public const int TagSize = 16;
+
+    /// <summary>The bytes an object sealed into a pack adds to its plaintext: nonce and tag.</summary>
     public const int Overhead = NonceSize + TagSize;
 
-    private readonly AesGcm _aes;
+    /// <summary>The size of the salt a pack key is derived with.</summary>
+    public const int PackSaltSize = 32;
+
+    private const int ObjectSaltSize = 16;
+    private const int GenerationSize = 4;
+
+    /// <summary>The bytes a standalone sealed object adds to its plaintext: generation, salt, nonce and tag.</summary>
+    public const int StandaloneOverhead = GenerationSize + ObjectSaltSize + NonceSize + TagSize;
+
+    /// <summary>The most objects one pack (so one pack key) seals: random nonces stay far from collisions (2^-65).</summary>
+    public const int MaximumObjectsPerPack = 65_536;
+
     private readonly byte[] _macKey;
+    private readonly byte[] _keyringKey;
     private readonly ulong _boundarySalt;
+    private readonly object _gate = new();
+    private Dictionary<uint, byte[]> _dataKeys = [];
 
     public RepositoryCrypto(ReadOnlySpan<byte> masterSecret)
     {
@@ -27,21 +61,73 @@ internal sealed class RepositoryCrypto : IDisposable
             throw RepositoryErrors.Integrity("master key", "it has the wrong length");
         }
 
-        Span<byte> encryptionKey = stackalloc byte[32];
-        _macKey = new byte[32];
-        HKDF.DeriveKey(HashAlgorithmName.SHA256, masterSecret, encryptionKey, salt: [], info: "kmsbackup/repository/v1/encrypt"u8);
+        _macKey = GC.AllocateArray<byte>(32, pinned: true);
+        _keyringKey = GC.AllocateArray<byte>(32, pinned: true);
         HKDF.DeriveKey(HashAlgorithmName.SHA256, masterSecret, _macKey, salt: [], info: "kmsbackup/repository/v1/mac"u8);
-        _aes = new AesGcm(encryptionKey, TagSize);
-        CryptographicOperations.ZeroMemory(encryptionKey);
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, masterSecret, _keyringKey, salt: [], info: "kmsbackup/repository/v3/keyring"u8);
 
         Span<byte> salt = stackalloc byte[32];
         HKDF.DeriveKey(HashAlgorithmName.SHA256, masterSecret, salt, salt: [], info: "kmsbackup/repository/v1/chunking"u8);
         _boundarySalt = BitConverter.ToUInt64(salt);
         CryptographicOperations.ZeroMemory(salt);
+
+        AddGeneration(1, masterSecret);
     }
 
     /// <summary>A secret per-repository salt for content-defined chunk boundaries, so boundaries reveal nothing about names.</summary>
     public ulong BoundarySalt => _boundarySalt;
+
+    /// <summary>The newest key generation this process knows: new objects are sealed under it.</summary>
+    public uint CurrentGeneration
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _dataKeys.Keys.Max();
+            }
+        }
+    }
+
+    /// <summary>The key generations this process knows.</summary>
+    public IReadOnlyCollection<uint> Generations
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _dataKeys.Keys.Order()];
+            }
+        }
+    }
+
+    public bool Knows(uint generation)
+    {
+        lock (_gate)
+        {
+            return _dataKeys.ContainsKey(generation);
+        }
+    }
+
+    /// <summary>Adds a key generation from its secret (unwrapped by the key provider). Adding a known generation does nothing.</summary>
+    public void AddGeneration(uint generation, ReadOnlySpan<byte> secret)
+    {
+        var dataKey = GC.AllocateArray<byte>(32, pinned: true);
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, secret, dataKey, salt: [], info: "kmsbackup/repository/v3/data"u8);
+        lock (_gate)
+        {
+            if (_dataKeys.ContainsKey(generation))
+            {
+                CryptographicOperations.ZeroMemory(dataKey);
+                return;
+            }
+
+            _dataKeys = new Dictionary<uint, byte[]>(_dataKeys) { [generation] = dataKey };
+        }
+    }
+
+    /// <summary>The MAC that authenticates a key generation's record, so only a holder of the repository's keys can add one.</summary>
+    public byte[] KeyRecordMac(ReadOnlySpan<byte> record) => HMACSHA256.HashData(_keyringKey, record);
 
     public ObjectId IdOf(byte role, ReadOnlySpan<byte> plaintext)
     {
@@ -53,41 +139,48 @@ internal sealed class RepositoryCrypto : IDisposable
         return ObjectId.Read(mac);
     }
 
-    /// <summary>Seals <paramref name="plaintext"/> into <paramref name="destination"/> (length + <see cref="Overhead"/>).</summary>
-    public void Seal(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData, Span<byte> destination)
-    {
-        var nonce = destination[..NonceSize];
-        RandomNumberGenerator.Fill(nonce);
-        _aes.Encrypt(nonce, plaintext, destination.Slice(NonceSize, plaintext.Length), destination.Slice(NonceSize + plaintext.Length, TagSize), associatedData);
-    }
+    /// <summary>The key generation a standalone sealed object was sealed under, or <see langword="null"/> if it is too short to say.</summary>
+    public static uint? GenerationOf(ReadOnlySpan<byte> sealedBytes) =>
+        sealedBytes.Length < StandaloneOverhead ? null : BinaryPrimitives.ReadUInt32LittleEndian(sealedBytes);
 
+    /// <summary>Seals a standalone object under a key of its own, derived from the current generation.</summary>
     public byte[] Seal(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
     {
-        var sealedBytes = new byte[plaintext.Length + Overhead];
-        Seal(plaintext, associatedData, sealedBytes);
+        var generation = CurrentGeneration;
+        var sealedBytes = new byte[plaintext.Length + StandaloneOverhead];
+        var span = sealedBytes.AsSpan();
+        BinaryPrimitives.WriteUInt32LittleEndian(span, generation);
+        var salt = span.Slice(GenerationSize, ObjectSaltSize);
+        RandomNumberGenerator.Fill(salt);
+        using var aes = DeriveCipher(generation, salt, "kmsbackup/repository/v3/object"u8, "object");
+        var body = span[(GenerationSize + ObjectSaltSize)..];
+        var nonce = body[..NonceSize];
+        RandomNumberGenerator.Fill(nonce);
+        aes.Encrypt(nonce, plaintext, body.Slice(NonceSize, plaintext.Length), body.Slice(NonceSize + plaintext.Length, TagSize), associatedData);
         return sealedBytes;
     }
 
     public byte[] Seal(ReadOnlySpan<byte> plaintext, string associatedData) => Seal(plaintext, Encoding.UTF8.GetBytes(associatedData));
 
-    /// <summary>Opens a sealed object; throws a typed integrity error naming <paramref name="what"/> when it does not authenticate.</summary>
+    /// <summary>Opens a standalone sealed object; throws a typed integrity error naming <paramref name="what"/> when it does not authenticate.</summary>
+    /// <exception cref="BackupIntegrityException">It does not authenticate, or it was sealed under a generation this process does not know (yet): see <see cref="KeyGenerationMissingException"/>.</exception>
     public byte[] Open(ReadOnlySpan<byte> sealedBytes, ReadOnlySpan<byte> associatedData, string what)
     {
-        if (sealedBytes.Length < Overhead)
+        if (GenerationOf(sealedBytes) is not { } generation)
         {
-            throw RepositoryErrors.Integrity(what, "it is shorter than its nonce and tag");
+            throw RepositoryErrors.Integrity(what, "it is shorter than its key header, nonce and tag");
         }
 
-        var plaintext = new byte[sealedBytes.Length - Overhead];
+        using var aes = DeriveCipher(generation, sealedBytes.Slice(GenerationSize, ObjectSaltSize), "kmsbackup/repository/v3/object"u8, what);
+        var body = sealedBytes[(GenerationSize + ObjectSaltSize)..];
+        var plaintext = new byte[body.Length - NonceSize - TagSize];
         try
         {
-            _aes.Decrypt(
-                sealedBytes[..NonceSize], sealedBytes.Slice(NonceSize, plaintext.Length),
-                sealedBytes.Slice(NonceSize + plaintext.Length, TagSize), plaintext, associatedData);
+            aes.Decrypt(body[..NonceSize], body.Slice(NonceSize, plaintext.Length), body.Slice(NonceSize + plaintext.Length, TagSize), plaintext, associatedData);
         }
         catch (AuthenticationTagMismatchException)
         {
-            throw RepositoryErrors.Integrity(what, "its authentication tag does not match (it was changed or damaged)");
+            throw RepositoryErrors.Integrity(what, "its authentication tag does not match (it was changed, damaged, or moved from another name)");
         }
 
         return plaintext;
@@ -95,15 +188,114 @@ internal sealed class RepositoryCrypto : IDisposable
 
     public byte[] Open(ReadOnlySpan<byte> sealedBytes, string associatedData, string what) => Open(sealedBytes, Encoding.UTF8.GetBytes(associatedData), what);
 
-    /// <summary>Opens a content-addressed object and checks that its plaintext MAC is its ID.</summary>
-    public byte[] OpenObject(ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role)
+    /// <summary>A cipher for a new pack: the current generation and a fresh random salt.</summary>
+    public PackCipher CreatePackCipher()
+    {
+        var generation = CurrentGeneration;
+        var salt = RandomNumberGenerator.GetBytes(PackSaltSize);
+        return new PackCipher(this, generation, salt, DeriveCipher(generation, salt, "kmsbackup/repository/v3/pack"u8, "new pack"));
+    }
+
+    /// <summary>The cipher of an existing pack, from the generation and salt its index and header record.</summary>
+    /// <exception cref="BackupIntegrityException">The generation is not known to this process (yet): see <see cref="KeyGenerationMissingException"/>.</exception>
+    public PackCipher OpenPackCipher(uint generation, ReadOnlySpan<byte> salt, string what) =>
+        new(this, generation, salt.ToArray(), DeriveCipher(generation, salt, "kmsbackup/repository/v3/pack"u8, what));
+
+    private AesGcm DeriveCipher(uint generation, ReadOnlySpan<byte> salt, ReadOnlySpan<byte> info, string what)
+    {
+        byte[]? root;
+        lock (_gate)
+        {
+            _dataKeys.TryGetValue(generation, out root);
+        }
+
+        if (root is null)
+        {
+            throw KeyGenerationMissingException.Missing(generation, what);
+        }
+
+        Span<byte> key = stackalloc byte[32];
+        try
+        {
+            HKDF.DeriveKey(HashAlgorithmName.SHA256, root, key, salt, info);
+            return new AesGcm(key, TagSize);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    public void Dispose()
+    {
+        CryptographicOperations.ZeroMemory(_macKey);
+        CryptographicOperations.ZeroMemory(_keyringKey);
+        lock (_gate)
+        {
+            foreach (var key in _dataKeys.Values)
+            {
+                CryptographicOperations.ZeroMemory(key);
+            }
+        }
+    }
+}
+
+/// <summary>Seals and opens the objects of one pack under its own key.</summary>
+internal sealed class PackCipher : IDisposable
+{
+    private readonly RepositoryCrypto _crypto;
+    private readonly AesGcm _aes;
+
+    internal PackCipher(RepositoryCrypto crypto, uint generation, byte[] salt, AesGcm aes)
+    {
+        _crypto = crypto;
+        Generation = generation;
+        Salt = salt;
+        _aes = aes;
+    }
+
+    public uint Generation { get; }
+
+    public byte[] Salt { get; }
+
+    /// <summary>Seals an object into <paramref name="destination"/>, exactly <c>plaintext.Length + Overhead</c> bytes.</summary>
+    public void SealObject(ReadOnlySpan<byte> plaintext, ObjectId id, byte role, Span<byte> destination)
     {
         Span<byte> ad = stackalloc byte[ObjectId.Size + 1];
         id.Write(ad);
         ad[ObjectId.Size] = role;
+        var nonce = destination[..RepositoryCrypto.NonceSize];
+        RandomNumberGenerator.Fill(nonce);
+        _aes.Encrypt(
+            nonce, plaintext, destination.Slice(RepositoryCrypto.NonceSize, plaintext.Length),
+            destination.Slice(RepositoryCrypto.NonceSize + plaintext.Length, RepositoryCrypto.TagSize), ad);
+    }
+
+    /// <summary>Opens an object of this pack and checks that its plaintext MAC is its ID.</summary>
+    public byte[] OpenObject(ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role)
+    {
         var what = $"object {id.Short}";
-        var plaintext = Open(sealedBytes, ad, what);
-        if (IdOf(role, plaintext) != id)
+        if (sealedBytes.Length < RepositoryCrypto.Overhead)
+        {
+            throw RepositoryErrors.Integrity(what, "it is shorter than its nonce and tag");
+        }
+
+        Span<byte> ad = stackalloc byte[ObjectId.Size + 1];
+        id.Write(ad);
+        ad[ObjectId.Size] = role;
+        var plaintext = new byte[sealedBytes.Length - RepositoryCrypto.Overhead];
+        try
+        {
+            _aes.Decrypt(
+                sealedBytes[..RepositoryCrypto.NonceSize], sealedBytes.Slice(RepositoryCrypto.NonceSize, plaintext.Length),
+                sealedBytes.Slice(RepositoryCrypto.NonceSize + plaintext.Length, RepositoryCrypto.TagSize), plaintext, ad);
+        }
+        catch (AuthenticationTagMismatchException)
+        {
+            throw RepositoryErrors.Integrity(what, "its authentication tag does not match (it was changed or damaged)");
+        }
+
+        if (_crypto.IdOf(role, plaintext) != id)
         {
             CryptographicOperations.ZeroMemory(plaintext);
             throw RepositoryErrors.Integrity(what, "its content does not match its ID");
@@ -112,25 +304,23 @@ internal sealed class RepositoryCrypto : IDisposable
         return plaintext;
     }
 
-    public byte[] SealObject(ReadOnlySpan<byte> plaintext, ObjectId id, byte role)
-    {
-        var sealedBytes = new byte[plaintext.Length + Overhead];
-        SealObject(plaintext, id, role, sealedBytes);
-        return sealedBytes;
-    }
+    public void Dispose() => _aes.Dispose();
+}
 
-    /// <summary>Seals an object into <paramref name="destination"/>, exactly <c>plaintext.Length + Overhead</c> bytes.</summary>
-    public void SealObject(ReadOnlySpan<byte> plaintext, ObjectId id, byte role, Span<byte> destination)
-    {
-        Span<byte> ad = stackalloc byte[ObjectId.Size + 1];
-        id.Write(ad);
-        ad[ObjectId.Size] = role;
-        Seal(plaintext, ad, destination);
-    }
+/// <summary>
+/// The cause of an integrity error about an object sealed under a key generation this process does not know:
+/// another host may have rotated the repository key since this one read its keys, so the repository reads its
+/// keys again and retries once (<see cref="Missing"/> makes the error).
+/// </summary>
+internal sealed class KeyGenerationMissingException(uint generation) : Exception($"key generation {generation} is not known")
+{
+    public uint Generation { get; } = generation;
 
-    public void Dispose()
-    {
-        _aes.Dispose();
-        CryptographicOperations.ZeroMemory(_macKey);
-    }
+    public static BackupIntegrityException Missing(uint generation, string what) => new(new Refusal(
+        BackupErrorCode.IntegrityViolation, what,
+        $"The repository's {what} is sealed under key generation {generation}, which is not among the repository's readable keys (keys/): its key record is missing or damaged. No data from it was used.",
+        "Run verify to see which key records are damaged; restore the keys/ area of the store from a copy."), new KeyGenerationMissingException(generation));
+
+    /// <summary>Whether <paramref name="e"/> is about a generation this process does not know.</summary>
+    public static bool Is(Exception e) => e is BackupIntegrityException { InnerException: KeyGenerationMissingException };
 }

@@ -13,6 +13,11 @@ internal static class RepositoryMaintenance
         var problems = new List<VerificationProblem>();
         var store = repository.Store;
         var objects = repository.Objects;
+        foreach (var (key, problem) in await repository.RefreshKeysAsync(cancellationToken).ConfigureAwait(false))
+        {
+            problems.Add(new VerificationProblem($"key record '{key}'", problem));
+        }
+
         // Damaged indexes are reported below, one by one; names that are no pack ID here.
         foreach (var (key, problem) in await objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -40,6 +45,7 @@ internal static class RepositoryMaintenance
         var indexed = new Dictionary<ObjectId, ObjectLocation>();
         var branches = new Dictionary<ObjectId, byte[]>();
         var indexedPacks = new HashSet<string>(StringComparer.Ordinal);
+        var generations = new SortedDictionary<uint, int>();
         var objectsChecked = 0;
         await foreach (var entry in store.ListAsync(ObjectStore.IndexPrefix, cancellationToken).ConfigureAwait(false))
         {
@@ -51,10 +57,11 @@ internal static class RepositoryMaintenance
 
             indexedPacks.Add(packId);
             List<(ObjectId Id, ObjectLocation Location)> entries;
+            PackKeyInfo keyInfo;
             try
             {
                 var bytes = await store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false) ?? [];
-                entries = objects.DecodeIndex(packId, bytes).ToList();
+                (keyInfo, entries) = await objects.WithKeysAsync(() => objects.DecodeIndex(packId, bytes), cancellationToken).ConfigureAwait(false);
             }
             catch (BackupIntegrityException e)
             {
@@ -69,9 +76,11 @@ internal static class RepositoryMaintenance
             }
 
             byte[] pack;
+            PackCipher cipher;
             try
             {
                 pack = await objects.ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
+                cipher = await objects.OpenPackAsync(packId, pack, keyInfo, cancellationToken).ConfigureAwait(false);
             }
             catch (BackupIntegrityException e)
             {
@@ -84,6 +93,8 @@ internal static class RepositoryMaintenance
                 problems.Add(new VerificationProblem($"pack {ObjectStore.Short(packId)}", "its content does not match its ID (it was changed or damaged)"));
             }
 
+            generations[keyInfo.Generation] = generations.GetValueOrDefault(keyInfo.Generation) + 1;
+            using var packCipher = cipher;
             foreach (var (id, location) in entries)
             {
                 objectsChecked++;
@@ -94,7 +105,7 @@ internal static class RepositoryMaintenance
                         throw RepositoryErrors.Integrity($"object {id.Short}", "it lies past the end of its pack");
                     }
 
-                    var plain = objects.Crypto.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                    var plain = packCipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
                     indexed.TryAdd(id, location);
                     if (location.Role == ObjectRole.Branch)
                     {
@@ -176,7 +187,8 @@ internal static class RepositoryMaintenance
         var livePacks = objects.PacksHolding(referenced.Where(indexed.ContainsKey));
         var unreferencedPacks = packs.Where(p => !livePacks.Contains(p)).Order(StringComparer.Ordinal).ToList();
         return new RepositoryVerification(problems, packs.Count, objectsChecked, pointsChecked, unreferencedObjects, unreferencedPacks,
-            packs.Where(p => !indexedPacks.Contains(p)).Count(), abandonedPoints);
+            packs.Where(p => !indexedPacks.Contains(p)).Count(), abandonedPoints,
+            generations.ToDictionary(g => (int)g.Key, g => g.Value), (int)objects.Crypto.CurrentGeneration);
     }
 
     /// <summary>
@@ -273,6 +285,17 @@ internal static class RepositoryMaintenance
 
         var deadPacks = allPacks.Where(p => !livePacks.Contains(p) && !unreadable.Contains(p)).ToHashSet(StringComparer.Ordinal);
 
+        // A marked pack that still holds live objects may go when each of them has a copy in a pack no marker names
+        // (a rekey copied them under the current key): this prune deletes no unmarked pack, writers do not rely on
+        // marked ones, and a marker written after the markers were read names only packs a later prune deletes
+        // (after its own check). A reader that located an object in the deleted pack reads the index again and
+        // finds the copy.
+        var anyMarked = markers.Markers.SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
+        bool IsSuperseded(string pack) =>
+            allPacks.Contains(pack) && !unreadable.Contains(pack) &&
+            objects.EntriesOf(pack).Where(e => live.Contains(e.Id)).All(e =>
+                objects.PacksOf(e.Id).Any(other => !string.Equals(other, pack, StringComparison.Ordinal) && !anyMarked.Contains(other) && allPacks.Contains(other)));
+
         // Phase 2: delete what an old enough mark named and is still dead or abandoned, unless a writer has pinned one of its packs.
         var deleted = new HashSet<string>(StringComparer.Ordinal);
         var pointsDeleted = 0;
@@ -286,7 +309,7 @@ internal static class RepositoryMaintenance
                 }
             }
 
-            foreach (var pack in marker.Packs.Where(deadPacks.Contains))
+            foreach (var pack in marker.Packs.Where(p => deadPacks.Contains(p) || IsSuperseded(p)))
             {
                 await store.DeleteAsync(ObjectStore.IndexKey(pack), cancellationToken).ConfigureAwait(false);
                 await store.DeleteAsync(ObjectStore.PackKey(pack), cancellationToken).ConfigureAwait(false);
@@ -336,7 +359,88 @@ internal static class RepositoryMaintenance
         return backups;
     }
 
+    /// <summary>
+    /// Rewrites the objects of packs sealed under an older key generation into new packs under the current one,
+    /// then marks the old packs: a prune at least the grace period later deletes each old pack whose live objects
+    /// all have a copy in an unmarked pack (docs/repository-format.md, "Key rotation and rekey"). Packs a marker
+    /// already names are left to the prunes. Safe to interrupt at any point and to run again: what was copied is
+    /// only garbage until its old pack is marked.
+    /// </summary>
+    /// <param name="repository">The repository.</param>
+    /// <param name="now">The time recorded in the marker.</param>
+    /// <param name="maximumPacks">How many old packs to rewrite in this call at most.</param>
+    /// <param name="cancellationToken">Cancels the rekey.</param>
+    public static async Task<RekeyResult> RekeyAsync(BackupRepository repository, DateTimeOffset now, int maximumPacks, CancellationToken cancellationToken)
+    {
+        var objects = repository.Objects;
+        await repository.RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
+        var markers = await repository.ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+        await objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+        var current = objects.Crypto.CurrentGeneration;
+        var marked = markers.MarkedPacks.ToHashSet(StringComparer.Ordinal);
+        var old = objects.PackGenerations()
+            .Where(p => p.Value < current && !marked.Contains(p.Key))
+            .Select(p => p.Key).Order(StringComparer.Ordinal).ToList();
+
+        var rewritten = new List<string>();
+        var objectsCopied = 0;
+        using var writer = new PackWriter(objects) { WriteCopies = true };
+        foreach (var packId in old.Take(maximumPacks))
+        {
+            var entries = objects.EntriesOf(packId);
+            byte[] pack;
+            try
+            {
+                pack = await objects.ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupIntegrityException)
+            {
+                continue; // deleted meanwhile by a prune, or damaged: verify names it; nothing to copy from it
+            }
+
+            using var cipher = await objects.OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
+            foreach (var (id, location) in entries)
+            {
+                if ((long)location.Offset + location.Length > pack.Length)
+                {
+                    throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {ObjectStore.Short(packId)} is shorter than its index says");
+                }
+
+                var plain = cipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                try
+                {
+                    await writer.AddAsync(location.Role, plain, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    System.Security.Cryptography.CryptographicOperations.ZeroMemory(plain);
+                }
+
+                objectsCopied++;
+            }
+
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(pack);
+            rewritten.Add(packId);
+        }
+
+        // Copies first, then the marker: until the marker exists the copies are merely extra.
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        if (rewritten.Count > 0)
+        {
+            await repository.WritePruneMarkerAsync(now, rewritten, [], cancellationToken).ConfigureAwait(false);
+        }
+
+        return new RekeyResult(current, rewritten.Count, objectsCopied, writer.BytesWritten, old.Count - rewritten.Count);
+    }
 }
+
+/// <summary>What a rekey did.</summary>
+/// <param name="Generation">The key generation objects were copied under.</param>
+/// <param name="PacksRewritten">Old packs whose objects were copied and which were marked for a later prune.</param>
+/// <param name="ObjectsCopied">Objects copied.</param>
+/// <param name="BytesWritten">Bytes of new packs and indexes written.</param>
+/// <param name="PacksRemaining">Old packs not rewritten by this call (beyond its budget).</param>
+internal readonly record struct RekeyResult(uint Generation, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining);
 
 /// <summary>What a prune did.</summary>
 /// <param name="PacksDeleted">Packs deleted now (marked by an earlier prune and still unreferenced).</param>

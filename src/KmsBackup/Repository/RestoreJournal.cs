@@ -184,7 +184,7 @@ internal sealed class RestoreJournal(BackupRepository repository)
     {
         var bytes = await Store.TryReadAsync(key, cancellationToken).ConfigureAwait(false)
             ?? throw RepositoryErrors.Integrity(What(key), "it is missing from the store");
-        return repository.Crypto.Open(bytes, Encoding.UTF8.GetBytes(key), What(key));
+        return await repository.Objects.WithKeysAsync(() => repository.Crypto.Open(bytes, Encoding.UTF8.GetBytes(key), What(key)), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Opens every journal object, for verify: each one that does not open, or is not a journal name, is a problem.</summary>

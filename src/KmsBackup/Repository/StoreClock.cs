@@ -20,7 +20,7 @@ internal sealed record StoreClockPolicy(TimeProvider Time, TimeSpan MaximumLead,
 /// newest record that opens is the store's time. Only writers that trust their clock add records; reads
 /// add none.
 /// </summary>
-internal sealed class StoreClock(BackupStore store, RepositoryCrypto crypto)
+internal sealed class StoreClock(BackupStore store, RepositoryCrypto crypto, ObjectStore objects)
 {
     public const string Prefix = "clock/";
     private const int Kept = 3;
@@ -38,7 +38,7 @@ internal sealed class StoreClock(BackupStore store, RepositoryCrypto crypto)
 
             try
             {
-                var r = new RecordReader(crypto.Open(bytes, key, $"store time '{key}'"), $"store time '{key}'");
+                var r = new RecordReader(await objects.WithKeysAsync(() => crypto.Open(bytes, key, $"store time '{key}'"), cancellationToken).ConfigureAwait(false), $"store time '{key}'");
                 var at = r.ReadInstant();
                 r.ExpectEnd();
                 if (at.UtcTicks == ticks)
