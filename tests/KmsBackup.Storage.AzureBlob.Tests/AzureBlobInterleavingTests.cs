@@ -19,6 +19,8 @@ public sealed class AzureBlobInterleavingTests(ITestOutputHelper output) : Inter
 
     protected override int Schedules => 50;
 
+    protected override int RekeySchedules => 20;
+
     // Requests wait on Azurite, not on the cores.
     protected override int Parallelism => 8;
 

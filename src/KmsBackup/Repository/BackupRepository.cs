@@ -406,10 +406,17 @@ internal sealed class BackupRepository : IDisposable
         finally
         {
             // Once the manifest is listed, every later prune sees what it refers to: the pins have done their work.
-            // A pin a crash leaves behind lapses after PinLifetime.
+            // Deleting them is clean-up: one that fails (or a crash) leaves a pin that lapses after PinLifetime, so a
+            // failure here neither stops the other deletions nor turns a committed point into a failed commit.
             foreach (var pin in pins)
             {
-                await _store.DeleteAsync(pin, CancellationToken.None).ConfigureAwait(false);
+                try
+                {
+                    await _store.DeleteAsync(pin, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                }
             }
         }
     }

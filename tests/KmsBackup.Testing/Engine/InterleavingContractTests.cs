@@ -47,6 +47,9 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
     protected virtual int Schedules => 2000;
 
     /// <summary>How many schedules run at once.</summary>
+    /// <summary>How many schedules the variant with key rotations and rekeys runs.</summary>
+    protected virtual int RekeySchedules => 300;
+
     protected virtual int Parallelism => Environment.ProcessorCount;
 
     /// <summary>How long the scheduler waits for the running actors to park before it calls the schedule stuck.</summary>
@@ -58,9 +61,21 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
     [Fact]
     [Trait("Rule", "L5")]
     [Trait("Rule", "W5")]
-    public async Task Interleaved_hosts_with_crashes_and_clock_steps_keep_every_committed_point_readable()
+    public Task Interleaved_hosts_with_crashes_and_clock_steps_keep_every_committed_point_readable() =>
+        RunSchedulesAsync(SeedsToRun(Schedules), withRekeys: false);
+
+    /// <summary>
+    /// The same schedules with key rotations and rekeys among the operations (issue 13, finding 7): a rekey copies
+    /// packs that writers rely on and prunes delete the superseded ones, racing runs, resets, restores and crashes.
+    /// </summary>
+    [Fact]
+    [Trait("Rule", "D4")]
+    [Trait("Rule", "W5")]
+    public Task Interleaved_rekeys_with_writers_prunes_and_crashes_keep_every_committed_point_readable() =>
+        RunSchedulesAsync(SeedsToRun(RekeySchedules), withRekeys: true);
+
+    private async Task RunSchedulesAsync(List<int> seeds, bool withRekeys)
     {
-        var seeds = SeedsToRun();
         var failures = new ConcurrentDictionary<int, string>();
 
         // The schedules of the few smallest failing seeds only: a soak may fail thousands.
@@ -69,7 +84,7 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
         var watch = Stopwatch.StartNew();
         await Parallel.ForEachAsync(seeds, new ParallelOptions { MaxDegreeOfParallelism = Parallelism }, async (seed, _) =>
         {
-            var (failure, log, ran) = await RunScheduleAsync(seed);
+            var (failure, log, ran) = await RunScheduleAsync(seed, withRekeys);
             Interlocked.Add(ref operations, ran);
             if (seeds.Count == 1)
             {
@@ -125,19 +140,19 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
     [InlineData(383)] // a reset stored Disabled, its lease lapsed while it deleted points, and it reported failure although it had happened
     public async Task A_schedule_that_once_failed_passes(int seed)
     {
-        var (failure, log, _) = await RunScheduleAsync(seed);
+        var (failure, log, _) = await RunScheduleAsync(seed, withRekeys: false);
         if (failure is not null)
         {
             Assert.Fail(Report(new Dictionary<int, string> { [seed] = failure }, log, 1));
         }
     }
 
-    private async Task<(string? Failure, IReadOnlyList<string> Log, int Operations)> RunScheduleAsync(int seed)
+    private async Task<(string? Failure, IReadOnlyList<string> Log, int Operations)> RunScheduleAsync(int seed, bool withRekeys)
     {
         var space = Invariant($"s{seed}-{Guid.NewGuid():N}")[..20];
         try
         {
-            var schedule = new InterleavingSchedule(seed, clock => CreateStore(clock, space), QuietTimeout);
+            var schedule = new InterleavingSchedule(seed, clock => CreateStore(clock, space), QuietTimeout, withRekeys);
             var failure = await schedule.RunAsync();
             return (failure, schedule.Log, schedule.Operations);
         }
@@ -147,14 +162,14 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
         }
     }
 
-    private List<int> SeedsToRun()
+    private static List<int> SeedsToRun(int schedules)
     {
         if (Environment.GetEnvironmentVariable(SeedVariable) is { Length: > 0 } one)
         {
             return [int.Parse(one, CultureInfo.InvariantCulture)];
         }
 
-        var count = Environment.GetEnvironmentVariable(SchedulesVariable) is { Length: > 0 } n ? int.Parse(n, CultureInfo.InvariantCulture) : Schedules;
+        var count = Environment.GetEnvironmentVariable(SchedulesVariable) is { Length: > 0 } n ? int.Parse(n, CultureInfo.InvariantCulture) : schedules;
         var first = Environment.GetEnvironmentVariable(FirstSeedVariable) is { Length: > 0 } f ? int.Parse(f, CultureInfo.InvariantCulture) : 0;
         return [.. Enumerable.Range(first, count)];
     }

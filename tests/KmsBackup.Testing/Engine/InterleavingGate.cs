@@ -302,10 +302,42 @@ internal sealed class RenewalProbeStore(BackupStore inner, InterleavingGate gate
 /// </summary>
 internal sealed class SeededRepositoryKeys(int seed) : RepositoryKeyProvider
 {
+    private static readonly byte[] s_seeded = "seeded"u8.ToArray();
+    private readonly byte[] _wrappingKey = System.Security.Cryptography.SHA256.HashData(BitConverter.GetBytes(~seed));
+    private int _wraps;
+
     public override string KeyId => "seeded";
 
-    public override Task<byte[]> WrapAsync(ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default) => Task.FromResult("seeded"u8.ToArray());
+    /// <summary>
+    /// The first key wrapped (the repository's master secret) becomes the seed's own secret, so that a schedule's chunk
+    /// boundaries, and so its store calls, depend on the seed alone. Keys wrapped after it (key rotations) are wrapped
+    /// for real, so that every host unwraps the secret the rotating host made.
+    /// </summary>
+    public override Task<byte[]> WrapAsync(ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Increment(ref _wraps) == 1)
+        {
+            return Task.FromResult(s_seeded.ToArray());
+        }
 
-    public override Task<SensitiveBytes> UnwrapAsync(ReadOnlyMemory<byte> wrappedKey, CancellationToken cancellationToken = default) =>
-        Task.FromResult(SensitiveBytes.Own(System.Security.Cryptography.SHA512.HashData(BitConverter.GetBytes(seed))));
+        var wrapped = new byte[12 + key.Length + 16];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(wrapped.AsSpan(0, 12));
+        using var aes = new System.Security.Cryptography.AesGcm(_wrappingKey, 16);
+        aes.Encrypt(wrapped.AsSpan(0, 12), key.Span, wrapped.AsSpan(12, key.Length), wrapped.AsSpan(12 + key.Length), default);
+        return Task.FromResult(wrapped);
+    }
+
+    public override Task<SensitiveBytes> UnwrapAsync(ReadOnlyMemory<byte> wrappedKey, CancellationToken cancellationToken = default)
+    {
+        if (wrappedKey.Span.SequenceEqual(s_seeded))
+        {
+            return Task.FromResult(SensitiveBytes.Own(System.Security.Cryptography.SHA512.HashData(BitConverter.GetBytes(seed))));
+        }
+
+        var w = wrappedKey.Span;
+        var key = new byte[w.Length - 28];
+        using var aes = new System.Security.Cryptography.AesGcm(_wrappingKey, 16);
+        aes.Decrypt(w[..12], w[12..^16], w[^16..], key, default);
+        return Task.FromResult(SensitiveBytes.Own(key));
+    }
 }

@@ -203,7 +203,8 @@ internal sealed partial class InterleavingSchedule
     /// the point completed before the backup's current enabling. By default that counts a reset that still runs,
     /// failed or was killed, since the repository format documents that such a reset leaves its backup's data
     /// partly deleted and the state as before (retrying finishes it); with <see cref="StrictResetsVariable"/> set to 1, only a reset
-    /// that went through counts, as the oracle says. Retention is judged from the backup's enabling, not
+    /// that went through counts, as the oracle says: one that succeeded, or one that died after storing its decision,
+    /// which the oracle knows from an enable of the backup succeeding after the reset began (an enabled backup cannot be enabled). Retention is judged from the backup's enabling, not
     /// from a status a host with a wrong clock stored (an expiry or release the true clock has not reached
     /// deletes nothing).
     /// </summary>
@@ -211,7 +212,7 @@ internal sealed partial class InterleavingSchedule
     {
         lock (_resets)
         {
-            if (_resets.Any(r => r.Backup == backup && (r.Succeeded || !_strictResets) && r.MayHaveDeletedAfter(committed.StartStep)))
+            if (_resets.Any(r => r.Backup == backup && (r.Succeeded || !_strictResets || backup.EnabledAfter(r.StartStep)) && r.MayHaveDeletedAfter(committed.StartStep)))
             {
                 return false;
             }

@@ -38,6 +38,9 @@ internal sealed partial class InterleavingSchedule
     private readonly int _maxOperations;
     private readonly bool _wrongClocks;
     private readonly bool _strictResets = s_strictResets;
+
+    // Whether key rotations and rekeys join the operations (a schedule of its own: seeds of the plain test keep their schedules).
+    private readonly bool _withRekeys;
     private bool _clocksWereWrong;
     private long _step;
     private int _operations;
@@ -53,8 +56,9 @@ internal sealed partial class InterleavingSchedule
 
     private static readonly bool s_strictResets = Environment.GetEnvironmentVariable(StrictResetsVariable) == "1";
 
-    public InterleavingSchedule(int seed, Func<TimeProvider, BackupStore> createStore, TimeSpan quietTimeout)
+    public InterleavingSchedule(int seed, Func<TimeProvider, BackupStore> createStore, TimeSpan quietTimeout, bool withRekeys = false)
     {
+        _withRekeys = withRekeys;
         _seed = seed;
         _random = new Random(seed);
         _createStore = createStore;
@@ -346,10 +350,16 @@ internal sealed partial class InterleavingSchedule
         Enable,
         Extend,
         Restore,
+        Rekey,
     }
 
     private OperationKind PickOperation()
     {
+        if (_withRekeys && _random.Next(100) < 20)
+        {
+            return OperationKind.Rekey;
+        }
+
         var roll = _random.Next(100);
         return roll switch
         {
@@ -417,6 +427,7 @@ internal sealed partial class InterleavingSchedule
                     }
 
                     var details = await client.EnableBackupAsync(Owner, backup.Id, instance, InstanceKind.Software);
+                    backup.Enabled(Volatile.Read(ref _step));
                     op.AddIfNotNull(details.LatestPoint);
                     return $"reset, enabled{(details.LatestPoint is { } p ? $", committed {Describe(p)}" : string.Empty)}";
                 };
@@ -436,8 +447,23 @@ internal sealed partial class InterleavingSchedule
                 body = async (client, op) =>
                 {
                     var details = await client.EnableBackupAsync(Owner, backup.Id, instance, InstanceKind.Software);
+                    backup.Enabled(Volatile.Read(ref _step));
                     op.AddIfNotNull(details.LatestPoint);
                     return $"enabled{(details.LatestPoint is { } p ? $", committed {Describe(p)}" : string.Empty)}";
+                };
+                break;
+            }
+
+            case OperationKind.Rekey:
+            {
+                var rotate = _random.Next(100) < 40;
+                var budget = 1 + _random.Next(3);
+                name = $"{(rotate ? "Rotate the key, then rekey" : "Rekey")} at most {budget} packs";
+                body = async (client, _) =>
+                {
+                    var rotation = rotate ? $"generation {(await client.RotateRepositoryKeyAsync()).KeyGeneration}; " : string.Empty;
+                    var summary = await client.RekeyAsync(budget);
+                    return $"{rotation}rewrote {summary.PacksRewritten} packs under generation {summary.KeyGeneration}, {summary.PacksRemaining} left";
                 };
                 break;
             }
@@ -721,6 +747,29 @@ internal sealed partial class InterleavingSchedule
 
     private sealed class Backup(string id, string alias, BackupKind kind)
     {
+        private readonly List<long> _enabledAtSteps = [];
+
+        /// <summary>Records an enable of this backup that succeeded at <paramref name="step"/>.</summary>
+        public void Enabled(long step)
+        {
+            lock (_enabledAtSteps)
+            {
+                _enabledAtSteps.Add(step);
+            }
+        }
+
+        /// <summary>
+        /// Whether an enable succeeded after <paramref name="step"/>: the backup was Disabled between (an enable of an
+        /// enabled backup is refused), so a reset that began at or before <paramref name="step"/> and died may have stored its decision.
+        /// </summary>
+        public bool EnabledAfter(long step)
+        {
+            lock (_enabledAtSteps)
+            {
+                return _enabledAtSteps.Any(s => s > step);
+            }
+        }
+
         public string Id { get; } = id;
 
         public string Alias { get; } = alias;

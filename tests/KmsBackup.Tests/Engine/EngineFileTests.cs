@@ -126,7 +126,7 @@ public class EngineFileTests
 
         // The refusal is about the uploaded file, not the repository: no "restore the store from a copy".
         Assert.Equal(BackupErrorCode.FileCorrupt, refused.Code);
-        Assert.Contains("backup file", refused.Item, StringComparison.Ordinal);
+        Assert.Equal("uploaded file 'crafted upload'", refused.Item);
         Assert.Contains("'crafted upload'", refused.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("repository", refused.Message, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("store", refused.Remedy, StringComparison.OrdinalIgnoreCase);
