@@ -200,19 +200,18 @@ internal sealed partial class InterleavingSchedule
     /// Whether a reported point must be readable now: its backup is enabled and was not reset after the point
     /// committed, and retention on the true clock keeps its date. Reset after it committed: a reset of the backup
     /// that ended after the point's run began and did not refuse before deleting, or (while every clock is right)
-    /// the point completed before the backup's current enabling. By default that counts a reset that still runs,
-    /// failed or was killed, since the repository format documents that such a reset leaves its backup's data
-    /// partly deleted and the state as before (retrying finishes it); with <see cref="StrictResetsVariable"/> set to 1, only a reset
-    /// that went through counts, as the oracle says: one that succeeded, or one that died after storing its decision,
-    /// which the oracle knows from an enable of the backup succeeding after the reset began (an enabled backup cannot be enabled). Retention is judged from the backup's enabling, not
-    /// from a status a host with a wrong clock stored (an expiry or release the true clock has not reached
-    /// deletes nothing).
+    /// the point completed before the backup's current enabling. Only a reset that went through counts, as the issue's
+    /// oracle says: one that succeeded, or one that died after storing its decision (a reset is done once its state is
+    /// stored; deleting its points is clean-up), which the oracle knows from an enable of the backup begun after the
+    /// reset began (an enabled backup cannot be enabled). A reset that failed, was killed before storing, or still runs
+    /// excuses no lost point. Retention is judged from the backup's enabling, not from a status a host with a wrong
+    /// clock stored (an expiry or release the true clock has not reached deletes nothing).
     /// </summary>
     private bool IsExpected(CommittedPoint committed, Backup backup, BackupDetails details, DateTimeOffset now)
     {
         lock (_resets)
         {
-            if (_resets.Any(r => r.Backup == backup && (r.Succeeded || !_strictResets || backup.EnabledAfter(r.StartStep)) && r.MayHaveDeletedAfter(committed.StartStep)))
+            if (_resets.Any(r => r.Backup == backup && (r.Succeeded || backup.EnableStartedAfter(r.StartStep)) && r.MayHaveDeletedAfter(committed.StartStep)))
             {
                 return false;
             }

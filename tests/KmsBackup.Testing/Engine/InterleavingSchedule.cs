@@ -37,7 +37,6 @@ internal sealed partial class InterleavingSchedule
     private readonly Queue<Func<Task>> _tail = new();
     private readonly int _maxOperations;
     private readonly bool _wrongClocks;
-    private readonly bool _strictResets = s_strictResets;
 
     // Whether key rotations and rekeys join the operations (a schedule of its own: seeds of the plain test keep their schedules).
     private readonly bool _withRekeys;
@@ -51,10 +50,6 @@ internal sealed partial class InterleavingSchedule
     // Whether the store or the time changed since the last check: when neither did, the check would find the same.
     private bool _changed = true;
 
-    /// <summary>The literal oracle for resets: a reset that failed, was killed or still runs excuses no lost point.</summary>
-    public const string StrictResetsVariable = "KMSBACKUP_INTERLEAVING_STRICT_RESETS";
-
-    private static readonly bool s_strictResets = Environment.GetEnvironmentVariable(StrictResetsVariable) == "1";
 
     public InterleavingSchedule(int seed, Func<TimeProvider, BackupStore> createStore, TimeSpan quietTimeout, bool withRekeys = false)
     {
@@ -426,8 +421,8 @@ internal sealed partial class InterleavingSchedule
                         return "reset";
                     }
 
+                    backup.EnableStarted(Volatile.Read(ref _step));
                     var details = await client.EnableBackupAsync(Owner, backup.Id, instance, InstanceKind.Software);
-                    backup.Enabled(Volatile.Read(ref _step));
                     op.AddIfNotNull(details.LatestPoint);
                     return $"reset, enabled{(details.LatestPoint is { } p ? $", committed {Describe(p)}" : string.Empty)}";
                 };
@@ -446,8 +441,8 @@ internal sealed partial class InterleavingSchedule
                 name = $"Enable {backup.Alias} on {instance}";
                 body = async (client, op) =>
                 {
+                    backup.EnableStarted(Volatile.Read(ref _step));
                     var details = await client.EnableBackupAsync(Owner, backup.Id, instance, InstanceKind.Software);
-                    backup.Enabled(Volatile.Read(ref _step));
                     op.AddIfNotNull(details.LatestPoint);
                     return $"enabled{(details.LatestPoint is { } p ? $", committed {Describe(p)}" : string.Empty)}";
                 };
@@ -749,8 +744,8 @@ internal sealed partial class InterleavingSchedule
     {
         private readonly List<long> _enabledAtSteps = [];
 
-        /// <summary>Records an enable of this backup that succeeded at <paramref name="step"/>.</summary>
-        public void Enabled(long step)
+        /// <summary>Records an enable of this backup that started at <paramref name="step"/>.</summary>
+        public void EnableStarted(long step)
         {
             lock (_enabledAtSteps)
             {
@@ -759,10 +754,12 @@ internal sealed partial class InterleavingSchedule
         }
 
         /// <summary>
-        /// Whether an enable succeeded after <paramref name="step"/>: the backup was Disabled between (an enable of an
-        /// enabled backup is refused), so a reset that began at or before <paramref name="step"/> and died may have stored its decision.
+        /// Whether an enable started after <paramref name="step"/>. An enable of an enabled backup is refused before it
+        /// changes anything; one that deletes a reset's leftovers, or stores the backup enabled again, found it Disabled.
+        /// So a backup seen enabled without points that a reset begun at <paramref name="step"/> would have deleted, after
+        /// such an enable, was reset: by that reset (which died after storing its decision) or a later one.
         /// </summary>
-        public bool EnabledAfter(long step)
+        public bool EnableStartedAfter(long step)
         {
             lock (_enabledAtSteps)
             {
