@@ -41,6 +41,46 @@ public class SchedulerTests
     }
 
     [Fact]
+    [Trait("Rule", "D4")]
+    public async Task After_a_key_rotation_the_scheduler_rekeys_every_old_pack_in_the_background_a_budget_per_tick()
+    {
+        await using var h = HostHarness.Create(o => o.Scheduler.RekeyPacksPerTick = 1);
+        await h.CreateInstanceAsync("kst-a");
+        for (var i = 0; i < 40; i++)
+        {
+            await h.Kms.GenerateKeyAsync("kst-a", $"key-{i:D3}", HostHarness.Owner);
+        }
+
+        var backup = (await (await h.ClientAsync()).OnInstanceEnabledAsync("kst-a"))!;
+        await h.StartHostAsync();
+        await h.NextTickAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            await h.Kms.GenerateKeyAsync("kst-a", $"later-{i}", HostHarness.Owner);
+            await h.AdvanceAsync();
+        }
+
+        var client = await h.ClientAsync();
+        var old = (await client.VerifyAsync()).PacksByKeyGeneration[1];
+        Assert.True(old >= 3, $"expected several packs before the rotation, found {old}");
+        await client.RotateRepositoryKeyAsync();
+
+        // One old pack a tick: as many ticks as there were old packs, and the next finds nothing left.
+        for (var i = 0; i < old + 1; i++)
+        {
+            Assert.Null((await h.AdvanceAsync()).Error);
+        }
+
+        Assert.Equal(0, (await client.RekeyAsync()).PacksRewritten);
+        h.Clock.Advance(TimeSpan.FromHours(2));
+        await client.PruneAsync();
+        var verification = await client.VerifyAsync();
+        Assert.True(verification.IsClean, string.Join("; ", verification.Problems.Select(p => p.Description)));
+        Assert.Equal([2], verification.PacksByKeyGeneration.Keys);
+        Assert.NotEmpty(await client.ListRecoveryPointsAsync(HostHarness.Owner, backup.Id, new DateOnly(2026, 5, 1)));
+    }
+
+    [Fact]
     [Trait("Rule", "S1")]
     public async Task A_first_full_that_failed_when_the_instance_was_enabled_is_run_by_the_next_tick()
     {

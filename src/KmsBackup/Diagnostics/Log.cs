@@ -60,6 +60,9 @@ internal static partial class Log
     [LoggerMessage(1302, LogLevel.Information, "Rekey to key generation {KeyGeneration}: {PacksRewritten} packs re-encrypted and marked for a later prune, {PacksRemaining} left for a later rekey")]
     public static partial void Rekeyed(ILogger logger, int keyGeneration, int packsRewritten, int packsRemaining);
 
+    [LoggerMessage(1303, LogLevel.Warning, "KmsBackup scheduler for {InstanceName}: the background rekey failed ({ErrorType}); it is tried again at the next tick")]
+    public static partial void RekeyFailed(ILogger logger, Exception exception, string instanceName, string errorType);
+
     [LoggerMessage(2001, LogLevel.Information, "KmsBackup scheduler started for {InstanceName}: a tick every {Tick}")]
     public static partial void SchedulerStarted(ILogger logger, string instanceName, TimeSpan tick);
 

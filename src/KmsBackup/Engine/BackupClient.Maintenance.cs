@@ -116,6 +116,30 @@ public partial class BackupClient
         return new RekeySummary((int)result.Generation, result.PacksRewritten, result.ObjectsCopied, result.BytesWritten, result.PacksRemaining);
     }
 
+    // The key generation a background rekey last found nothing left to rewrite for, and when.
+    private (uint Generation, DateTimeOffset At) _rekeyedThrough = (1, DateTimeOffset.MinValue);
+
+    /// <summary>
+    /// The hosted scheduler's background rekey: rewrites up to <paramref name="budget"/> old packs when this client
+    /// knows a key generation newer than the first and has not found the work done for it within the last hour
+    /// (a host that had not yet learned of the rotation may still have written a few packs under an older one).
+    /// </summary>
+    internal async Task RekeyInBackgroundAsync(int budget, CancellationToken cancellationToken)
+    {
+        var current = _repository.Crypto.CurrentGeneration;
+        var done = _rekeyedThrough;
+        if (current == 1 || (done.Generation == current && Clock.GetUtcNow() - done.At < TimeSpan.FromHours(1)))
+        {
+            return;
+        }
+
+        var summary = await RekeyAsync(budget, cancellationToken).ConfigureAwait(false);
+        if (summary.IsComplete)
+        {
+            _rekeyedThrough = ((uint)summary.KeyGeneration, Clock.GetUtcNow());
+        }
+    }
+
     /// <summary>
     /// Deletes what no backup keeps (rule W5): recovery points of dates past retention, and of released
     /// or reset backups; then, in two phases, the packs no remaining point refers to and the recovery points

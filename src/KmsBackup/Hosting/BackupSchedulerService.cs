@@ -125,6 +125,18 @@ public sealed class BackupSchedulerService : BackgroundService
             var client = await _clients.GetClientAsync(name, stoppingToken).ConfigureAwait(false);
             (runs, failures) = await client.RunDueCoreAsync(stoppingToken).ConfigureAwait(false);
             Log.TickCompleted(_logger, name, runs.Count, failures.Count);
+            if (_options.Get(name).Scheduler.RekeyPacksPerTick is > 0 and var budget)
+            {
+                try
+                {
+                    await client.RekeyInBackgroundAsync(budget, stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException && !stoppingToken.IsCancellationRequested)
+                {
+                    // The backups of this tick ran; the rekey tries again at the next tick.
+                    Log.RekeyFailed(_logger, e, name, BackupTelemetry.ErrorType(e));
+                }
+            }
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {

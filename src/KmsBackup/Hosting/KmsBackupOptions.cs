@@ -163,6 +163,15 @@ public sealed class KmsBackupSchedulerOptions
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan Tick { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// After a repository key rotation, how many packs of older key generations each tick re-encrypts under the
+    /// new one (<see cref="BackupClient.RekeyAsync"/>), after the tick's due backups: the rekey runs in the
+    /// background until nothing is left, then costs nothing until the next rotation. 0 turns it off (call
+    /// <see cref="BackupClient.RekeyAsync"/> yourself). 0 to 10,000; default 4 (up to about 32 MiB a tick).
+    /// </summary>
+    [Range(0, 10_000)]
+    public int RekeyPacksPerTick { get; set; } = 4;
 }
 
 /// <summary>When <see cref="KmsBackupHealthCheck"/> reports a backup degraded or unhealthy.</summary>
