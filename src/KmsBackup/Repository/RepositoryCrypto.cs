@@ -78,7 +78,9 @@ internal sealed class RepositoryCrypto : IDisposable
             throw RepositoryErrors.Integrity(what, "it is shorter than its nonce and tag");
         }
 
-        var plaintext = new byte[sealedBytes.Length - Overhead];
+        // Pinned: an object's plaintext may be a tree leaf (key material, secret ciphertexts), and a compacting GC would
+        // leave a copy of a movable array behind that the reader's wipe never reaches.
+        var plaintext = GC.AllocateUninitializedArray<byte>(sealedBytes.Length - Overhead, pinned: true);
         try
         {
             _aes.Decrypt(
