@@ -79,9 +79,15 @@ public static class BackupFileCodec
     private const string TruncatedRemedy = "The file was cut short (an interrupted download or copy): download or copy it again in full.";
 
     /// <summary>Creates a fresh random 256-bit data encryption key for one backup file.</summary>
-    /// <returns>32 bytes from <see cref="RandomNumberGenerator"/>. The caller owns them and should zero them
+    /// <returns>32 bytes from <see cref="RandomNumberGenerator"/>, in a pinned array (which the garbage collector never
+    /// moves, so no copy of it is left behind). The caller owns them and should zero them
     /// (<see cref="CryptographicOperations.ZeroMemory"/>) when done.</returns>
-    public static byte[] GenerateDataKey() => RandomNumberGenerator.GetBytes(DataKeySize);
+    public static byte[] GenerateDataKey()
+    {
+        var key = GC.AllocateUninitializedArray<byte>(DataKeySize, pinned: true);
+        RandomNumberGenerator.Fill(key);
+        return key;
+    }
 
     /// <summary>Encrypts a plaintext stream into a backup file with the default segment size.</summary>
     /// <param name="plaintext">The backup data, read to its end.</param>
@@ -133,7 +139,7 @@ public static class BackupFileCodec
 
         var header = new byte[HeaderSize];
         var cipher = CreateForWriting(header, dataKey.Span, segmentSize, salt.Span, noncePrefix.Span);
-        var plainBuffer = ArrayPool<byte>.Shared.Rent(segmentSize);
+        var plainBuffer = SensitiveBufferPool.Rent(segmentSize);
         var cipherBuffer = ArrayPool<byte>.Shared.Rent(segmentSize + TagSize);
         try
         {
@@ -163,8 +169,7 @@ public static class BackupFileCodec
         finally
         {
             cipher.Dispose();
-            CryptographicOperations.ZeroMemory(plainBuffer.AsSpan(0, segmentSize));
-            ArrayPool<byte>.Shared.Return(plainBuffer);
+            SensitiveBufferPool.Return(plainBuffer);
             ArrayPool<byte>.Shared.Return(cipherBuffer);
         }
     }
@@ -391,7 +396,7 @@ public static class BackupFileCodec
         byte[]? scratch = null;
         if (verifyOnly)
         {
-            scratch = ArrayPool<byte>.Shared.Rent(segmentSize);
+            scratch = SensitiveBufferPool.Rent(segmentSize);
             destination = scratch.AsSpan(0, segmentSize);
         }
         else
@@ -450,8 +455,7 @@ public static class BackupFileCodec
         {
             if (verifyOnly)
             {
-                CryptographicOperations.ZeroMemory(destination);
-                ArrayPool<byte>.Shared.Return(scratch!);
+                SensitiveBufferPool.Return(scratch!);
             }
             else if (!succeeded)
             {
@@ -472,7 +476,7 @@ public static class BackupFileCodec
         var cipher = CreateForReading(header.AsSpan(0, headerRead), dataKey.Span);
         var segmentSize = cipher.SegmentSize;
         var fullSegment = segmentSize + TagSize;
-        var plainBuffer = ArrayPool<byte>.Shared.Rent(segmentSize);
+        var plainBuffer = SensitiveBufferPool.Rent(segmentSize);
         var cipherBuffer = ArrayPool<byte>.Shared.Rent(fullSegment);
         try
         {
@@ -496,8 +500,7 @@ public static class BackupFileCodec
         finally
         {
             cipher.Dispose();
-            CryptographicOperations.ZeroMemory(plainBuffer.AsSpan(0, segmentSize));
-            ArrayPool<byte>.Shared.Return(plainBuffer);
+            SensitiveBufferPool.Return(plainBuffer);
             ArrayPool<byte>.Shared.Return(cipherBuffer);
         }
     }
@@ -722,7 +725,8 @@ public static class BackupFileCodec
             _encrypted = encrypted;
             _leaveOpen = leaveOpen;
             _maximumSegmentCount = maximumSegmentCount;
-            _dataKey = dataKey.ToArray();
+            _dataKey = GC.AllocateUninitializedArray<byte>(dataKey.Length, pinned: true);
+            dataKey.CopyTo(_dataKey);
         }
 
         public override bool CanRead => !_disposed;
@@ -858,7 +862,7 @@ public static class BackupFileCodec
             }
 
             _fullSegment = _cipher.SegmentSize + TagSize;
-            _plain = ArrayPool<byte>.Shared.Rent(_cipher.SegmentSize);
+            _plain = SensitiveBufferPool.Rent(_cipher.SegmentSize);
             _segment = ArrayPool<byte>.Shared.Rent(_fullSegment);
         }
 
@@ -897,8 +901,7 @@ public static class BackupFileCodec
 
             if (_plain is not null)
             {
-                CryptographicOperations.ZeroMemory(_plain);
-                ArrayPool<byte>.Shared.Return(_plain);
+                SensitiveBufferPool.Return(_plain);
                 _plain = null;
             }
 

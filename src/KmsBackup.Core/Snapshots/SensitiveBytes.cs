@@ -7,6 +7,11 @@ namespace KmsBackup;
 /// <see cref="ToString"/> says only how many bytes it holds, equality is constant-time, and
 /// <see cref="Clear"/> zeroes the buffer once the holder is done with it.
 /// </summary>
+/// <remarks>
+/// The bytes live in a pinned array (on the pinned object heap), which the garbage collector never moves: a
+/// compacting collection would otherwise leave a copy behind at the old address, which no <see cref="Clear"/>
+/// reaches. So <see cref="Clear"/> zeroes the only copy there is.
+/// </remarks>
 public sealed class SensitiveBytes : IEquatable<SensitiveBytes>
 {
     private readonly byte[] _bytes;
@@ -19,16 +24,26 @@ public sealed class SensitiveBytes : IEquatable<SensitiveBytes>
     /// <summary>The bytes. Do not log, format or keep them longer than needed.</summary>
     public ReadOnlySpan<byte> Span => _bytes;
 
-    /// <summary>Copies <paramref name="bytes"/>; the caller remains responsible for clearing its own copy.</summary>
+    /// <summary>Copies <paramref name="bytes"/> into a pinned buffer; the caller remains responsible for clearing its own copy.</summary>
     /// <param name="bytes">The sensitive bytes.</param>
-    public static SensitiveBytes Copy(ReadOnlySpan<byte> bytes) => new(bytes.ToArray());
+    public static SensitiveBytes Copy(ReadOnlySpan<byte> bytes)
+    {
+        var pinned = GC.AllocateUninitializedArray<byte>(bytes.Length, pinned: true);
+        bytes.CopyTo(pinned);
+        return new SensitiveBytes(pinned);
+    }
 
-    /// <summary>Takes ownership of <paramref name="bytes"/> without copying; the caller must not use the array afterwards.</summary>
-    /// <param name="bytes">The sensitive bytes.</param>
+    /// <summary>
+    /// Takes the bytes of <paramref name="bytes"/>: they are moved into a pinned buffer and the array is zeroed, so
+    /// that the caller's array (which the garbage collector may move and copy) holds nothing afterwards.
+    /// </summary>
+    /// <param name="bytes">The sensitive bytes; zeros when the call returns.</param>
     public static SensitiveBytes Own(byte[] bytes)
     {
         ArgumentNullException.ThrowIfNull(bytes);
-        return new SensitiveBytes(bytes);
+        var taken = Copy(bytes);
+        CryptographicOperations.ZeroMemory(bytes);
+        return taken;
     }
 
     /// <summary>Zeroes the bytes. The value reads as zeros afterwards.</summary>

@@ -93,7 +93,9 @@ public partial class BackupClient
             changes.AddRange((await ReadPointAsync(key, cancellationToken).ConfigureAwait(false)).Changes);
         }
 
-        var payload = new RecordWriter(64 * 1024);
+        // The payload holds key material and secret ciphertexts: pinned, so that the GC never leaves a copy as it grows,
+        // and zeroed when the download ends.
+        var payload = new RecordWriter(64 * 1024, pinned: true);
         var dataKey = BackupFileCodec.GenerateDataKey();
         try
         {
@@ -272,31 +274,30 @@ public partial class BackupClient
 
     private async Task WriteSnapshotAsync(RecordWriter payload, PointManifest point, CancellationToken cancellationToken)
     {
-        var snapshot = await _repository.ReadSnapshotAsync(point, cancellationToken).ConfigureAwait(false);
-        payload.WriteInstant(snapshot.TakenAt);
-        payload.WriteString(snapshot.Source.InstanceId);
-        payload.WriteByte((byte)snapshot.Source.Kind);
-        payload.WriteString(snapshot.Source.Region);
-        payload.WriteString(snapshot.Source.OwnerAccount);
-        payload.WriteVarUInt((ulong)snapshot.Keys.Length);
-        foreach (var key in snapshot.Keys)
+        var snapshot = await _repository.ReadSnapshotAsync(point, withValues: true, cancellationToken).ConfigureAwait(false);
+        try
         {
-            ItemCodec.Write(payload, key);
-        }
-
-        payload.WriteVarUInt((ulong)snapshot.Secrets.Length);
-        foreach (var secret in snapshot.Secrets)
-        {
-            ItemCodec.Write(payload, secret);
-        }
-
-        // The payload holds the bytes now; the decoded records need not keep key material around.
-        foreach (var key in snapshot.Keys)
-        {
-            foreach (var version in key.Versions)
+            payload.WriteInstant(snapshot.TakenAt);
+            payload.WriteString(snapshot.Source.InstanceId);
+            payload.WriteByte((byte)snapshot.Source.Kind);
+            payload.WriteString(snapshot.Source.Region);
+            payload.WriteString(snapshot.Source.OwnerAccount);
+            payload.WriteVarUInt((ulong)snapshot.Keys.Length);
+            foreach (var key in snapshot.Keys)
             {
-                version.Material?.Clear();
+                ItemCodec.Write(payload, key);
             }
+
+            payload.WriteVarUInt((ulong)snapshot.Secrets.Length);
+            foreach (var secret in snapshot.Secrets)
+            {
+                ItemCodec.Write(payload, secret);
+            }
+        }
+        finally
+        {
+            // The payload holds the bytes now; the decoded records need not keep key material or secret values around.
+            SensitiveValues.Clear(snapshot);
         }
     }
 

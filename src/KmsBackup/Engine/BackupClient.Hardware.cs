@@ -159,7 +159,7 @@ public partial class BackupClient
             return refusals;
         }
 
-        var (_, snapshot) = await GetStateAtAsync(callerAccount, backupId, at, cancellationToken).ConfigureAwait(false);
+        var (_, snapshot) = await StateAtAsync(callerAccount, backupId, at, withValues: false, cancellationToken).ConfigureAwait(false);
         var keys = snapshot.Keys.Select(k => (k.Name, k.Id)).ToList();
         var present = await Hsm.FindPresentKeysAsync(cluster.ClusterId, keys.Select(k => k.Id), cancellationToken).ConfigureAwait(false);
         refusals.AddRange(HardwareRules.CheckKeyMaterial(cluster.ClusterId, keys, present));

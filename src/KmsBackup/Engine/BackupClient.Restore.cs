@@ -29,7 +29,8 @@ public partial class BackupClient
             ArgumentNullException.ThrowIfNull(request);
             request.Validate();
             var owned = await LoadOwnedAsync(request.CallerAccount, request.BackupId, cancellationToken).ConfigureAwait(false);
-            var prepared = await PrepareRestoreAsync(request with { OperationId = request.OperationId ?? NewId("restore") }, owned, null, cancellationToken).ConfigureAwait(false);
+            // A plan needs no key material and no secret value: the items are read without them.
+            var prepared = await PrepareRestoreAsync(request with { OperationId = request.OperationId ?? NewId("restore") }, owned, null, withValues: false, cancellationToken).ConfigureAwait(false);
             prepared.Records.Clear();
             return prepared.Plan;
         }
@@ -133,7 +134,7 @@ public partial class BackupClient
                 }
             }
 
-            var prepared = await PrepareRestoreAsync(request, owned, pinnedSequence, token).ConfigureAwait(false);
+            var prepared = await PrepareRestoreAsync(request, owned, pinnedSequence, withValues: true, token).ConfigureAwait(false);
             try
             {
                 var plan = prepared.Plan;
@@ -343,14 +344,32 @@ public partial class BackupClient
             $"{what} into instance '{plan.TargetInstanceId}' failed: {cause} {outcome}", remedy);
     }
 
-    private async Task<PreparedRestore> PrepareRestoreAsync(RestoreRequest request, CatalogEntry owned, long? pinnedSequence, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the chosen items (with their key material and secret ciphertexts only when <paramref name="withValues"/>:
+    /// to restore them) and plans. The caller clears the records (<see cref="RestoreRecords.Clear"/>) when done, and so
+    /// does this method if it fails.
+    /// </summary>
+    private async Task<PreparedRestore> PrepareRestoreAsync(RestoreRequest request, CatalogEntry owned, long? pinnedSequence, bool withValues, CancellationToken cancellationToken)
+    {
+        var records = new RestoreRecords();
+        try
+        {
+            return await PrepareRestoreAsync(request, owned, pinnedSequence, withValues, records, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            records.Clear();
+            throw;
+        }
+    }
+
+    private async Task<PreparedRestore> PrepareRestoreAsync(RestoreRequest request, CatalogEntry owned, long? pinnedSequence, bool withValues, RestoreRecords records, CancellationToken cancellationToken)
     {
         // Reads only: the state is advanced by time in memory, never stored.
         var entry = AsOfNow(owned);
         var now = Clock.GetUtcNow();
         var state = entry.State;
-        var records = new RestoreRecords();
-        var source = await ReadRestoreSourceAsync(state, request, now, pinnedSequence, records, cancellationToken).ConfigureAwait(false);
+        var source = await ReadRestoreSourceAsync(state, request, now, pinnedSequence, withValues, records, cancellationToken).ConfigureAwait(false);
 
         var missingKeys = request.KeyNames.Where(n => !records.Keys.ContainsKey(n)).ToList();
         var missingSecrets = request.SecretNames.Where(n => !records.Secrets.ContainsKey(n)).ToList();
@@ -459,7 +478,7 @@ public partial class BackupClient
     /// <paramref name="pinnedSequence"/> (a resume, by date), reads the date's points only up to that one,
     /// and nothing if it is gone: the data its operation's first run read, not what the date holds now.
     /// </summary>
-    private async Task<RestoreSource> ReadRestoreSourceAsync(BackupState state, RestoreRequest request, DateTimeOffset now, long? pinnedSequence, RestoreRecords records, CancellationToken cancellationToken)
+    private async Task<RestoreSource> ReadRestoreSourceAsync(BackupState state, RestoreRequest request, DateTimeOffset now, long? pinnedSequence, bool withValues, RestoreRecords records, CancellationToken cancellationToken)
     {
         InstanceSnapshot? snapshot;
         DateOnly date;
@@ -486,7 +505,7 @@ public partial class BackupClient
                 return new RestoreSource(date, null, takenAt);
             }
 
-            snapshot = await _repository.ReadSnapshotAsync(manifest, cancellationToken).ConfigureAwait(false);
+            snapshot = await _repository.ReadSnapshotAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
         }
         else
         {
@@ -523,14 +542,14 @@ public partial class BackupClient
                 }
 
                 var manifest = await ReadPointAsync(viewPoint, cancellationToken).ConfigureAwait(false);
-                var (keys, secrets) = await ViewRecordsAsync(day, type, cancellationToken).ConfigureAwait(false);
+                var (keys, secrets) = await ViewRecordsAsync(day, type, withValues, records.Read, cancellationToken).ConfigureAwait(false);
                 snapshot = InstanceSnapshot.Create(manifest.Source, manifest.TakenAt, keys ?? [], secrets ?? []);
                 takenAt = manifest.TakenAt;
             }
             else
             {
                 var manifest = await ReadPointAsync(day[^1], cancellationToken).ConfigureAwait(false);
-                snapshot = await _repository.ReadSnapshotAsync(manifest, cancellationToken).ConfigureAwait(false);
+                snapshot = await _repository.ReadSnapshotAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
                 takenAt = manifest.TakenAt;
             }
         }
@@ -545,15 +564,23 @@ public partial class BackupClient
     /// <summary>The chosen items, by name, with their material and ciphertexts; cleared when the restore is done.</summary>
     private sealed class RestoreRecords
     {
-        private readonly List<InstanceSnapshot> _read = [];
+        private readonly List<KeyRecord> _readKeys = [];
+        private readonly List<SecretRecord> _readSecrets = [];
 
         public Dictionary<string, KeyRecord> Keys { get; } = new(StringComparer.Ordinal);
 
         public Dictionary<string, SecretRecord> Secrets { get; } = new(StringComparer.Ordinal);
 
+        /// <summary>Notes records read for the restore, chosen or not, so that <see cref="Clear"/> zeroes them all.</summary>
+        public void Read(IEnumerable<KeyRecord> keys, IEnumerable<SecretRecord> secrets)
+        {
+            _readKeys.AddRange(keys);
+            _readSecrets.AddRange(secrets);
+        }
+
         public void Take(InstanceSnapshot snapshot, RestoreRequest request)
         {
-            _read.Add(snapshot);
+            Read(snapshot.Keys, snapshot.Secrets);
             var keyNames = request.KeyNames.ToHashSet(StringComparer.Ordinal);
             var secretNames = request.SecretNames.ToHashSet(StringComparer.Ordinal);
             foreach (var key in snapshot.Keys.Where(k => request.AllItems || keyNames.Contains(k.Name)))
@@ -570,26 +597,10 @@ public partial class BackupClient
         /// <summary>Zeroes the key material and secret ciphertexts read for the restore.</summary>
         public void Clear()
         {
-            foreach (var snapshot in _read)
-            {
-                foreach (var key in snapshot.Keys)
-                {
-                    foreach (var version in key.Versions)
-                    {
-                        version.Material?.Clear();
-                    }
-                }
-
-                foreach (var secret in snapshot.Secrets)
-                {
-                    foreach (var version in secret.Versions)
-                    {
-                        version.Ciphertext.Clear();
-                    }
-                }
-            }
-
-            _read.Clear();
+            _readKeys.ForEach(SensitiveValues.Clear);
+            _readSecrets.ForEach(SensitiveValues.Clear);
+            _readKeys.Clear();
+            _readSecrets.Clear();
             Keys.Clear();
             Secrets.Clear();
         }

@@ -212,29 +212,28 @@ public partial class BackupClient
         var state = entry.State;
         var startedAt = Clock.GetUtcNow();
         var instanceId = state.Instance!.Id;
-        var previous = await PreviousSnapshotAsync(state, points, cancellationToken).ConfigureAwait(false);
+        var previous = await PreviousPointAsync(state, points, cancellationToken).ConfigureAwait(false);
 
-        // Read the instance: a full always reads everything; an incremental follows the change feed when it can.
+        // What the run reads holds key material and secret ciphertexts (copies from the gateway, the last point's items
+        // read back from the repository): all of it is zeroed when the run ends, however it ends. Only a digest is kept.
+        using var held = new HeldValues();
+
+        // Read the instance: a full always reads everything; an incremental follows the change feed when it can,
+        // replaying it onto the last point's items.
         InstanceSnapshot snapshot;
         string? cursor;
         var usedFeed = false;
-        if (run.Kind == BackupRunKind.Incremental && previous is { Cursor: { } since } && _instances.SupportsChangeFeed)
+        if (run.Kind == BackupRunKind.Incremental && previous is { Cursor: { } since } && _instances.SupportsChangeFeed &&
+            held.Hold(await _instances.ReadChangesAsync(instanceId, since, cancellationToken).ConfigureAwait(false)) is { CursorExpired: false } changes &&
+            held.Hold(await PreviousItemsAsync(points[^1], cancellationToken).ConfigureAwait(false)) is { } before)
         {
-            var changes = await _instances.ReadChangesAsync(instanceId, since, cancellationToken).ConfigureAwait(false);
-            if (!changes.CursorExpired)
-            {
-                snapshot = Apply(previous.Snapshot, changes);
-                cursor = changes.Cursor;
-                usedFeed = true;
-            }
-            else
-            {
-                (snapshot, cursor) = await _instances.ReadSnapshotAsync(instanceId, cancellationToken).ConfigureAwait(false);
-            }
+            snapshot = Apply(before, changes);
+            cursor = changes.Cursor;
+            usedFeed = true;
         }
         else
         {
-            (snapshot, cursor) = await _instances.ReadSnapshotAsync(instanceId, cancellationToken).ConfigureAwait(false);
+            (snapshot, cursor) = held.Hold(await _instances.ReadSnapshotAsync(instanceId, cancellationToken).ConfigureAwait(false));
         }
 
         if (state.Instance.Kind == InstanceKind.Hardware && snapshot.Keys.Any(k => k.HasMaterial))
@@ -246,7 +245,8 @@ public partial class BackupClient
         }
 
         // The first point of a backup is the baseline: nothing counts as added or rotated on it.
-        var changesSincePrevious = previous is null ? [] : SnapshotDiff.Compare(previous.Snapshot, snapshot).Changes;
+        var digest = SnapshotDigest.Of(snapshot);
+        var changesSincePrevious = previous is null ? [] : digest.ChangesSince(previous.Digest);
         var sequence = points.Count == 0 ? 1 : points[^1].Sequence + 1;
         var slot = run.Kind == BackupRunKind.Full ? startedAt : SlotOf(run, startedAt, points.Count == 0 ? null : await LastFullAsync(points, cancellationToken).ConfigureAwait(false));
         var date = state.TimeZone.DateOf(startedAt);
@@ -293,7 +293,7 @@ public partial class BackupClient
             _pointLists[state.Id] = [.. list, key];
         }
 
-        _lastSnapshots[state.Id] = new CachedSnapshot(sequence, snapshot, cursor);
+        _lastPoints[state.Id] = new CachedPoint(sequence, digest, cursor);
 
         return new BackupRunResult
         {
@@ -377,7 +377,12 @@ public partial class BackupClient
         return history.LastIncrementalSlot!.Value;
     }
 
-    private async Task<CachedSnapshot?> PreviousSnapshotAsync(BackupState state, List<PointKey> points, CancellationToken cancellationToken)
+    /// <summary>
+    /// The last point of the backup as this client remembers it (a digest and the change feed's cursor), read from
+    /// the repository without key material or secret values when the client has not seen it (a new process, or
+    /// another writer's point). <see langword="null"/> when the backup has no point since it was enabled.
+    /// </summary>
+    private async Task<CachedPoint?> PreviousPointAsync(BackupState state, List<PointKey> points, CancellationToken cancellationToken)
     {
         if (points.Count == 0 || state.EnabledAt is not { } enabledAt)
         {
@@ -385,7 +390,7 @@ public partial class BackupClient
         }
 
         var last = points[^1];
-        if (_lastSnapshots.TryGetValue(state.Id, out var cached) && cached.Sequence == last.Sequence)
+        if (_lastPoints.TryGetValue(state.Id, out var cached) && cached.Sequence == last.Sequence)
         {
             return cached;
         }
@@ -396,10 +401,27 @@ public partial class BackupClient
             return null;
         }
 
-        var snapshot = await _repository.ReadSnapshotAsync(manifest, cancellationToken).ConfigureAwait(false);
-        var loaded = new CachedSnapshot(last.Sequence, snapshot, manifest.Cursor);
-        _lastSnapshots[state.Id] = loaded;
+        var metadata = await _repository.ReadSnapshotAsync(manifest, withValues: false, cancellationToken).ConfigureAwait(false);
+        var loaded = new CachedPoint(last.Sequence, SnapshotDigest.Of(metadata), manifest.Cursor);
+        _lastPoints[state.Id] = loaded;
         return loaded;
+    }
+
+    /// <summary>
+    /// The items of the backup's last point, key material and secret ciphertexts included, for an incremental that
+    /// replays the change feed onto them (the caller zeroes them when the run ends); <see langword="null"/> when they
+    /// cannot be read (damaged, or deleted meanwhile), and the run reads the instance instead.
+    /// </summary>
+    private async Task<InstanceSnapshot?> PreviousItemsAsync(PointKey last, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _repository.ReadSnapshotAsync(await ReadPointAsync(last, cancellationToken).ConfigureAwait(false), withValues: true, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e is BackupIntegrityException || e.Code == BackupErrorCode.NotFound)
+        {
+            return null;
+        }
     }
 
     private static InstanceSnapshot Apply(InstanceSnapshot previous, InstanceChanges changes)

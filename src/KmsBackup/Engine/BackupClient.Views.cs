@@ -116,15 +116,22 @@ public partial class BackupClient
     /// <summary>
     /// The instance's state as backed up at <paramref name="at"/>: the latest recovery point taken at or
     /// before it (rule D4). Its date must be viewable. The snapshot holds key material and secret
-    /// ciphertexts: keep it no longer than needed.
+    /// ciphertexts, in pinned buffers that the client keeps no reference to: keep it no longer than needed, and
+    /// zero them when done (<see cref="SensitiveBytes.Clear"/> on each key version's material and each secret
+    /// version's ciphertext).
     /// </summary>
     /// <param name="callerAccount">The backup's owner.</param>
     /// <param name="backupId">The backup.</param>
     /// <param name="at">The instant.</param>
     /// <param name="cancellationToken">Cancels the read.</param>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no point at or before the instant; or the date is not viewable.</exception>
-    public virtual async Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> GetStateAtAsync(
-        string callerAccount, string backupId, DateTimeOffset at, CancellationToken cancellationToken = default)
+    public virtual Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> GetStateAtAsync(
+        string callerAccount, string backupId, DateTimeOffset at, CancellationToken cancellationToken = default) =>
+        StateAtAsync(callerAccount, backupId, at, withValues: true, cancellationToken);
+
+    /// <summary><see cref="GetStateAtAsync"/>, with key material and secret ciphertexts only when <paramref name="withValues"/>.</summary>
+    private async Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> StateAtAsync(
+        string callerAccount, string backupId, DateTimeOffset at, bool withValues, CancellationToken cancellationToken)
     {
         var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
         var now = Clock.GetUtcNow();
@@ -148,7 +155,7 @@ public partial class BackupClient
             throw dateRefusal.ToException();
         }
 
-        return (ToPoint(best, bestKey.Date), await _repository.ReadSnapshotAsync(best, cancellationToken).ConfigureAwait(false));
+        return (ToPoint(best, bestKey.Date), await _repository.ReadSnapshotAsync(best, withValues, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>The latest recovery point taken at or before <paramref name="at"/> (rule D4), or <see langword="null"/>.</summary>
@@ -177,15 +184,20 @@ public partial class BackupClient
 
     private async Task<IReadOnlyList<BackupDataItem>> ItemsOfAsync(List<PointKey> day, BackupDataType type, CancellationToken cancellationToken)
     {
-        var (keys, secrets) = await ViewRecordsAsync(day, type, cancellationToken).ConfigureAwait(false);
+        // A view shows metadata only: the items are read without their key material and secret values.
+        var (keys, secrets) = await ViewRecordsAsync(day, type, withValues: false, null, cancellationToken).ConfigureAwait(false);
         return keys is not null ? keys.Select(BackupDataItem.From).ToList() : secrets!.Select(BackupDataItem.From).ToList();
     }
 
     /// <summary>
     /// The records a data view of a day shows (rules D2, D3): the keys (secrets <see langword="null"/>) for a
-    /// key type, or the secrets (keys <see langword="null"/>) for a secret type, sorted by name.
+    /// key type, or the secrets (keys <see langword="null"/>) for a secret type, sorted by name. Only the tree of
+    /// that type is read. With <paramref name="withValues"/> (a restore) the records carry key material and secret
+    /// ciphertexts, and every record read, shown or not, is passed to <paramref name="read"/>, which must zero them
+    /// when done; without, none is copied out of the leaves.
     /// </summary>
-    private async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ViewRecordsAsync(List<PointKey> day, BackupDataType type, CancellationToken cancellationToken)
+    private async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ViewRecordsAsync(
+        List<PointKey> day, BackupDataType type, bool withValues, Action<IEnumerable<KeyRecord>, IEnumerable<SecretRecord>>? read, CancellationToken cancellationToken)
     {
         var itemType = type is BackupDataType.FullyBackedUpKeys or BackupDataType.IncrementallyBackedUpKeys or BackupDataType.RotatedKeys ? ItemType.Key : ItemType.Secret;
         List<KeyRecord>? keys = itemType == ItemType.Key ? [] : null;
@@ -195,6 +207,15 @@ public partial class BackupClient
             return (keys, secrets);
         }
 
+        async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ReadAsync(PointKey point)
+        {
+            var manifest = await ReadPointAsync(point, cancellationToken).ConfigureAwait(false);
+            var readKeys = keys is null ? null : await _repository.ReadKeysAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+            var readSecrets = secrets is null ? null : await _repository.ReadSecretsAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+            read?.Invoke(readKeys ?? [], readSecrets ?? []);
+            return (readKeys, readSecrets);
+        }
+
         if (type is BackupDataType.FullyBackedUpKeys or BackupDataType.FullyBackedUpSecrets)
         {
             if (await FullPointOfAsync(day, cancellationToken).ConfigureAwait(false) is not { } fullKey)
@@ -202,10 +223,8 @@ public partial class BackupClient
                 return (keys, secrets);
             }
 
-            var snapshot = await _repository.ReadSnapshotAsync(await ReadPointAsync(fullKey, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-            keys?.AddRange(snapshot.Keys);
-            secrets?.AddRange(snapshot.Secrets);
-            return (keys, secrets);
+            var (fullKeys, fullSecrets) = await ReadAsync(fullKey).ConfigureAwait(false);
+            return (fullKeys, fullSecrets);
         }
 
         // Added or rotated that day: the names from the day's points' changes, each item as the last point
@@ -232,18 +251,20 @@ public partial class BackupClient
                 continue;
             }
 
-            var snapshot = await _repository.ReadSnapshotAsync(await ReadPointAsync(day[i], cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-            foreach (var name in remaining.ToList())
+            var (pointKeys, pointSecrets) = await ReadAsync(day[i]).ConfigureAwait(false);
+            foreach (var key in pointKeys ?? [])
             {
-                if (keys is not null && snapshot.FindKey(name) is { } key)
+                if (remaining.Remove(key.Name))
                 {
-                    keys.Add(key);
-                    remaining.Remove(name);
+                    keys!.Add(key);
                 }
-                else if (secrets is not null && snapshot.FindSecret(name) is { } secret)
+            }
+
+            foreach (var secret in pointSecrets ?? [])
+            {
+                if (remaining.Remove(secret.Name))
                 {
-                    secrets.Add(secret);
-                    remaining.Remove(name);
+                    secrets!.Add(secret);
                 }
             }
         }

@@ -24,7 +24,7 @@ public partial class BackupClient : IDisposable
     private readonly BackupRepository _repository = null!;
     private readonly InstanceGateway _instances = null!;
     private readonly BackupClientOptions _options = null!;
-    private readonly ConcurrentDictionary<string, CachedSnapshot> _lastSnapshots = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, CachedPoint> _lastPoints = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<PointKey, PointManifest> _manifests = new();
     private readonly ConcurrentDictionary<string, List<PointKey>> _pointLists = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, long> _versions = new(StringComparer.Ordinal);
@@ -108,7 +108,7 @@ public partial class BackupClient : IDisposable
         if (_versions.TryGetValue(id, out var seen) && seen != entry.Version)
         {
             _pointLists.TryRemove(id, out _);
-            _lastSnapshots.TryRemove(id, out _);
+            _lastPoints.TryRemove(id, out _);
             foreach (var key in _manifests.Keys.Where(k => string.Equals(k.BackupId, id, StringComparison.Ordinal)))
             {
                 _manifests.TryRemove(key, out _);
@@ -246,7 +246,7 @@ public partial class BackupClient : IDisposable
         }
 
         _pointLists.TryRemove(backupId, out _);
-        _lastSnapshots.TryRemove(backupId, out _);
+        _lastPoints.TryRemove(backupId, out _);
     }
 
     private Task<StoreLease> AcquireLeaseAsync(string backupId, CancellationToken cancellationToken) =>
@@ -371,5 +371,6 @@ public partial class BackupClient : IDisposable
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
-    private sealed record CachedSnapshot(long Sequence, InstanceSnapshot Snapshot, string? Cursor);
+    /// <summary>A backup's last recovery point as a client remembers it between runs: metadata only (see <see cref="SnapshotDigest"/>).</summary>
+    private sealed record CachedPoint(long Sequence, SnapshotDigest Digest, string? Cursor);
 }

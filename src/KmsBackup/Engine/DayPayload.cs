@@ -59,7 +59,7 @@ internal static class DayPayload
     {
         using var r = new PayloadStreamReader(plaintext, malformed);
         var items = new EncodedItems();
-        var scratch = new RecordWriter(64 * 1024);
+        var scratch = new RecordWriter(64 * 1024, pinned: true);
         try
         {
             foreach (var expected in Magic.ToArray())

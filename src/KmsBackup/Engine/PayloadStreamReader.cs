@@ -1,7 +1,5 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Unicode;
 using KmsBackup.Repository;
@@ -13,7 +11,8 @@ namespace KmsBackup;
 /// stream, through one buffer, so that a payload of any size is parsed without ever being held whole. Every
 /// length is checked against a bound before anything is allocated for it, and every malformation is a
 /// <see cref="BackupFileException"/> built by the caller's <c>malformed</c> function, never an exception of
-/// the parser's own.
+/// the parser's own. The buffer is pinned and zeroed when let go (<see cref="SensitiveBufferPool"/>): it holds
+/// key material and secret values as they pass.
 /// </summary>
 /// <remarks>
 /// The end of the payload is known only when the stream ends: with a decrypting stream, that is when the final
@@ -36,7 +35,7 @@ internal sealed class PayloadStreamReader : IDisposable
     {
         _stream = stream;
         _malformed = malformed;
-        _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
+        _buffer = SensitiveBufferPool.Rent(InitialBufferSize);
     }
 
     private string _context = "the payload's header";
@@ -287,8 +286,11 @@ internal sealed class PayloadStreamReader : IDisposable
 
     public void Dispose()
     {
-        CryptographicOperations.ZeroMemory(_buffer);
-        ArrayPool<byte>.Shared.Return(_buffer);
+        if (_buffer.Length > 0)
+        {
+            SensitiveBufferPool.Return(_buffer);
+        }
+
         _buffer = [];
         _start = _end = 0;
     }
@@ -325,10 +327,9 @@ internal sealed class PayloadStreamReader : IDisposable
         var buffered = _end - _start;
         if (count > _buffer.Length)
         {
-            var larger = ArrayPool<byte>.Shared.Rent(count);
+            var larger = SensitiveBufferPool.Rent(count);
             _buffer.AsSpan(_start, buffered).CopyTo(larger);
-            CryptographicOperations.ZeroMemory(_buffer);
-            ArrayPool<byte>.Shared.Return(_buffer);
+            SensitiveBufferPool.Return(_buffer);
             _buffer = larger;
         }
         else if (_start > 0)

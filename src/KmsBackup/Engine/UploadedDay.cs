@@ -27,7 +27,7 @@ internal sealed class EncodedItems
     public ReadOnlySpan<byte> this[ItemRef item] => _chunks[item.Chunk].AsSpan(item.Offset, item.Length);
 
     /// <summary>The buffer every tree of these items is written through: grown once to the largest leaf, not once per tree.</summary>
-    public RecordWriter LeafBuffer { get; } = new(64 * 1024);
+    public RecordWriter LeafBuffer { get; } = new(64 * 1024, pinned: true);
 
     public ItemRef Add(ReadOnlySpan<byte> item)
     {
@@ -35,7 +35,8 @@ internal sealed class EncodedItems
         {
             // Chunks grow with the day, so that a small upload takes little and a large one few chunks.
             var size = _chunks.Count == 0 ? FirstChunk : Math.Min(LargestChunk, _chunks[^1].Length * 2);
-            _chunks.Add(new byte[Math.Max(size, item.Length)]);
+            // Pinned: the chunks hold key material and secret ciphertexts until Clear, and a compacting GC would leave copies of a movable array behind.
+            _chunks.Add(GC.AllocateUninitializedArray<byte>(Math.Max(size, item.Length), pinned: true));
             AllocatedBytes += _chunks[^1].Length;
             _used = 0;
         }

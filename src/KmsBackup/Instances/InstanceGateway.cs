@@ -24,6 +24,10 @@ public abstract class InstanceGateway
     public abstract IAsyncEnumerable<InstanceDescription> ListInstancesAsync(string? region = null, CancellationToken cancellationToken = default);
 
     /// <summary>Reads every key and secret of the instance, consistently, with a cursor for <see cref="ReadChangesAsync"/> when the gateway has a change feed.</summary>
+    /// <remarks>
+    /// Return copies: the caller owns the records, and the engine zeroes their key material and secret ciphertexts
+    /// (<see cref="SensitiveBytes.Clear"/>) once its run is done, so that no copy outlives it.
+    /// </remarks>
     /// <param name="instanceId">The instance ID.</param>
     /// <param name="cancellationToken">Cancels the read.</param>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no such instance.</exception>
@@ -36,6 +40,7 @@ public abstract class InstanceGateway
     /// Reads what changed in the instance since <paramref name="cursor"/>: the keys and secrets added or
     /// changed (whole) and the names deleted. When the cursor is too old to serve, returns
     /// <see cref="InstanceChanges.CursorExpired"/> set, and the engine reads a whole snapshot instead.
+    /// Return copies, as <see cref="ReadSnapshotAsync"/> does: the engine zeroes them once its run is done.
     /// </summary>
     /// <param name="instanceId">The instance ID.</param>
     /// <param name="cursor">A cursor from an earlier read.</param>

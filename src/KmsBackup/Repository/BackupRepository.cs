@@ -316,24 +316,51 @@ internal sealed class BackupRepository : IDisposable
 
     public Task<bool> DeletePointAsync(PointKey key, CancellationToken cancellationToken) => _store.DeleteAsync(key.StoreKey, cancellationToken);
 
-    public async Task<InstanceSnapshot> ReadSnapshotAsync(PointManifest manifest, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads the keys and secrets of a recovery point. With <paramref name="withValues"/>, their key material and secret
+    /// ciphertexts come along, and the caller zeroes them (<see cref="SensitiveValues"/>) once done; without, none is
+    /// copied out of the leaves (for what shows metadata only).
+    /// </summary>
+    public async Task<InstanceSnapshot> ReadSnapshotAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken)
     {
-        var keys = await ItemTree.ReadAsync(Objects, manifest.KeyRoot, ObjectRole.KeyLeaf, ItemCodec.ReadKey, cancellationToken).ConfigureAwait(false);
-        var secrets = await ItemTree.ReadAsync(Objects, manifest.SecretRoot, ObjectRole.SecretLeaf, ItemCodec.ReadSecret, cancellationToken).ConfigureAwait(false);
+        var keys = await ReadKeysAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+        List<SecretRecord> secrets;
+        try
+        {
+            secrets = await ReadSecretsAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            keys.ForEach(SensitiveValues.Clear);
+            throw;
+        }
+
         try
         {
             return InstanceSnapshot.Create(manifest.Source, manifest.TakenAt, keys, secrets);
         }
         catch (ArgumentException e)
         {
+            keys.ForEach(SensitiveValues.Clear);
+            secrets.ForEach(SensitiveValues.Clear);
             throw RepositoryErrors.Integrity($"recovery point {manifest.BackupId}#{manifest.Sequence}", $"its items are inconsistent ({e.ParamName})");
         }
     }
 
+    /// <summary>The keys of a recovery point in name order; see <see cref="ReadSnapshotAsync"/> for <paramref name="withValues"/>.</summary>
+    public Task<List<KeyRecord>> ReadKeysAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken) =>
+        ItemTree.ReadAsync(Objects, manifest.KeyRoot, ObjectRole.KeyLeaf, (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues), cancellationToken, SensitiveValues.Clear);
+
+    /// <summary>The secrets of a recovery point in name order; see <see cref="ReadSnapshotAsync"/> for <paramref name="withValues"/>.</summary>
+    public Task<List<SecretRecord>> ReadSecretsAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken) =>
+        ItemTree.ReadAsync(Objects, manifest.SecretRoot, ObjectRole.SecretLeaf, (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues), cancellationToken, SensitiveValues.Clear);
+
     public async Task<(TreeRoot Keys, TreeRoot Secrets)> WriteTreesAsync(InstanceSnapshot snapshot, PackWriter writer, CancellationToken cancellationToken)
     {
-        var keys = await ItemTree.WriteAsync(snapshot.Keys, k => k.Name, ItemCodec.Write, ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken).ConfigureAwait(false);
-        var secrets = await ItemTree.WriteAsync(snapshot.Secrets, s => s.Name, ItemCodec.Write, ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken).ConfigureAwait(false);
+        // One pinned leaf buffer for both trees, zeroed between leaves and when done.
+        var leaf = new RecordWriter(64 * 1024, pinned: true);
+        var keys = await ItemTree.WriteAsync(snapshot.Keys, k => k.Name, ItemCodec.Write, ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
+        var secrets = await ItemTree.WriteAsync(snapshot.Secrets, s => s.Name, ItemCodec.Write, ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
         await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
         return (keys, secrets);
     }

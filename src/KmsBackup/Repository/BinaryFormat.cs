@@ -7,10 +7,22 @@ namespace KmsBackup.Repository;
 /// <summary>A growable little-endian writer for the repository's binary records.</summary>
 internal sealed class RecordWriter
 {
+    private readonly bool _pinned;
     private byte[] _buffer;
     private int _length;
 
-    public RecordWriter(int capacity = 256) => _buffer = new byte[capacity];
+    /// <summary>A writer whose buffer starts at <paramref name="capacity"/> bytes.</summary>
+    /// <param name="capacity">The first buffer's size.</param>
+    /// <param name="pinned">
+    /// For records that hold key material or secret values (tree leaves, a download's payload): every buffer is pinned,
+    /// so that a compacting garbage collection never leaves a copy of what was written at an old address, and each buffer
+    /// the writer outgrows is zeroed before it is let go. <see cref="Clear"/> and <see cref="Wipe"/> then zero the only copy.
+    /// </param>
+    public RecordWriter(int capacity = 256, bool pinned = false)
+    {
+        _pinned = pinned;
+        _buffer = Allocate(capacity);
+    }
 
     public int Length => _length;
 
@@ -98,7 +110,7 @@ internal sealed class RecordWriter
     {
         if (_length + count > _buffer.Length)
         {
-            var next = new byte[Math.Max(_buffer.Length * 2, _length + count)];
+            var next = Allocate(Math.Max(_buffer.Length * 2, _length + count));
             _buffer.AsSpan(0, _length).CopyTo(next);
             Array.Clear(_buffer);
             _buffer = next;
@@ -108,6 +120,8 @@ internal sealed class RecordWriter
         _length += count;
         return span;
     }
+
+    private byte[] Allocate(int size) => _pinned ? GC.AllocateArray<byte>(size, pinned: true) : new byte[size];
 }
 
 /// <summary>A reader for <see cref="RecordWriter"/>'s format that turns any malformation into a typed integrity error.</summary>
@@ -232,6 +246,9 @@ internal ref struct RecordReader
 /// <summary>How keys and secrets are written into tree leaves. Key material and secret ciphertexts are written as they are: the whole leaf is encrypted.</summary>
 internal static class ItemCodec
 {
+    /// <summary>What a secret version read without its value holds instead: no bytes.</summary>
+    private static readonly SensitiveBytes s_withheld = SensitiveBytes.Copy([]);
+
     public static void Write(RecordWriter w, KeyRecord key)
     {
         w.WriteString(key.Name);
@@ -257,7 +274,11 @@ internal static class ItemCodec
         }
     }
 
-    public static KeyRecord ReadKey(ref RecordReader r)
+    /// <summary>
+    /// Reads a key; without <paramref name="withValues"/> its material is skipped, not copied (each version's
+    /// <see cref="KeyVersion.Material"/> is then <see langword="null"/>): for what shows metadata only, such as views.
+    /// </summary>
+    public static KeyRecord ReadKey(ref RecordReader r, bool withValues)
     {
         var name = r.ReadRequiredString();
         var id = r.ReadRequiredString();
@@ -274,7 +295,8 @@ internal static class ItemCodec
             var material = r.ReadByte() switch
             {
                 0 => null,
-                1 => SensitiveBytes.Copy(r.ReadBytes()),
+                1 when withValues => SensitiveBytes.Copy(r.ReadBytes()),
+                1 => SkipMaterial(ref r),
                 _ => throw r.Malformed("a key version has a bad material tag"),
             };
             versions.Add(new KeyVersion(versionId, at, material));
@@ -306,7 +328,11 @@ internal static class ItemCodec
         }
     }
 
-    public static SecretRecord ReadSecret(ref RecordReader r)
+    /// <summary>
+    /// Reads a secret; without <paramref name="withValues"/> its versions' ciphertexts are skipped, not copied (each
+    /// <see cref="SecretVersion.Ciphertext"/> is then empty): for what shows metadata only, such as views.
+    /// </summary>
+    public static SecretRecord ReadSecret(ref RecordReader r, bool withValues)
     {
         var name = r.ReadRequiredString();
         var keyId = r.ReadRequiredString();
@@ -319,7 +345,7 @@ internal static class ItemCodec
         {
             var versionId = r.ReadRequiredString();
             var at = r.ReadInstant();
-            versions.Add(new SecretVersion(versionId, at, SensitiveBytes.Copy(r.ReadBytes())));
+            versions.Add(new SecretVersion(versionId, at, withValues ? SensitiveBytes.Copy(r.ReadBytes()) : SkipCiphertext(ref r)));
         }
 
         try
@@ -330,5 +356,19 @@ internal static class ItemCodec
         {
             throw r.Malformed($"a secret record is invalid ({e.ParamName})");
         }
+    }
+
+    /// <summary>Steps over a key version's material without copying it; the version then has none.</summary>
+    private static SensitiveBytes? SkipMaterial(ref RecordReader r)
+    {
+        r.ReadBytes();
+        return null;
+    }
+
+    /// <summary>Steps over a secret version's ciphertext without copying it; the version then holds no bytes.</summary>
+    private static SensitiveBytes SkipCiphertext(ref RecordReader r)
+    {
+        r.ReadBytes();
+        return s_withheld;
     }
 }

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text;
 
 namespace KmsBackup.Repository;
@@ -33,7 +34,7 @@ internal static class ItemTree
         PackWriter writer, ulong salt, CancellationToken cancellationToken, RecordWriter? leafBuffer = null)
     {
         var children = new List<ChildRef>();
-        var leaf = leafBuffer ?? new RecordWriter(64 * 1024);
+        var leaf = leafBuffer ?? new RecordWriter(64 * 1024, pinned: true);
         try
         {
             var start = 0;
@@ -79,8 +80,12 @@ internal static class ItemTree
         return new TreeRoot(children[0].Id, level, children[0].Count);
     }
 
-    /// <summary>Reads every item of the tree under <paramref name="root"/>, in name order, checking each object.</summary>
-    public static async Task<List<T>> ReadAsync<T>(ObjectStore objects, TreeRoot root, byte leafRole, ReadItem<T> read, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads every item of the tree under <paramref name="root"/>, in name order, checking each object. The leaves'
+    /// plaintext (key material, secret ciphertexts) is zeroed once decoded: what <paramref name="read"/> keeps is all that remains,
+    /// and if reading fails, <paramref name="discard"/> is called on each item read so far.
+    /// </summary>
+    public static async Task<List<T>> ReadAsync<T>(ObjectStore objects, TreeRoot root, byte leafRole, ReadItem<T> read, CancellationToken cancellationToken, Action<T>? discard = null)
     {
         var level = new List<ObjectId> { root.Id };
         for (var depth = root.Level; depth > 0; depth--)
@@ -100,21 +105,36 @@ internal static class ItemTree
 
         var leaves = await objects.ReadObjectsAsync(level.Distinct().ToList(), cancellationToken).ConfigureAwait(false);
         var items = new List<T>((int)Math.Min(root.Count, 50_000_000));
-        foreach (var id in level)
+        try
         {
-            var reader = new RecordReader(leaves[id], $"leaf {id.Short}");
-            var count = reader.ReadCount(MaximumLeaf);
-            for (var i = 0; i < count; i++)
+            foreach (var id in level)
             {
-                items.Add(read(ref reader));
+                var reader = new RecordReader(leaves[id], $"leaf {id.Short}");
+                var count = reader.ReadCount(MaximumLeaf);
+                for (var i = 0; i < count; i++)
+                {
+                    items.Add(read(ref reader));
+                }
+
+                reader.ExpectEnd();
             }
 
-            reader.ExpectEnd();
+            if (items.Count != root.Count)
+            {
+                throw RepositoryErrors.Integrity($"tree {root.Id.Short}", $"it holds {items.Count} items where its manifest says {root.Count}");
+            }
         }
-
-        if (items.Count != root.Count)
+        catch when (discard is not null)
         {
-            throw RepositoryErrors.Integrity($"tree {root.Id.Short}", $"it holds {items.Count} items where its manifest says {root.Count}");
+            items.ForEach(discard);
+            throw;
+        }
+        finally
+        {
+            foreach (var plaintext in leaves.Values)
+            {
+                CryptographicOperations.ZeroMemory(plaintext);
+            }
         }
 
         return items;

@@ -269,7 +269,8 @@ internal sealed class ObjectStore
     /// <summary>
     /// Reads and opens objects, reading each pack once. Another process may have written packs since the
     /// index was read, or a prune may have deleted a pack that held a copy: the index is refreshed once
-    /// before an object is called missing.
+    /// before an object is called missing. The plaintexts are pinned arrays; a caller that read leaves
+    /// zeroes them when done.
     /// </summary>
     public async Task<Dictionary<ObjectId, byte[]>> ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, CancellationToken cancellationToken)
     {
@@ -315,20 +316,33 @@ internal sealed class ObjectStore
         }
 
         var result = new Dictionary<ObjectId, byte[]>(ids.Count);
-        foreach (var (packId, entries) in byPack)
+        try
         {
-            var pack = await _store.TryReadAsync(PackKey(packId), cancellationToken).ConfigureAwait(false)
-                ?? throw new PackMissingException(packId);
-            using var cipher = await OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
-            foreach (var (id, location) in entries)
+            foreach (var (packId, entries) in byPack)
             {
-                if ((long)location.Offset + location.Length > pack.Length)
+                var pack = await _store.TryReadAsync(PackKey(packId), cancellationToken).ConfigureAwait(false)
+                    ?? throw new PackMissingException(packId);
+                using var cipher = await OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
+                foreach (var (id, location) in entries)
                 {
-                    throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
-                }
+                    if ((long)location.Offset + location.Length > pack.Length)
+                    {
+                        throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
+                    }
 
-                result[id] = cipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                    result[id] = cipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                }
             }
+        }
+        catch
+        {
+            // The objects opened so far may be leaves: the caller, which would wipe them, never gets them.
+            foreach (var plaintext in result.Values)
+            {
+                CryptographicOperations.ZeroMemory(plaintext);
+            }
+
+            throw;
         }
 
         return result;

@@ -173,7 +173,9 @@ internal sealed class RepositoryCrypto : IDisposable
 
         using var aes = DeriveCipher(generation, sealedBytes.Slice(GenerationSize, ObjectSaltSize), "kmsbackup/repository/v3/object"u8, what);
         var body = sealedBytes[(GenerationSize + ObjectSaltSize)..];
-        var plaintext = new byte[body.Length - NonceSize - TagSize];
+
+        // Pinned: a compacting GC would leave a copy of a movable array behind that the reader's wipe never reaches.
+        var plaintext = GC.AllocateUninitializedArray<byte>(body.Length - NonceSize - TagSize, pinned: true);
         try
         {
             aes.Decrypt(body[..NonceSize], body.Slice(NonceSize, plaintext.Length), body.Slice(NonceSize + plaintext.Length, TagSize), plaintext, associatedData);
@@ -283,7 +285,10 @@ internal sealed class PackCipher : IDisposable
         Span<byte> ad = stackalloc byte[ObjectId.Size + 1];
         id.Write(ad);
         ad[ObjectId.Size] = role;
-        var plaintext = new byte[sealedBytes.Length - RepositoryCrypto.Overhead];
+
+        // Pinned: an object's plaintext may be a tree leaf (key material, secret ciphertexts), and a compacting GC would
+        // leave a copy of a movable array behind that the reader's wipe never reaches.
+        var plaintext = GC.AllocateUninitializedArray<byte>(sealedBytes.Length - RepositoryCrypto.Overhead, pinned: true);
         try
         {
             _aes.Decrypt(

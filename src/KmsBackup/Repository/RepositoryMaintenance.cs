@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+
 namespace KmsBackup.Repository;
 
 /// <summary>Verify and garbage collection of a <see cref="BackupRepository"/>.</summary>
@@ -110,6 +112,10 @@ internal static class RepositoryMaintenance
                     if (location.Role == ObjectRole.Branch)
                     {
                         branches.TryAdd(id, plain); // walked below without reading the pack again
+                    }
+                    else
+                    {
+                        CryptographicOperations.ZeroMemory(plain); // a leaf: key material, secret ciphertexts
                     }
                 }
                 catch (BackupIntegrityException e)

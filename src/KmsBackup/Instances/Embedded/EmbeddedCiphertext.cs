@@ -127,7 +127,7 @@ internal static class EmbeddedCiphertext
         var nonce = ciphertext.Slice(headerLength, NonceSize);
         var body = ciphertext[(headerLength + NonceSize)..^TagSize];
         var tag = ciphertext[^TagSize..];
-        var plaintext = new byte[body.Length];
+        var plaintext = GC.AllocateUninitializedArray<byte>(body.Length, pinned: true); // a secret value: never moved, so never copied by the GC
         var associated = Associated(ciphertext[..headerLength], context);
         using var aes = new AesGcm(material, TagSize);
         try

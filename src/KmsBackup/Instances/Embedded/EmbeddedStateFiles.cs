@@ -133,7 +133,7 @@ internal sealed class EmbeddedStateFiles : IDisposable
             throw EmbeddedRefusals.StateUnreadable(fileName, "it is not an embedded instance state file of version 1.");
         }
 
-        var plaintext = new byte[file.Length - headerLength - NonceSize - TagSize];
+        var plaintext = GC.AllocateUninitializedArray<byte>(file.Length - headerLength - NonceSize - TagSize, pinned: true); // the state's key material, in Base64
         try
         {
             using (var aes = new AesGcm(_masterKey, TagSize))

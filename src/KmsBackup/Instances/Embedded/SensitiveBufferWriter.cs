@@ -4,15 +4,16 @@ using System.Security.Cryptography;
 namespace KmsBackup.Instances;
 
 /// <summary>
-/// A growable buffer for bytes that hold key material (a serialized instance state): every buffer it
-/// lets go of when growing, and the last one on <see cref="Dispose"/>, is zeroed first.
+/// A growable buffer for bytes that hold key material (a serialized instance state): its buffers are pinned, so
+/// that the garbage collector never leaves a copy behind, and every buffer it lets go of when growing, and the
+/// last one on <see cref="Dispose"/>, is zeroed first.
 /// </summary>
 internal sealed class SensitiveBufferWriter : IBufferWriter<byte>, IDisposable
 {
     private byte[] _buffer;
     private int _written;
 
-    public SensitiveBufferWriter(int initialCapacity = 16 * 1024) => _buffer = new byte[Math.Max(initialCapacity, 256)];
+    public SensitiveBufferWriter(int initialCapacity = 16 * 1024) => _buffer = GC.AllocateArray<byte>(Math.Max(initialCapacity, 256), pinned: true);
 
     public ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _written);
 
@@ -49,7 +50,7 @@ internal sealed class SensitiveBufferWriter : IBufferWriter<byte>, IDisposable
             return;
         }
 
-        var next = new byte[Math.Max(_buffer.Length * 2, _written + needed)];
+        var next = GC.AllocateArray<byte>(Math.Max(_buffer.Length * 2, _written + needed), pinned: true);
         _buffer.AsSpan(0, _written).CopyTo(next);
         CryptographicOperations.ZeroMemory(_buffer);
         _buffer = next;
