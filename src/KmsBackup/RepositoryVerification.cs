@@ -11,7 +11,7 @@ public sealed class RepositoryVerification
     internal RepositoryVerification(
         IReadOnlyList<VerificationProblem> problems, int packsChecked, int objectsChecked, int pointsChecked,
         int unreferencedObjects, IReadOnlyList<string> unreferencedPacks, int packsWithoutIndex, int abandonedPoints,
-        IReadOnlyDictionary<int, int> packsByKeyGeneration, int currentKeyGeneration)
+        IReadOnlyDictionary<long, int> packsByKeyGeneration, long currentKeyGeneration)
     {
         PacksByKeyGeneration = packsByKeyGeneration;
         CurrentKeyGeneration = currentKeyGeneration;
@@ -47,14 +47,15 @@ public sealed class RepositoryVerification
     public IReadOnlyList<string> UnreferencedPacks { get; }
 
     /// <summary>
-    /// How many packs are sealed under each key generation of the repository (docs/repository-format.md, "Keys").
+    /// How many packs are sealed under each key generation of the repository, by sequence number (docs/repository-format.md,
+    /// "Keys"); packs of a generation whose key record this client cannot read are counted under 0.
     /// After <c>RotateRepositoryKeyAsync</c>, <c>RekeyAsync</c> and the prunes that follow, only
     /// <see cref="CurrentKeyGeneration"/> remains.
     /// </summary>
-    public IReadOnlyDictionary<int, int> PacksByKeyGeneration { get; }
+    public IReadOnlyDictionary<long, int> PacksByKeyGeneration { get; }
 
     /// <summary>The newest key generation: what new data is sealed under.</summary>
-    public int CurrentKeyGeneration { get; }
+    public long CurrentKeyGeneration { get; }
 
     /// <summary>Packs written without their index (a run interrupted between the two); garbage.</summary>
     public int PacksWithoutIndex { get; }

@@ -76,7 +76,7 @@ public class SchedulerTests
         await client.PruneAsync();
         var verification = await client.VerifyAsync();
         Assert.True(verification.IsClean, string.Join("; ", verification.Problems.Select(p => p.Description)));
-        Assert.Equal([2], verification.PacksByKeyGeneration.Keys);
+        Assert.Equal([2L], verification.PacksByKeyGeneration.Keys);
         Assert.NotEmpty(await client.ListRecoveryPointsAsync(HostHarness.Owner, backup.Id, new DateOnly(2026, 5, 1)));
     }
 

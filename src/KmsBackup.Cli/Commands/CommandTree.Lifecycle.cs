@@ -101,9 +101,8 @@ internal static partial class CommandTree
             }
 
             var rotation = await (await inv.ClientAsync(ct).ConfigureAwait(false)).RotateRepositoryKeyAsync(ct).ConfigureAwait(false);
-            inv.Write(new JsonKeyRotation(rotation.KeyGeneration, rotation.Created), c => c.MarkupLine(rotation.Created
-                ? $"New data is sealed under key generation {rotation.KeyGeneration}. Run 'kmsbackup repository-key rekey' to re-encrypt older data."
-                : $"Another host rotated at the same moment: new data is sealed under its key generation {rotation.KeyGeneration}."));
+            inv.Write(new JsonKeyRotation(rotation.KeyGeneration, rotation.GenerationId), c => c.MarkupLine(
+                $"New data is sealed under key generation {rotation.KeyGeneration} (ID {rotation.GenerationId}). Run 'kmsbackup repository-key rekey' to re-encrypt older data."));
             return ExitCodes.Ok;
         });
 

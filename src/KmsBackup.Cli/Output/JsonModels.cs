@@ -95,11 +95,11 @@ internal sealed record JsonProblem(string Item, string Description);
 
 internal sealed record JsonStoreVerification(
     bool Clean, int PacksChecked, int ObjectsChecked, int PointsChecked, int UnreferencedObjects, int UnreferencedPacks,
-    IReadOnlyList<JsonProblem> Problems, int KeyGeneration, IReadOnlyDictionary<string, int> PacksByKeyGeneration);
+    IReadOnlyList<JsonProblem> Problems, long KeyGeneration, IReadOnlyDictionary<string, int> PacksByKeyGeneration);
 
-internal sealed record JsonKeyRotation(int KeyGeneration, bool Created);
+internal sealed record JsonKeyRotation(long KeyGeneration, string GenerationId);
 
-internal sealed record JsonRekey(int KeyGeneration, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining, bool Complete);
+internal sealed record JsonRekey(long KeyGeneration, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining, bool Complete);
 
 internal sealed record JsonStoreClock(string LocalTime, string? StoreTime, bool DeletionsHeld, string MaximumLead, string MaximumLag)
 {

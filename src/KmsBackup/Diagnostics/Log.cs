@@ -54,11 +54,11 @@ internal static partial class Log
     [LoggerMessage(1203, LogLevel.Warning, "A backup file was refused ({ErrorType}); nothing was imported")]
     public static partial void UploadRefused(ILogger logger, string errorType);
 
-    [LoggerMessage(1301, LogLevel.Information, "Repository key rotated: new data is sealed under key generation {KeyGeneration} (created by this host: {Created}); run a rekey to re-encrypt older data")]
-    public static partial void RepositoryKeyRotated(ILogger logger, int keyGeneration, bool created);
+    [LoggerMessage(1301, LogLevel.Information, "Repository key rotated: new data is sealed under key generation {KeyGeneration} (ID {GenerationId}); run a rekey to re-encrypt older data")]
+    public static partial void RepositoryKeyRotated(ILogger logger, long keyGeneration, string generationId);
 
     [LoggerMessage(1302, LogLevel.Information, "Rekey to key generation {KeyGeneration}: {PacksRewritten} packs re-encrypted and marked for a later prune, {PacksRemaining} left for a later rekey")]
-    public static partial void Rekeyed(ILogger logger, int keyGeneration, int packsRewritten, int packsRemaining);
+    public static partial void Rekeyed(ILogger logger, long keyGeneration, int packsRewritten, int packsRemaining);
 
     [LoggerMessage(1303, LogLevel.Warning, "KmsBackup scheduler for {InstanceName}: the background rekey failed ({ErrorType}); it is tried again at the next tick")]
     public static partial void RekeyFailed(ILogger logger, Exception exception, string instanceName, string errorType);

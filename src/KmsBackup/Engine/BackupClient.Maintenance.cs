@@ -24,9 +24,10 @@ public sealed record PruneSummary(int RecoveryPointsDeleted, int PacksDeleted, i
 }
 
 /// <summary>What <see cref="BackupClient.RotateRepositoryKeyAsync"/> did.</summary>
-/// <param name="KeyGeneration">The repository's key generation now: what new data is sealed under.</param>
-/// <param name="Created">Whether this call created it; <see langword="false"/> when another host rotated at the same moment and its new generation was adopted.</param>
-public sealed record RepositoryKeyRotation(int KeyGeneration, bool Created);
+/// <param name="KeyGeneration">The sequence number of the new key generation (2 for the first rotation): what new data is sealed under.</param>
+/// <param name="GenerationId">The new generation's random ID, which the objects sealed under it name (8 hexadecimal digits). Two hosts rotating at
+/// once make two generations of one sequence number with different IDs; every host then seals under the one with the higher ID.</param>
+public sealed record RepositoryKeyRotation(long KeyGeneration, string GenerationId);
 
 /// <summary>What <see cref="BackupClient.RekeyAsync"/> did.</summary>
 /// <param name="KeyGeneration">The key generation data was re-encrypted under.</param>
@@ -34,9 +35,15 @@ public sealed record RepositoryKeyRotation(int KeyGeneration, bool Created);
 /// <param name="ObjectsCopied">Objects re-encrypted.</param>
 /// <param name="BytesWritten">Bytes of new packs and indexes written.</param>
 /// <param name="PacksRemaining">Packs of older generations this call left for a later one (beyond its budget). Packs already marked by a prune are not counted: the prunes delete them.</param>
-public sealed record RekeySummary(int KeyGeneration, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining)
+public sealed record RekeySummary(long KeyGeneration, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining)
 {
-    /// <summary>Whether no pack of an older generation is left to rewrite (the prunes that follow still have to delete the old ones).</summary>
+    /// <summary>
+    /// Packs of older generations that could not be read or opened (damaged, or deleted meanwhile): left as they are,
+    /// not counted in <see cref="PacksRemaining"/>. <see cref="BackupClient.VerifyAsync"/> names what is damaged.
+    /// </summary>
+    public int PacksDamaged { get; init; }
+
+    /// <summary>Whether no readable pack of an older generation is left to rewrite (the prunes that follow still have to delete the old ones).</summary>
     public bool IsComplete => PacksRemaining == 0;
 }
 
@@ -78,9 +85,10 @@ public partial class BackupClient
     public virtual async Task<RepositoryKeyRotation> RotateRepositoryKeyAsync(CancellationToken cancellationToken = default)
     {
         using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.RotateKeyActivity);
-        var (generation, created) = await _repository.RotateKeyAsync(cancellationToken).ConfigureAwait(false);
-        Log.RepositoryKeyRotated(_logger, (int)generation, created);
-        return new RepositoryKeyRotation((int)generation, created);
+        var (generation, sequence) = await _repository.RotateKeyAsync(cancellationToken).ConfigureAwait(false);
+        var id = generation.ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
+        Log.RepositoryKeyRotated(_logger, (long)sequence, id);
+        return new RepositoryKeyRotation((long)sequence, id);
     }
 
     /// <summary>
@@ -112,8 +120,9 @@ public partial class BackupClient
         using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.RekeyActivity);
         var clock = await _repository.CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
         var result = await RepositoryMaintenance.RekeyAsync(_repository, clock.Now, maximumPacks ?? int.MaxValue, cancellationToken).ConfigureAwait(false);
-        Log.Rekeyed(_logger, (int)result.Generation, result.PacksRewritten, result.PacksRemaining);
-        return new RekeySummary((int)result.Generation, result.PacksRewritten, result.ObjectsCopied, result.BytesWritten, result.PacksRemaining);
+        var sequence = (long)_repository.Crypto.SequenceOf(result.Generation);
+        Log.Rekeyed(_logger, sequence, result.PacksRewritten, result.PacksRemaining);
+        return new RekeySummary(sequence, result.PacksRewritten, result.ObjectsCopied, result.BytesWritten, result.PacksRemaining) { PacksDamaged = result.PacksDamaged };
     }
 
     // The key generation a background rekey last found nothing left to rewrite for, and when.
@@ -136,7 +145,7 @@ public partial class BackupClient
         var summary = await RekeyAsync(budget, cancellationToken).ConfigureAwait(false);
         if (summary.IsComplete)
         {
-            _rekeyedThrough = ((uint)summary.KeyGeneration, Clock.GetUtcNow());
+            _rekeyedThrough = (current, Clock.GetUtcNow());
         }
     }
 

@@ -22,7 +22,7 @@ internal sealed class BackupRepository : IDisposable
     /// </summary>
     public const int FormatVersion = 3;
 
-    /// <summary>The prefix of key generation records: the repository's keys after the first (<see cref="RotateKeyAsync"/>).</summary>
+    /// <summary>The prefix of key generation records (<c>keys/&lt;sequence:D20&gt;-&lt;ID:x8&gt;</c>): the repository's keys after the first (<see cref="RotateKeyAsync"/>).</summary>
     public const string KeysPrefix = "keys/";
 
     private static readonly byte[] s_keyRecordMagic = "KBKEYG01"u8.ToArray();
@@ -66,7 +66,9 @@ internal sealed class BackupRepository : IDisposable
         var config = await store.TryReadAsync(ConfigKey, cancellationToken).ConfigureAwait(false);
         if (config is null)
         {
-            var master = RandomNumberGenerator.GetBytes(RepositoryCrypto.MasterSecretSize);
+            // Pinned: held across awaits, and a compacting GC would leave copies of a movable array behind.
+            var master = GC.AllocateArray<byte>(RepositoryCrypto.MasterSecretSize, pinned: true);
+            RandomNumberGenerator.Fill(master);
             try
             {
                 var wrapped = await keys.WrapAsync(master, cancellationToken).ConfigureAwait(false);
@@ -114,9 +116,11 @@ internal sealed class BackupRepository : IDisposable
     // --- key generations ---
 
     /// <summary>
-    /// Reads the key generation records this process does not know yet and adds their keys. A record that does
-    /// not authenticate, is wrapped by another key provider, or does not unwrap is returned, not thrown: the
-    /// objects sealed under it cannot be opened (each read says so), everything else can.
+    /// Reads the key generation records this process does not know yet and adds their keys. A record that does not
+    /// authenticate under the repository's keyring key (planted, damaged, or of another repository) is returned, not
+    /// thrown: the objects sealed under it cannot be opened (each read says so), everything else can. A record that
+    /// authenticates but does not unwrap (the key provider fails, or is not the one that wrapped it) is thrown: this
+    /// host must not carry on without a key the other hosts use.
     /// </summary>
     /// <returns>The records that could not be used, each with why.</returns>
     public async Task<IReadOnlyList<(string Key, string Problem)>> RefreshKeysAsync(CancellationToken cancellationToken)
@@ -127,13 +131,13 @@ internal sealed class BackupRepository : IDisposable
         {
             await foreach (var entry in _store.ListAsync(KeysPrefix, cancellationToken).ConfigureAwait(false))
             {
-                if (!TryParseGeneration(entry.Key, out var generation))
+                if (!TryParseKeyRecordName(entry.Key, out var sequence, out var generation))
                 {
-                    unusable.Add((entry.Key, "its name is not a key generation"));
+                    unusable.Add((entry.Key, "its name is not that of a key generation record"));
                     continue;
                 }
 
-                if (_crypto.Knows(generation))
+                if (_crypto.SequenceOf(generation) != 0)
                 {
                     continue;
                 }
@@ -145,27 +149,30 @@ internal sealed class BackupRepository : IDisposable
                     continue;
                 }
 
+                byte[] wrapped;
                 try
                 {
-                    var wrapped = DecodeKeyRecord(entry.Key, generation, bytes);
-                    var secret = await _keys.UnwrapAsync(wrapped, cancellationToken).ConfigureAwait(false);
-                    try
-                    {
-                        if (secret.Length != RepositoryCrypto.MasterSecretSize)
-                        {
-                            throw RepositoryErrors.Integrity($"key generation {generation}", "its secret has the wrong length");
-                        }
-
-                        _crypto.AddGeneration(generation, secret.Span);
-                    }
-                    finally
-                    {
-                        secret.Clear();
-                    }
+                    wrapped = DecodeKeyRecord(entry.Key, sequence, generation, bytes);
                 }
-                catch (BackupException e) when (e.Code == BackupErrorCode.IntegrityViolation)
+                catch (BackupIntegrityException e)
                 {
                     unusable.Add((entry.Key, e.Message));
+                    continue;
+                }
+
+                var secret = await _keys.UnwrapAsync(wrapped, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    if (secret.Length != RepositoryCrypto.MasterSecretSize)
+                    {
+                        throw RepositoryErrors.Integrity($"key generation {sequence}", "its secret has the wrong length");
+                    }
+
+                    _crypto.AddGeneration(generation, sequence, secret.Span);
+                }
+                finally
+                {
+                    secret.Clear();
                 }
             }
         }
@@ -178,45 +185,51 @@ internal sealed class BackupRepository : IDisposable
     }
 
     /// <summary>
-    /// Adds a key generation: a new random secret, wrapped by the key provider, stored as <c>keys/&lt;generation&gt;</c>
-    /// (created exclusively, so two hosts rotating at once agree on one). Objects written from then on are sealed
-    /// under it; older objects stay readable under their own generation until a rekey rewrites them.
+    /// Adds a key generation: a new random secret, wrapped by the key provider, stored as
+    /// <c>keys/&lt;sequence&gt;-&lt;ID&gt;</c> with the next sequence number and a random ID. Objects name the ID, so a
+    /// generation is never mistaken for another: two hosts rotating at once make two generations of one sequence
+    /// (every host then seals under the one with the higher ID), and a deleted record makes its objects unreadable
+    /// rather than its number reusable. Objects written from then on are sealed under it; older objects stay
+    /// readable under their own generation until a rekey rewrites them.
     /// </summary>
-    /// <returns>The new current generation, and whether this call created it (false: another host's rotation won the race and is adopted).</returns>
-    public async Task<(uint Generation, bool Created)> RotateKeyAsync(CancellationToken cancellationToken)
+    /// <returns>The new generation's ID and sequence number.</returns>
+    public async Task<(uint Generation, ulong Sequence)> RotateKeyAsync(CancellationToken cancellationToken)
     {
         await RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
-        var highest = _crypto.CurrentGeneration;
-        await foreach (var entry in _store.ListAsync(KeysPrefix, cancellationToken).ConfigureAwait(false))
-        {
-            if (TryParseGeneration(entry.Key, out var listed) && listed > highest)
-            {
-                highest = listed; // a damaged or foreign record still takes its number
-            }
-        }
-
-        var generation = highest + 1;
+        var sequence = checked(_crypto.HighestSequence + 1);
         var secret = GC.AllocateArray<byte>(RepositoryCrypto.MasterSecretSize, pinned: true);
         RandomNumberGenerator.Fill(secret);
         try
         {
             var wrapped = await _keys.WrapAsync(secret, cancellationToken).ConfigureAwait(false);
-            var key = KeyRecordKey(generation);
-            var w = new RecordWriter();
-            w.WriteRaw(s_keyRecordMagic);
-            w.WriteVarUInt(generation);
-            w.WriteString(RepositoryId);
-            w.WriteString(_keys.KeyId);
-            w.WriteBytes(wrapped);
-            w.WriteRaw(_crypto.KeyRecordMac(w.WrittenSpan));
-            if (!await _store.TryCreateAsync(key, w.ToArray(), cancellationToken).ConfigureAwait(false))
+            for (var attempt = 0; ; attempt++)
             {
-                await RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
-                return (_crypto.CurrentGeneration, false);
-            }
+                var generation = BitConverter.ToUInt32(RandomNumberGenerator.GetBytes(4));
+                if (generation <= RepositoryCrypto.FirstGeneration || _crypto.SequenceOf(generation) != 0)
+                {
+                    continue;
+                }
 
-            _crypto.AddGeneration(generation, secret);
-            return (generation, true);
+                var key = KeyRecordKey(sequence, generation);
+                var w = new RecordWriter();
+                w.WriteRaw(s_keyRecordMagic);
+                w.WriteVarUInt(sequence);
+                w.WriteVarUInt(generation);
+                w.WriteString(RepositoryId);
+                w.WriteString(_keys.KeyId);
+                w.WriteBytes(wrapped);
+                w.WriteRaw(_crypto.KeyRecordMac(w.WrittenSpan));
+                if (await _store.TryCreateAsync(key, w.ToArray(), cancellationToken).ConfigureAwait(false))
+                {
+                    _crypto.AddGeneration(generation, sequence, secret);
+                    return (generation, sequence);
+                }
+
+                if (attempt >= 3)
+                {
+                    throw RepositoryErrors.Integrity("key generation records", $"'{key}' and the names tried before it exist already");
+                }
+            }
         }
         finally
         {
@@ -224,27 +237,32 @@ internal sealed class BackupRepository : IDisposable
         }
     }
 
-    private static string KeyRecordKey(uint generation) => string.Create(CultureInfo.InvariantCulture, $"{KeysPrefix}{generation:D10}");
+    private static string KeyRecordKey(ulong sequence, uint generation) =>
+        string.Create(CultureInfo.InvariantCulture, $"{KeysPrefix}{sequence:D20}-{generation:x8}");
 
-    private static bool TryParseGeneration(string key, out uint generation)
+    private static bool TryParseKeyRecordName(string key, out ulong sequence, out uint generation)
     {
+        sequence = 0;
         generation = 0;
         var name = key.AsSpan(KeysPrefix.Length);
-        return name.Length == 10 && uint.TryParse(name, NumberStyles.None, CultureInfo.InvariantCulture, out generation) && generation >= 2;
+        return name.Length == 29 && name[20] == '-' &&
+            ulong.TryParse(name[..20], NumberStyles.None, CultureInfo.InvariantCulture, out sequence) && sequence >= 2 &&
+            uint.TryParse(name[21..], NumberStyles.AllowHexSpecifier, CultureInfo.InvariantCulture, out generation) &&
+            generation > RepositoryCrypto.FirstGeneration && !name[21..].ContainsAnyInRange('A', 'F');
     }
 
-    private byte[] DecodeKeyRecord(string key, uint generation, byte[] bytes)
+    private byte[] DecodeKeyRecord(string key, ulong sequence, uint generation, byte[] bytes)
     {
-        var what = $"key generation {generation}";
+        var what = $"key generation {sequence}";
         if (bytes.Length < 32 || !CryptographicOperations.FixedTimeEquals(_crypto.KeyRecordMac(bytes.AsSpan(0, bytes.Length - 32)), bytes.AsSpan(bytes.Length - 32)))
         {
             throw RepositoryErrors.Integrity(what, $"'{key}' does not authenticate under this repository's keys (it was changed, damaged, or planted)");
         }
 
         var r = new RecordReader(bytes.AsSpan(0, bytes.Length - 32), what);
-        if (!r.ReadRaw(s_keyRecordMagic.Length).SequenceEqual(s_keyRecordMagic) || r.ReadVarUInt() != generation)
+        if (!r.ReadRaw(s_keyRecordMagic.Length).SequenceEqual(s_keyRecordMagic) || r.ReadVarUInt() != sequence || r.ReadVarUInt() != generation)
         {
-            throw r.Malformed("it is not the record of this generation");
+            throw r.Malformed("it is not the record its name says");
         }
 
         if (!string.Equals(r.ReadRequiredString(), RepositoryId, StringComparison.Ordinal))
@@ -257,7 +275,11 @@ internal sealed class BackupRepository : IDisposable
         r.ExpectEnd();
         if (!string.Equals(keyId, _keys.KeyId, StringComparison.Ordinal))
         {
-            throw RepositoryErrors.Integrity(what, $"it is wrapped by the key '{keyId}', but the key provider offers '{_keys.KeyId}'");
+            // Authentic, but this host's key provider cannot unwrap it: a configuration error, not damage.
+            throw new BackupException(new Refusal(
+                BackupErrorCode.IntegrityViolation, what,
+                $"The repository's key generation {sequence} is wrapped by the key '{keyId}', but the key provider offers '{_keys.KeyId}'.",
+                "Configure the repository key provider with the key the repository's keys are wrapped by."));
         }
 
         return wrapped;
@@ -741,7 +763,7 @@ internal sealed class BackupRepository : IDisposable
             w.WriteString(pack);
         }
 
-        await _store.TryCreateAsync(key, _crypto.Seal(w.WrittenSpan, Encoding.UTF8.GetBytes(key)), cancellationToken).ConfigureAwait(false);
+        await _store.TryCreateAsync(key, _crypto.Seal(w.WrittenSpan, Encoding.UTF8.GetBytes(key), RepositoryCrypto.FirstGeneration), cancellationToken).ConfigureAwait(false);
         return key;
     }
 
@@ -802,7 +824,7 @@ internal sealed class BackupRepository : IDisposable
             w.WriteString(marked);
         }
 
-        await _store.TryCreateAsync(key, _crypto.Seal(w.WrittenSpan, Encoding.UTF8.GetBytes(key)), cancellationToken).ConfigureAwait(false);
+        await _store.TryCreateAsync(key, _crypto.Seal(w.WrittenSpan, Encoding.UTF8.GetBytes(key), RepositoryCrypto.FirstGeneration), cancellationToken).ConfigureAwait(false);
     }
 
     private static (string RepositoryId, string KeyId, byte[] WrappedMaster) DecodeConfig(byte[] config)

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -375,7 +376,7 @@ internal sealed class ObjectStore
     public async Task<PackCipher> OpenPackAsync(string packId, byte[] pack, PackKeyInfo? known, CancellationToken cancellationToken)
     {
         CheckPackHeader(pack, packId);
-        var generation = BitConverter.ToUInt32(pack.AsSpan(s_packMagic.Length, 4));
+        var generation = BinaryPrimitives.ReadUInt32LittleEndian(pack.AsSpan(s_packMagic.Length, 4));
         var salt = pack.AsSpan(s_packMagic.Length + 4, RepositoryCrypto.PackSaltSize);
         if (known is null || known.Generation != generation || !salt.SequenceEqual(known.Salt))
         {
@@ -568,7 +569,7 @@ internal sealed class PackWriter : IDisposable
             _pack.SetLength(0);
             _pack.Write(ObjectStore.PackMagic);
             Span<byte> generation = stackalloc byte[4];
-            BitConverter.TryWriteBytes(generation, _cipher.Generation);
+            BinaryPrimitives.WriteUInt32LittleEndian(generation, _cipher.Generation);
             _pack.Write(generation);
             _pack.Write(_cipher.Salt);
         }

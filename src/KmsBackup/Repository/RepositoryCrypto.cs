@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -53,6 +54,7 @@ internal sealed class RepositoryCrypto : IDisposable
     private readonly ulong _boundarySalt;
     private readonly object _gate = new();
     private Dictionary<uint, byte[]> _dataKeys = [];
+    private Dictionary<uint, ulong> _sequences = [];
 
     public RepositoryCrypto(ReadOnlySpan<byte> masterSecret)
     {
@@ -71,32 +73,47 @@ internal sealed class RepositoryCrypto : IDisposable
         _boundarySalt = BitConverter.ToUInt64(salt);
         CryptographicOperations.ZeroMemory(salt);
 
-        AddGeneration(1, masterSecret);
+        AddGeneration(1, 1, masterSecret);
     }
+
+    /// <summary>The ID of key generation 1, the config's master secret: known to every host that opened the repository.</summary>
+    public const uint FirstGeneration = 1;
 
     /// <summary>A secret per-repository salt for content-defined chunk boundaries, so boundaries reveal nothing about names.</summary>
     public ulong BoundarySalt => _boundarySalt;
 
-    /// <summary>The newest key generation this process knows: new objects are sealed under it.</summary>
+    /// <summary>
+    /// The ID of the newest key generation this process knows (highest sequence; of two generations with one
+    /// sequence, made by two hosts rotating at once, the higher ID): new objects are sealed under it.
+    /// </summary>
     public uint CurrentGeneration
     {
         get
         {
             lock (_gate)
             {
-                return _dataKeys.Keys.Max();
+                return _sequences.MaxBy(g => (g.Value, g.Key)).Key;
             }
         }
     }
 
-    /// <summary>The key generations this process knows.</summary>
-    public IReadOnlyCollection<uint> Generations
+    /// <summary>The sequence number of a known generation (1 for the first), what users see as the key generation; 0 if unknown.</summary>
+    public ulong SequenceOf(uint generation)
+    {
+        lock (_gate)
+        {
+            return _sequences.GetValueOrDefault(generation);
+        }
+    }
+
+    /// <summary>The highest sequence number of a known generation.</summary>
+    public ulong HighestSequence
     {
         get
         {
             lock (_gate)
             {
-                return [.. _dataKeys.Keys.Order()];
+                return _sequences.Values.Max();
             }
         }
     }
@@ -109,8 +126,13 @@ internal sealed class RepositoryCrypto : IDisposable
         }
     }
 
-    /// <summary>Adds a key generation from its secret (unwrapped by the key provider). Adding a known generation does nothing.</summary>
-    public void AddGeneration(uint generation, ReadOnlySpan<byte> secret)
+    /// <summary>
+    /// Adds a key generation (its random ID, its sequence number and its secret, unwrapped by the key provider).
+    /// Adding a known generation does nothing. A secret that gives the data key of a known generation is refused:
+    /// a record that re-wraps an old secret as a new generation (which someone holding that old secret and write
+    /// access to the store could plant) would turn a rotation, and the rekey after it, into a no-op.
+    /// </summary>
+    public void AddGeneration(uint generation, ulong sequence, ReadOnlySpan<byte> secret)
     {
         var dataKey = GC.AllocateArray<byte>(32, pinned: true);
         HKDF.DeriveKey(HashAlgorithmName.SHA256, secret, dataKey, salt: [], info: "kmsbackup/repository/v3/data"u8);
@@ -122,7 +144,16 @@ internal sealed class RepositoryCrypto : IDisposable
                 return;
             }
 
+            if (_dataKeys.FirstOrDefault(k => CryptographicOperations.FixedTimeEquals(k.Value, dataKey)) is { Value: not null } same)
+            {
+                CryptographicOperations.ZeroMemory(dataKey);
+                throw RepositoryErrors.Integrity(
+                    string.Create(CultureInfo.InvariantCulture, $"key generation {sequence}"),
+                    string.Create(CultureInfo.InvariantCulture, $"its secret is that of generation {_sequences[same.Key]}, so it would protect nothing new (a record re-wrapping an old secret)"));
+            }
+
             _dataKeys = new Dictionary<uint, byte[]>(_dataKeys) { [generation] = dataKey };
+            _sequences = new Dictionary<uint, ulong>(_sequences) { [generation] = sequence };
         }
     }
 
@@ -143,16 +174,21 @@ internal sealed class RepositoryCrypto : IDisposable
     public static uint? GenerationOf(ReadOnlySpan<byte> sealedBytes) =>
         sealedBytes.Length < StandaloneOverhead ? null : BinaryPrimitives.ReadUInt32LittleEndian(sealedBytes);
 
-    /// <summary>Seals a standalone object under a key of its own, derived from the current generation.</summary>
-    public byte[] Seal(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
+    /// <summary>
+    /// Seals a standalone object under a key of its own, derived from the current generation, or from
+    /// <paramref name="generation"/>. The records of the maintenance protocol (prune markers, pins, store times) are
+    /// sealed under <see cref="FirstGeneration"/>, which every host that opened the repository knows: every writer and
+    /// every prune must read every one of them, whatever key records it could or could not open.
+    /// </summary>
+    public byte[] Seal(ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData, uint? generation = null)
     {
-        var generation = CurrentGeneration;
+        var under = generation ?? CurrentGeneration;
         var sealedBytes = new byte[plaintext.Length + StandaloneOverhead];
         var span = sealedBytes.AsSpan();
-        BinaryPrimitives.WriteUInt32LittleEndian(span, generation);
+        BinaryPrimitives.WriteUInt32LittleEndian(span, under);
         var salt = span.Slice(GenerationSize, ObjectSaltSize);
         RandomNumberGenerator.Fill(salt);
-        using var aes = DeriveCipher(generation, salt, "kmsbackup/repository/v3/object"u8, "object");
+        using var aes = DeriveCipher(under, salt, "kmsbackup/repository/v3/object"u8, "object");
         var body = span[(GenerationSize + ObjectSaltSize)..];
         var nonce = body[..NonceSize];
         RandomNumberGenerator.Fill(nonce);
@@ -160,7 +196,7 @@ internal sealed class RepositoryCrypto : IDisposable
         return sealedBytes;
     }
 
-    public byte[] Seal(ReadOnlySpan<byte> plaintext, string associatedData) => Seal(plaintext, Encoding.UTF8.GetBytes(associatedData));
+    public byte[] Seal(ReadOnlySpan<byte> plaintext, string associatedData, uint? generation = null) => Seal(plaintext, Encoding.UTF8.GetBytes(associatedData), generation);
 
     /// <summary>Opens a standalone sealed object; throws a typed integrity error naming <paramref name="what"/> when it does not authenticate.</summary>
     /// <exception cref="BackupIntegrityException">It does not authenticate, or it was sealed under a generation this process does not know (yet): see <see cref="KeyGenerationMissingException"/>.</exception>
@@ -323,7 +359,7 @@ internal sealed class KeyGenerationMissingException(uint generation) : Exception
 
     public static BackupIntegrityException Missing(uint generation, string what) => new(new Refusal(
         BackupErrorCode.IntegrityViolation, what,
-        $"The repository's {what} is sealed under key generation {generation}, which is not among the repository's readable keys (keys/): its key record is missing or damaged. No data from it was used.",
+        string.Create(CultureInfo.InvariantCulture, $"The repository's {what} is sealed under the key generation with ID {generation:x8}, which is not among the repository's readable keys (keys/): its key record is missing or damaged. No data from it was used."),
         "Run verify to see which key records are damaged; restore the keys/ area of the store from a copy."), new KeyGenerationMissingException(generation));
 
     /// <summary>Whether <paramref name="e"/> is about a generation this process does not know.</summary>

@@ -194,7 +194,8 @@ internal static class RepositoryMaintenance
         var unreferencedPacks = packs.Where(p => !livePacks.Contains(p)).Order(StringComparer.Ordinal).ToList();
         return new RepositoryVerification(problems, packs.Count, objectsChecked, pointsChecked, unreferencedObjects, unreferencedPacks,
             packs.Where(p => !indexedPacks.Contains(p)).Count(), abandonedPoints,
-            generations.ToDictionary(g => (int)g.Key, g => g.Value), (int)objects.Crypto.CurrentGeneration);
+            generations.GroupBy(g => (long)objects.Crypto.SequenceOf(g.Key)).ToDictionary(g => g.Key, g => g.Sum(x => x.Value)),
+            (long)objects.Crypto.SequenceOf(objects.Crypto.CurrentGeneration));
     }
 
     /// <summary>
@@ -384,59 +385,96 @@ internal static class RepositoryMaintenance
         await objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
         var current = objects.Crypto.CurrentGeneration;
         var marked = markers.MarkedPacks.ToHashSet(StringComparer.Ordinal);
-        var old = objects.PackGenerations()
-            .Where(p => p.Value < current && !marked.Contains(p.Key))
+        var generations = objects.PackGenerations();
+        var old = generations
+            .Where(p => p.Value != current && !marked.Contains(p.Key))
             .Select(p => p.Key).Order(StringComparer.Ordinal).ToList();
 
+        // Hosts rekeying at once start at different packs, so they seldom copy the same one.
+        var start = old.Count == 0 ? 0 : RandomNumberGenerator.GetInt32(old.Count);
+        old = [.. old.Skip(start), .. old.Take(start)];
+
+        // An object that already has a copy under the current generation in a pack no marker names (a rekey that died
+        // before its marker, or another host's) is not copied again: its old pack is only marked.
+        bool HasCurrentCopy(ObjectId id, string from) => objects.PacksOf(id).Any(p =>
+            !string.Equals(p, from, StringComparison.Ordinal) && !marked.Contains(p) && generations.GetValueOrDefault(p) == current);
+
         var rewritten = new List<string>();
+        var damaged = 0;
         var objectsCopied = 0;
         using var writer = new PackWriter(objects) { WriteCopies = true };
-        foreach (var packId in old.Take(maximumPacks))
+        foreach (var packId in old)
         {
+            if (rewritten.Count >= maximumPacks)
+            {
+                break;
+            }
+
             var entries = objects.EntriesOf(packId);
-            byte[] pack;
+            byte[]? pack = null;
             try
             {
-                pack = await objects.ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BackupIntegrityException)
-            {
-                continue; // deleted meanwhile by a prune, or damaged: verify names it; nothing to copy from it
-            }
-
-            using var cipher = await objects.OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
-            foreach (var (id, location) in entries)
-            {
-                if ((long)location.Offset + location.Length > pack.Length)
+                if (entries.All(e => HasCurrentCopy(e.Id, packId)))
                 {
-                    throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {ObjectStore.Short(packId)} is shorter than its index says");
+                    rewritten.Add(packId);
+                    continue;
                 }
 
-                var plain = cipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                pack = await objects.ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
+                using var cipher = await objects.OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
+
+                // Open every object first: a pack with one damaged object is left whole (verify names it), not half copied.
+                var opened = new List<(byte Role, byte[] Plain)>(entries.Count);
                 try
                 {
-                    await writer.AddAsync(location.Role, plain, cancellationToken).ConfigureAwait(false);
+                    foreach (var (id, location) in entries.Where(e => !HasCurrentCopy(e.Id, packId)))
+                    {
+                        if ((long)location.Offset + location.Length > pack.Length)
+                        {
+                            throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {ObjectStore.Short(packId)} is shorter than its index says");
+                        }
+
+                        opened.Add((location.Role, cipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role)));
+                    }
+
+                    foreach (var (role, plain) in opened)
+                    {
+                        await writer.AddAsync(role, plain, cancellationToken).ConfigureAwait(false);
+                        objectsCopied++;
+                    }
                 }
                 finally
                 {
-                    System.Security.Cryptography.CryptographicOperations.ZeroMemory(plain);
+                    foreach (var (_, plain) in opened)
+                    {
+                        CryptographicOperations.ZeroMemory(plain);
+                    }
                 }
 
-                objectsCopied++;
+                rewritten.Add(packId);
             }
-
-            System.Security.Cryptography.CryptographicOperations.ZeroMemory(pack);
-            rewritten.Add(packId);
+            catch (BackupIntegrityException)
+            {
+                damaged++; // deleted meanwhile by a prune, or damaged: verify names it; the other packs go on
+            }
+            finally
+            {
+                if (pack is not null)
+                {
+                    CryptographicOperations.ZeroMemory(pack);
+                }
+            }
         }
 
-        // Copies first, then the marker: until the marker exists the copies are merely extra.
+        // Copies first, then the marker: until the marker exists the copies are merely extra, and the next rekey marks
+        // the old pack without copying it again.
         await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
         if (rewritten.Count > 0)
         {
             await repository.WritePruneMarkerAsync(now, rewritten, [], cancellationToken).ConfigureAwait(false);
         }
 
-        return new RekeyResult(current, rewritten.Count, objectsCopied, writer.BytesWritten, old.Count - rewritten.Count);
+        return new RekeyResult(current, rewritten.Count, objectsCopied, writer.BytesWritten, old.Count - rewritten.Count - damaged, damaged);
     }
 }
 
@@ -446,7 +484,8 @@ internal static class RepositoryMaintenance
 /// <param name="ObjectsCopied">Objects copied.</param>
 /// <param name="BytesWritten">Bytes of new packs and indexes written.</param>
 /// <param name="PacksRemaining">Old packs not rewritten by this call (beyond its budget).</param>
-internal readonly record struct RekeyResult(uint Generation, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining);
+/// <param name="PacksDamaged">Old packs that could not be read or opened: left as they are, for verify to name.</param>
+internal readonly record struct RekeyResult(uint Generation, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining, int PacksDamaged);
 
 /// <summary>What a prune did.</summary>
 /// <param name="PacksDeleted">Packs deleted now (marked by an earlier prune and still unreferenced).</param>

@@ -65,7 +65,7 @@ internal sealed class StoreClock(BackupStore store, RepositoryCrypto crypto, Obj
         var key = string.Create(CultureInfo.InvariantCulture, $"{Prefix}{now.UtcTicks:D20}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}");
         var w = new RecordWriter();
         w.WriteInstant(now);
-        await store.TryCreateAsync(key, crypto.Seal(w.WrittenSpan, Encoding.UTF8.GetBytes(key)), cancellationToken).ConfigureAwait(false);
+        await store.TryCreateAsync(key, crypto.Seal(w.WrittenSpan, Encoding.UTF8.GetBytes(key), RepositoryCrypto.FirstGeneration), cancellationToken).ConfigureAwait(false);
 
         var records = await ListAsync(cancellationToken).ConfigureAwait(false);
         var stale = records.Where(r => discardLater && r.Ticks > now.UtcTicks)

@@ -41,16 +41,17 @@ public class RepositoryKeyTests
         var before = await AllViewsAsync(h.Client, backup);
 
         var rotation = await h.Client.RotateRepositoryKeyAsync();
-        Assert.Equal(new RepositoryKeyRotation(2, Created: true), rotation);
+        Assert.Equal(2, rotation.KeyGeneration);
+        Assert.Matches("^[0-9a-f]{8}$", rotation.GenerationId);
         await h.Kms.GenerateKeyAsync("kst-a", "after-rotation", Owner);
         await h.RunUntilAsync(h.Clock.GetUtcNow().AddMinutes(10), TimeSpan.FromMinutes(5));
 
-        Assert.Contains(PackHeaders(h), p => p.Generation == 2);
+        Assert.Contains(PackHeaders(h), p => p.Generation == IdOf(rotation));
         Assert.Contains(PackHeaders(h), p => p.Generation == 1);
         var verification = await h.Client.VerifyAsync();
         Assert.True(verification.IsClean, string.Join("; ", verification.Problems.Select(p => p.Description)));
         Assert.Equal(2, verification.CurrentKeyGeneration);
-        Assert.Equal([1, 2], verification.PacksByKeyGeneration.Keys.Order());
+        Assert.Equal([1L, 2L], verification.PacksByKeyGeneration.Keys.Order());
 
         // The host opened before the rotation learns the new generation from the first object sealed under it.
         var after = await AllViewsAsync(otherHost, backup);
@@ -67,7 +68,7 @@ public class RepositoryKeyTests
         var before = await AllViewsAsync(h.Client, backup);
         var oldPacks = PackHeaders(h).Select(p => p.Path).ToHashSet();
 
-        await h.Client.RotateRepositoryKeyAsync();
+        var rotation = await h.Client.RotateRepositoryKeyAsync();
         var first = await h.Client.RekeyAsync(maximumPacks: 1);
         Assert.Equal(1, first.PacksRewritten);
         Assert.False(first.IsComplete);
@@ -83,12 +84,12 @@ public class RepositoryKeyTests
         var prune = await h.Client.PruneAsync();
         Assert.Equal(oldPacks.Count, prune.PacksDeleted);
         Assert.All(oldPacks, p => Assert.False(h.Files.File.Exists(p), $"{p} is still there"));
-        Assert.All(PackHeaders(h), p => Assert.Equal(2u, p.Generation));
+        Assert.All(PackHeaders(h), p => Assert.Equal(IdOf(rotation), p.Generation));
 
         using var fresh = await h.OpenAnotherClientAsync("reader");
         var verification = await fresh.VerifyAsync();
         Assert.True(verification.IsClean, string.Join("; ", verification.Problems.Select(p => p.Description)));
-        Assert.Equal([2], verification.PacksByKeyGeneration.Keys);
+        Assert.Equal([2L], verification.PacksByKeyGeneration.Keys);
         Assert.Equal(before, await AllViewsAsync(fresh, backup));
         Assert.Equal(0, (await fresh.RekeyAsync()).PacksRewritten);
     }
@@ -144,7 +145,7 @@ public class RepositoryKeyTests
             using var fresh = await h.OpenAnotherClientAsync("reader");
             var verification = await fresh.VerifyAsync();
             Assert.True(verification.IsClean, $"killed at write {killAtWrite}: " + string.Join("; ", verification.Problems.Select(p => p.Description)));
-            Assert.Equal([2], verification.PacksByKeyGeneration.Keys);
+            Assert.Equal([2L], verification.PacksByKeyGeneration.Keys);
             Assert.Equal(before, await AllViewsAsync(fresh, backup));
             if (!killed)
             {
@@ -189,7 +190,7 @@ public class RepositoryKeyTests
         using var fresh = await h.OpenAnotherClientAsync("reader");
         var verification = await fresh.VerifyAsync();
         Assert.True(verification.IsClean, string.Join("; ", verification.Problems.Select(p => p.Description)));
-        Assert.Equal([2], verification.PacksByKeyGeneration.Keys);
+        Assert.Equal([2L], verification.PacksByKeyGeneration.Keys);
         var today = DateOnly.FromDateTime(h.Clock.GetUtcNow().UtcDateTime);
         var names = (await fresh.GetDataPageAsync(Owner, backup.Id, today, BackupDataType.IncrementallyBackedUpKeys, new BackupDataQuery { PageSize = 1000 })).Items.Select(i => i.Name).ToList();
         Assert.All(Enumerable.Range(0, 4), r => Assert.Contains($"round-{r}", names));
@@ -203,41 +204,56 @@ public class RepositoryKeyTests
         var backup = await BackUpTwoDaysAsync(h, keysPerDay: 20);
         var before = await AllViewsAsync(h.Client, backup);
         h.Files.Directory.CreateDirectory($"{Objects}/keys");
-        h.Files.File.WriteAllBytes($"{Objects}/keys/0000000002", Encoding.UTF8.GetBytes("KBKEYG01 planted by someone without the repository's keys"));
+        h.Files.File.WriteAllBytes($"{Objects}/keys/00000000000000000002-deadbeef", Encoding.UTF8.GetBytes("KBKEYG01 planted by someone without the repository's keys"));
+        h.Files.File.WriteAllBytes($"{Objects}/keys/4294967295", [1, 2, 3]);
+        h.Files.File.WriteAllBytes($"{Objects}/keys/18446744073709551615-0000000a", [1, 2, 3]);
 
         using var fresh = await h.OpenAnotherClientAsync("reader");
         Assert.Equal(before, await AllViewsAsync(fresh, backup));
         var verification = await fresh.VerifyAsync();
-        var problem = Assert.Single(verification.Problems);
-        Assert.Contains("keys/0000000002", problem.Item, StringComparison.Ordinal);
+        Assert.Equal(3, verification.Problems.Count);
+        Assert.Contains(verification.Problems, p => p.Item.Contains("keys/00000000000000000002-deadbeef", StringComparison.Ordinal));
+        Assert.Contains(verification.Problems, p => p.Item.Contains("keys/4294967295", StringComparison.Ordinal));
         Assert.Equal(1, verification.CurrentKeyGeneration);
 
-        // A rotation skips the planted number; data stays readable throughout.
+        // Names that do not authenticate take no part: a rotation is the second generation, under an ID of its own.
+        var rotation = await fresh.RotateRepositoryKeyAsync();
+        Assert.Equal(2, rotation.KeyGeneration);
+        Assert.NotEqual("deadbeef", rotation.GenerationId);
         Assert.Equal(3, (await fresh.RotateRepositoryKeyAsync()).KeyGeneration);
         await h.Kms.GenerateKeyAsync("kst-a", "after-rotation", Owner);
         h.Clock.Advance(TimeSpan.FromMinutes(10));
         await fresh.RunDueBackupsAsync();
-        Assert.Contains(PackHeaders(h), p => p.Generation == 3);
         Assert.Equal(DayOne(before), DayOne(await AllViewsAsync(h.Client, backup)));
+        Assert.Contains("after-rotation", (await AllViewsAsync(h.Client, backup)).Single(v => v.StartsWith("2026-05-02 IncrementallyBackedUpKeys", StringComparison.Ordinal)), StringComparison.Ordinal);
     }
 
     [Fact]
     [Trait("Rule", "D4")]
-    public async Task Two_hosts_rotating_at_once_agree_on_one_generation()
+    public async Task Two_hosts_rotating_at_once_make_two_generations_that_every_host_reads_and_converge_on_one()
     {
         await using var h = await EngineHarness.CreateAsync();
-        await BackUpTwoDaysAsync(h, keysPerDay: 5);
+        var backup = await BackUpTwoDaysAsync(h, keysPerDay: 5);
         using var other = await h.OpenAnotherClientAsync("other-host");
         var rotations = await Task.WhenAll(h.Client.RotateRepositoryKeyAsync(), other.RotateRepositoryKeyAsync());
+        Assert.Equal(2, rotations.Select(r => r.GenerationId).Distinct().Count());
+        Assert.Equal(2, h.Files.Directory.GetFiles($"{Objects}/keys").Length);
 
-        // Either both made a generation of their own (one after the other), or one adopted the other's.
-        Assert.Contains(rotations, r => r.Created);
-        var keyRecords = h.Files.Directory.GetFiles($"{Objects}/keys");
-        Assert.Equal(rotations.Count(r => r.Created), keyRecords.Length);
+        // Each host seals under the generation it knows; a reader meeting the other's reads the records again.
+        await h.Kms.GenerateKeyAsync("kst-a", "by-first-host", Owner);
+        h.Clock.Advance(TimeSpan.FromMinutes(10));
+        await h.Client.RunDueBackupsAsync();
+        await h.Kms.GenerateKeyAsync("kst-a", "by-other-host", Owner);
+        h.Clock.Advance(TimeSpan.FromMinutes(10));
+        await other.RunDueBackupsAsync();
+
         using var fresh = await h.OpenAnotherClientAsync("reader");
         var verification = await fresh.VerifyAsync();
         Assert.True(verification.IsClean, string.Join("; ", verification.Problems.Select(p => p.Description)));
         Assert.Equal(rotations.Max(r => r.KeyGeneration), verification.CurrentKeyGeneration);
+        var added = (await AllViewsAsync(fresh, backup)).Single(v => v.StartsWith("2026-05-02 IncrementallyBackedUpKeys", StringComparison.Ordinal));
+        Assert.Contains("by-first-host", added, StringComparison.Ordinal);
+        Assert.Contains("by-other-host", added, StringComparison.Ordinal);
     }
 
     private static async Task<BackupDetails> BackUpTwoDaysAsync(EngineHarness h, int keysPerDay)
@@ -280,6 +296,8 @@ public class RepositoryKeyTests
 
         return views;
     }
+
+    private static uint IdOf(RepositoryKeyRotation rotation) => Convert.ToUInt32(rotation.GenerationId, 16);
 
     private static List<string> DayOne(List<string> views) => [.. views.Where(v => v.StartsWith("2026-05-01", StringComparison.Ordinal))];
 
