@@ -180,8 +180,23 @@ public partial class BackupClient
             // since the first look; state changes take this lease too) and the points (another host may have
             // run the backup a moment ago).
             entry = await RefreshUnderLeaseAsync(await LoadAsync(backupId, cancellationToken).ConfigureAwait(false), lease, now: null, cancellationToken).ConfigureAwait(false);
-            points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
-            history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
+            for (var listing = 1; ; listing++)
+            {
+                points = await PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    history = await HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
+                    break;
+                }
+                catch (BackupException e) when (e.Code == BackupErrorCode.NotFound && listing < 3)
+                {
+                    // A point listed under this lease vanished: the writer that held the lease before (whose lease
+                    // lapsed, perhaps by another host's clock) found its fence broken after writing its manifest, and
+                    // deleted it again. List again.
+                    ForgetPoints(backupId);
+                }
+            }
+
             decision = BackupScheduler.Next(entry.State, history, _options.Schedule, Clock.GetUtcNow());
             if (decision.Run is not { } confirmed || !confirmed.IsDue(Clock.GetUtcNow()))
             {
