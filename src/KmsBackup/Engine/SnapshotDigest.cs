@@ -38,18 +38,7 @@ internal sealed class SnapshotDigest
         return changes;
     }
 
-    private static long VersionStamp(KeyRecord key)
-    {
-        var f = new Fingerprint();
-        f.Add(key.Versions.Length);
-        foreach (var version in key.Versions)
-        {
-            f.Add(version.VersionId);
-            f.Add(version.CreatedAt.UtcTicks);
-        }
-
-        return f.Value;
-    }
+    private static long VersionStamp(KeyRecord key) => VersionStamp(key.Versions.Select(v => (v.VersionId, v.CreatedAt)), key.Versions.Length);
 
     private static long MetadataStamp(KeyRecord key)
     {
@@ -62,14 +51,17 @@ internal sealed class SnapshotDigest
         return f.Value;
     }
 
-    private static long VersionStamp(SecretRecord secret)
+    private static long VersionStamp(SecretRecord secret) => VersionStamp(secret.Versions.Select(v => (v.VersionId, v.CreatedAt)), secret.Versions.Length);
+
+    /// <summary>The stamp of an item's versions: their count, and each one's ID and creation time, in order.</summary>
+    private static long VersionStamp(IEnumerable<(string VersionId, DateTimeOffset CreatedAt)> versions, int count)
     {
         var f = new Fingerprint();
-        f.Add(secret.Versions.Length);
-        foreach (var version in secret.Versions)
+        f.Add(count);
+        foreach (var (versionId, createdAt) in versions)
         {
-            f.Add(version.VersionId);
-            f.Add(version.CreatedAt.UtcTicks);
+            f.Add(versionId);
+            f.Add(createdAt.UtcTicks);
         }
 
         return f.Value;

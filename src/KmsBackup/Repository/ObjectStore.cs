@@ -326,12 +326,7 @@ internal sealed class ObjectStore
                 using var cipher = await OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
                 foreach (var (id, location) in entries)
                 {
-                    if ((long)location.Offset + location.Length > pack.Length)
-                    {
-                        throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
-                    }
-
-                    result[id] = cipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+                    result[id] = cipher.OpenObject(pack, id, location);
                 }
             }
         }

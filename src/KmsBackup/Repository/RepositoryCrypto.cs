@@ -118,14 +118,6 @@ internal sealed class RepositoryCrypto : IDisposable
         }
     }
 
-    public bool Knows(uint generation)
-    {
-        lock (_gate)
-        {
-            return _dataKeys.ContainsKey(generation);
-        }
-    }
-
     /// <summary>
     /// Adds a key generation (its random ID, its sequence number and its secret, unwrapped by the key provider).
     /// Adding a known generation does nothing. A secret that gives the data key of a known generation is refused:
@@ -309,6 +301,17 @@ internal sealed class PackCipher : IDisposable
             destination.Slice(RepositoryCrypto.NonceSize + plaintext.Length, RepositoryCrypto.TagSize), ad);
     }
 
+    /// <summary>Opens the object at <paramref name="location"/> of this pack, whose bytes are <paramref name="pack"/>, checking that it lies within them.</summary>
+    public byte[] OpenObject(byte[] pack, ObjectId id, ObjectLocation location)
+    {
+        if ((long)location.Offset + location.Length > pack.Length)
+        {
+            throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {ObjectStore.Short(location.PackId)} is shorter than its index says");
+        }
+
+        return OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
+    }
+
     /// <summary>Opens an object of this pack and checks that its plaintext MAC is its ID.</summary>
     public byte[] OpenObject(ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role)
     {
@@ -355,8 +358,6 @@ internal sealed class PackCipher : IDisposable
 /// </summary>
 internal sealed class KeyGenerationMissingException(uint generation) : Exception($"key generation {generation} is not known")
 {
-    public uint Generation { get; } = generation;
-
     public static BackupIntegrityException Missing(uint generation, string what) => new(new Refusal(
         BackupErrorCode.IntegrityViolation, what,
         string.Create(CultureInfo.InvariantCulture, $"The repository's {what} is sealed under the key generation with ID {generation:x8}, which is not among the repository's readable keys (keys/): its key record is missing or damaged. No data from it was used."),

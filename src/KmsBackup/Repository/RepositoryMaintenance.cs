@@ -429,12 +429,7 @@ internal static class RepositoryMaintenance
                 {
                     foreach (var (id, location) in entries.Where(e => !HasCurrentCopy(e.Id, packId)))
                     {
-                        if ((long)location.Offset + location.Length > pack.Length)
-                        {
-                            throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {ObjectStore.Short(packId)} is shorter than its index says");
-                        }
-
-                        opened.Add((location.Role, cipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role)));
+                        opened.Add((location.Role, cipher.OpenObject(pack, id, location)));
                     }
 
                     foreach (var (role, plain) in opened)
