@@ -55,7 +55,7 @@ using Azure.Storage.Blobs;
 //   upload <store-folder> <kms-folder> <key-file> <file> <data-key-file>
 //     Uploads a backup file into a FileSystemBackupStore over the real disk, sampling memory every 2 ms, and prints
 //     "uploaded <backup> <file-bytes> <seconds> <start-working-set> <peak-working-set> <baseline-managed> <peak-managed>
-//     <allocated> <gen2-collections>" (bytes; the peak working set is the process's high-water mark; allocated counts every
+//     <allocated> <gen2-collections> <retained-managed>" (bytes; the peak working set is the process's high-water mark; allocated counts every
 //     managed allocation during the upload), or "refused <code> <message>" and exits with 3.
 switch (args)
 {
@@ -361,8 +361,17 @@ static async Task<int> UploadAsync(string storeFolder, string kmsFolder, string 
         await sampler;
         peakManaged = Math.Max(peakManaged, GC.GetTotalMemory(forceFullCollection: false));
         process.Refresh();
+        var peakWorkingSet = process.PeakWorkingSet64;
+        var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+        var gen2 = GC.CollectionCount(2) - gen2Before;
+
+        // What the client keeps once the upload is done: above all the repository's object index, which now also
+        // lists the objects the upload wrote.
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var retainedManaged = GC.GetTotalMemory(forceFullCollection: true);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"uploaded {uploaded.Id} {new FileInfo(filePath).Length} {watch.Elapsed.TotalSeconds:F1} {startWorkingSet} {process.PeakWorkingSet64} {baselineManaged} {peakManaged} {GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore} {GC.CollectionCount(2) - gen2Before}"));
+            $"uploaded {uploaded.Id} {new FileInfo(filePath).Length} {watch.Elapsed.TotalSeconds:F1} {startWorkingSet} {peakWorkingSet} {baselineManaged} {peakManaged} {allocated} {gen2} {retainedManaged}"));
         return 0;
     }
     catch (BackupException e)

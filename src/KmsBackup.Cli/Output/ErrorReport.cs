@@ -14,7 +14,7 @@ internal static class ErrorReport
         BackupFileException or BackupIntegrityException => ExitCodes.Integrity,
         BackupException b when b.Code == BackupErrorCode.IntegrityViolation || b.Code == BackupErrorCode.StoreLinkRefused => ExitCodes.Integrity,
         BackupException b when b.Code == BackupErrorCode.NotFound => ExitCodes.NotFound,
-        BackupException b when b.Code == BackupErrorCode.LeaseHeld || b.Code == BackupErrorCode.LeaseLost || b.Code == BackupErrorCode.StoreUnavailable => ExitCodes.Unavailable,
+        BackupException b when b.Code == BackupErrorCode.LeaseHeld || b.Code == BackupErrorCode.LeaseLost || b.Code == BackupErrorCode.StoreUnavailable || b.Code == BackupErrorCode.TemporaryFolderUnavailable => ExitCodes.Unavailable,
         BackupException => ExitCodes.Refused,
         OperationCanceledException => ExitCodes.Cancelled,
         FileNotFoundException or DirectoryNotFoundException => ExitCodes.NotFound,

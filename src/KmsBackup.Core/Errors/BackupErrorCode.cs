@@ -171,6 +171,12 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>A backup file too large for its format: more segments than the segment counter can number without wrapping.</summary>
     public static BackupErrorCode FileTooLarge { get; } = new(nameof(FileTooLarge));
 
+    /// <summary>
+    /// An upload could not use its temporary folder (<c>BackupClientOptions.UploadTemporaryFolder</c>): it does not
+    /// exist, is not writable, is full, or its file was changed while the upload ran. Nothing was imported.
+    /// </summary>
+    public static BackupErrorCode TemporaryFolderUnavailable { get; } = new(nameof(TemporaryFolderUnavailable));
+
     /// <summary>A data encryption key of the wrong length: backup files use 256-bit (32-byte) data keys.</summary>
     public static BackupErrorCode InvalidDataKey { get; } = new(nameof(InvalidDataKey));
 

@@ -251,7 +251,7 @@ public partial class BackupClient
             var plaintext = BackupFileCodec.CreateDecryptingStream(limited, dataKey, leaveOpen: true);
             await using (plaintext.ConfigureAwait(false))
             {
-                return await DayPayload.ReadAsync(plaintext, Malformed, cancellationToken).ConfigureAwait(false);
+                return await DayPayload.ReadAsync(plaintext, Malformed, _options.UploadTemporaryFolder ?? Path.GetTempPath(), cancellationToken).ConfigureAwait(false);
             }
         }
     }
@@ -306,7 +306,7 @@ public partial class BackupClient
         CancellationToken cancellationToken)
     {
         await _repository.CommitPointAsync(
-            (writer, token) => _repository.WriteEncodedTreesAsync(day.Items, snapshot.Keys, snapshot.Secrets, writer, token),
+            (writer, token) => _repository.WriteUploadedTreesAsync(day, snapshot, writer, token),
             snapshot.Source.InstanceId,
             (keyRoot, secretRoot) => new PointManifest
             {

@@ -45,10 +45,18 @@ public sealed class BackupClientOptions
     /// <summary>
     /// The largest backup file <see cref="BackupClient.UploadAsync"/> accepts, in bytes. A larger file (or one that
     /// turns out larger while it is read) is refused with <see cref="BackupErrorCode.FileTooLarge"/> before anything
-    /// is written. Default 4 GiB; at least 1 KiB. Upload memory does not grow with this limit: it grows with the
-    /// items the file holds (see the README, "Upload").
+    /// is written. Default 4 GiB; at least 1 KiB. Upload memory does not grow with this limit nor with the file: the
+    /// items wait in <see cref="UploadTemporaryFolder"/> (see the README, "Download and upload").
     /// </summary>
     public long MaximumUploadSize { get; set; } = 4L * 1024 * 1024 * 1024;
+
+    /// <summary>
+    /// The folder where <see cref="BackupClient.UploadAsync"/> keeps an uploaded day's items while it checks them and
+    /// writes them: about the file's size, in a file created for the current user only, sealed page by page under
+    /// a key that only the upload holds, and deleted when the upload ends (on Linux and macOS its name is unlinked at
+    /// once, so not even a crash leaves it). Default <see langword="null"/>: the system's temporary folder.
+    /// </summary>
+    public string? UploadTemporaryFolder { get; set; }
 
     /// <summary>The HSM clusters of hardware instances (rules H2–H7); <see langword="null"/> (the default) when no hardware instance is backed up.</summary>
     public HsmClusterGateway? HsmClusters { get; set; }
@@ -90,6 +98,11 @@ public sealed class BackupClientOptions
         if (MaximumClockLag < TimeSpan.FromSeconds(1) || MaximumClockLag > TimeSpan.FromHours(1))
         {
             throw new ArgumentOutOfRangeException(nameof(MaximumClockLag), MaximumClockLag, "The maximum clock lag is from 1 second to 1 hour.");
+        }
+
+        if (UploadTemporaryFolder is not null && string.IsNullOrWhiteSpace(UploadTemporaryFolder))
+        {
+            throw new ArgumentException("The upload temporary folder is a folder's path, or null for the system's temporary folder.", nameof(UploadTemporaryFolder));
         }
 
         if (MaximumUploadSize < 1024)

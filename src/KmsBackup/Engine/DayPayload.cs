@@ -41,25 +41,32 @@ internal static class DayPayload
     public const int MaximumItems = 100_000_000;
 
     /// <summary>The most changes of a day.</summary>
-    public const int MaximumChanges = 10_000_000;
+    public const int MaximumChanges = 1_000_000;
 
-    /// <summary>The most bytes the changes take, encoded: they are stored in one recovery point manifest, a single object.</summary>
-    public const long MaximumChangeBytes = 256L * 1024 * 1024;
+    /// <summary>
+    /// The most bytes the changes take, encoded: they are stored in one recovery point manifest, a single object,
+    /// which an upload holds whole while it seals it (and every later read of that point, while it decodes it).
+    /// </summary>
+    public const long MaximumChangeBytes = 32L * 1024 * 1024;
+
+    /// <summary>The spill file's page: what one reader of it holds.</summary>
+    private const int SpillPageSize = 64 * 1024;
 
     private const int ShownNameLength = 64;
 
     public static ReadOnlySpan<byte> Magic => "KBDAY001"u8;
 
     /// <summary>
-    /// Parses and validates a whole payload from <paramref name="plaintext"/>, to its end, holding it in the
-    /// compact form the import writes from. Any malformation is thrown through <paramref name="malformed"/>; the
+    /// Parses and validates a whole payload from <paramref name="plaintext"/>, to its end. The points' items go,
+    /// in their leaf encoding, to an encrypted spill file in <paramref name="temporaryFolder"/>; what stays in
+    /// memory does not grow with the items. Any malformation is thrown through <paramref name="malformed"/>; the
     /// stream's own refusals (a damaged segment, a wrong key) pass through.
     /// </summary>
-    public static async Task<UploadedDay> ReadAsync(Stream plaintext, Func<string, BackupFileException> malformed, CancellationToken cancellationToken)
+    public static async Task<UploadedDay> ReadAsync(Stream plaintext, Func<string, BackupFileException> malformed, string temporaryFolder, CancellationToken cancellationToken)
     {
         using var r = new PayloadStreamReader(plaintext, malformed);
-        var items = new EncodedItems();
         var scratch = new RecordWriter(64 * 1024, pinned: true);
+        SpillFile? items = null;
         try
         {
             foreach (var expected in Magic.ToArray())
@@ -81,8 +88,9 @@ internal static class DayPayload
             var zoneId = (await r.ReadStringAsync("time zone", MaximumTimeZoneBytes, required: true, cancellationToken).ConfigureAwait(false))!;
             var zone = TimeZoneOf(zoneId) ?? throw r.Malformed($"its time zone '{Shown(zoneId)}' is not a time zone this system knows");
 
-            var full = await ReadSnapshotAsync(r, "full backup", date, zone, items, null, scratch, cancellationToken).ConfigureAwait(false);
-            var last = await ReadSnapshotAsync(r, "last recovery point", date, zone, items, full, scratch, cancellationToken).ConfigureAwait(false);
+            items = SpillFile.Create(temporaryFolder, SpillPageSize);
+            var full = await ReadSnapshotAsync(r, "full backup", date, zone, items, temporaryFolder, scratch, cancellationToken).ConfigureAwait(false);
+            var last = await ReadSnapshotAsync(r, "last recovery point", date, zone, items, temporaryFolder, scratch, cancellationToken).ConfigureAwait(false);
             if (last.Source != full.Source)
             {
                 throw r.Malformed($"its full backup is of instance '{Shown(full.Source.InstanceId)}' ({full.Source.Kind}, {Shown(full.Source.Region)}, owner {Shown(full.Source.OwnerAccount)}), but its last recovery point of '{Shown(last.Source.InstanceId)}' ({last.Source.Kind}, {Shown(last.Source.Region)}, owner {Shown(last.Source.OwnerAccount)}): a day's points are of one instance");
@@ -93,7 +101,10 @@ internal static class DayPayload
                 throw r.Malformed(Invariant($"its last recovery point was taken at {last.TakenAt:O}, before its full backup ({full.TakenAt:O})"));
             }
 
-            var changes = await ReadChangesAsync(r, items, full, last, cancellationToken).ConfigureAwait(false);
+            var changes = await ReadChangesAsync(r, cancellationToken).ConfigureAwait(false);
+            r.Context = "the changes";
+            CheckChanges(r, items, changes, full, last, ItemType.Key);
+            CheckChanges(r, items, changes, full, last, ItemType.Secret);
             r.Context = "the end of the day's data";
             await r.ExpectEndAsync(cancellationToken).ConfigureAwait(false);
             return new UploadedDay
@@ -109,7 +120,7 @@ internal static class DayPayload
         }
         catch
         {
-            items.Clear();
+            items?.Dispose();
             throw;
         }
         finally
@@ -126,7 +137,7 @@ internal static class DayPayload
     }
 
     private static async Task<UploadedSnapshot> ReadSnapshotAsync(
-        PayloadStreamReader r, string what, DateOnly date, BackupTimeZone zone, EncodedItems items, UploadedSnapshot? baseline,
+        PayloadStreamReader r, string what, DateOnly date, BackupTimeZone zone, SpillFile items, string temporaryFolder,
         RecordWriter scratch, CancellationToken cancellationToken)
     {
         r.Context = $"the {what}";
@@ -149,23 +160,25 @@ internal static class DayPayload
         var source = new SnapshotSource(instanceId, kind, region, owner);
 
         var keyCount = await r.ReadCountAsync(MaximumItems, "keys", cancellationToken).ConfigureAwait(false);
-        var keys = new SegmentedList<ItemRef>();
-        var cursor = 0;
+        var keys = new SpilledItems(items.Length, keyCount);
         var previous = new RecordWriter(256);
-        for (var i = 0; i < keyCount; i++)
+        using (var ids = new KeyIdCheck(temporaryFolder))
         {
-            scratch.Clear();
-            r.SetItem("key", i + 1, what, scratch);
-            await EncodeKeyAsync(r, kind, scratch, cancellationToken).ConfigureAwait(false);
-            CheckOrder(r, previous, scratch, "key");
-            keys.Add(Store(items, scratch.WrittenSpan, baseline?.Keys, ref cursor));
+            for (var i = 0; i < keyCount; i++)
+            {
+                scratch.Clear();
+                r.SetItem("key", i + 1, what, scratch);
+                await EncodeKeyAsync(r, kind, scratch, cancellationToken).ConfigureAwait(false);
+                CheckOrder(r, previous, scratch, "key");
+                ids.Add(ItemCodec.KeyIdOf(scratch.WrittenSpan), items.Length);
+                Spill(items, scratch);
+            }
+
+            CheckKeyIdsUnique(r, items, ids, what);
         }
 
-        CheckKeyIdsUnique(r, items, keys, what);
-
         var secretCount = await r.ReadCountAsync(MaximumItems, "secrets", cancellationToken).ConfigureAwait(false);
-        var secrets = new SegmentedList<ItemRef>();
-        cursor = 0;
+        var secrets = new SpilledItems(items.Length, secretCount);
         previous.Clear();
         for (var i = 0; i < secretCount; i++)
         {
@@ -173,11 +186,19 @@ internal static class DayPayload
             r.SetItem("secret", i + 1, what, scratch);
             await EncodeSecretAsync(r, scratch, cancellationToken).ConfigureAwait(false);
             CheckOrder(r, previous, scratch, "secret");
-            secrets.Add(Store(items, scratch.WrittenSpan, baseline?.Secrets, ref cursor));
+            Spill(items, scratch);
         }
 
         r.Context = $"the {what}";
         return new UploadedSnapshot(source, takenAt, keys, secrets);
+    }
+
+    /// <summary>Appends an encoded item to the spill file, after its length, and zeroes the scratch copy.</summary>
+    private static void Spill(SpillFile items, RecordWriter item)
+    {
+        items.AppendVarUInt((ulong)item.Length);
+        items.Append(item.WrittenSpan);
+        item.Clear();
     }
 
     /// <summary>
@@ -256,7 +277,7 @@ internal static class DayPayload
         await r.CopyStringAsync("version ID", MaximumStringBytes, required: true, into, cancellationToken).ConfigureAwait(false);
         if (seen is not null)
         {
-            var versionId = Encoding.UTF8.GetString(EncodedItems.LeadingString(into.WrittenSpan[start..]));
+            var versionId = Encoding.UTF8.GetString(ItemCodec.NameOf(into.WrittenSpan[start..]));
             if (!seen.Add(versionId))
             {
                 throw r.Malformed($"{r.Context} has two versions with the ID '{Shown(versionId)}'");
@@ -264,19 +285,13 @@ internal static class DayPayload
         }
     }
 
-    /// <summary>
-    /// Reads the changes and checks that they lead from the full backup to the last recovery point: replayed over
-    /// the full's names, each addition names an item not there yet, each deletion, rotation or metadata change one
-    /// that is there, and the result is exactly the last point's names.
-    /// </summary>
-    private static async Task<List<ItemChange>> ReadChangesAsync(
-        PayloadStreamReader r, EncodedItems items, UploadedSnapshot full, UploadedSnapshot last, CancellationToken cancellationToken)
+    /// <summary>Reads the changes, checking each field, into their compact encoding.</summary>
+    private static async Task<EncodedChanges> ReadChangesAsync(PayloadStreamReader r, CancellationToken cancellationToken)
     {
         r.Context = "the changes";
         var start = r.Consumed;
         var count = await r.ReadCountAsync(MaximumChanges, "changes", cancellationToken).ConfigureAwait(false);
-        var changes = new List<ItemChange>(Math.Min(count, 64 * 1024));
-        var present = new Dictionary<(ItemType Type, string Name), bool>();
+        var changes = new EncodedChanges();
         for (var i = 0; i < count; i++)
         {
             r.SetItem("change", i + 1, "day", null);
@@ -300,83 +315,122 @@ internal static class DayPayload
                 throw r.Malformed(Invariant($"its changes take more than {MaximumChangeBytes:N0} bytes"));
             }
 
-            var noun = type == ItemType.Key ? "key" : "secret";
-            if (!present.TryGetValue((type, name), out var isThere))
-            {
-                isThere = Contains(items, full, type, name);
-            }
-
-            if (kind == ChangeKind.Added ? isThere : !isThere)
-            {
-                throw r.Malformed($"{r.Context} {(kind == ChangeKind.Added ? "adds" : kind == ChangeKind.Deleted ? "deletes" : "changes")} the {noun} '{Shown(name)}', which {(isThere ? "is there already" : "is not there")} at that point of the day");
-            }
-
-            present[(type, name)] = kind != ChangeKind.Deleted;
-            changes.Add(new ItemChange(type, name, kind));
+            changes.Add(type, kind, name);
         }
 
-        r.Context = "the changes";
-        foreach (var ((type, name), isThere) in present)
-        {
-            if (isThere != Contains(items, last, type, name))
-            {
-                throw r.Malformed($"after the day's changes the {(type == ItemType.Key ? "key" : "secret")} '{Shown(name)}' {(isThere ? "is there" : "is gone")}, but the last recovery point {(isThere ? "does not hold it" : "holds it")}");
-            }
-        }
-
-        CheckUnchangedNames(r, items, full.Keys, last.Keys, ItemType.Key, present);
-        CheckUnchangedNames(r, items, full.Secrets, last.Secrets, ItemType.Secret, present);
         return changes;
     }
 
-    /// <summary>A name no change touches must be in both points or in neither.</summary>
-    private static void CheckUnchangedNames(PayloadStreamReader r, EncodedItems items, SegmentedList<ItemRef> full, SegmentedList<ItemRef> last, ItemType type, Dictionary<(ItemType, string), bool> touched)
+    /// <summary>
+    /// Checks that the changes of items of <paramref name="type"/> lead from the full backup to the last recovery
+    /// point: replayed over the full's names, each addition names an item not there yet, each deletion, rotation or
+    /// metadata change one that is there, the result for each name is whether the last point holds it, and a name
+    /// no change touches is in both points or in neither. One walk in name order through the full's items, the
+    /// last point's and the changes sorted by name (stably, so each name's changes keep their order): no lookup,
+    /// and nothing held but one item of each point.
+    /// </summary>
+    private static void CheckChanges(PayloadStreamReader r, SpillFile items, EncodedChanges changes, UploadedSnapshot full, UploadedSnapshot last, ItemType type)
     {
-        int i = 0, j = 0;
-        while (i < full.Count || j < last.Count)
+        var noun = type == ItemType.Key ? "key" : "secret";
+        var sorted = Enumerable.Range(0, changes.Count).Where(i => changes.TypeOf(i) == type).ToArray();
+        Array.Sort(sorted, (a, b) =>
         {
-            var order = i == full.Count ? 1 : j == last.Count ? -1 : items.NameOf(full[i]).SequenceCompareTo(items.NameOf(last[j]));
-            if (order == 0)
+            var c = changes.NameOf(a).SequenceCompareTo(changes.NameOf(b));
+            return c != 0 ? c : a.CompareTo(b);
+        });
+
+        using var inFull = new SpilledNames(items, type == ItemType.Key ? full.Keys : full.Secrets);
+        using var inLast = new SpilledNames(items, type == ItemType.Key ? last.Keys : last.Secrets);
+        var next = 0;
+        while (inFull.HasName || inLast.HasName || next < sorted.Length)
+        {
+            // The least name among the three heads.
+            var name = inFull.HasName ? inFull.Name : inLast.HasName ? inLast.Name : changes.NameOf(sorted[next]);
+            if (inLast.HasName && inLast.Name.SequenceCompareTo(name) < 0)
             {
-                i++;
-                j++;
-                continue;
+                name = inLast.Name;
             }
 
-            var (only, where) = order < 0 ? (full[i++], "full backup") : (last[j++], "last recovery point");
-            var name = items.NameStringOf(only);
-            if (!touched.ContainsKey((type, name)))
+            if (next < sorted.Length && changes.NameOf(sorted[next]).SequenceCompareTo(name) < 0)
             {
-                throw r.Malformed($"the {(type == ItemType.Key ? "key" : "secret")} '{Shown(name)}' is only in the {where}, yet no change of the day adds or deletes it");
+                name = changes.NameOf(sorted[next]);
+            }
+
+            var wasThere = inFull.HasName && inFull.Name.SequenceEqual(name);
+            var isInLast = inLast.HasName && inLast.Name.SequenceEqual(name);
+            if (next == sorted.Length || !changes.NameOf(sorted[next]).SequenceEqual(name))
+            {
+                if (wasThere != isInLast)
+                {
+                    throw r.Malformed($"the {noun} '{Shown(Encoding.UTF8.GetString(name))}' is only in the {(wasThere ? "full backup" : "last recovery point")}, yet no change of the day adds or deletes it");
+                }
+            }
+            else
+            {
+                var isThere = wasThere;
+                for (; next < sorted.Length && changes.NameOf(sorted[next]).SequenceEqual(name); next++)
+                {
+                    var kind = changes.KindOf(sorted[next]);
+                    if (kind == ChangeKind.Added ? isThere : !isThere)
+                    {
+                        throw r.Malformed(Invariant($"change {sorted[next] + 1} of the day {(kind == ChangeKind.Added ? "adds" : kind == ChangeKind.Deleted ? "deletes" : "changes")} the {noun} '{Shown(Encoding.UTF8.GetString(name))}', which {(isThere ? "is there already" : "is not there")} at that point of the day"));
+                    }
+
+                    isThere = kind != ChangeKind.Deleted;
+                }
+
+                if (isThere != isInLast)
+                {
+                    throw r.Malformed($"after the day's changes the {noun} '{Shown(Encoding.UTF8.GetString(name))}' {(isThere ? "is there" : "is gone")}, but the last recovery point {(isThere ? "does not hold it" : "holds it")}");
+                }
+            }
+
+            if (wasThere)
+            {
+                inFull.MoveNext();
+            }
+
+            if (isInLast)
+            {
+                inLast.MoveNext();
             }
         }
     }
 
-    private static bool Contains(EncodedItems items, UploadedSnapshot snapshot, ItemType type, string name)
+    /// <summary>The names of spilled items, one at a time, in order: the item being looked at is all that is held.</summary>
+    private sealed class SpilledNames : IDisposable
     {
-        var list = type == ItemType.Key ? snapshot.Keys : snapshot.Secrets;
-        var wanted = Encoding.UTF8.GetBytes(name);
-        int lo = 0, hi = list.Count - 1;
-        while (lo <= hi)
-        {
-            var mid = lo + ((hi - lo) / 2);
-            var c = items.NameOf(list[mid]).SequenceCompareTo(wanted);
-            if (c == 0)
-            {
-                return true;
-            }
+        private readonly SpillFile.Cursor _cursor;
+        private readonly RecordWriter _item = new(4096, pinned: true);
+        private long _left;
 
-            if (c < 0)
+        public SpilledNames(SpillFile items, SpilledItems region)
+        {
+            _cursor = items.OpenCursor(region.Start);
+            _left = region.Count;
+            MoveNext();
+        }
+
+        public bool HasName { get; private set; }
+
+        public ReadOnlySpan<byte> Name => ItemCodec.NameOf(_item.WrittenSpan);
+
+        public void MoveNext()
+        {
+            _item.Clear();
+            HasName = _left > 0;
+            if (HasName)
             {
-                lo = mid + 1;
-            }
-            else
-            {
-                hi = mid - 1;
+                _left--;
+                _cursor.Read(_item.Append(checked((int)_cursor.ReadVarUInt())).Span);
             }
         }
 
-        return false;
+        public void Dispose()
+        {
+            _item.Wipe();
+            _cursor.Dispose();
+        }
     }
 
     /// <summary>
@@ -385,7 +439,7 @@ internal static class DayPayload
     /// </summary>
     private static void CheckOrder(PayloadStreamReader r, RecordWriter previous, RecordWriter item, string noun)
     {
-        var name = EncodedItems.LeadingString(item.WrittenSpan);
+        var name = ItemCodec.NameOf(item.WrittenSpan);
         if (previous.Length > 0)
         {
             var order = previous.WrittenSpan.SequenceCompareTo(name);
@@ -409,55 +463,39 @@ internal static class DayPayload
         }
     }
 
-    /// <summary>
-    /// Keeps an encoded item; an item of the last recovery point equal to the full backup's item of the same name
-    /// shares the full's bytes. <paramref name="cursor"/> walks the full's items alongside, since both are in name order.
-    /// </summary>
-    private static ItemRef Store(EncodedItems items, ReadOnlySpan<byte> encoded, SegmentedList<ItemRef>? baseline, ref int cursor)
+    /// <summary>Key IDs are unique in an instance: see <see cref="KeyIdCheck"/>.</summary>
+    private static void CheckKeyIdsUnique(PayloadStreamReader r, SpillFile items, KeyIdCheck ids, string what)
     {
-        if (baseline is not null)
+        using var cursor = items.OpenCursor(0);
+        var first = new RecordWriter(4096, pinned: true);
+        var second = new RecordWriter(4096, pinned: true);
+        try
         {
-            var name = EncodedItems.LeadingString(encoded);
-            while (cursor < baseline.Count && items.NameOf(baseline[cursor]).SequenceCompareTo(name) < 0)
+            void Load(long position, RecordWriter into)
             {
-                cursor++;
+                into.Clear();
+                cursor.Seek(position);
+                cursor.Read(into.Append(checked((int)cursor.ReadVarUInt())).Span);
             }
 
-            if (cursor < baseline.Count && items[baseline[cursor]].SequenceEqual(encoded))
+            var duplicate = ids.FindDuplicate((a, b) =>
             {
-                return baseline[cursor];
+                Load(a, first);
+                Load(b, second);
+                return ItemCodec.KeyIdOf(first.WrittenSpan).SequenceEqual(ItemCodec.KeyIdOf(second.WrittenSpan));
+            });
+            if (duplicate is { } pair)
+            {
+                Load(pair.First, first);
+                Load(pair.Second, second);
+                r.Context = $"the {what}";
+                throw r.Malformed($"its {what} has two keys with the ID '{Shown(Encoding.UTF8.GetString(ItemCodec.KeyIdOf(first.WrittenSpan)))}' ('{Shown(Encoding.UTF8.GetString(ItemCodec.NameOf(first.WrittenSpan)))}' and '{Shown(Encoding.UTF8.GetString(ItemCodec.NameOf(second.WrittenSpan)))}'); key IDs are unique in an instance");
             }
         }
-
-        return items.Add(encoded);
-    }
-
-    /// <summary>
-    /// Key IDs are unique in an instance: the keys are sorted by a hash of their ID in two arrays made once at the
-    /// snapshot's size, and only keys of equal hashes are compared.
-    /// </summary>
-    private static void CheckKeyIdsUnique(PayloadStreamReader r, EncodedItems items, SegmentedList<ItemRef> keys, string what)
-    {
-        var hashes = new ulong[keys.Count];
-        var order = new int[keys.Count];
-        for (var i = 0; i < keys.Count; i++)
+        finally
         {
-            hashes[i] = Hash(items.KeyIdOf(keys[i]));
-            order[i] = i;
-        }
-
-        Array.Sort(hashes, order);
-        for (var i = 1; i < hashes.Length; i++)
-        {
-            for (var j = i - 1; j >= 0 && hashes[j] == hashes[i]; j--)
-            {
-                if (items.KeyIdOf(keys[order[i]]).SequenceEqual(items.KeyIdOf(keys[order[j]])))
-                {
-                    var (first, second) = order[i] < order[j] ? (order[i], order[j]) : (order[j], order[i]);
-                    r.Context = $"the {what}";
-                    throw r.Malformed($"its {what} has two keys with the ID '{Shown(Encoding.UTF8.GetString(items.KeyIdOf(keys[first])))}' ('{Shown(items.NameStringOf(keys[first]))}' and '{Shown(items.NameStringOf(keys[second]))}'); key IDs are unique in an instance");
-                }
-            }
+            first.Wipe();
+            second.Wipe();
         }
     }
 
@@ -494,20 +532,6 @@ internal static class DayPayload
         }
 
         return local == date || local == date.AddDays(1);
-    }
-
-    private static ulong Hash(ReadOnlySpan<byte> utf8)
-    {
-        // FNV-1a with a 64-bit finisher: only to find candidate duplicates, which are then compared byte for byte.
-        var hash = 14695981039346656037UL;
-        foreach (var b in utf8)
-        {
-            hash = unchecked((hash ^ b) * 1099511628211UL);
-        }
-
-        hash ^= hash >> 33;
-        hash = unchecked(hash * 0xff51afd7ed558ccdUL);
-        return hash ^ (hash >> 33);
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

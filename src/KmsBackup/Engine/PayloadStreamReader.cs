@@ -57,7 +57,7 @@ internal sealed class PayloadStreamReader : IDisposable
                 return _context;
             }
 
-            var name = _item is { Length: > 0 } item ? $" ('{DayPayload.Shown(Encoding.UTF8.GetString(EncodedItems.LeadingString(item.WrittenSpan)))}')" : string.Empty;
+            var name = _item is { Length: > 0 } item ? $" ('{DayPayload.Shown(Encoding.UTF8.GetString(KmsBackup.Repository.ItemCodec.NameOf(item.WrittenSpan)))}')" : string.Empty;
             return string.Create(CultureInfo.InvariantCulture, $"{_itemNoun} {_itemNumber}{name} of the {_itemWhere}");
         }
 

@@ -1,141 +1,54 @@
-using System.Security.Cryptography;
 using System.Text;
 using KmsBackup.Repository;
 
 namespace KmsBackup;
 
-/// <summary>Where one encoded item lies in an <see cref="EncodedItems"/>.</summary>
-internal readonly record struct ItemRef(int Chunk, int Offset, int Length);
+/// <summary>Items of one kind of one uploaded point in a <see cref="SpillFile"/>: back to back from <see cref="Start"/>, each its length and its leaf encoding, in name order.</summary>
+internal readonly record struct SpilledItems(long Start, long Count);
+
+/// <summary>One recovery point of an uploaded day: where it was taken, and where its items lie in the day's spill file.</summary>
+internal sealed record UploadedSnapshot(SnapshotSource Source, DateTimeOffset TakenAt, SpilledItems Keys, SpilledItems Secrets);
 
 /// <summary>
-/// Items (keys or secrets) kept in the encoding their tree leaves use (<see cref="ItemCodec"/>), back to back
-/// in large chunks: an uploaded day held for its import costs its encoded bytes and 12 bytes per item, instead of
-/// the several hundred bytes per item that decoded records with their strings and arrays would take. Holds key
-/// material and secret ciphertexts: <see cref="Clear"/> zeroes every chunk.
+/// The changes of an uploaded day in the encoding a point manifest stores them in, back to back: a day's changes
+/// cost their encoded bytes and 4 bytes each, not an object and a string each. Read as <see cref="ItemChange"/>
+/// records one at a time.
 /// </summary>
-internal sealed class EncodedItems
+internal sealed class EncodedChanges : IReadOnlyList<ItemChange>
 {
-    private const int FirstChunk = 64 * 1024;
-    private const int LargestChunk = 16 * 1024 * 1024;
+    private readonly RecordWriter _bytes = new(4096);
+    private readonly List<int> _offsets = [];
 
-    private readonly List<byte[]> _chunks = [];
-    private int _used;
+    public int Count => _offsets.Count;
 
-    /// <summary>The bytes the chunks take, used or not.</summary>
-    public long AllocatedBytes { get; private set; }
+    /// <summary>The bytes the changes take, encoded.</summary>
+    public long EncodedLength => _bytes.Length;
 
-    public ReadOnlySpan<byte> this[ItemRef item] => _chunks[item.Chunk].AsSpan(item.Offset, item.Length);
-
-    /// <summary>The buffer every tree of these items is written through: grown once to the largest leaf, not once per tree.</summary>
-    public RecordWriter LeafBuffer { get; } = new(64 * 1024, pinned: true);
-
-    public ItemRef Add(ReadOnlySpan<byte> item)
+    public ItemChange this[int index]
     {
-        if (_chunks.Count == 0 || _chunks[^1].Length - _used < item.Length)
+        get
         {
-            // Chunks grow with the day, so that a small upload takes little and a large one few chunks.
-            var size = _chunks.Count == 0 ? FirstChunk : Math.Min(LargestChunk, _chunks[^1].Length * 2);
-            // Pinned: the chunks hold key material and secret ciphertexts until Clear, and a compacting GC would leave copies of a movable array behind.
-            _chunks.Add(GC.AllocateUninitializedArray<byte>(Math.Max(size, item.Length), pinned: true));
-            AllocatedBytes += _chunks[^1].Length;
-            _used = 0;
+            var bytes = _bytes.WrittenSpan[_offsets[index]..];
+            return new ItemChange(TypeOf(index), Encoding.UTF8.GetString(ItemCodec.NameOf(bytes[2..])), KindOf(index));
         }
-
-        item.CopyTo(_chunks[^1].AsSpan(_used));
-        var added = new ItemRef(_chunks.Count - 1, _used, item.Length);
-        _used += item.Length;
-        return added;
     }
 
-    /// <summary>The UTF-8 bytes of an item's name: its first field, a string.</summary>
-    public ReadOnlySpan<byte> NameOf(ItemRef item) => LeadingString(this[item]);
-
-    /// <summary>The UTF-8 bytes of a key's ID: its second field.</summary>
-    public ReadOnlySpan<byte> KeyIdOf(ItemRef item)
+    public void Add(ItemType type, ChangeKind kind, string name)
     {
-        var bytes = this[item];
-        var name = LeadingString(bytes);
-        var skipped = bytes[(int)(name.Length + VarUIntLength((ulong)name.Length + 1))..];
-        return LeadingString(skipped);
+        _offsets.Add(_bytes.Length);
+        _bytes.WriteByte((byte)type);
+        _bytes.WriteByte((byte)kind);
+        _bytes.WriteString(name);
     }
 
-    public string NameStringOf(ItemRef item) => Encoding.UTF8.GetString(NameOf(item));
+    public ItemType TypeOf(int index) => (ItemType)_bytes.WrittenSpan[_offsets[index]];
 
-    /// <summary>Zeroes and drops every chunk.</summary>
-    public void Clear()
-    {
-        foreach (var chunk in _chunks)
-        {
-            CryptographicOperations.ZeroMemory(chunk);
-        }
+    public ChangeKind KindOf(int index) => (ChangeKind)_bytes.WrittenSpan[_offsets[index] + 1];
 
-        _chunks.Clear();
-        LeafBuffer.Wipe();
-        AllocatedBytes = 0;
-        _used = 0;
-    }
+    /// <summary>The UTF-8 bytes of change <paramref name="index"/>'s item name.</summary>
+    public ReadOnlySpan<byte> NameOf(int index) => ItemCodec.NameOf(_bytes.WrittenSpan[(_offsets[index] + 2)..]);
 
-    /// <summary>The UTF-8 bytes of the string an encoded item starts with. Items were encoded by this process from validated records, so the string is well formed.</summary>
-    public static ReadOnlySpan<byte> LeadingString(ReadOnlySpan<byte> bytes)
-    {
-        ulong tagged = 0;
-        var i = 0;
-        for (var shift = 0; ; shift += 7, i++)
-        {
-            tagged |= (ulong)(bytes[i] & 0x7F) << shift;
-            if (bytes[i] < 0x80)
-            {
-                break;
-            }
-        }
-
-        return bytes.Slice(i + 1, (int)tagged - 1);
-    }
-
-    private static int VarUIntLength(ulong value)
-    {
-        var length = 1;
-        while (value >= 0x80)
-        {
-            value >>= 7;
-            length++;
-        }
-
-        return length;
-    }
-}
-
-/// <summary>One recovery point of an uploaded day: where it was taken, and its items in name order.</summary>
-internal sealed record UploadedSnapshot(SnapshotSource Source, DateTimeOffset TakenAt, SegmentedList<ItemRef> Keys, SegmentedList<ItemRef> Secrets);
-
-/// <summary>
-/// A list that grows in fixed segments instead of by copying into ever larger arrays: a million items cost their
-/// own size and no garbage of the arrays they outgrew.
-/// </summary>
-internal sealed class SegmentedList<T> : IReadOnlyList<T>
-{
-    private const int SegmentSize = 8192;
-
-    private readonly List<T[]> _segments = [];
-
-    public int Count { get; private set; }
-
-    public T this[int index] => (uint)index < (uint)Count
-        ? _segments[index / SegmentSize][index % SegmentSize]
-        : throw new ArgumentOutOfRangeException(nameof(index));
-
-    public void Add(T item)
-    {
-        if (Count % SegmentSize == 0)
-        {
-            _segments.Add(new T[SegmentSize]);
-        }
-
-        _segments[^1][Count % SegmentSize] = item;
-        Count++;
-    }
-
-    public IEnumerator<T> GetEnumerator()
+    public IEnumerator<ItemChange> GetEnumerator()
     {
         for (var i = 0; i < Count; i++)
         {
@@ -148,8 +61,9 @@ internal sealed class SegmentedList<T> : IReadOnlyList<T>
 
 /// <summary>
 /// A whole uploaded day, parsed and validated (docs/backup-file-format.md, "The payload") before anything is
-/// written: the day's full backup, its last recovery point (sharing the full's bytes for every item that did
-/// not change), and the changes between them. Dispose it to zero the key material and secret ciphertexts.
+/// written: the day's full backup, its last recovery point and the changes between them. The points' items wait
+/// in an encrypted spill file, so that the day costs the same memory however many items it holds; dispose the
+/// day to close the file (and with it the only key that opens it).
 /// </summary>
 internal sealed class UploadedDay : IDisposable
 {
@@ -163,9 +77,45 @@ internal sealed class UploadedDay : IDisposable
 
     public required UploadedSnapshot Last { get; init; }
 
-    public required IReadOnlyList<ItemChange> Changes { get; init; }
+    public required EncodedChanges Changes { get; init; }
 
-    public required EncodedItems Items { get; init; }
+    public required SpillFile Items { get; init; }
 
-    public void Dispose() => Items.Clear();
+    /// <summary>The leaf buffer of every tree the upload writes (two points, and rewrites): grown once to the largest leaf, pinned, zeroed at the end.</summary>
+    private readonly RecordWriter _leaf = new(64 * 1024, pinned: true);
+
+    /// <summary>
+    /// Writes the tree of spilled <paramref name="items"/>, reading them once, in order: the same objects a backup
+    /// run writes for the same items. Memory: the leaf being filled (in a buffer shared by every tree of the day),
+    /// one branch per level, one spill page.
+    /// </summary>
+    public async Task<TreeRoot> WriteTreeAsync(SpilledItems items, byte leafRole, PackWriter writer, ulong salt, CancellationToken cancellationToken)
+    {
+        var builder = new ItemTree.Builder(leafRole, writer, salt, _leaf);
+        using var cursor = Items.OpenCursor(items.Start);
+        try
+        {
+            for (long i = 0; i < items.Count; i++)
+            {
+                var length = checked((int)cursor.ReadVarUInt());
+                cursor.Read(builder.Leaf.Append(length).Span);
+                if (builder.EndItem())
+                {
+                    await builder.WriteLeafAsync(cancellationToken).ConfigureAwait(false);
+                }
+            }
+
+            return await builder.CompleteAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            builder.Clear();
+        }
+    }
+
+    public void Dispose()
+    {
+        _leaf.Wipe();
+        Items.Dispose();
+    }
 }

@@ -381,8 +381,8 @@ internal sealed class BackupRepository : IDisposable
     {
         // One pinned leaf buffer for both trees, zeroed between leaves and when done.
         var leaf = new RecordWriter(64 * 1024, pinned: true);
-        var keys = await ItemTree.WriteAsync(snapshot.Keys, k => k.Name, ItemCodec.Write, ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
-        var secrets = await ItemTree.WriteAsync(snapshot.Secrets, s => s.Name, ItemCodec.Write, ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
+        var keys = await ItemTree.WriteAsync(snapshot.Keys, ItemCodec.Write, ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
+        var secrets = await ItemTree.WriteAsync(snapshot.Secrets, ItemCodec.Write, ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
         await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
         return (keys, secrets);
     }
@@ -471,14 +471,13 @@ internal sealed class BackupRepository : IDisposable
     }
 
     /// <summary>
-    /// Writes the trees of items already in their leaf encoding (an uploaded day's), in name order, and flushes
-    /// the writer: the same objects <see cref="WriteTreesAsync"/> writes for the same items.
+    /// Writes the trees of an uploaded point from the day's spill file, in name order, and flushes the writer: the
+    /// same objects <see cref="WriteTreesAsync"/> writes for the same items.
     /// </summary>
-    public async Task<(TreeRoot Keys, TreeRoot Secrets)> WriteEncodedTreesAsync(
-        EncodedItems items, IReadOnlyList<ItemRef> keys, IReadOnlyList<ItemRef> secrets, PackWriter writer, CancellationToken cancellationToken)
+    public async Task<(TreeRoot Keys, TreeRoot Secrets)> WriteUploadedTreesAsync(UploadedDay day, UploadedSnapshot snapshot, PackWriter writer, CancellationToken cancellationToken)
     {
-        var keyRoot = await ItemTree.WriteAsync(keys, items.NameStringOf, (w, item) => w.WriteRaw(items[item]), ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken, items.LeafBuffer).ConfigureAwait(false);
-        var secretRoot = await ItemTree.WriteAsync(secrets, items.NameStringOf, (w, item) => w.WriteRaw(items[item]), ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken, items.LeafBuffer).ConfigureAwait(false);
+        var keyRoot = await day.WriteTreeAsync(snapshot.Keys, ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken).ConfigureAwait(false);
+        var secretRoot = await day.WriteTreeAsync(snapshot.Secrets, ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken).ConfigureAwait(false);
         await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
         return (keyRoot, secretRoot);
     }
@@ -496,14 +495,16 @@ internal sealed class BackupRepository : IDisposable
         {
             // Pin first, check after: a prune that has not read this pin has not yet read its markers or the
             // index either, so whatever it marks or deletes later, the check below (or the next one) sees.
-            pins.Add(await WritePinAsync(Objects.PacksHolding(writer.ReferencedIds), cancellationToken).ConfigureAwait(false));
+            pins.Add(await WritePinAsync(writer.ReferencedPacks, cancellationToken).ConfigureAwait(false));
 
             // Markers before the index: a prune deletes a pack's index before its marker, so a marker found gone
             // here means the index listing below sees what that prune deleted (the other order can miss both).
             var markers = await ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
             await Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
             Objects.ExcludePacks(markers.MarkedPacks);
-            var atRisk = writer.ReferencedIds.Count(id => !Objects.Contains(id));
+            // A pack relied on that a prune has marked since, or whose index is gone: the objects referred to in it
+            // may have no other copy. The trees are written again, relying only on usable packs.
+            var atRisk = writer.ReferencedPacks.Count(p => !Objects.IsUsablePack(p));
             if (atRisk == 0)
             {
                 return;
@@ -513,10 +514,10 @@ internal sealed class BackupRepository : IDisposable
             {
                 throw RepositoryErrors.Integrity(
                     $"recovery point of {instanceId}",
-                    $"{atRisk} of its objects stayed in packs that prunes keep marking or deleting, after {RescueAttempts} rewrites");
+                    $"{atRisk} of the packs it relies on kept being marked or deleted by prunes, after {RescueAttempts} rewrites");
             }
 
-            writer.ReferencedIds.Clear();
+            writer.ReferencedPacks.Clear();
             var (k, s) = await writeTrees(writer, cancellationToken).ConfigureAwait(false);
             if (k != keys || s != secrets)
             {

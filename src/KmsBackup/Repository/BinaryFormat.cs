@@ -249,6 +249,41 @@ internal static class ItemCodec
     /// <summary>What a secret version read without its value holds instead: no bytes.</summary>
     private static readonly SensitiveBytes s_withheld = SensitiveBytes.Copy([]);
 
+    /// <summary>
+    /// The UTF-8 bytes of an encoded item's name: its first field, a string. The encoding was made by this process
+    /// (from records, or field by field from a validated upload), so the string is well formed.
+    /// </summary>
+    public static ReadOnlySpan<byte> NameOf(ReadOnlySpan<byte> encoded)
+    {
+        ulong tagged = 0;
+        var i = 0;
+        for (var shift = 0; ; shift += 7, i++)
+        {
+            tagged |= (ulong)(encoded[i] & 0x7F) << shift;
+            if (encoded[i] < 0x80)
+            {
+                break;
+            }
+        }
+
+        return encoded.Slice(i + 1, (int)tagged - 1);
+    }
+
+    /// <summary>The UTF-8 bytes of an encoded key's ID: its second field.</summary>
+    public static ReadOnlySpan<byte> KeyIdOf(ReadOnlySpan<byte> encoded)
+    {
+        var name = NameOf(encoded);
+        var nameLength = (ulong)name.Length + 1;
+        var skipped = 1;
+        while (nameLength >= 0x80)
+        {
+            nameLength >>= 7;
+            skipped++;
+        }
+
+        return NameOf(encoded[(skipped + name.Length)..]);
+    }
+
     public static void Write(RecordWriter w, KeyRecord key)
     {
         w.WriteString(key.Name);

@@ -1,5 +1,5 @@
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using System.Text;
 
 namespace KmsBackup.Repository;
 
@@ -21,63 +21,195 @@ internal static class ItemTree
     /// </summary>
     public const int BranchTarget = 32;
 
+    /// <summary>
+    /// The most bytes of items one leaf holds: a leaf also ends after the item that brings it to this size, so
+    /// that a leaf (one object, held whole while it is sealed and packed) stays small even when its items are
+    /// large. Ordinary keys and secrets never reach it: 32 items of a few KiB each.
+    /// </summary>
+    public const int MaximumLeafBytes = 8 * 1024 * 1024;
+
     private const int MaximumLeaf = LeafTarget * 8;
     private const int MaximumBranch = BranchTarget * 8;
 
     /// <summary>
-    /// Writes the tree of <paramref name="items"/> (sorted by name) and returns its root. A caller that writes
-    /// several trees of large items passes <paramref name="leafBuffer"/> to keep one buffer, grown once, for all of
-    /// them; it is left zeroed.
+    /// Writes the tree of <paramref name="items"/> (sorted by name) and returns its root. <paramref name="write"/>
+    /// writes an item's leaf encoding, which starts with its name. A caller that writes several trees of large
+    /// items passes <paramref name="leafBuffer"/> to keep one buffer, grown once, for all of them; it is left zeroed.
     /// </summary>
     public static async Task<TreeRoot> WriteAsync<T>(
-        IReadOnlyList<T> items, Func<T, string> nameOf, Action<RecordWriter, T> write, byte leafRole,
+        IReadOnlyList<T> items, Action<RecordWriter, T> write, byte leafRole,
         PackWriter writer, ulong salt, CancellationToken cancellationToken, RecordWriter? leafBuffer = null)
     {
-        var children = new List<ChildRef>();
-        var leaf = leafBuffer ?? new RecordWriter(64 * 1024, pinned: true);
+        var builder = new Builder(leafRole, writer, salt, leafBuffer);
         try
         {
-            var start = 0;
-            for (var i = 0; i < items.Count; i++)
+            foreach (var item in items)
             {
-                var boundary = (Hash(salt, nameOf(items[i])) & (LeafTarget - 1)) == 0 || i - start + 1 >= MaximumLeaf;
-                if (boundary || i == items.Count - 1)
+                write(builder.Leaf, item);
+                if (builder.EndItem())
                 {
-                    children.Add(await WriteLeafAsync(items, start, i + 1, write, leafRole, leaf, writer, cancellationToken).ConfigureAwait(false));
-                    start = i + 1;
+                    await builder.WriteLeafAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
 
-            if (items.Count == 0)
-            {
-                children.Add(await WriteLeafAsync(items, 0, 0, write, leafRole, leaf, writer, cancellationToken).ConfigureAwait(false));
-            }
+            return await builder.CompleteAsync(cancellationToken).ConfigureAwait(false);
         }
         finally
         {
-            leaf.Clear();
+            builder.Clear();
+        }
+    }
+
+    /// <summary>
+    /// Builds a tree from items given one at a time, in name order, holding only the leaf being filled and one
+    /// unfinished branch per level: its memory does not grow with the number of items. A leaf ends after an item
+    /// whose keyed name hash hits a boundary, at <see cref="MaximumLeaf"/> items or at <see cref="MaximumLeafBytes"/>;
+    /// a branch after a child whose ID hits a boundary or at <see cref="MaximumBranch"/> children; a level of one
+    /// node is the root. The same items always make the same objects, given one at a time or all at once.
+    /// </summary>
+    internal sealed class Builder
+    {
+        // A leaf is its item count (a variable-length integer, 1 or 2 bytes up to MaximumLeaf) and its items. The
+        // items are written after room for the longest count, and the count right before them when the leaf is
+        // written, so the leaf is handed to the pack writer in place: one buffer of key material, not two.
+        private const int CountRoom = 2;
+
+        private readonly byte _leafRole;
+        private readonly PackWriter _writer;
+        private readonly ulong _salt;
+        private readonly List<Level> _levels = [new()];
+        private int _itemStart;
+        private int _leafCount;
+
+        public Builder(byte leafRole, PackWriter writer, ulong salt, RecordWriter? leafBuffer)
+        {
+            _leafRole = leafRole;
+            _writer = writer;
+            _salt = salt;
+            Leaf = leafBuffer ?? new RecordWriter(64 * 1024, pinned: true);
+            StartLeaf();
         }
 
-        byte level = 0;
-        while (children.Count > 1)
+        /// <summary>Where the next item's leaf encoding (name first) is written; then call <see cref="EndItem"/>.</summary>
+        public RecordWriter Leaf { get; }
+
+        /// <summary>Counts the item just written to <see cref="Leaf"/>; true when its leaf ends here (call <see cref="WriteLeafAsync"/>).</summary>
+        public bool EndItem()
         {
-            level++;
-            var parents = new List<ChildRef>();
-            var start = 0;
-            for (var i = 0; i < children.Count; i++)
+            var name = ItemCodec.NameOf(Leaf.WrittenSpan[_itemStart..]);
+            _itemStart = Leaf.Length;
+            _leafCount++;
+            return (Hash(_salt, name) & (LeafTarget - 1)) == 0 || _leafCount >= MaximumLeaf || Leaf.Length - CountRoom >= MaximumLeafBytes;
+        }
+
+        /// <summary>Writes the leaf of the items given since the last one.</summary>
+        public async Task WriteLeafAsync(CancellationToken cancellationToken)
+        {
+            var count = _leafCount;
+            var countLength = count < 0x80 ? 1 : 2;
+            var leaf = MemoryMarshal.AsMemory(Leaf.WrittenMemory)[(CountRoom - countLength)..];
+            if (countLength == 1)
             {
-                var boundary = ((children[i].Id.A ^ salt) & (BranchTarget - 1)) == 0 || i - start + 1 >= MaximumBranch;
-                if (boundary || i == children.Count - 1)
-                {
-                    parents.Add(await WriteBranchAsync(children, start, i + 1, level, writer, cancellationToken).ConfigureAwait(false));
-                    start = i + 1;
-                }
+                leaf.Span[0] = (byte)count;
+            }
+            else
+            {
+                leaf.Span[0] = (byte)(count | 0x80);
+                leaf.Span[1] = (byte)(count >> 7);
             }
 
-            children = parents;
+            // The leaf is handed over in place: AddAsync reads it before it awaits anything, and a copy would be one
+            // more buffer of key material and secret ciphertexts that nothing zeroes.
+            var id = await _writer.AddAsync(_leafRole, leaf, cancellationToken).ConfigureAwait(false);
+            StartLeaf();
+            await AddChildAsync(0, new ChildRef(id, count), cancellationToken).ConfigureAwait(false);
         }
 
-        return new TreeRoot(children[0].Id, level, children[0].Count);
+        /// <summary>Writes what is left (the last leaf, the last branch of each level) and returns the root.</summary>
+        public async Task<TreeRoot> CompleteAsync(CancellationToken cancellationToken)
+        {
+            if (_leafCount > 0 || _levels[0].Total == 0)
+            {
+                // The last items' leaf; a tree of no items is one empty leaf.
+                await WriteLeafAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            for (var depth = 0; ; depth++)
+            {
+                var level = _levels[depth];
+                if (level.Total == 1)
+                {
+                    var only = level.Deferred?[0] ?? level.Pending[0];
+                    return new TreeRoot(only.Id, (byte)depth, only.Count);
+                }
+
+                if (level.Pending.Count > 0)
+                {
+                    var last = level.Pending;
+                    level.Pending = [];
+                    await EmitAsync(depth, last, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        /// <summary>Zeroes the leaf buffer: it held key material and secret ciphertexts.</summary>
+        public void Clear() => Leaf.Clear();
+
+        private void StartLeaf()
+        {
+            Leaf.Clear();
+            Leaf.Append(CountRoom);
+            _itemStart = CountRoom;
+            _leafCount = 0;
+        }
+
+        private async Task AddChildAsync(int depth, ChildRef child, CancellationToken cancellationToken)
+        {
+            if (_levels.Count == depth)
+            {
+                _levels.Add(new Level());
+            }
+
+            var level = _levels[depth];
+            if (level.Deferred is { } deferred)
+            {
+                // A second child: the level is more than its first node, which is written now.
+                level.Deferred = null;
+                await EmitAsync(depth, deferred, cancellationToken).ConfigureAwait(false);
+            }
+
+            level.Pending.Add(child);
+            level.Total++;
+            if (((child.Id.A ^ _salt) & (BranchTarget - 1)) == 0 || level.Pending.Count >= MaximumBranch)
+            {
+                var group = level.Pending;
+                level.Pending = [];
+                if (level.Total == 1)
+                {
+                    // A level's first child ends a node: a branch only if another child follows; else it is the root.
+                    level.Deferred = group;
+                }
+                else
+                {
+                    await EmitAsync(depth, group, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        private async Task EmitAsync(int depth, List<ChildRef> children, CancellationToken cancellationToken)
+        {
+            var parent = await WriteBranchAsync(children, (byte)(depth + 1), _writer, cancellationToken).ConfigureAwait(false);
+            await AddChildAsync(depth + 1, parent, cancellationToken).ConfigureAwait(false);
+        }
+
+        private sealed class Level
+        {
+            public List<ChildRef> Pending { get; set; } = [];
+
+            public long Total { get; set; }
+
+            public List<ChildRef>? Deferred { get; set; }
+        }
     }
 
     /// <summary>
@@ -210,36 +342,19 @@ internal static class ItemTree
 
     public delegate T ReadItem<T>(ref RecordReader reader);
 
-    private static async Task<ChildRef> WriteLeafAsync<T>(
-        IReadOnlyList<T> items, int start, int end, Action<RecordWriter, T> write, byte role,
-        RecordWriter leaf, PackWriter writer, CancellationToken cancellationToken)
+    private static async Task<ChildRef> WriteBranchAsync(List<ChildRef> children, byte level, PackWriter writer, CancellationToken cancellationToken)
     {
-        leaf.Clear();
-        leaf.WriteVarUInt((ulong)(end - start));
-        for (var i = start; i < end; i++)
-        {
-            write(leaf, items[i]);
-        }
-
-        // The leaf is handed over in place: AddAsync reads it before it awaits anything, and a copy would be one
-        // more buffer of key material and secret ciphertexts that nothing zeroes.
-        var id = await writer.AddAsync(role, leaf.WrittenMemory, cancellationToken).ConfigureAwait(false);
-        return new ChildRef(id, end - start);
-    }
-
-    private static async Task<ChildRef> WriteBranchAsync(List<ChildRef> children, int start, int end, byte level, PackWriter writer, CancellationToken cancellationToken)
-    {
-        var branch = new RecordWriter(64 + ((end - start) * 64));
+        var branch = new RecordWriter(64 + (children.Count * 64));
         branch.WriteByte(level);
-        branch.WriteVarUInt((ulong)(end - start));
+        branch.WriteVarUInt((ulong)children.Count);
         long total = 0;
         Span<byte> id = stackalloc byte[ObjectId.Size];
-        for (var i = start; i < end; i++)
+        foreach (var child in children)
         {
-            children[i].Id.Write(id);
+            child.Id.Write(id);
             branch.WriteRaw(id);
-            branch.WriteVarUInt((ulong)children[i].Count);
-            total += children[i].Count;
+            branch.WriteVarUInt((ulong)child.Count);
+            total += child.Count;
         }
 
         var branchId = await writer.AddAsync(ObjectRole.Branch, branch.ToArray(), cancellationToken).ConfigureAwait(false);
@@ -266,14 +381,12 @@ internal static class ItemTree
         return children;
     }
 
-    private static ulong Hash(ulong salt, string name)
+    private static ulong Hash(ulong salt, ReadOnlySpan<byte> utf8Name)
     {
         // A keyed FNV-1a over the UTF-8 name, finished with a 64-bit mixer: cheap, stable across
         // processes, and (through the secret salt) revealing nothing about names from the boundaries.
         var hash = 14695981039346656037UL ^ salt;
-        Span<byte> buffer = stackalloc byte[256];
-        var bytes = Encoding.UTF8.GetByteCount(name) <= buffer.Length ? buffer[..Encoding.UTF8.GetBytes(name, buffer)] : Encoding.UTF8.GetBytes(name);
-        foreach (var b in bytes)
+        foreach (var b in utf8Name)
         {
             hash = unchecked((hash ^ b) * 1099511628211UL);
         }

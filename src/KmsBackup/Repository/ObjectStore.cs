@@ -112,6 +112,37 @@ internal sealed class ObjectStore
         }
     }
 
+    /// <summary>
+    /// Adds to <paramref name="packs"/> every known pack holding <paramref name="id"/> that no prune has marked;
+    /// false when there is none (the object must be written).
+    /// </summary>
+    public bool AddUsablePacks(ObjectId id, HashSet<string> packs)
+    {
+        lock (_gate)
+        {
+            var found = false;
+            foreach (var location in LocationsOf(id))
+            {
+                if (!_excludedPacks.Contains(location.PackId))
+                {
+                    packs.Add(location.PackId);
+                    found = true;
+                }
+            }
+
+            return found;
+        }
+    }
+
+    /// <summary>Whether a new tree may rely on the objects of <paramref name="packId"/>: its index is known here and no prune has marked it.</summary>
+    public bool IsUsablePack(string packId)
+    {
+        lock (_gate)
+        {
+            return _packs.ContainsKey(packId) && !_excludedPacks.Contains(packId);
+        }
+    }
+
     /// <summary>Packs that a pending prune may delete: new trees do not rely on their objects.</summary>
     public void ExcludePacks(IEnumerable<string> packIds)
     {
@@ -541,8 +572,12 @@ internal sealed class PackWriter : IDisposable
     /// <summary>Objects added (new to the repository).</summary>
     public int ObjectsWritten { get; private set; }
 
-    /// <summary>Every object the trees written through this writer refer to, new or already stored.</summary>
-    public HashSet<ObjectId> ReferencedIds { get; } = [];
+    /// <summary>
+    /// Every pack the trees written through this writer rely on: the packs this writer wrote, and for each object
+    /// already stored that a tree refers to, the packs holding it that no prune had marked when it was referred to.
+    /// A set of packs, not of objects, so that it is bounded by the repository's packs however large the trees are.
+    /// </summary>
+    public HashSet<string> ReferencedPacks { get; } = new(StringComparer.Ordinal);
 
     /// <summary>
     /// Adds an object unless the repository (or this writer) has it already; returns its ID. The plaintext is read
@@ -551,8 +586,12 @@ internal sealed class PackWriter : IDisposable
     public async Task<ObjectId> AddAsync(byte role, ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken)
     {
         var id = _objects.Crypto.IdOf(role, plaintext.Span);
-        ReferencedIds.Add(id);
-        if (_pendingIds.Contains(id) || (!WriteCopies && _objects.Contains(id)))
+        if (_pendingIds.Contains(id))
+        {
+            return id;
+        }
+
+        if (!WriteCopies && _objects.AddUsablePacks(id, ReferencedPacks))
         {
             return id;
         }
@@ -613,6 +652,7 @@ internal sealed class PackWriter : IDisposable
         await _objects.Store.TryCreateAsync(ObjectStore.IndexKey(packId), index, cancellationToken).ConfigureAwait(false);
         BytesWritten += pack.Length + index.Length;
         _objects.Publish(packId, keyInfo, entries);
+        ReferencedPacks.Add(packId);
 
         _pending.Clear();
         _pendingIds.Clear();

@@ -195,6 +195,56 @@ public class UploadAttackTests
         await AssertRefusedAsync((day with { Changes = [.. day.Changes, new RawChange((byte)ItemType.Key, (byte)ChangeKind.Deleted, "beta")] }).Encode());
     }
 
+    /// <summary>
+    /// The changes are checked by one walk in name order (issue 13, finding 2: no lookup per change, nothing held
+    /// per item), which must keep the meaning of a replay in file order: each name's changes in the order the
+    /// file gives them, and a refusal that names the change, by its number in the file, and the item.
+    /// </summary>
+    [Fact]
+    [Trait("Rule", "F2")]
+    public async Task Changes_are_replayed_per_name_in_file_order_and_a_refusal_names_the_change()
+    {
+        var day = ValidDay();
+        static RawChange Change(ChangeKind kind, string name, ItemType type = ItemType.Key) => new((byte)type, (byte)kind, name);
+
+        // Added, deleted and added again, interleaved with another name's change: the last point holds "gamma".
+        var h = await EngineHarness.CreateAsync();
+        await using (h)
+        {
+            var replayed = day with { Changes = [Change(ChangeKind.Added, "gamma"), Change(ChangeKind.Rotated, "alpha"), Change(ChangeKind.Deleted, "gamma"), Change(ChangeKind.Added, "gamma")] };
+            var uploaded = await await UploadAsync(h, replayed.Encode());
+            await UploadPropertyTests.AssertViewsEqualAsync(h, uploaded, replayed);
+        }
+
+        var twice = await AssertRefusedAsync((day with { Changes = [.. day.Changes, Change(ChangeKind.Added, "gamma")] }).Encode());
+        Assert.Contains("change 3 of the day adds the key 'gamma', which is there already at that point of the day", twice.Message, StringComparison.Ordinal);
+
+        var goneFirst = await AssertRefusedAsync((day with { Changes = [Change(ChangeKind.Deleted, "beta"), Change(ChangeKind.Rotated, "beta"), .. day.Changes] }).Encode());
+        Assert.Contains("change 2 of the day changes the key 'beta', which is not there at that point of the day", goneFirst.Message, StringComparison.Ordinal);
+
+        var unmentioned = await AssertRefusedAsync((day with { Changes = [day.Changes[0]] }).Encode());
+        Assert.Contains("the key 'gamma' is only in the last recovery point, yet no change of the day adds or deletes it", unmentioned.Message, StringComparison.Ordinal);
+
+        var endsGone = await AssertRefusedAsync((day with { Changes = [.. day.Changes, Change(ChangeKind.Deleted, "gamma")] }).Encode());
+        Assert.Contains("after the day's changes the key 'gamma' is gone, but the last recovery point holds it", endsGone.Message, StringComparison.Ordinal);
+
+        var secret = await AssertRefusedAsync((day with { Changes = [.. day.Changes, Change(ChangeKind.MetadataChanged, "nowhere", ItemType.Secret)] }).Encode());
+        Assert.Contains("change 3 of the day changes the secret 'nowhere', which is not there", secret.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The changes go into one manifest, which an upload holds whole while sealing it: their count and size are bounded, and checked before anything is held for them.</summary>
+    [Fact]
+    [Trait("Rule", "F2")]
+    public async Task More_changes_than_a_day_may_hold_are_refused_naming_the_limit()
+    {
+        var layout = new PayloadLayout();
+        var payload = ValidDay().Encode(layout);
+        var at = layout.Counts[^1]; // the changes' count: 2, one byte
+        byte[] tooMany = [0xC1, 0x84, 0x3D]; // 1,000,001
+        var error = await AssertRefusedAsync([.. payload[..at], .. tooMany, .. payload[(at + 1)..]]);
+        Assert.Contains("1000001 changes, more than the 1,000,000 a download writes", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     [Trait("Rule", "F2")]
     public async Task A_full_and_last_point_of_different_instances_are_refused()
