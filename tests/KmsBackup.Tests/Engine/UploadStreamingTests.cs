@@ -228,7 +228,7 @@ public sealed class UploadStreamingTests(ITestOutputHelper output) : IDisposable
 
     [Fact]
     [Trait("Rule", "F2")]
-    public async Task Key_material_is_compared_and_shared_between_the_full_and_the_last_point_without_changing_what_either_holds()
+    public async Task An_item_whose_key_material_alone_changed_between_the_full_and_the_last_point_keeps_each_points_material()
     {
         var h = await EngineHarness.CreateAsync();
         await using var _ = h;

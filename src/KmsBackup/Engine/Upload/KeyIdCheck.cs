@@ -61,7 +61,7 @@ internal sealed class KeyIdCheck : IDisposable
     /// The positions of two keys with the same ID (the earlier first), or null. <paramref name="sameId"/> reads the
     /// keys at two positions and says whether their IDs are equal.
     /// </summary>
-    public (long First, long Second)? FindDuplicate(Func<long, long, bool> sameId)
+    public (long First, long Second)? FindDuplicate(Func<long, long, bool> sameId, CancellationToken cancellationToken = default)
     {
         if (_runs.Count == 0)
         {
@@ -96,8 +96,13 @@ internal sealed class KeyIdCheck : IDisposable
             }
 
             Entry? previous = null;
-            while (heads.TryDequeue(out var run, out var entry))
+            for (long merged = 1; heads.TryDequeue(out var run, out var entry); merged++)
             {
+                if (merged % 65536 == 0)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+
                 if (previous is { } p && p.SameDigest(entry) && sameId(p.Position, entry.Position))
                 {
                     return Ordered(p.Position, entry.Position);
