@@ -308,7 +308,7 @@ public partial class BackupClient
             _pointLists[state.Id] = [.. list, key];
         }
 
-        _lastPoints[state.Id] = new CachedPoint(sequence, digest, cursor);
+        _lastPoints[state.Id] = new CachedPoint(key, digest, cursor);
 
         return new BackupRunResult
         {
@@ -405,7 +405,7 @@ public partial class BackupClient
         }
 
         var last = points[^1];
-        if (_lastPoints.TryGetValue(state.Id, out var cached) && cached.Sequence == last.Sequence)
+        if (_lastPoints.TryGetValue(state.Id, out var cached) && cached.Point == last)
         {
             return cached;
         }
@@ -417,7 +417,7 @@ public partial class BackupClient
         }
 
         var metadata = await _repository.ReadSnapshotAsync(manifest, withValues: false, cancellationToken).ConfigureAwait(false);
-        var loaded = new CachedPoint(last.Sequence, SnapshotDigest.Of(metadata), manifest.Cursor);
+        var loaded = new CachedPoint(last, SnapshotDigest.Of(metadata), manifest.Cursor);
         _lastPoints[state.Id] = loaded;
         return loaded;
     }

@@ -314,9 +314,10 @@ public partial class BackupClient : IDisposable
     {
         if (!_pointLists.TryGetValue(state.Id, out var known) || known.Count == 0)
         {
-            known = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
-            _pointLists[state.Id] = known;
-            return [.. known];
+            var all = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
+            ForgetVanished(state.Id, known ?? [], all);
+            _pointLists[state.Id] = all;
+            return [.. all];
         }
 
         var today = state.TimeZone.DateOf(Clock.GetUtcNow());
@@ -329,20 +330,47 @@ public partial class BackupClient : IDisposable
         }
         else
         {
-            merged = new List<PointKey>(known);
-            var last = known[^1].Sequence;
+            // The dates listed again replace what was known of them: a point known from an earlier listing may be gone
+            // (its writer found its fence broken after writing it, and took it back).
+            merged = [.. known.Where(k => k.Date < from)];
             for (var date = from; date <= today; date = date.AddDays(1))
             {
-                merged.AddRange((await _repository.ListPointsAsync(state.Id, date, cancellationToken).ConfigureAwait(false)).Where(k => k.Sequence > last));
+                merged.AddRange(await _repository.ListPointsAsync(state.Id, date, cancellationToken).ConfigureAwait(false));
             }
         }
 
         merged.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        ForgetVanished(state.Id, known, merged);
         _pointLists[state.Id] = merged;
         return [.. merged];
     }
 
-    private void ForgetPoints(string backupId) => _pointLists.TryRemove(backupId, out _);
+    /// <summary>
+    /// Drops what this client remembers of points it knew that a listing no longer shows: their manifests, and the
+    /// last point's digest. Such a point was taken back by its writer; another run may later write a point with the
+    /// same date and sequence, which must not be mistaken for it.
+    /// </summary>
+    private void ForgetVanished(string backupId, List<PointKey> known, List<PointKey> listed)
+    {
+        var present = listed.ToHashSet();
+        foreach (var gone in known.Where(k => !present.Contains(k)))
+        {
+            _manifests.TryRemove(gone, out _);
+            if (_lastPoints.TryGetValue(backupId, out var last) && last.Point == gone)
+            {
+                _lastPoints.TryRemove(backupId, out _);
+            }
+        }
+    }
+
+    /// <summary>Forgets the backup's point list, and with it what was cached of those points: the next look lists and reads them again.</summary>
+    private void ForgetPoints(string backupId)
+    {
+        if (_pointLists.TryRemove(backupId, out var known))
+        {
+            ForgetVanished(backupId, known, []);
+        }
+    }
 
     /// <summary>The latest recovery point of a backup that holds data (enabled, or expired awaiting renewal); <see langword="null"/> otherwise.</summary>
     private async Task<RecoveryPoint?> LatestPointAsync(BackupState state, CancellationToken cancellationToken)
@@ -372,5 +400,5 @@ public partial class BackupClient : IDisposable
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>A backup's last recovery point as a client remembers it between runs: metadata only (see <see cref="SnapshotDigest"/>).</summary>
-    private sealed record CachedPoint(long Sequence, SnapshotDigest Digest, string? Cursor);
+    private sealed record CachedPoint(PointKey Point, SnapshotDigest Digest, string? Cursor);
 }
