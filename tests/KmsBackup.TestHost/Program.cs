@@ -56,7 +56,7 @@ using Azure.Storage.Blobs;
 //     Uploads a backup file into a FileSystemBackupStore over the real disk, sampling memory every 2 ms, and prints
 //     "uploaded <backup> <file-bytes> <seconds> <start-working-set> <peak-working-set> <baseline-managed> <peak-managed>
 //     <allocated> <gen2-collections> <retained-managed>" (bytes; the peak working set is the process's high-water mark; allocated counts every
-//     managed allocation during the upload), or "refused <code> <message>" and exits with 3.
+//     managed allocation during the upload; retained-managed is the heap after a full collection once the upload is done), or "refused <code> <message>" and exits with 3.
 switch (args)
 {
     case ["open-key", var keyFile]:
