@@ -68,7 +68,7 @@ public sealed class CliFolder : IAsyncDisposable
         while (clock.GetUtcNow() < new DateTimeOffset(2026, 5, 2, 1, 0, 0, TimeSpan.Zero))
         {
             clock.Advance(TimeSpan.FromHours(1));
-            await client.RunDueBackupsAsync();
+            (await client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         }
 
         await kms.DeleteSecretAsync("kst-src", "db-password");

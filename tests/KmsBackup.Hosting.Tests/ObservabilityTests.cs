@@ -211,17 +211,17 @@ public class ObservabilityTests
         Assert.Equal(HealthStatus.Unhealthy, (await check.CheckHealthAsync(context)).Status);
 
         // A failed run: degraded; three in a row: unhealthy, naming the error.
-        await client.RunDueBackupsAsync();
+        (await client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         var store = (FlakyStore)h.Services.GetRequiredService<BackupStore>();
         store.FailWrites = true;
         h.Clock.Advance(TimeSpan.FromMinutes(5));
-        await Assert.ThrowsAsync<AggregateException>(() => client.RunDueBackupsAsync());
+        await Assert.ThrowsAsync<AggregateException>(async () => (await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         var degraded = await check.CheckHealthAsync(context);
         Assert.Equal(HealthStatus.Degraded, degraded.Status);
         for (var i = 0; i < 2; i++)
         {
             h.Clock.Advance(TimeSpan.FromMinutes(5));
-            await Assert.ThrowsAsync<AggregateException>(() => client.RunDueBackupsAsync());
+            await Assert.ThrowsAsync<AggregateException>(async () => (await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         }
 
         var unhealthy = await check.CheckHealthAsync(context);
@@ -234,10 +234,10 @@ public class ObservabilityTests
 
         // Back to normal, then three weeks on: the purchased backup expires within a week.
         store.FailWrites = false;
-        await client.RunDueBackupsAsync();
+        (await client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         Assert.Equal(HealthStatus.Healthy, (await check.CheckHealthAsync(context)).Status);
         h.Clock.Advance(TimeSpan.FromDays(25));
-        await client.RunDueBackupsAsync();
+        (await client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         var expiring = await check.CheckHealthAsync(context);
         Assert.Equal(HealthStatus.Degraded, expiring.Status);
         Assert.Contains($"'{purchased.Id}' expires in", expiring.Description, StringComparison.Ordinal);

@@ -216,16 +216,25 @@ public class SchedulerTests
         // Straight through the client: the broken backup's error is thrown after the others ran.
         gateway!.Broken.Add("kst-b");
         h.Clock.Advance(HostHarness.Tick);
-        await Assert.ThrowsAsync<IOException>(() => client.RunDueBackupsAsync());
+        await Assert.ThrowsAsync<IOException>(async () => (await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         Assert.Equal(2, (await client.GetBackupAsync(HostHarness.Owner, backups[0].Id)).LatestPoint!.Sequence);
         Assert.Equal(2, (await client.GetBackupAsync(HostHarness.Owner, backups[2].Id)).LatestPoint!.Sequence);
 
         // Two broken backups: both errors, the third still runs.
         gateway.Broken.Add("kst-a");
         h.Clock.Advance(HostHarness.Tick);
-        var both = await Assert.ThrowsAsync<AggregateException>(() => client.RunDueBackupsAsync());
+        var both = await Assert.ThrowsAsync<AggregateException>(async () => (await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         Assert.Equal(2, both.InnerExceptions.Count);
         Assert.Equal(3, (await client.GetBackupAsync(HostHarness.Owner, backups[2].Id)).LatestPoint!.Sequence);
+
+        // The pass's report holds the run that committed beside the two failures: nothing is thrown, nothing hidden.
+        h.Clock.Advance(HostHarness.Tick);
+        var report = await client.RunDueBackupsAsync();
+        Assert.False(report.Succeeded);
+        Assert.Equal(backups[2].Id, Assert.Single(report).Point.BackupId);
+        Assert.Equal(new[] { backups[0].Id, backups[1].Id }.Order(StringComparer.Ordinal), report.Failures.Select(f => f.BackupId).Order(StringComparer.Ordinal));
+        Assert.All(report.Failures, f => Assert.IsType<IOException>(f.Error));
+        Assert.Contains("2 failed", report.ToString(), StringComparison.Ordinal);
 
         // Through the scheduler: the tick reports the failures beside the runs.
         h.Clock.Advance(HostHarness.Tick);
@@ -233,6 +242,38 @@ public class SchedulerTests
         var tick = await h.NextTickAsync();
         Assert.Equal(backups[2].Id, Assert.Single(tick.Runs).Point.BackupId);
         Assert.Equal(new[] { backups[0].Id, backups[1].Id }.Order(StringComparer.Ordinal), tick.Failures.Select(f => f.BackupId).Order(StringComparer.Ordinal));
+    }
+
+    /// <summary>The scheduler drives the client through its public, virtual pass (not an internal shortcut), so that a host's fake of the client is what runs.</summary>
+    [Fact]
+    public async Task The_scheduler_runs_backups_through_the_clients_public_pass()
+    {
+        var fake = new CountingClient(new InvalidOperationException("a fake failure"));
+        await using var h = HostHarness.Create(services: s => s.AddSingleton<BackupClientProvider>(new SingleClientProvider(fake)));
+        await h.StartHostAsync();
+        var tick = await h.NextTickAsync();
+        Assert.True(fake.Passes >= 1);
+        Assert.Empty(tick.Runs);
+        Assert.Equal("bka-fake", Assert.Single(tick.Failures).BackupId);
+        Assert.Null(tick.Error);
+    }
+
+    private sealed class CountingClient(Exception failure) : BackupClient
+    {
+        public int Passes { get; private set; }
+
+        public override Task<BackupRunReport> RunDueBackupsAsync(CancellationToken cancellationToken = default)
+        {
+            Passes++;
+            return Task.FromResult(new BackupRunReport([], [new BackupRunFailure("bka-fake", failure)]));
+        }
+    }
+
+    private sealed class SingleClientProvider(BackupClient client) : BackupClientProvider
+    {
+        public override IReadOnlyCollection<string> Names => [""];
+
+        public override ValueTask<BackupClient> GetClientAsync(string? name = null, CancellationToken cancellationToken = default) => ValueTask.FromResult(client);
     }
 
     [Fact]

@@ -50,7 +50,7 @@ public class HardwareRestoreEndToEndTests
         Assert.Equal(ProtectionLevel.Full, protection.Level);
         Assert.Empty(protection.Warnings); // 90 mirror images for 90 viewable days, one day after the KMS backup
         clock.SetUtcNow(new DateTimeOffset(2026, 5, 2, 0, 0, 0, TimeSpan.Zero));
-        await client.RunDueBackupsAsync();
+        (await client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         clock.SetUtcNow(new DateTimeOffset(2026, 5, 2, 0, 30, 0, TimeSpan.Zero));
         var image = await hsm.TakeBackupImageAsync("cls-orig");
         await hsm.TakeBackupImageAsync("cls-orig", HsmBackupImageType.Manual);
@@ -60,7 +60,7 @@ public class HardwareRestoreEndToEndTests
         clock.SetUtcNow(new DateTimeOffset(2026, 5, 2, 1, 0, 0, TimeSpan.Zero));
         await kms.GenerateKeyAsync("kst-hw", "late-key", Owner);
         clock.SetUtcNow(new DateTimeOffset(2026, 5, 2, 1, 5, 0, TimeSpan.Zero));
-        await client.RunDueBackupsAsync();
+        (await client.RunDueBackupsAsync()).ThrowIfAnyFailed();
 
         // The backup holds key metadata only (D1).
         var (_, backedUp) = await client.GetStateAtAsync(Owner, backup.Id, clock.GetUtcNow());

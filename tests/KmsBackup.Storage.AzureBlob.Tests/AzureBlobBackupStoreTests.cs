@@ -72,7 +72,7 @@ public sealed class AzureBlobBackupStoreTests : AzuriteContainerTest
         // The engine keeps listing, running and verifying for every account...
         Assert.Equal(backup.Id, Assert.Single(await client.ListBackupsAsync("acct-a").ToListAsync()).Id);
         clock.Advance(TimeSpan.FromMinutes(5));
-        await client.RunDueBackupsAsync();
+        (await client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         var verification = await client.VerifyAsync();
         Assert.True(verification.IsClean, verification.ToString());
 

@@ -62,7 +62,7 @@ public sealed class AzuriteOutageTests(Xunit.Abstractions.ITestOutputHelper outp
                 _clock.Advance(TimeSpan.FromMinutes(5));
                 await kms.GenerateKeyAsync("kst-a", $"added-{run}", Owner);
                 await kms.RotateKeyAsync("kst-a", $"key-{run:D4}");
-                Assert.Single(await client.RunDueBackupsAsync());
+                Assert.Single((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
             }
 
             foreach (var point in await client.ListRecoveryPointsAsync(Owner, backupId, DateOnly.FromDateTime(s_start.UtcDateTime)))
@@ -84,7 +84,7 @@ public sealed class AzuriteOutageTests(Xunit.Abstractions.ITestOutputHelper outp
             }
 
             outage.StopAtPut(3);
-            var error = await Assert.ThrowsAsync<BackupException>(() => client.RunDueBackupsAsync());
+            var error = await Assert.ThrowsAsync<BackupException>(async () => (await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
             Assert.Equal(BackupErrorCode.StoreUnavailable, error.Code);
             Assert.Contains($"127.0.0.1:{_azurite!.Port}/devstoreaccount1/backups/", error.Message, StringComparison.Ordinal);
             Assert.False(_azurite.IsRunning);
@@ -108,7 +108,7 @@ public sealed class AzuriteOutageTests(Xunit.Abstractions.ITestOutputHelper outp
 
             // Once the failed run's lease has lapsed, the schedule goes on.
             _clock.Advance(TimeSpan.FromMinutes(5));
-            var resumed = Assert.Single(await client.RunDueBackupsAsync());
+            var resumed = Assert.Single((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
             Assert.Equal(5, resumed.Point.Sequence);
             Log("resumed");
             Assert.True((await client.VerifyAsync()).IsClean);

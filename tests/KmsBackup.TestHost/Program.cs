@@ -153,7 +153,7 @@ static async Task<int> BackupLoopAsync(
         }
 
         await kms.GenerateKeyAsync(instanceId, $"added-{step:D5}-{random.Next():x8}", "acct-owner");
-        foreach (var result in await client.RunDueBackupsAsync())
+        foreach (var result in (await client.RunDueBackupsAsync()).ThrowIfAnyFailed())
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {result.Point.Sequence}"));
         }
@@ -262,7 +262,7 @@ static async Task<int> SchedulerAsync(string store, string kmsFolder, string key
     {
         try
         {
-            foreach (var result in await client.RunDueBackupsAsync())
+            foreach (var result in (await client.RunDueBackupsAsync()).ThrowIfAnyFailed())
             {
                 var point = result.Point;
                 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {point.BackupId} {point.Sequence} {point.Kind} {point.TakenAt:O} {host}"));

@@ -152,15 +152,27 @@ internal static partial class CommandTree
         Handle(command, host, globals, async (inv, ct) =>
         {
             var results = await (await inv.ClientAsync(ct).ConfigureAwait(false)).RunDueBackupsAsync(ct).ConfigureAwait(false);
-            inv.Write(results.Select(r => new { backupId = r.Point.BackupId, point = JsonPoint.From(r.Point), r.BytesWritten, r.ObjectsWritten }).ToList(), c =>
+            if (!inv.Json || results.Succeeded)
             {
-                c.MarkupLine($"{results.Count} backup run(s).");
-                foreach (var r in results)
+                inv.Write(results.Select(r => new { backupId = r.Point.BackupId, point = JsonPoint.From(r.Point), r.BytesWritten, r.ObjectsWritten }).ToList(), c =>
                 {
-                    c.MarkupLine($"  {Markup.Escape(r.Point.BackupId)}: #{r.Point.Sequence} {Names.Of(r.Point.Kind)}, {r.Point.KeyCount} keys, {r.Point.SecretCount} secrets, {r.BytesWritten} bytes written");
-                }
-            });
-            return ExitCodes.Ok;
+                    c.MarkupLine($"{results.Count} backup run(s).");
+                    foreach (var r in results)
+                    {
+                        c.MarkupLine($"  {Markup.Escape(r.Point.BackupId)}: #{r.Point.Sequence} {Names.Of(r.Point.Kind)}, {r.Point.KeyCount} keys, {r.Point.SecretCount} secrets, {r.BytesWritten} bytes written");
+                    }
+                });
+            }
+
+            // Every failed backup is reported (as JSON, the first: one document per command); the exit code is the first's.
+            var exitCode = ExitCodes.Ok;
+            foreach (var failure in inv.Json ? results.Failures.Take(1) : results.Failures)
+            {
+                var code = ErrorReport.Write(inv, failure.Error);
+                exitCode = exitCode == ExitCodes.Ok ? code : exitCode;
+            }
+
+            return exitCode;
         });
         return command;
     }

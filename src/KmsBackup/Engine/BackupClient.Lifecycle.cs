@@ -66,12 +66,12 @@ public partial class BackupClient
     /// <param name="callerAccount">The owner of the backup and of the instance.</param>
     /// <param name="backupId">The backup.</param>
     /// <param name="instanceId">The instance to back up.</param>
-    /// <param name="backupType">The backup type chosen; the instance must be of this kind.</param>
+    /// <param name="instanceKind">The kind of instance the backup is chosen for (software or hardware); the instance must be of this kind.</param>
     /// <param name="backupAlias">A custom alias, or <see langword="null"/> for the backup ID.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <exception cref="BackupException">The backup or instance is missing, not the caller's, or the lifecycle refuses (see <see cref="BackupLifecycle.Apply"/>).</exception>
     public virtual async Task<BackupDetails> EnableBackupAsync(
-        string callerAccount, string backupId, string instanceId, InstanceKind backupType, string? backupAlias = null, CancellationToken cancellationToken = default)
+        string callerAccount, string backupId, string instanceId, InstanceKind instanceKind, string? backupAlias = null, CancellationToken cancellationToken = default)
     {
         var entry = await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
         var instance = await GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false);
@@ -84,7 +84,7 @@ public partial class BackupClient
         }
 
         var info = instance.ReleasedAt is null ? instance.Info : instance.Info with { IsEnabled = false };
-        var updated = await ApplyAsync(entry, new EnableBackup(info, backupType, backupAlias), cancellationToken).ConfigureAwait(false);
+        var updated = await ApplyAsync(entry, new EnableBackup(info, instanceKind, backupAlias), cancellationToken).ConfigureAwait(false);
         var run = await RunFirstFullAsync(backupId, cancellationToken).ConfigureAwait(false);
         return ToDetails(updated, run?.Point);
     }

@@ -1,4 +1,3 @@
-using System.Runtime.ExceptionServices;
 using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 
@@ -11,32 +10,20 @@ public partial class BackupClient
     /// hosts can share the work. A backup whose lease another writer holds is skipped, and so is a backup
     /// of an instance this client's <see cref="InstanceGateway"/> does not serve (another host's service
     /// sharing the store). A backup whose run fails does not stop the others: every due backup is tried,
-    /// and the failures are thrown afterwards.
+    /// and the report lists the runs that committed and the backups that failed
+    /// (<see cref="BackupRunReport.ThrowIfAnyFailed"/> turns failures into an exception).
     /// </summary>
     /// <param name="cancellationToken">Cancels the runs; a cancelled run commits nothing.</param>
-    /// <returns>The runs that committed a recovery point.</returns>
-    /// <exception cref="BackupException">The catalog could not be read, or the one backup whose run failed failed with it (the other backups ran).</exception>
-    /// <exception cref="AggregateException">The runs of several backups failed (the other backups ran); it holds each failure.</exception>
-    public virtual async Task<IReadOnlyList<BackupRunResult>> RunDueBackupsAsync(CancellationToken cancellationToken = default)
+    /// <returns>The runs that committed a recovery point, and the backups whose runs failed.</returns>
+    /// <exception cref="BackupException">The pass could not start: the store's clock or the catalog could not be read, or this host's clock is behind the store's.</exception>
+    public virtual async Task<BackupRunReport> RunDueBackupsAsync(CancellationToken cancellationToken = default)
     {
         var (results, failures) = await RunDueCoreAsync(cancellationToken).ConfigureAwait(false);
-        if (failures.Count == 1)
-        {
-            ExceptionDispatchInfo.Throw(failures[0].Error);
-        }
-
-        if (failures.Count > 1)
-        {
-            throw new AggregateException(
-                $"The runs of {failures.Count} backups failed ({string.Join(", ", failures.Select(f => f.BackupId))}); the other due backups ran.",
-                failures.Select(f => f.Error));
-        }
-
-        return results;
+        return new BackupRunReport(results, failures);
     }
 
     /// <summary>Runs every due backup, each on its own: a failure is collected and the next backup runs.</summary>
-    internal async Task<(List<BackupRunResult> Results, List<BackupRunFailure> Failures)> RunDueCoreAsync(CancellationToken cancellationToken)
+    private async Task<(List<BackupRunResult> Results, List<BackupRunFailure> Failures)> RunDueCoreAsync(CancellationToken cancellationToken)
     {
         var results = new List<BackupRunResult>();
         var failures = new List<BackupRunFailure>();

@@ -117,17 +117,19 @@ public partial class BackupClient
     /// The instance's state as backed up at <paramref name="at"/>: the latest recovery point taken at or
     /// before it (rule D4). Its date must be viewable. The snapshot holds key material and secret
     /// ciphertexts, in pinned buffers that the client keeps no reference to: keep it no longer than needed, and
-    /// zero them when done (<see cref="SensitiveBytes.Clear"/> on each key version's material and each secret
-    /// version's ciphertext).
+    /// dispose the result to zero them (<c>using var state = await client.GetStateAtAsync(...)</c>).
     /// </summary>
     /// <param name="callerAccount">The backup's owner.</param>
     /// <param name="backupId">The backup.</param>
     /// <param name="at">The instant.</param>
     /// <param name="cancellationToken">Cancels the read.</param>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no point at or before the instant; or the date is not viewable.</exception>
-    public virtual Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> GetStateAtAsync(
-        string callerAccount, string backupId, DateTimeOffset at, CancellationToken cancellationToken = default) =>
-        StateAtAsync(callerAccount, backupId, at, withValues: true, cancellationToken);
+    public virtual async Task<RecoveryPointState> GetStateAtAsync(
+        string callerAccount, string backupId, DateTimeOffset at, CancellationToken cancellationToken = default)
+    {
+        var (point, snapshot) = await StateAtAsync(callerAccount, backupId, at, withValues: true, cancellationToken).ConfigureAwait(false);
+        return new RecoveryPointState(point, snapshot);
+    }
 
     /// <summary><see cref="GetStateAtAsync"/>, with key material and secret ciphertexts only when <paramref name="withValues"/>.</summary>
     private async Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> StateAtAsync(

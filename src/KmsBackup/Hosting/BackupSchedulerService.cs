@@ -117,13 +117,14 @@ public sealed class BackupSchedulerService : BackgroundService
     private async Task TickAsync(string name, CancellationToken stoppingToken)
     {
         var startedAt = _time.GetUtcNow();
-        List<BackupRunResult> runs = [];
-        List<BackupRunFailure> failures = [];
+        IReadOnlyList<BackupRunResult> runs = [];
+        IReadOnlyList<BackupRunFailure> failures = [];
         Exception? error = null;
         try
         {
             var client = await _clients.GetClientAsync(name, stoppingToken).ConfigureAwait(false);
-            (runs, failures) = await client.RunDueCoreAsync(stoppingToken).ConfigureAwait(false);
+            var report = await client.RunDueBackupsAsync(stoppingToken).ConfigureAwait(false);
+            (runs, failures) = (report, report.Failures);
             Log.TickCompleted(_logger, name, runs.Count, failures.Count);
             if (_options.Get(name).Scheduler.RekeyPacksPerTick is > 0 and var budget)
             {

@@ -61,13 +61,13 @@ public abstract class EngineCycleContractTests
         // Three 5-minute incrementals: one adds a key, one rotates a key, one adds a secret.
         Clock.Advance(TimeSpan.FromMinutes(5));
         await kms.GenerateKeyAsync("kst-a", "invoices", Owner);
-        Assert.Single(await client.RunDueBackupsAsync());
+        Assert.Single((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         Clock.Advance(TimeSpan.FromMinutes(5));
         await kms.RotateKeyAsync("kst-a", "orders");
-        Assert.Single(await client.RunDueBackupsAsync());
+        Assert.Single((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         Clock.Advance(TimeSpan.FromMinutes(5));
         await kms.StoreSecretAsync("kst-a", "api-token", "payments", Encoding.UTF8.GetBytes("token-value-1"), Owner);
-        Assert.Single(await client.RunDueBackupsAsync());
+        Assert.Single((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         return (kms, client, backup);
     }
 
@@ -192,13 +192,13 @@ public abstract class EngineCycleContractTests
             var error = await Assert.ThrowsAsync<BackupException>(() => client.RunIfDueAsync(backup.Id));
             Assert.Equal(BackupErrorCode.LeaseHeld, error.Code);
             Assert.Contains("host-7:4242", error.Message, StringComparison.Ordinal);
-            Assert.Empty(await client.RunDueBackupsAsync());
+            Assert.Empty((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         }
 
         // Released: the run goes ahead, once.
-        Assert.Single(await client.RunDueBackupsAsync());
+        Assert.Single((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         using var other = await OpenAnotherAsync(kms, "host-b:2");
-        Assert.Empty(await other.RunDueBackupsAsync());
+        Assert.Empty((await other.RunDueBackupsAsync()).ThrowIfAnyFailed());
         Assert.Equal(2, (await client.ListRecoveryPointsAsync(Owner, backup.Id, s_may1)).Count);
     }
 
@@ -214,7 +214,7 @@ public abstract class EngineCycleContractTests
         // A crashed host's lease lapses, and the scheduler takes the backup over.
         var crashed = await CreateStore(Clock).AcquireLeaseAsync($"backups/{backup.Id}", "crashed-host:9", TimeSpan.FromMinutes(1));
         Clock.Advance(TimeSpan.FromMinutes(5));
-        var run = Assert.Single(await client.RunDueBackupsAsync());
+        var run = Assert.Single((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         Assert.Equal(2, run.Point.Sequence);
         Assert.Equal(BackupErrorCode.LeaseLost, (await Assert.ThrowsAsync<BackupException>(() => crashed.EnsureHeldAsync())).Code);
         Assert.True((await client.VerifyAsync()).IsClean);

@@ -57,8 +57,8 @@ internal sealed partial class InterleavingSchedule
             // A reset backup shows nothing, and a run that raced the reset must not have put data back. A reset
             // that stored its decision and stopped deleting (its lease lapsed) may leave points it would have
             // deleted: those are invisible and prune removes them. Any other point is data put back.
-            // A point no one reported (RunDueBackupsAsync throws away the results of a pass in which another
-            // backup failed) is a leftover too when a reset of the backup succeeded.
+            // A point no one reported (its pass was killed before it reported, or its writer took it back) is a
+            // leftover too when a reset of the backup succeeded.
             var putBack = stored.Where(p =>
             {
                 var reported = _committed.Where(c => c.Point.BackupId == backup.Id && c.Point.Date == p.Date && c.Point.Sequence == p.Sequence).ToList();

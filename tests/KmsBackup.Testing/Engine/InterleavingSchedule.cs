@@ -383,8 +383,10 @@ internal sealed partial class InterleavingSchedule
                 name = "RunDueBackups";
                 body = async (client, op) =>
                 {
+                    // The points a pass committed are known even when other backups of the pass failed.
                     var results = await client.RunDueBackupsAsync();
                     op.Reported.AddRange(results.Select(r => r.Point));
+                    results.ThrowIfAnyFailed();
                     return results.Count == 0 ? "nothing due" : $"committed {string.Join(", ", results.Select(r => Describe(r.Point)))}";
                 };
                 break;

@@ -90,7 +90,7 @@ public class CommittedPointsSurviveTests
             }
         };
         h.Clock.Advance(TimeSpan.FromMinutes(5));
-        var run = Task.Run(() => hostB.RunDueBackupsAsync());
+        var run = Task.Run(async () => (await hostB.RunDueBackupsAsync()).ThrowIfAnyFailed());
         await paused.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
         // Host A resets the backup meanwhile; then host B goes on.
@@ -129,7 +129,7 @@ public class CommittedPointsSurviveTests
             }
         };
         h.Clock.Advance(TimeSpan.FromMinutes(5));
-        var run = Task.Run(() => hostB.RunDueBackupsAsync());
+        var run = Task.Run(async () => (await hostB.RunDueBackupsAsync()).ThrowIfAnyFailed());
         await paused.Task.WaitAsync(TimeSpan.FromSeconds(30));
 
         var refused = await Assert.ThrowsAsync<BackupException>(() => h.Client.ResetBackupAsync(Owner, backup.Id));
@@ -163,7 +163,7 @@ public class CommittedPointsSurviveTests
         var details = await h.Client.GetBackupAsync(Owner, backup.Id);
         Assert.Equal(BackupStatus.Disabled, details.Status);
         Assert.Null(details.LatestPoint);
-        Assert.Empty(await h.Client.RunDueBackupsAsync());
+        Assert.Empty((await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed());
 
         // Enabling again (after the dead process's lease lapses) starts from nothing: the leftovers are gone first.
         h.Clock.Advance(h.Options.LeaseDuration);
@@ -221,7 +221,7 @@ public class CommittedPointsSurviveTests
         var page = await h.Client.GetDataPageAsync(Owner, backup.Id, Today, BackupDataType.FullyBackedUpKeys);
         Assert.Equal(["only-in-b"], page.Items.Select(i => i.Name));
         h.Clock.Advance(TimeSpan.FromMinutes(5));
-        var next = Assert.Single(await h.Client.RunDueBackupsAsync());
+        var next = Assert.Single((await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         Assert.Equal((2L, 1, 0), (next.Point.Sequence, next.Point.KeyCount, next.Point.ChangeCount));
     }
 
@@ -272,11 +272,11 @@ public class CommittedPointsSurviveTests
         // Deleting is maintenance's work, and only on a clock the store trusts: 200 days past the store's
         // time, the scheduled run and prune hold every deletion until an operator confirms the clock.
         Assert.True((await reader.GetStoreClockAsync()).DeletionsHeld);
-        await reader.RunDueBackupsAsync();
+        (await reader.RunDueBackupsAsync()).ThrowIfAnyFailed();
         Assert.True((await reader.PruneAsync()).DeletionsHeld);
         Assert.NotEmpty(await PointKeysAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, later), purchased.Id));
         await reader.ConfirmClockAsync();
-        await reader.RunDueBackupsAsync();
+        (await reader.RunDueBackupsAsync()).ThrowIfAnyFailed();
         await reader.PruneAsync();
         Assert.Empty(await PointKeysAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, later), purchased.Id));
         Assert.Empty(await PointKeysAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, later), automatic.Id));
@@ -302,7 +302,7 @@ public class CommittedPointsSurviveTests
         // A host whose clock is wrong by a year runs and prunes.
         var wrong = new FakeTimeProvider(EngineHarness.Start.AddDays(365));
         using var wrongHost = await OpenClientAsync(h, "wrong-host", wrong);
-        var runs = await wrongHost.RunDueBackupsAsync();
+        var runs = (await wrongHost.RunDueBackupsAsync()).ThrowIfAnyFailed();
         await wrongHost.PruneAsync();
         wrong.Advance(TimeSpan.FromHours(2));
         await wrongHost.PruneAsync();
@@ -317,7 +317,7 @@ public class CommittedPointsSurviveTests
         // Once an operator confirms the time, deletions go ahead.
         await wrongHost.ConfirmClockAsync();
         Assert.False((await wrongHost.GetStoreClockAsync()).DeletionsHeld);
-        await wrongHost.RunDueBackupsAsync();
+        (await wrongHost.RunDueBackupsAsync()).ThrowIfAnyFailed();
         await wrongHost.PruneAsync();
         Assert.Empty(await PointKeysAsync(store, purchased.Id));
     }
@@ -359,7 +359,7 @@ public class CommittedPointsSurviveTests
         h.Files.File.WriteAllBytes(catalog, bytes);
 
         h.Clock.Advance(TimeSpan.FromMinutes(5));
-        var failed = await Assert.ThrowsAsync<BackupIntegrityException>(() => h.Client.RunDueBackupsAsync());
+        var failed = await Assert.ThrowsAsync<BackupIntegrityException>(async () => (await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         Assert.Contains(a.Id, failed.Message, StringComparison.Ordinal);
         var health = await h.Client.GetHealthAsync();
         Assert.Equal(2, (await h.Client.GetBackupAsync(Owner, b.Id)).LatestPoint?.Sequence);

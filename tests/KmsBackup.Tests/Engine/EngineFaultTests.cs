@@ -47,7 +47,7 @@ public class EngineFaultTests
             h.Clock.Advance(FiveMinutes);
             try
             {
-                await h.Client.RunDueBackupsAsync();
+                (await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed();
             }
             catch (BackupException e) when (e.Code == BackupErrorCode.StoreUnavailable)
             {
@@ -75,7 +75,7 @@ public class EngineFaultTests
             // Once the crashed writer's lease has lapsed, the restarted process backs up again, and two prunes
             // remove what the crash left behind.
             h.Clock.Advance(h.Options.LeaseDuration + TimeSpan.FromMinutes(1));
-            var next = await restarted.RunDueBackupsAsync();
+            var next = (await restarted.RunDueBackupsAsync()).ThrowIfAnyFailed();
             Assert.Single(next);
             await restarted.PruneAsync();
             h.Clock.Advance(TimeSpan.FromHours(2));
@@ -187,7 +187,7 @@ public class EngineFaultTests
         var error = await Assert.ThrowsAsync<BackupException>(() => h.Client.RunIfDueAsync(backup.Id));
         Assert.Equal(BackupErrorCode.LeaseHeld, error.Code);
         Assert.Contains("host-7:4242", error.Message, StringComparison.Ordinal);
-        Assert.Empty(await h.Client.RunDueBackupsAsync()); // the scheduler skips a backup another host runs
+        Assert.Empty((await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed()); // the scheduler skips a backup another host runs
     }
 
     [Fact]

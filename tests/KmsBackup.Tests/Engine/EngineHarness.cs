@@ -97,7 +97,7 @@ public sealed class EngineHarness : IAsyncDisposable
                 await atEachStep(Clock.GetUtcNow());
             }
 
-            results.AddRange(await Client.RunDueBackupsAsync());
+            results.AddRange((await Client.RunDueBackupsAsync()).ThrowIfAnyFailed());
         }
 
         return results;

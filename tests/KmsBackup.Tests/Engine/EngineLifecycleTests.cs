@@ -65,7 +65,7 @@ public class EngineLifecycleTests
 
         var renewed = await h.Client.RenewBackupAsync(EngineHarness.Owner, paid.Id, PurchaseTerm.FromMonths(1));
         Assert.Equal(BackupStatus.Enabled, renewed.Status);
-        Assert.Single(await h.Client.RunDueBackupsAsync()); // the catch-up full after the expired days
+        Assert.Single((await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed()); // the catch-up full after the expired days
 
         // The scheduler keeps ticking: 15 days after expiry its run releases the backup and deletes its data.
         await h.RunUntilAsync(renewed.ExpiresAt!.Value.AddDays(15).AddMinutes(-1), TimeSpan.FromHours(6));

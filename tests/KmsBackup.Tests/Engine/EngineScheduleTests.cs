@@ -70,17 +70,17 @@ public class EngineScheduleTests
 
         // The host is down for three days and two hours (from 11:00 to 13:00 three days later), then ticks again.
         h.Clock.Advance(TimeSpan.FromDays(3) + TimeSpan.FromHours(2));
-        var afterDowntime = await h.Client.RunDueBackupsAsync();
+        var afterDowntime = (await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         var catchUp = Assert.Single(afterDowntime).Point;
         Assert.Equal((BackupRunKind.Full, ScheduleReason.CatchUpFull), (catchUp.Kind, catchUp.Reason));
-        Assert.Empty(await h.Client.RunDueBackupsAsync()); // nothing else is due at the same instant
+        Assert.Empty((await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed()); // nothing else is due at the same instant
 
         // A short outage within a day: one incremental covers the gap.
         await h.RunUntilAsync(h.Clock.GetUtcNow().AddMinutes(30), FiveMinutes);
         h.Clock.Advance(TimeSpan.FromMinutes(47));
-        var gap = Assert.Single(await h.Client.RunDueBackupsAsync()).Point;
+        var gap = Assert.Single((await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed()).Point;
         Assert.Equal((BackupRunKind.Incremental, ScheduleReason.CatchUpIncremental), (gap.Kind, gap.Reason));
-        Assert.Empty(await h.Client.RunDueBackupsAsync());
+        Assert.Empty((await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed());
     }
 
     [Fact]

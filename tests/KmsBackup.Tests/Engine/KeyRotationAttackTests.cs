@@ -117,7 +117,7 @@ public class KeyRotationAttackTests
         // is read under a wrong key: the fresh host's own data stays whole.
         await h.Kms.GenerateKeyAsync("kst-a", "k1", Owner);
         h.Clock.Advance(TimeSpan.FromHours(1));
-        await fresh.RunDueBackupsAsync();
+        (await fresh.RunDueBackupsAsync()).ThrowIfAnyFailed();
         using var reader = await h.OpenAnotherClientAsync("reader");
         var verification = await reader.VerifyAsync();
         Assert.True(verification.IsClean, string.Join("; ", verification.Problems.Select(p => $"{p.Item}: {p.Description}")));
@@ -175,7 +175,7 @@ public class KeyRotationAttackTests
         await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
         await h.Kms.GenerateKeyAsync("kst-a", "later", Owner);
         h.Clock.Advance(TimeSpan.FromHours(1));
-        await h.Client.RunDueBackupsAsync();
+        (await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         await h.Client.RotateRepositoryKeyAsync();
         var packs = h.Files.AllFiles.Where(p => p.StartsWith($"{Objects}/packs/", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
         Assert.True(packs.Count >= 2);

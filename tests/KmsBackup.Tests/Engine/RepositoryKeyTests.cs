@@ -173,7 +173,7 @@ public class RepositoryKeyTests
         {
             await h.Kms.GenerateKeyAsync("kst-a", $"round-{round}", Owner);
             h.Clock.Advance(TimeSpan.FromMinutes(40));
-            var runs = await writer.RunDueBackupsAsync();
+            var runs = (await writer.RunDueBackupsAsync()).ThrowIfAnyFailed();
             Assert.True(runs.Count > 0, $"round {round}: no run");
             await h.Client.RekeyAsync();
             await h.Client.PruneAsync();
@@ -223,7 +223,7 @@ public class RepositoryKeyTests
         Assert.Equal(3, (await fresh.RotateRepositoryKeyAsync()).KeyGeneration);
         await h.Kms.GenerateKeyAsync("kst-a", "after-rotation", Owner);
         h.Clock.Advance(TimeSpan.FromMinutes(10));
-        await fresh.RunDueBackupsAsync();
+        (await fresh.RunDueBackupsAsync()).ThrowIfAnyFailed();
         Assert.Equal(DayOne(before), DayOne(await AllViewsAsync(h.Client, backup)));
         Assert.Contains("after-rotation", (await AllViewsAsync(h.Client, backup)).Single(v => v.StartsWith("2026-05-02 IncrementallyBackedUpKeys", StringComparison.Ordinal)), StringComparison.Ordinal);
     }
@@ -242,10 +242,10 @@ public class RepositoryKeyTests
         // Each host seals under the generation it knows; a reader meeting the other's reads the records again.
         await h.Kms.GenerateKeyAsync("kst-a", "by-first-host", Owner);
         h.Clock.Advance(TimeSpan.FromMinutes(10));
-        await h.Client.RunDueBackupsAsync();
+        (await h.Client.RunDueBackupsAsync()).ThrowIfAnyFailed();
         await h.Kms.GenerateKeyAsync("kst-a", "by-other-host", Owner);
         h.Clock.Advance(TimeSpan.FromMinutes(10));
-        await other.RunDueBackupsAsync();
+        (await other.RunDueBackupsAsync()).ThrowIfAnyFailed();
 
         using var fresh = await h.OpenAnotherClientAsync("reader");
         var verification = await fresh.VerifyAsync();

@@ -137,7 +137,7 @@ public sealed class FileSystemStoreLinkTests : IDisposable
                 await using var engine = await EngineAsync(decorated, create: false);
                 var attempts = new[]
                 {
-                    await AttemptAsync("run", async () => await engine.Client.RunDueBackupsAsync()),
+                    await AttemptAsync("run", async () => (await engine.Client.RunDueBackupsAsync()).ThrowIfAnyFailed()),
                     await AttemptAsync("prune", async () => await engine.Client.PruneAsync()),
                     await AttemptAsync("verify", async () => await engine.Client.VerifyAsync()),
                 };
