@@ -11,7 +11,7 @@ namespace KmsBackup.Hosting.Tests;
 public class DependencyInjectionTests
 {
     [Fact]
-    public async Task The_defaults_are_the_system_clock_the_real_file_system_and_the_embedded_parts()
+    public async Task The_defaults_are_the_system_clock_the_real_file_system_and_no_gateway()
     {
         var services = new ServiceCollection();
         services.AddKmsBackup();
@@ -21,6 +21,27 @@ public class DependencyInjectionTests
         Assert.IsType<FileSystem>(provider.GetRequiredService<IFileSystem>());
         Assert.Contains(provider.GetServices<IHostedService>(), s => s is BackupSchedulerService);
         Assert.Equal([""], provider.GetRequiredService<BackupClientProvider>().Names);
+
+        // No key management service is chosen for the host: the embedded one stores instances in local files,
+        // for development and tests, and a host that forgot its own must not quietly get it.
+        Assert.Null(provider.GetService<InstanceGateway>());
+    }
+
+    [Fact]
+    public async Task A_host_whose_instance_has_no_gateway_fails_to_start_naming_the_instance_and_the_remedy()
+    {
+        var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Services.AddSingleton<IFileSystem>(new System.IO.Abstractions.TestingHelpers.MockFileSystem());
+        builder.Services.AddKmsBackup(o => o.DataPath = "/data").UseEmbeddedKeyManagementService();
+        builder.Services.AddKmsBackup("east", o => o.DataPath = "/east");
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync());
+        Assert.Contains("'east' has no InstanceGateway", error.Message, StringComparison.Ordinal);
+        Assert.Contains("UseInstanceGateway", error.Message, StringComparison.Ordinal);
+        Assert.Contains("UseEmbeddedKeyManagementService", error.Message, StringComparison.Ordinal);
+        var clients = host.Services.GetRequiredService<BackupClientProvider>();
+        Assert.Contains("'east' has no InstanceGateway", (await Assert.ThrowsAsync<InvalidOperationException>(async () => await clients.GetClientAsync("east"))).Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -28,8 +49,8 @@ public class DependencyInjectionTests
     {
         await using var h = HostHarness.Create(services: s =>
         {
-            s.AddKmsBackup("east", o => { o.DataPath = "/east"; o.TimeZone = "Asia/Shanghai"; });
-            s.AddKmsBackup("west", o => { o.DataPath = "/west"; o.TimeZone = "America/Los_Angeles"; });
+            s.AddKmsBackup("east", o => { o.DataPath = "/east"; o.TimeZone = "Asia/Shanghai"; }).UseEmbeddedKeyManagementService();
+            s.AddKmsBackup("west", o => { o.DataPath = "/west"; o.TimeZone = "America/Los_Angeles"; }).UseEmbeddedKeyManagementService();
         });
         var clients = h.Services.GetRequiredService<BackupClientProvider>();
 
@@ -87,6 +108,7 @@ public class DependencyInjectionTests
         FlakyStore? store = null;
         KeyFileRepositoryKeyProvider? keys = null;
         await using var h = HostHarness.Create(services: s => s.AddKmsBackup("east", o => o.DataPath = "/east")
+            .UseEmbeddedKeyManagementService()
             .UseStore(p => store = new FlakyStore(new FileSystemBackupStore(p.GetRequiredService<IFileSystem>(), "/east-store", p.GetRequiredService<TimeProvider>())))
             .UseRepositoryKeyProvider(p => keys = KeyFileRepositoryKeyProvider.OpenOrCreateAsync(p.GetRequiredService<IFileSystem>(), "/vault/east.key").GetAwaiter().GetResult()));
 

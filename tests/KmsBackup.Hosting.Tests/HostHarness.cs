@@ -65,7 +65,7 @@ public sealed class HostHarness : IAsyncDisposable
             o.LeaseHolder = "test-host";
             o.Scheduler.Tick = Tick;
             configure?.Invoke(o);
-        });
+        }).UseEmbeddedKeyManagementService();
         services?.Invoke(builder.Services);
         return new HostBuilderResult(builder.Build(), clock, files);
     }

@@ -128,8 +128,10 @@ internal sealed class DefaultBackupClientProvider : BackupClientProvider, IDispo
         }
     }
 
-    private static InvalidOperationException Missing<T>(string name) =>
-        new($"The KmsBackup instance '{name}' has no {typeof(T).Name}: register one, or keep the default that AddKmsBackup registers.");
+    internal static InvalidOperationException Missing<T>(string name) =>
+        typeof(T) == typeof(InstanceGateway)
+            ? new($"The KmsBackup instance '{name}' has no InstanceGateway: register the host's key management service with AddKmsBackup(...).UseInstanceGateway(...), or, for development and tests only, AddKmsBackup(...).UseEmbeddedKeyManagementService().")
+            : new($"The KmsBackup instance '{name}' has no {typeof(T).Name}: register one, or keep the default that AddKmsBackup registers.");
 
     private sealed record OpenedClient(BackupClient Client, KeyFileRepositoryKeyProvider? OwnedKeys) : IDisposable
     {
@@ -160,4 +162,23 @@ internal static class KmsBackupParts
     public static bool IsPart<T>(ServiceDescriptor descriptor, string name) =>
         descriptor.ServiceType == typeof(T) &&
         (name.Length == 0 ? !descriptor.IsKeyedService : descriptor.IsKeyedService && Equals(descriptor.ServiceKey, name));
+}
+
+/// <summary>Fails the host's start when a registered instance has no <see cref="InstanceGateway"/>, naming the instance and the remedy.</summary>
+internal sealed class KmsBackupStartupCheck(IServiceProvider services) : Microsoft.Extensions.Hosting.IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        foreach (var registration in services.GetServices<KmsBackupRegistration>())
+        {
+            if (KmsBackupParts.Resolve<InstanceGateway>(services, registration.Name) is null)
+            {
+                throw DefaultBackupClientProvider.Missing<InstanceGateway>(registration.Name);
+            }
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -32,10 +32,30 @@ public sealed class KmsBackupBuilder
     /// <returns>This builder.</returns>
     public KmsBackupBuilder UseStore(Func<IServiceProvider, BackupStore> factory) => Use(factory);
 
-    /// <summary>Replaces the instance's instance gateway (by default the embedded key management service).</summary>
+    /// <summary>
+    /// Sets the instance's gateway to the host's key management service. Every instance needs one: none is
+    /// registered by default, and a host that starts without one fails to start, naming the instance.
+    /// </summary>
     /// <param name="factory">Creates the gateway, once.</param>
     /// <returns>This builder.</returns>
     public KmsBackupBuilder UseInstanceGateway(Func<IServiceProvider, InstanceGateway> factory) => Use(factory);
+
+    /// <summary>
+    /// Sets the instance's gateway to the embedded key management service, which keeps its instances in files
+    /// under <c>kms/</c> of <see cref="KmsBackupOptions.DataPath"/>: for development, samples and tests, not
+    /// for a production key management service.
+    /// </summary>
+    /// <returns>This builder.</returns>
+    public KmsBackupBuilder UseEmbeddedKeyManagementService()
+    {
+        var name = Name;
+        return Use<InstanceGateway>(s =>
+        {
+            var files = s.GetRequiredService<System.IO.Abstractions.IFileSystem>();
+            var options = s.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<KmsBackupOptions>>().Get(name);
+            return new Instances.EmbeddedKeyManagementService(files, options.ResolveEmbeddedServicePath(files, name), s.GetRequiredService<TimeProvider>());
+        });
+    }
 
     /// <summary>Sets the instance's repository key provider (by default the key file in the options).</summary>
     /// <param name="factory">Creates the key provider, once.</param>

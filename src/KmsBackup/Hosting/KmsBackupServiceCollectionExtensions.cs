@@ -1,7 +1,6 @@
 using System.IO.Abstractions;
 using KmsBackup;
 using KmsBackup.Hosting;
-using KmsBackup.Instances;
 using KmsBackup.Storage;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -9,7 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Registers KmsBackup.Sdk in a service collection: options, the client provider, the hosted scheduler and the embedded defaults.</summary>
+/// <summary>Registers KmsBackup.Sdk in a service collection: options, the client provider, the hosted scheduler and the file-system defaults.</summary>
 public static class KmsBackupServiceCollectionExtensions
 {
     /// <summary>Registers the unnamed KmsBackup instance with default options; see <see cref="AddKmsBackup(IServiceCollection, string, Action{KmsBackupOptions})"/>.</summary>
@@ -38,7 +37,10 @@ public static class KmsBackupServiceCollectionExtensions
     /// <item><see cref="TimeProvider"/>: <see cref="TimeProvider.System"/> by default (tests use a fake one);</item>
     /// <item><see cref="IFileSystem"/>: the real file system by default;</item>
     /// <item><see cref="BackupStore"/>: a <see cref="FileSystemBackupStore"/> in <see cref="KmsBackupOptions.StorePath"/>;</item>
-    /// <item><see cref="InstanceGateway"/>: an <see cref="EmbeddedKeyManagementService"/> in <c>kms/</c> of <see cref="KmsBackupOptions.DataPath"/>;</item>
+    /// <item><see cref="InstanceGateway"/>: none. The host registers its key management service
+    /// (<see cref="KmsBackupBuilder.UseInstanceGateway"/>), or the embedded one for development and tests
+    /// (<see cref="KmsBackupBuilder.UseEmbeddedKeyManagementService"/>); a host that starts without one fails to
+    /// start with an error that names the instance;</item>
     /// <item><see cref="RepositoryKeyProvider"/>: none is registered; when the host registers none, the key file
     /// <see cref="KmsBackupOptions.KeyFilePath"/> is opened (or created) when the client opens.</item>
     /// </list>
@@ -67,6 +69,9 @@ public static class KmsBackupServiceCollectionExtensions
         services.TryAddSingleton<IFileSystem, FileSystem>();
         services.TryAddSingleton<BackupClientProvider, DefaultBackupClientProvider>();
         services.TryAddSingleton<BackupSchedulerService>();
+
+        // Before the scheduler: a host whose instance has no gateway fails to start, saying so.
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, KmsBackupStartupCheck>());
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, BackupSchedulerService>(static s => s.GetRequiredService<BackupSchedulerService>()));
 
         if (!services.Any(d => d.ServiceType == typeof(KmsBackupRegistration) && d.ImplementationInstance is KmsBackupRegistration r && r.Name == name))
@@ -80,13 +85,6 @@ public static class KmsBackupServiceCollectionExtensions
             var options = s.GetRequiredService<IOptionsMonitor<KmsBackupOptions>>().Get(name);
             return new FileSystemBackupStore(files, options.ResolveStorePath(files, name), s.GetRequiredService<TimeProvider>());
         }));
-        services.TryAdd(KmsBackupParts.Describe<InstanceGateway>(name, s =>
-        {
-            var files = s.GetRequiredService<IFileSystem>();
-            var options = s.GetRequiredService<IOptionsMonitor<KmsBackupOptions>>().Get(name);
-            return new EmbeddedKeyManagementService(files, options.ResolveEmbeddedServicePath(files, name), s.GetRequiredService<TimeProvider>());
-        }));
-
         return new KmsBackupBuilder(services, name);
     }
 }
