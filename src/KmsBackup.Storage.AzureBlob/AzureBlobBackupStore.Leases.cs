@@ -11,9 +11,6 @@ namespace KmsBackup.Storage.AzureBlob;
 public sealed partial class AzureBlobBackupStore
 {
     private const int MaxLeaseAttempts = 16;
-    private static readonly TimeSpan s_minimumLeaseDuration = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan s_maximumLeaseDuration = TimeSpan.FromHours(1);
-
     /// <inheritdoc />
     /// <remarks>
     /// The lease is the blob <c>{prefix}leases/{leaseName}</c>, never listed as an object. A lease that expired (its
@@ -27,10 +24,7 @@ public sealed partial class AzureBlobBackupStore
     {
         ValidateKey(leaseName);
         ArgumentException.ThrowIfNullOrWhiteSpace(holder);
-        if (duration < s_minimumLeaseDuration || duration > s_maximumLeaseDuration)
-        {
-            throw new ArgumentOutOfRangeException(nameof(duration), duration, "A lease lasts from 1 second to 1 hour; renew it to hold it longer.");
-        }
+        ValidateLeaseDuration(duration);
 
         cancellationToken.ThrowIfCancellationRequested();
         var blob = LeaseBlob(leaseName);

@@ -85,10 +85,7 @@ public sealed class BackupClientOptions
         ArgumentNullException.ThrowIfNull(LoggerFactory);
         ArgumentException.ThrowIfNullOrWhiteSpace(LeaseHolder);
         Schedule.ThrowIfInvalid();
-        if (LeaseDuration < TimeSpan.FromSeconds(1) || LeaseDuration > TimeSpan.FromHours(1))
-        {
-            throw new ArgumentOutOfRangeException(nameof(LeaseDuration), LeaseDuration, "A lease lasts from 1 second to 1 hour.");
-        }
+        BackupStore.ValidateLeaseDuration(LeaseDuration, nameof(LeaseDuration));
 
         if (MaximumClockLead < TimeSpan.FromMinutes(1) || MaximumClockLead > TimeSpan.FromDays(365))
         {

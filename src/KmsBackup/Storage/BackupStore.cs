@@ -67,6 +67,24 @@ public abstract class BackupStore
     /// <exception cref="BackupException"><see cref="BackupErrorCode.LeaseHeld"/>: another holder has it (the error names it and when it expires).</exception>
     public abstract Task<StoreLease> AcquireLeaseAsync(string leaseName, string holder, TimeSpan duration, CancellationToken cancellationToken = default);
 
+    /// <summary>The shortest lease a store grants: 1 second.</summary>
+    public static TimeSpan MinimumLeaseDuration { get; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The longest lease a store grants: 1 hour (renew it to hold it longer).</summary>
+    public static TimeSpan MaximumLeaseDuration { get; } = TimeSpan.FromHours(1);
+
+    /// <summary>Checks a lease duration against <see cref="MinimumLeaseDuration"/> and <see cref="MaximumLeaseDuration"/>.</summary>
+    /// <param name="duration">The duration.</param>
+    /// <param name="parameterName">The name of the parameter or option it came from, for the error.</param>
+    /// <exception cref="ArgumentOutOfRangeException">It is out of bounds.</exception>
+    public static void ValidateLeaseDuration(TimeSpan duration, string parameterName = "duration")
+    {
+        if (duration < MinimumLeaseDuration || duration > MaximumLeaseDuration)
+        {
+            throw new ArgumentOutOfRangeException(parameterName, duration, "A lease lasts from 1 second to 1 hour; renew it to hold it longer.");
+        }
+    }
+
     /// <summary>Checks a key against the key rules; throws <see cref="ArgumentException"/> naming the key when it breaks one.</summary>
     /// <param name="key">The key.</param>
     /// <param name="allowEmpty">Whether the empty key (a prefix that lists everything) is allowed.</param>

@@ -16,9 +16,6 @@ public sealed partial class FileSystemBackupStore
     private const int GenerationDigits = 20;
     private const int MaxLeaseFolderNameLength = 200;
     private const int MaxLeaseAttempts = 16;
-    private static readonly TimeSpan s_minimumLeaseDuration = TimeSpan.FromSeconds(1);
-    private static readonly TimeSpan s_maximumLeaseDuration = TimeSpan.FromHours(1);
-
     /// <inheritdoc />
     /// <remarks>
     /// The lease is a file under <c>leases/</c>, never listed as an object. A lease that expired (its holder
@@ -271,13 +268,5 @@ public sealed partial class FileSystemBackupStore
         }
 
         return [LeasesFolderName, flat];
-    }
-
-    private static void ValidateLeaseDuration(TimeSpan duration)
-    {
-        if (duration < s_minimumLeaseDuration || duration > s_maximumLeaseDuration)
-        {
-            throw new ArgumentOutOfRangeException(nameof(duration), duration, "A lease lasts from 1 second to 1 hour; renew it to hold it longer.");
-        }
     }
 }
