@@ -54,21 +54,11 @@ internal static class EmbeddedCiphertext
     /// <exception cref="CryptographicException">The material is not a valid AES key.</exception>
     public static byte[] Encrypt(string keyId, string keyVersionId, ReadOnlySpan<byte> material, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> context)
     {
-        var keyIdBytes = Encoding.UTF8.GetBytes(keyId);
-        var versionBytes = Encoding.UTF8.GetBytes(keyVersionId);
-        if (keyIdBytes.Length > ushort.MaxValue || versionBytes.Length > ushort.MaxValue)
-        {
-            throw new CryptographicException("The key ID or key version ID is too long for the ciphertext header.");
-        }
-
-        var headerLength = 1 + 2 + keyIdBytes.Length + 2 + versionBytes.Length;
+        var header = Header(keyId, keyVersionId);
+        var headerLength = header.Length;
         var output = new byte[headerLength + NonceSize + plaintext.Length + TagSize];
         var span = output.AsSpan();
-        span[0] = FormatVersion;
-        BinaryPrimitives.WriteUInt16BigEndian(span[1..], (ushort)keyIdBytes.Length);
-        keyIdBytes.CopyTo(span[3..]);
-        BinaryPrimitives.WriteUInt16BigEndian(span[(3 + keyIdBytes.Length)..], (ushort)versionBytes.Length);
-        versionBytes.CopyTo(span[(5 + keyIdBytes.Length)..]);
+        header.CopyTo(span);
 
         var nonce = span.Slice(headerLength, NonceSize);
         RandomNumberGenerator.Fill(nonce);
@@ -76,6 +66,29 @@ internal static class EmbeddedCiphertext
         using var aes = new AesGcm(material, TagSize);
         aes.Encrypt(nonce, plaintext, span.Slice(headerLength + NonceSize, plaintext.Length), span[^TagSize..], associated);
         return output;
+    }
+
+    /// <summary>
+    /// The header naming the key and its version: format version, then the key ID and the version ID, each a
+    /// big-endian 16-bit length and UTF-8 bytes. Hardware ciphertexts (the HSM's output) carry the same header.
+    /// </summary>
+    /// <exception cref="CryptographicException">An ID is longer than a 16-bit length can say.</exception>
+    public static byte[] Header(string keyId, string keyVersionId)
+    {
+        var keyIdBytes = Encoding.UTF8.GetBytes(keyId);
+        var versionBytes = Encoding.UTF8.GetBytes(keyVersionId);
+        if (keyIdBytes.Length > ushort.MaxValue || versionBytes.Length > ushort.MaxValue)
+        {
+            throw new CryptographicException("The key ID or key version ID is too long for the ciphertext header.");
+        }
+
+        var header = new byte[1 + 2 + keyIdBytes.Length + 2 + versionBytes.Length];
+        header[0] = FormatVersion;
+        BinaryPrimitives.WriteUInt16BigEndian(header.AsSpan(1), (ushort)keyIdBytes.Length);
+        keyIdBytes.CopyTo(header.AsSpan(3));
+        BinaryPrimitives.WriteUInt16BigEndian(header.AsSpan(3 + keyIdBytes.Length), (ushort)versionBytes.Length);
+        versionBytes.CopyTo(header.AsSpan(5 + keyIdBytes.Length));
+        return header;
     }
 
     /// <summary>Reads the key ID and key version ID a ciphertext names; false when it is not a well-formed version-1 ciphertext.</summary>

@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.Text;
-
 namespace KmsBackup.Instances;
 
 /// <summary>
@@ -55,24 +52,11 @@ internal static class HardwareCiphertext
 {
     public static byte[] Encrypt(HardwareKeyOperations hsm, string instanceId, string keyId, string keyVersionId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> context)
     {
-        var header = Header(keyId, keyVersionId);
+        var header = EmbeddedCiphertext.Header(keyId, keyVersionId);
         var sealedData = hsm.Encrypt(instanceId, keyId, plaintext, [.. header, .. context]);
         return [.. header, .. sealedData];
     }
 
     public static byte[]? TryDecrypt(HardwareKeyOperations hsm, string instanceId, string keyId, ReadOnlySpan<byte> ciphertext, int headerLength, ReadOnlySpan<byte> context) =>
         hsm.Decrypt(instanceId, keyId, ciphertext[headerLength..], [.. ciphertext[..headerLength], .. context]);
-
-    private static byte[] Header(string keyId, string keyVersionId)
-    {
-        var keyIdBytes = Encoding.UTF8.GetBytes(keyId);
-        var versionBytes = Encoding.UTF8.GetBytes(keyVersionId);
-        var header = new byte[1 + 2 + keyIdBytes.Length + 2 + versionBytes.Length];
-        header[0] = EmbeddedCiphertext.FormatVersion;
-        BinaryPrimitives.WriteUInt16BigEndian(header.AsSpan(1), (ushort)keyIdBytes.Length);
-        keyIdBytes.CopyTo(header.AsSpan(3));
-        BinaryPrimitives.WriteUInt16BigEndian(header.AsSpan(3 + keyIdBytes.Length), (ushort)versionBytes.Length);
-        versionBytes.CopyTo(header.AsSpan(5 + keyIdBytes.Length));
-        return header;
-    }
 }
