@@ -85,13 +85,10 @@ public abstract class InstanceGateway
             {
                 found.Add(key.Id);
             }
-
-            foreach (var version in key.Versions)
-            {
-                version.Material?.Clear();
-            }
         }
 
+        // Only IDs were wanted: the material and the secrets' ciphertexts read along with them are zeroed now.
+        SensitiveValues.Clear(read.Snapshot);
         return found;
     }
 

@@ -375,7 +375,7 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
             RequireUsable(state);
             var key = FindKey(state, name);
             Commit(state.WithoutKey(name, _logCapacity));
-            Clear(key.Record);
+            SensitiveValues.Clear(key.Record);
             return true;
         }, cancellationToken);
     }
@@ -828,7 +828,7 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
                 }
 
                 Commit(state.WithoutKey(name, _logCapacity));
-                Clear(key.Record);
+                SensitiveValues.Clear(key.Record);
                 return true;
             }
 
@@ -857,7 +857,7 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
             {
                 foreach (var key in state.Keys.Values)
                 {
-                    Clear(key.Record);
+                    SensitiveValues.Clear(key.Record);
                 }
             }
 
@@ -884,14 +884,6 @@ public sealed class EmbeddedKeyManagementService : InstanceGateway, IDisposable
         {
             Description = secret.Description,
         };
-
-    private static void Clear(KeyRecord key)
-    {
-        foreach (var version in key.Versions)
-        {
-            version.Material?.Clear();
-        }
-    }
 
     private static void ValidateName(string name)
     {
