@@ -222,20 +222,7 @@ public partial class BackupClient
         entry = await RefreshUnderLeaseAsync(entry, lease, now, cancellationToken).ConfigureAwait(false);
         var points = await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false);
         var pruned = RetentionPolicy.Evaluate(entry.State, points.Select(p => p.Date), now).Prune.Select(p => p.Date).ToHashSet();
-        var deleted = 0;
-        foreach (var point in points.Where(p => pruned.Contains(p.Date)))
-        {
-            await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
-            if (await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false))
-            {
-                deleted++;
-            }
-
-            _manifests.TryRemove(point, out _);
-        }
-
-        ForgetPoints(backupId);
-        return deleted;
+        return await DeletePointsUnderLeaseAsync(backupId, points.Where(p => pruned.Contains(p.Date)), lease, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

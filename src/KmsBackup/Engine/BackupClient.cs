@@ -238,15 +238,30 @@ public partial class BackupClient : IDisposable
 
     private async Task DeleteAllPointsUnderLeaseAsync(string backupId, StoreLease lease, CancellationToken cancellationToken)
     {
-        foreach (var point in await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false))
+        await DeletePointsUnderLeaseAsync(backupId, await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false), lease, cancellationToken).ConfigureAwait(false);
+        _lastPoints.TryRemove(backupId, out _);
+    }
+
+    /// <summary>
+    /// Deletes <paramref name="points"/> of a backup, checking before each that this writer still holds the backup's
+    /// lease, and forgets what this client cached of them. Returns how many this call deleted.
+    /// </summary>
+    private async Task<int> DeletePointsUnderLeaseAsync(string backupId, IEnumerable<PointKey> points, StoreLease lease, CancellationToken cancellationToken)
+    {
+        var deleted = 0;
+        foreach (var point in points)
         {
             await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
-            await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false);
+            if (await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false))
+            {
+                deleted++;
+            }
+
             _manifests.TryRemove(point, out _);
         }
 
-        _pointLists.TryRemove(backupId, out _);
-        _lastPoints.TryRemove(backupId, out _);
+        ForgetPoints(backupId);
+        return deleted;
     }
 
     private Task<StoreLease> AcquireLeaseAsync(string backupId, CancellationToken cancellationToken) =>
