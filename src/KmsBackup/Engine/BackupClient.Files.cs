@@ -70,11 +70,7 @@ public partial class BackupClient
     private async Task<BackupFileDownload> DownloadCoreAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
-        if (BackupLifecycle.CheckDate(entry.State, backupDate, BackupOperation.Download, Clock.GetUtcNow()) is { } refusal)
-        {
-            throw refusal.ToException();
-        }
+        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.Download, backupDate, cancellationToken).ConfigureAwait(false);
 
         var day = await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false);
         if (await FullPointOfAsync(day, cancellationToken).ConfigureAwait(false) is not { } fullKey)

@@ -191,11 +191,7 @@ public partial class BackupClient
 
     private async Task<(CatalogEntry Entry, HsmClusterInfo Cluster)> LoadHardwareBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken)
     {
-        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
-        if (BackupLifecycle.Check(entry.State, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
-        {
-            throw refusal.ToException();
-        }
+        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, date: null, cancellationToken).ConfigureAwait(false);
 
         var instance = entry.State.Instance;
         if (instance is not { Kind: InstanceKind.Hardware })

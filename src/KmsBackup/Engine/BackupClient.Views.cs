@@ -35,11 +35,7 @@ public partial class BackupClient
             throw new ArgumentOutOfRangeException(nameof(query), query.PageSize, $"A page holds 1 to {MaximumPageSize} items.");
         }
 
-        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
-        if (BackupLifecycle.CheckDate(entry.State, backupDate, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
-        {
-            throw refusal.ToException();
-        }
+        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, backupDate, cancellationToken).ConfigureAwait(false);
 
         var day = await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false);
         var items = await ItemsOfAsync(day, type, cancellationToken).ConfigureAwait(false);
@@ -98,11 +94,7 @@ public partial class BackupClient
     /// <param name="cancellationToken">Cancels the read.</param>
     public virtual async Task<IReadOnlyList<RecoveryPoint>> ListRecoveryPointsAsync(string callerAccount, string backupId, DateOnly backupDate, CancellationToken cancellationToken = default)
     {
-        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
-        if (BackupLifecycle.CheckDate(entry.State, backupDate, BackupOperation.View, Clock.GetUtcNow()) is { } refusal)
-        {
-            throw refusal.ToException();
-        }
+        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, backupDate, cancellationToken).ConfigureAwait(false);
 
         var result = new List<RecoveryPoint>();
         foreach (var key in await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false))
@@ -135,12 +127,8 @@ public partial class BackupClient
     private async Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> StateAtAsync(
         string callerAccount, string backupId, DateTimeOffset at, bool withValues, CancellationToken cancellationToken)
     {
-        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
+        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, date: null, cancellationToken).ConfigureAwait(false);
         var now = Clock.GetUtcNow();
-        if (BackupLifecycle.Check(entry.State, BackupOperation.View, now) is { } refusal)
-        {
-            throw refusal.ToException();
-        }
 
         var found = await FindPointAtAsync(backupId, entry.State, at, cancellationToken).ConfigureAwait(false);
         if (found is not { } hit)

@@ -236,6 +236,19 @@ public partial class BackupClient : IDisposable
         return Observe(await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false));
     }
 
+    /// <summary>
+    /// The opening of an account's operation on its backup: the backup, owned by the caller (or refused alike when
+    /// missing or another's), advanced to now in memory (nothing is stored), and refused unless
+    /// <paramref name="operation"/> is allowed on it now, on <paramref name="date"/> when one is given.
+    /// </summary>
+    private async Task<CatalogEntry> LoadOwnedForAsync(string callerAccount, string backupId, BackupOperation operation, DateOnly? date, CancellationToken cancellationToken)
+    {
+        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
+        var now = Clock.GetUtcNow();
+        var refusal = date is { } day ? BackupLifecycle.CheckDate(entry.State, day, operation, now) : BackupLifecycle.Check(entry.State, operation, now);
+        return refusal is null ? entry : throw refusal.ToException();
+    }
+
     private async Task DeleteAllPointsUnderLeaseAsync(string backupId, StoreLease lease, CancellationToken cancellationToken)
     {
         await DeletePointsUnderLeaseAsync(backupId, await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false), lease, cancellationToken).ConfigureAwait(false);
