@@ -257,7 +257,7 @@ public partial class BackupClient : IDisposable
 
     /// <summary>
     /// Deletes <paramref name="points"/> of a backup, checking before each that this writer still holds the backup's
-    /// lease, and forgets what this client cached of them. Returns how many this call deleted.
+    /// lease, and forgets what this client cached of them and the backup's point list. Returns how many this call deleted.
     /// </summary>
     private async Task<int> DeletePointsUnderLeaseAsync(string backupId, IEnumerable<PointKey> points, StoreLease lease, CancellationToken cancellationToken)
     {
@@ -273,7 +273,8 @@ public partial class BackupClient : IDisposable
             _manifests.TryRemove(point, out _);
         }
 
-        ForgetPoints(backupId);
+        // The list is read again at the next look; what is cached of the points that remain stays valid.
+        _pointLists.TryRemove(backupId, out _);
         return deleted;
     }
 
