@@ -101,20 +101,8 @@ internal sealed class ObjectStore
     public static string Short(string packId) => packId.Length > 12 ? packId[..12] : packId;
 
     /// <summary>
-    /// Whether a new tree may refer to <paramref name="id"/> without writing it: a pack whose index this
-    /// process has seen holds it, and that pack is not one a prune has marked for deletion.
-    /// </summary>
-    public bool Contains(ObjectId id)
-    {
-        lock (_gate)
-        {
-            return LocationsOf(id).Any(l => !_excludedPacks.Contains(l.PackId));
-        }
-    }
-
-    /// <summary>
-    /// Adds to <paramref name="packs"/> every known pack holding <paramref name="id"/> that no prune has marked;
-    /// false when there is none (the object must be written).
+    /// Whether a new tree may refer to <paramref name="id"/> without writing it (a pack whose index this process has
+    /// seen holds it, and no prune has marked that pack); if so, adds every such pack to <paramref name="packs"/>.
     /// </summary>
     public bool AddUsablePacks(ObjectId id, HashSet<string> packs)
     {

@@ -21,9 +21,6 @@ internal sealed class EncodedChanges : IReadOnlyList<ItemChange>
 
     public int Count => _offsets.Count;
 
-    /// <summary>The bytes the changes take, encoded.</summary>
-    public long EncodedLength => _bytes.Length;
-
     public ItemChange this[int index]
     {
         get
