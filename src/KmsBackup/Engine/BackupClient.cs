@@ -1,10 +1,4 @@
-using System.Collections.Concurrent;
-using System.Globalization;
-using System.Security.Cryptography;
-using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
-using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace KmsBackup;
 
@@ -22,14 +16,15 @@ namespace KmsBackup;
 public partial class BackupClient : IDisposable
 {
     private readonly BackupRepository _repository = null!;
-    private readonly InstanceGateway _instances = null!;
-    private readonly BackupClientOptions _options = null!;
-    private readonly ConcurrentDictionary<string, CachedPoint> _lastPoints = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<PointKey, PointManifest> _manifests = new();
-    private readonly ConcurrentDictionary<string, List<PointKey>> _pointLists = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, long> _versions = new(StringComparer.Ordinal);
-    private readonly ILogger _logger = NullLogger.Instance;
-    private readonly BackupTelemetry _telemetry = null!;
+    private readonly LifecycleOperations _lifecycle = null!;
+    private readonly BackupRunner _runner = null!;
+    private readonly RunHealth _health = null!;
+    private readonly MaintenanceOperations _maintenance = null!;
+    private readonly BackupDataReader _data = null!;
+    private readonly BackupFileTransfer _files = null!;
+    private readonly HardwareOperations _hardware = null!;
+    private readonly RestoreExecutor _executor = null!;
+    private readonly UnfinishedRestores _unfinished = null!;
 
     /// <summary>For mocking only.</summary>
     protected BackupClient()
@@ -39,13 +34,18 @@ public partial class BackupClient : IDisposable
     private BackupClient(BackupRepository repository, InstanceGateway instances, BackupClientOptions options)
     {
         _repository = repository;
-        _instances = instances;
-        _options = options;
-        _logger = options.LoggerFactory.CreateLogger("KmsBackup.BackupClient");
-        _telemetry = BackupTelemetry.For(options.MeterFactory);
+        var catalog = new BackupCatalog(repository, instances, options);
+        var history = new RunHistory(catalog);
+        _health = new RunHealth(catalog, history);
+        _runner = new BackupRunner(catalog, history, _health);
+        _data = new BackupDataReader(catalog);
+        _hardware = new HardwareOperations(catalog, _data);
+        _lifecycle = new LifecycleOperations(catalog, _runner, _hardware);
+        _executor = new RestoreExecutor(catalog, new RestorePreparation(catalog, _data));
+        _unfinished = new UnfinishedRestores(catalog, _executor);
+        _files = new BackupFileTransfer(catalog, _data);
+        _maintenance = new MaintenanceOperations(catalog);
     }
-
-    private TimeProvider Clock => _options.TimeProvider;
 
     /// <summary>Opens the backup repository in <paramref name="store"/> (creating it when the store is empty) and returns a client for it.</summary>
     /// <param name="store">Where backup data lives.</param>
@@ -84,350 +84,4 @@ public partial class BackupClient : IDisposable
             _repository?.Dispose();
         }
     }
-
-    // ---------- catalog access ----------
-
-    private async Task<CatalogEntry> LoadAsync(string backupId, CancellationToken cancellationToken)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(backupId);
-        return Observe(await _repository.LoadStateAsync(backupId, cancellationToken).ConfigureAwait(false)
-            ?? throw new BackupException(new Refusal(
-                BackupErrorCode.NotFound, $"backup '{backupId}'",
-                $"There is no backup '{backupId}'.",
-                "Check the backup ID; list the backups to see which exist.")));
-    }
-
-    /// <summary>
-    /// Notes the catalog version of a state this client loaded. When it is not the version seen last, another
-    /// writer (or this one) changed the backup: a reset and a re-enable make new points under the names of
-    /// deleted ones, so every cached point list, manifest and snapshot of that backup is dropped.
-    /// </summary>
-    private CatalogEntry Observe(CatalogEntry entry)
-    {
-        var id = entry.State.Id;
-        if (_versions.TryGetValue(id, out var seen) && seen != entry.Version)
-        {
-            _pointLists.TryRemove(id, out _);
-            _lastPoints.TryRemove(id, out _);
-            foreach (var key in _manifests.Keys.Where(k => string.Equals(k.BackupId, id, StringComparison.Ordinal)))
-            {
-                _manifests.TryRemove(key, out _);
-            }
-        }
-
-        _versions[id] = entry.Version;
-        return entry;
-    }
-
-    private async Task<CatalogEntry> LoadOwnedAsync(string callerAccount, string backupId, CancellationToken cancellationToken)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
-        var entry = await LoadAsync(backupId, cancellationToken).ConfigureAwait(false);
-        ThrowIfNotOwner(callerAccount, entry);
-        return entry;
-    }
-
-    private static void ThrowIfNotOwner(string callerAccount, CatalogEntry entry)
-    {
-        if (!string.Equals(callerAccount, entry.OwnerAccount, StringComparison.Ordinal))
-        {
-            throw new BackupException(new Refusal(
-                BackupErrorCode.AccessDenied, $"backup '{entry.State.Id}'",
-                $"The account '{callerAccount}' is not the owner of backup '{entry.State.Id}'; only the resource owner may back up or restore.",
-                "Act as the account that owns the instance and its backups."));
-        }
-    }
-
-    /// <summary>
-    /// A stored state as time has moved it on (expiry, release), in memory only. Reads use this: they never
-    /// store a state or delete data, whatever the clock says.
-    /// </summary>
-    private CatalogEntry AsOfNow(CatalogEntry entry) => entry with { State = BackupLifecycle.Advance(entry.State, Clock.GetUtcNow()).State };
-
-    /// <summary>
-    /// Maintenance only (a scheduled run, a prune), with the backup's lease held: stores what time changed
-    /// in the state and carries out its effects (a release deletes the data), unless this host's clock is
-    /// too far ahead of the store's, when nothing is stored and the state is only advanced in memory.
-    /// </summary>
-    /// <param name="entry">The state as read under the lease.</param>
-    /// <param name="lease">The backup's lease.</param>
-    /// <param name="now">The instant the caller checked against the store's time (a prune's), or <see langword="null"/> to read the clock once here: time is read once per decision, so that a clock stepping meanwhile cannot slip past the check.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    private async Task<CatalogEntry> RefreshUnderLeaseAsync(CatalogEntry entry, StoreLease lease, DateTimeOffset? now, CancellationToken cancellationToken)
-    {
-        var reading = await _repository.CheckClockAsync(commit: false, cancellationToken).ConfigureAwait(false);
-        var outcome = BackupLifecycle.Advance(entry.State, now ?? reading.Now);
-        if (outcome.State == entry.State)
-        {
-            return entry;
-        }
-
-        if (reading.DeletionsHeld)
-        {
-            Log.DeletionsHeld(_logger, reading.Now, _options.MaximumClockLead, reading.StoreTime);
-            return entry with { State = outcome.State };
-        }
-
-        return await CommitUnderLeaseAsync(entry, outcome.State, outcome.Effects, lease, cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Changes one backup's state under its lease: the state is read again once the lease is held (another
-    /// host may have changed it), <paramref name="change"/> is applied to that state, its data is deleted when
-    /// the change says so, and the new state is stored, all before the lease is released. A run of the backup
-    /// holds the same lease, so a change never interleaves with a run: the run either finished before, or
-    /// starts after and reads the changed state.
-    /// </summary>
-    /// <exception cref="BackupException"><see cref="BackupErrorCode.LeaseHeld"/>: a run or another change holds the lease (the error names the holder); or the change is refused.</exception>
-    private async Task<CatalogEntry> ChangeStateAsync(string backupId, Func<CatalogEntry, LifecycleOutcome> change, CancellationToken cancellationToken)
-    {
-        var lease = await AcquireLeaseAsync(backupId, cancellationToken).ConfigureAwait(false);
-        await using (lease.ConfigureAwait(false))
-        {
-            var entry = await LoadAsync(backupId, cancellationToken).ConfigureAwait(false);
-            var outcome = change(entry);
-            if (!outcome.IsAccepted)
-            {
-                throw outcome.Refusal.ToException();
-            }
-
-            return outcome.State != entry.State || outcome.Effects.Count > 0
-                ? await CommitUnderLeaseAsync(entry, outcome.State, outcome.Effects, lease, cancellationToken).ConfigureAwait(false)
-                : entry;
-        }
-    }
-
-    /// <summary>
-    /// Stores a state and carries out its effects, the backup's lease held. A change that deletes all data
-    /// (reset, release) stores the new state first: from then on no read shows the data and no run commits
-    /// (runs are fenced by the catalog version), so a crash before the deletions finish leaves points that no
-    /// state keeps, which prune deletes. Enabling a <c>Disabled</c> backup first deletes any such leftovers,
-    /// so that a new enablement never shows points of an old one.
-    /// </summary>
-    private async Task<CatalogEntry> CommitUnderLeaseAsync(CatalogEntry entry, BackupState state, IReadOnlyList<LifecycleEffect> effects, StoreLease lease, CancellationToken cancellationToken)
-    {
-        var id = entry.State.Id;
-        if (effects.Contains(LifecycleEffect.DeleteAllData))
-        {
-            await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
-            var saved = Observe(await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false));
-
-            // The change has happened once its state is stored: deleting the points is clean-up. Should it stop
-            // (the lease lapsed, the store failed), the change is still reported done, and what is left is
-            // deleted by prune or by the next enable.
-            try
-            {
-                await DeleteAllPointsUnderLeaseAsync(id, lease, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BackupException e) when (e.Code == BackupErrorCode.LeaseLost || e.Code == BackupErrorCode.StoreUnavailable)
-            {
-                Log.PointsLeftBehind(_logger, id, BackupTelemetry.ErrorType(e));
-            }
-
-            return saved;
-        }
-
-        if (entry.State.Status == BackupStatus.Disabled && state.Status == BackupStatus.Enabled)
-        {
-            await DeleteAllPointsUnderLeaseAsync(id, lease, cancellationToken).ConfigureAwait(false);
-        }
-
-        await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
-        return Observe(await _repository.SaveStateAsync(entry with { State = state }, cancellationToken).ConfigureAwait(false));
-    }
-
-    /// <summary>
-    /// The opening of an account's operation on its backup: the backup, owned by the caller (or refused alike when
-    /// missing or another's), advanced to now in memory (nothing is stored), and refused unless
-    /// <paramref name="operation"/> is allowed on it now, on <paramref name="date"/> when one is given.
-    /// </summary>
-    private async Task<CatalogEntry> LoadOwnedForAsync(string callerAccount, string backupId, BackupOperation operation, DateOnly? date, CancellationToken cancellationToken)
-    {
-        var entry = AsOfNow(await LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false));
-        var now = Clock.GetUtcNow();
-        var refusal = date is { } day ? BackupLifecycle.CheckDate(entry.State, day, operation, now) : BackupLifecycle.Check(entry.State, operation, now);
-        return refusal is null ? entry : throw refusal.ToException();
-    }
-
-    private async Task DeleteAllPointsUnderLeaseAsync(string backupId, StoreLease lease, CancellationToken cancellationToken)
-    {
-        await DeletePointsUnderLeaseAsync(backupId, await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false), lease, cancellationToken).ConfigureAwait(false);
-        _lastPoints.TryRemove(backupId, out _);
-    }
-
-    /// <summary>
-    /// Deletes <paramref name="points"/> of a backup, checking before each that this writer still holds the backup's
-    /// lease, and forgets what this client cached of them and the backup's point list. Returns how many this call deleted.
-    /// </summary>
-    private async Task<int> DeletePointsUnderLeaseAsync(string backupId, IEnumerable<PointKey> points, StoreLease lease, CancellationToken cancellationToken)
-    {
-        var deleted = 0;
-        foreach (var point in points)
-        {
-            await lease.EnsureHeldAsync(cancellationToken).ConfigureAwait(false);
-            if (await _repository.DeletePointAsync(point, cancellationToken).ConfigureAwait(false))
-            {
-                deleted++;
-            }
-
-            _manifests.TryRemove(point, out _);
-        }
-
-        // The list is read again at the next look; what is cached of the points that remain stays valid.
-        _pointLists.TryRemove(backupId, out _);
-        return deleted;
-    }
-
-    private Task<StoreLease> AcquireLeaseAsync(string backupId, CancellationToken cancellationToken) =>
-        _repository.Store.AcquireLeaseAsync($"backups/{backupId}", _options.LeaseHolder, _options.LeaseDuration, cancellationToken);
-
-    private static string NewId(string prefix) => $"{prefix}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8))}";
-
-    private BackupDetails ToDetails(CatalogEntry entry, RecoveryPoint? latest)
-    {
-        var state = entry.State;
-        var now = Clock.GetUtcNow();
-        return new BackupDetails
-        {
-            Id = state.Id,
-            Kind = state.Kind,
-            Status = state.Status,
-            OwnerAccount = entry.OwnerAccount,
-            Alias = state.Alias,
-            Instance = state.Instance,
-            Region = state.Region,
-            TimeZone = state.TimeZone,
-            ViewableDays = state.ViewableDays,
-            QueryableRange = state.Status is BackupStatus.Enabled ? state.WindowAt(now) : null,
-            CreatedAt = state.CreatedAt,
-            EnabledAt = state.EnabledAt,
-            ExpiresAt = state.ExpiresAt,
-            ReleaseDueAt = state.ReleaseDueAt,
-            Purchase = state.Purchase,
-            LatestPoint = latest,
-        };
-    }
-
-    private static RecoveryPoint ToPoint(PointManifest manifest, DateOnly date) => new()
-    {
-        BackupId = manifest.BackupId,
-        Sequence = manifest.Sequence,
-        Kind = manifest.Kind,
-        Reason = manifest.Reason,
-        Date = date,
-        TakenAt = manifest.TakenAt,
-        CompletedAt = manifest.CompletedAt,
-        KeyCount = manifest.KeyRoot.Count,
-        SecretCount = manifest.SecretRoot.Count,
-        ChangeCount = manifest.Changes.Count,
-    };
-
-    private async Task<PointManifest> ReadPointAsync(PointKey key, CancellationToken cancellationToken)
-    {
-        if (_manifests.TryGetValue(key, out var cached))
-        {
-            return cached;
-        }
-
-        var manifest = await _repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
-        _manifests.TryAdd(key, manifest);
-        return manifest;
-    }
-
-    /// <summary>
-    /// The backup's points, oldest first. The first call lists them all; later calls list only the dates
-    /// from the last known point's date to today (where new points appear), so that a run costs the same
-    /// after a year of points as after a day.
-    /// </summary>
-    private async Task<List<PointKey>> PointsAsync(BackupState state, CancellationToken cancellationToken)
-    {
-        if (!_pointLists.TryGetValue(state.Id, out var known) || known.Count == 0)
-        {
-            var all = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
-            ForgetVanished(state.Id, known ?? [], all);
-            _pointLists[state.Id] = all;
-            return [.. all];
-        }
-
-        var today = state.TimeZone.DateOf(Clock.GetUtcNow());
-        var from = known[^1].Date;
-        List<PointKey> merged;
-        if (today.DayNumber - from.DayNumber > 3)
-        {
-            // After a long gap one full listing is cheaper than a call per empty day.
-            merged = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            // The dates listed again replace what was known of them: a point known from an earlier listing may be gone
-            // (its writer found its fence broken after writing it, and took it back).
-            merged = [.. known.Where(k => k.Date < from)];
-            for (var date = from; date <= today; date = date.AddDays(1))
-            {
-                merged.AddRange(await _repository.ListPointsAsync(state.Id, date, cancellationToken).ConfigureAwait(false));
-            }
-        }
-
-        merged.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
-        ForgetVanished(state.Id, known, merged);
-        _pointLists[state.Id] = merged;
-        return [.. merged];
-    }
-
-    /// <summary>
-    /// Drops what this client remembers of points it knew that a listing no longer shows: their manifests, and the
-    /// last point's digest. Such a point was taken back by its writer; another run may later write a point with the
-    /// same date and sequence, which must not be mistaken for it.
-    /// </summary>
-    private void ForgetVanished(string backupId, List<PointKey> known, List<PointKey> listed)
-    {
-        var present = listed.ToHashSet();
-        foreach (var gone in known.Where(k => !present.Contains(k)))
-        {
-            _manifests.TryRemove(gone, out _);
-            if (_lastPoints.TryGetValue(backupId, out var last) && last.Point == gone)
-            {
-                _lastPoints.TryRemove(backupId, out _);
-            }
-        }
-    }
-
-    /// <summary>Forgets the backup's point list, and with it what was cached of those points: the next look lists and reads them again.</summary>
-    private void ForgetPoints(string backupId)
-    {
-        if (_pointLists.TryRemove(backupId, out var known))
-        {
-            ForgetVanished(backupId, known, []);
-        }
-    }
-
-    /// <summary>The latest recovery point of a backup that holds data (enabled, or expired awaiting renewal); <see langword="null"/> otherwise.</summary>
-    private async Task<RecoveryPoint?> LatestPointAsync(BackupState state, CancellationToken cancellationToken)
-    {
-        if (state.Status is not (BackupStatus.Enabled or BackupStatus.Expired))
-        {
-            return null; // a reset or release that crashed may have left points no state keeps
-        }
-
-        var points = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
-        if (points.Count == 0)
-        {
-            return null;
-        }
-
-        var last = points[^1];
-        try
-        {
-            return ToPoint(await ReadPointAsync(last, cancellationToken).ConfigureAwait(false), last.Date);
-        }
-        catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
-        {
-            return null; // deleted since it was listed (a reset or release by another writer): no latest point to show
-        }
-    }
-
-    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
-
-    /// <summary>A backup's last recovery point as a client remembers it between runs: metadata only (see <see cref="SnapshotDigest"/>).</summary>
-    private sealed record CachedPoint(PointKey Point, SnapshotDigest Digest, string? Cursor);
 }

@@ -1,27 +1,22 @@
+using KmsBackup.Repository;
 using System.Runtime.CompilerServices;
 using System.Text;
-using KmsBackup.Repository;
 
 namespace KmsBackup;
 
-public partial class BackupClient
+/// <summary>Reads of backed-up data (rules D2–D4): data views by date and type, recovery points, and the state at an instant.</summary>
+internal sealed class BackupDataReader
 {
-    /// <summary>The most items a data page can hold.</summary>
-    public const int MaximumPageSize = 1000;
+    private readonly BackupCatalog _catalog;
+    private readonly BackupRepository _repository;
 
-    /// <summary>
-    /// Reads one page of a date's data of one type (rules D2, D3): all keys or secrets of that day's full
-    /// backup, or those added or rotated that day. The date must be in the viewable window (W2–W4) of a
-    /// backup that is not expired (L4). Items carry metadata only, never key material or secret values.
-    /// </summary>
-    /// <param name="callerAccount">The backup's owner.</param>
-    /// <param name="backupId">The backup.</param>
-    /// <param name="backupDate">The date, in the backup's time zone.</param>
-    /// <param name="type">Which of the six data types.</param>
-    /// <param name="query">Page size, name filter and continuation; <see langword="null"/> for the first 100 items.</param>
-    /// <param name="cancellationToken">Cancels the read.</param>
-    /// <exception cref="BackupException">The date is outside the window (the error gives the viewable days needed), the backup is expired, or the caller is not its owner.</exception>
-    public virtual async Task<BackupDataPage> GetDataPageAsync(
+    internal BackupDataReader(BackupCatalog catalog)
+    {
+        _catalog = catalog;
+        _repository = catalog.Repository;
+    }
+
+    internal async Task<BackupDataPage> GetDataPageAsync(
         string callerAccount, string backupId, DateOnly backupDate, BackupDataType type, BackupDataQuery? query = null, CancellationToken cancellationToken = default)
     {
         query ??= new BackupDataQuery();
@@ -30,12 +25,12 @@ public partial class BackupClient
             throw new ArgumentOutOfRangeException(nameof(type), type, "Not a defined data type.");
         }
 
-        if (query.PageSize is < 1 or > MaximumPageSize)
+        if (query.PageSize is < 1 or > BackupClient.MaximumPageSize)
         {
-            throw new ArgumentOutOfRangeException(nameof(query), query.PageSize, $"A page holds 1 to {MaximumPageSize} items.");
+            throw new ArgumentOutOfRangeException(nameof(query), query.PageSize, $"A page holds 1 to {BackupClient.MaximumPageSize} items.");
         }
 
-        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, backupDate, cancellationToken).ConfigureAwait(false);
+        var entry = await _catalog.LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, backupDate, cancellationToken).ConfigureAwait(false);
 
         var day = await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false);
         var items = await ItemsOfAsync(day, type, cancellationToken).ConfigureAwait(false);
@@ -57,18 +52,11 @@ public partial class BackupClient
             Type = type,
             Items = page,
             ContinuationToken = hasMore ? EncodeToken(page[^1].Name) : null,
-            FullPoint = fullKey is { } k ? ToPoint(await ReadPointAsync(k, cancellationToken).ConfigureAwait(false), k.Date) : null,
+            FullPoint = fullKey is { } k ? BackupCatalog.ToPoint(await _catalog.ReadPointAsync(k, cancellationToken).ConfigureAwait(false), k.Date) : null,
         };
     }
 
-    /// <summary>Reads every item of a date's data of one type, page by page (rules D2, D3).</summary>
-    /// <param name="callerAccount">The backup's owner.</param>
-    /// <param name="backupId">The backup.</param>
-    /// <param name="backupDate">The date, in the backup's time zone.</param>
-    /// <param name="type">Which of the six data types.</param>
-    /// <param name="nameContains">Only items whose name contains this text; <see langword="null"/> for all.</param>
-    /// <param name="cancellationToken">Cancels the read.</param>
-    public virtual async IAsyncEnumerable<BackupDataItem> GetDataAsync(
+    internal async IAsyncEnumerable<BackupDataItem> GetDataAsync(
         string callerAccount, string backupId, DateOnly backupDate, BackupDataType type, string? nameContains = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
@@ -76,7 +64,7 @@ public partial class BackupClient
         do
         {
             var page = await GetDataPageAsync(callerAccount, backupId, backupDate, type,
-                new BackupDataQuery { PageSize = MaximumPageSize, NameContains = nameContains, ContinuationToken = token }, cancellationToken).ConfigureAwait(false);
+                new BackupDataQuery { PageSize = BackupClient.MaximumPageSize, NameContains = nameContains, ContinuationToken = token }, cancellationToken).ConfigureAwait(false);
             foreach (var item in page.Items)
             {
                 yield return item;
@@ -87,36 +75,20 @@ public partial class BackupClient
         while (token is not null);
     }
 
-    /// <summary>The recovery points of a date, oldest first (each full and each incremental).</summary>
-    /// <param name="callerAccount">The backup's owner.</param>
-    /// <param name="backupId">The backup.</param>
-    /// <param name="backupDate">The date, in the backup's time zone; must be viewable.</param>
-    /// <param name="cancellationToken">Cancels the read.</param>
-    public virtual async Task<IReadOnlyList<RecoveryPoint>> ListRecoveryPointsAsync(string callerAccount, string backupId, DateOnly backupDate, CancellationToken cancellationToken = default)
+    internal async Task<IReadOnlyList<RecoveryPoint>> ListRecoveryPointsAsync(string callerAccount, string backupId, DateOnly backupDate, CancellationToken cancellationToken = default)
     {
-        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, backupDate, cancellationToken).ConfigureAwait(false);
+        var entry = await _catalog.LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, backupDate, cancellationToken).ConfigureAwait(false);
 
         var result = new List<RecoveryPoint>();
         foreach (var key in await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false))
         {
-            result.Add(ToPoint(await ReadPointAsync(key, cancellationToken).ConfigureAwait(false), key.Date));
+            result.Add(BackupCatalog.ToPoint(await _catalog.ReadPointAsync(key, cancellationToken).ConfigureAwait(false), key.Date));
         }
 
         return result;
     }
 
-    /// <summary>
-    /// The instance's state as backed up at <paramref name="at"/>: the latest recovery point taken at or
-    /// before it (rule D4). Its date must be viewable. The snapshot holds key material and secret
-    /// ciphertexts, in pinned buffers that the client keeps no reference to: keep it no longer than needed, and
-    /// dispose the result to zero them (<c>using var state = await client.GetStateAtAsync(...)</c>).
-    /// </summary>
-    /// <param name="callerAccount">The backup's owner.</param>
-    /// <param name="backupId">The backup.</param>
-    /// <param name="at">The instant.</param>
-    /// <param name="cancellationToken">Cancels the read.</param>
-    /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no point at or before the instant; or the date is not viewable.</exception>
-    public virtual async Task<RecoveryPointState> GetStateAtAsync(
+    internal async Task<RecoveryPointState> GetStateAtAsync(
         string callerAccount, string backupId, DateTimeOffset at, CancellationToken cancellationToken = default)
     {
         var (point, snapshot) = await StateAtAsync(callerAccount, backupId, at, withValues: true, cancellationToken).ConfigureAwait(false);
@@ -124,11 +96,11 @@ public partial class BackupClient
     }
 
     /// <summary><see cref="GetStateAtAsync"/>, with key material and secret ciphertexts only when <paramref name="withValues"/>.</summary>
-    private async Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> StateAtAsync(
+    internal async Task<(RecoveryPoint Point, InstanceSnapshot Snapshot)> StateAtAsync(
         string callerAccount, string backupId, DateTimeOffset at, bool withValues, CancellationToken cancellationToken)
     {
-        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, date: null, cancellationToken).ConfigureAwait(false);
-        var now = Clock.GetUtcNow();
+        var entry = await _catalog.LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, date: null, cancellationToken).ConfigureAwait(false);
+        var now = _catalog.Clock.GetUtcNow();
 
         var found = await FindPointAtAsync(backupId, entry.State, at, cancellationToken).ConfigureAwait(false);
         if (found is not { } hit)
@@ -145,11 +117,11 @@ public partial class BackupClient
             throw dateRefusal.ToException();
         }
 
-        return (ToPoint(best, bestKey.Date), await _repository.ReadSnapshotAsync(best, withValues, cancellationToken).ConfigureAwait(false));
+        return (BackupCatalog.ToPoint(best, bestKey.Date), await _repository.ReadSnapshotAsync(best, withValues, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>The latest recovery point taken at or before <paramref name="at"/> (rule D4), or <see langword="null"/>.</summary>
-    private async Task<(PointKey Key, PointManifest Manifest)?> FindPointAtAsync(string backupId, BackupState state, DateTimeOffset at, CancellationToken cancellationToken)
+    internal async Task<(PointKey Key, PointManifest Manifest)?> FindPointAtAsync(string backupId, BackupState state, DateTimeOffset at, CancellationToken cancellationToken)
     {
         // Points are in sequence order, which is the order they were taken in: search from the newest,
         // skipping by their dates, so that a long-lived backup does not read every manifest.
@@ -162,7 +134,7 @@ public partial class BackupClient
                 continue;
             }
 
-            var manifest = await ReadPointAsync(points[i], cancellationToken).ConfigureAwait(false);
+            var manifest = await _catalog.ReadPointAsync(points[i], cancellationToken).ConfigureAwait(false);
             if (manifest.TakenAt <= at)
             {
                 return (points[i], manifest);
@@ -172,7 +144,7 @@ public partial class BackupClient
         return null;
     }
 
-    private async Task<IReadOnlyList<BackupDataItem>> ItemsOfAsync(List<PointKey> day, BackupDataType type, CancellationToken cancellationToken)
+    internal async Task<IReadOnlyList<BackupDataItem>> ItemsOfAsync(List<PointKey> day, BackupDataType type, CancellationToken cancellationToken)
     {
         // A view shows metadata only: the items are read without their key material and secret values.
         var (keys, secrets) = await ViewRecordsAsync(day, type, withValues: false, null, cancellationToken).ConfigureAwait(false);
@@ -186,7 +158,7 @@ public partial class BackupClient
     /// ciphertexts, and every record read, shown or not, is passed to <paramref name="read"/>, which must zero them
     /// when done; without, none is copied out of the leaves.
     /// </summary>
-    private async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ViewRecordsAsync(
+    internal async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ViewRecordsAsync(
         List<PointKey> day, BackupDataType type, bool withValues, Action<IEnumerable<KeyRecord>, IEnumerable<SecretRecord>>? read, CancellationToken cancellationToken)
     {
         var itemType = type is BackupDataType.FullyBackedUpKeys or BackupDataType.IncrementallyBackedUpKeys or BackupDataType.RotatedKeys ? ItemType.Key : ItemType.Secret;
@@ -199,7 +171,7 @@ public partial class BackupClient
 
         async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ReadAsync(PointKey point)
         {
-            var manifest = await ReadPointAsync(point, cancellationToken).ConfigureAwait(false);
+            var manifest = await _catalog.ReadPointAsync(point, cancellationToken).ConfigureAwait(false);
             var readKeys = keys is null ? null : await _repository.ReadKeysAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
             var readSecrets = secrets is null ? null : await _repository.ReadSecretsAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
             read?.Invoke(readKeys ?? [], readSecrets ?? []);
@@ -224,7 +196,7 @@ public partial class BackupClient
         var lastSeenIn = new Dictionary<string, int>(StringComparer.Ordinal);
         for (var i = 0; i < day.Count; i++)
         {
-            foreach (var change in (await ReadPointAsync(day[i], cancellationToken).ConfigureAwait(false)).Changes)
+            foreach (var change in (await _catalog.ReadPointAsync(day[i], cancellationToken).ConfigureAwait(false)).Changes)
             {
                 if (change.Type == itemType && (change.Kind & wanted) == wanted)
                 {
@@ -265,11 +237,11 @@ public partial class BackupClient
     }
 
     /// <summary>The day's full backup: the first full point of the day (00:00, the enabling day's first, or a catch-up).</summary>
-    private async Task<PointKey?> FullPointOfAsync(List<PointKey> day, CancellationToken cancellationToken)
+    internal async Task<PointKey?> FullPointOfAsync(List<PointKey> day, CancellationToken cancellationToken)
     {
         foreach (var key in day)
         {
-            if ((await ReadPointAsync(key, cancellationToken).ConfigureAwait(false)).Kind == BackupRunKind.Full)
+            if ((await _catalog.ReadPointAsync(key, cancellationToken).ConfigureAwait(false)).Kind == BackupRunKind.Full)
             {
                 return key;
             }
@@ -278,9 +250,9 @@ public partial class BackupClient
         return null;
     }
 
-    private static string EncodeToken(string name) => Convert.ToBase64String(Encoding.UTF8.GetBytes(name));
+    internal static string EncodeToken(string name) => Convert.ToBase64String(Encoding.UTF8.GetBytes(name));
 
-    private static string? DecodeToken(string? token)
+    internal static string? DecodeToken(string? token)
     {
         if (token is null)
         {

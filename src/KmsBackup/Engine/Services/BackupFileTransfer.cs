@@ -1,55 +1,30 @@
-using System.Globalization;
-using System.Security.Cryptography;
 using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
+using Microsoft.Extensions.Logging;
+using System.Globalization;
+using System.Security.Cryptography;
 
 namespace KmsBackup;
 
-/// <summary>A downloaded backup file's data key and what the file holds. The key is returned once: the SDK keeps neither it nor the file.</summary>
-public sealed class BackupFileDownload : IDisposable
+/// <summary>Download of a day as an encrypted backup file (rule F1) and upload of such a file as an uploaded backup (rule F2).</summary>
+internal sealed class BackupFileTransfer
 {
-    internal BackupFileDownload(SensitiveBytes dataKey, string backupId, DateOnly date, long length)
+    private readonly BackupCatalog _catalog;
+    private readonly BackupDataReader _data;
+    private readonly BackupRepository _repository;
+    private readonly BackupClientOptions _options;
+    private readonly ILogger _logger;
+
+    internal BackupFileTransfer(BackupCatalog catalog, BackupDataReader data)
     {
-        DataKey = dataKey;
-        BackupId = backupId;
-        Date = date;
-        Length = length;
+        _catalog = catalog;
+        _data = data;
+        _repository = catalog.Repository;
+        _options = catalog.Options;
+        _logger = catalog.Logger;
     }
 
-    /// <summary>The 256-bit data key that decrypts the file. Store it apart from the file; it is never shown by <see cref="ToString"/>.</summary>
-    public SensitiveBytes DataKey { get; }
-
-    /// <summary>The backup the file was downloaded from.</summary>
-    public string BackupId { get; }
-
-    /// <summary>The backup date the file holds.</summary>
-    public DateOnly Date { get; }
-
-    /// <summary>The file's length in bytes.</summary>
-    public long Length { get; }
-
-    /// <summary>Zeroes the data key in memory.</summary>
-    public void Dispose() => DataKey.Clear();
-
-    /// <summary>The download in one line, without the key.</summary>
-    public override string ToString() => $"backup '{BackupId}' {Date:yyyy-MM-dd}, {Length} bytes, data key {DataKey}";
-}
-
-public partial class BackupClient
-{
-    /// <summary>
-    /// Writes the backup data of <paramref name="backupDate"/> (its full backup and what was added and
-    /// rotated that day: the six data types) to <paramref name="destination"/> as a backup file encrypted
-    /// under a fresh 256-bit data key (rule F1; format in docs/backup-file-format.md). The key is returned
-    /// once; the SDK stores neither the key nor the file.
-    /// </summary>
-    /// <param name="callerAccount">The backup's owner.</param>
-    /// <param name="backupId">The backup.</param>
-    /// <param name="backupDate">The date; it must be in the viewable window (extend the viewable days first otherwise).</param>
-    /// <param name="destination">Where the file is written.</param>
-    /// <param name="cancellationToken">Cancels the download.</param>
-    /// <exception cref="BackupException">The date is outside the window (the error states the viewable days needed), no backup ran that day, or the backup is expired or not the caller's.</exception>
-    public virtual async Task<BackupFileDownload> DownloadAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken = default)
+    internal async Task<BackupFileDownload> DownloadAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken = default)
     {
         using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.DownloadActivity);
         activity?.SetTag(KmsBackupDiagnostics.BackupIdTag, backupId);
@@ -67,13 +42,13 @@ public partial class BackupClient
         }
     }
 
-    private async Task<BackupFileDownload> DownloadCoreAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken)
+    internal async Task<BackupFileDownload> DownloadCoreAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(destination);
-        var entry = await LoadOwnedForAsync(callerAccount, backupId, BackupOperation.Download, backupDate, cancellationToken).ConfigureAwait(false);
+        var entry = await _catalog.LoadOwnedForAsync(callerAccount, backupId, BackupOperation.Download, backupDate, cancellationToken).ConfigureAwait(false);
 
         var day = await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false);
-        if (await FullPointOfAsync(day, cancellationToken).ConfigureAwait(false) is not { } fullKey)
+        if (await _data.FullPointOfAsync(day, cancellationToken).ConfigureAwait(false) is not { } fullKey)
         {
             throw new BackupException(new Refusal(
                 BackupErrorCode.NotFound, $"backup '{backupId}' date {backupDate:yyyy-MM-dd}",
@@ -81,12 +56,12 @@ public partial class BackupClient
                 "Choose a date on which the backup ran (list its recovery points)."));
         }
 
-        var full = await ReadPointAsync(fullKey, cancellationToken).ConfigureAwait(false);
-        var last = await ReadPointAsync(day[^1], cancellationToken).ConfigureAwait(false);
+        var full = await _catalog.ReadPointAsync(fullKey, cancellationToken).ConfigureAwait(false);
+        var last = await _catalog.ReadPointAsync(day[^1], cancellationToken).ConfigureAwait(false);
         var changes = new List<ItemChange>();
         foreach (var key in day.SkipWhile(k => k != fullKey).Skip(1))
         {
-            changes.AddRange((await ReadPointAsync(key, cancellationToken).ConfigureAwait(false)).Changes);
+            changes.AddRange((await _catalog.ReadPointAsync(key, cancellationToken).ConfigureAwait(false)).Changes);
         }
 
         // The payload holds key material and secret ciphertexts: pinned, so that the GC never leaves a copy as it grows,
@@ -121,34 +96,7 @@ public partial class BackupClient
         }
     }
 
-    /// <summary>
-    /// Imports a downloaded backup file as a backup of kind uploaded (label <c>Upload</c>, rule F2),
-    /// holding the date the file held, viewable like the others. The file is read once, as a stream: each
-    /// segment is authenticated as it is decrypted, and the day it holds is parsed and validated (every field,
-    /// count, enum and reference: docs/backup-file-format.md, "The payload") to the file's authenticated end
-    /// before anything is written. A wrong key, any tampering, truncation, reordering or trailing data, and
-    /// content that is not a valid day of backup data are refused with a typed error, and the store is left
-    /// exactly as it was. Then the day's recovery points are written, and the catalog entry that makes the
-    /// backup visible last.
-    /// </summary>
-    /// <remarks>
-    /// Memory: the day's distinct items in their stored encoding (an item of the last recovery point equal to the
-    /// full backup's is held once) and about 36 bytes per item, plus the tree writer's buffers for the largest leaf
-    /// and a constant; never the file or its plaintext whole (the README, "Download and upload", has measurements).
-    /// An upload interrupted after it began writing (cancelled, a store failure, a crash) leaves no backup:
-    /// at most packs that nothing refers to and, after a crash, recovery points without a catalog entry, which
-    /// nothing lists and a later prune deletes (docs/repository-format.md, "Writers and maintenance").
-    /// </remarks>
-    /// <param name="callerAccount">The account that will own the uploaded backup.</param>
-    /// <param name="file">The backup file, read forward once to its end.</param>
-    /// <param name="dataKey">The data key returned when the file was downloaded.</param>
-    /// <param name="backupName">The new backup's name; errors about the file name it.</param>
-    /// <param name="cancellationToken">Cancels the upload; nothing is imported then.</param>
-    /// <exception cref="BackupFileException">The key is wrong, the file is damaged, its content is not a valid day of
-    /// backup data (<see cref="BackupErrorCode.FileCorrupt"/>, naming what is wrong), or it is larger than
-    /// <see cref="BackupClientOptions.MaximumUploadSize"/> (<see cref="BackupErrorCode.FileTooLarge"/>).</exception>
-    /// <exception cref="BackupException">The name is invalid, or the store failed.</exception>
-    public virtual async Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default)
+    internal async Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default)
     {
         using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.UploadActivity);
         try
@@ -172,7 +120,7 @@ public partial class BackupClient
         }
     }
 
-    private async Task<BackupDetails> UploadCoreAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken)
+    internal async Task<BackupDetails> UploadCoreAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
         ArgumentNullException.ThrowIfNull(file);
@@ -186,7 +134,7 @@ public partial class BackupClient
 
         for (var attempt = 1; ; attempt++)
         {
-            var backup = BackupLifecycle.CreateUploaded(NewId("bku"), backupName, day.Date, day.Full.Source.Region, day.TimeZone, Clock.GetUtcNow()).GetBackupsOrThrow()[0];
+            var backup = BackupLifecycle.CreateUploaded(BackupCatalog.NewId("bku"), backupName, day.Date, day.Full.Source.Region, day.TimeZone, _catalog.Clock.GetUtcNow()).GetBackupsOrThrow()[0];
             PointKey[] points = [new(backup.Id, day.Date, 1), new(backup.Id, day.Date, 2)];
             try
             {
@@ -206,7 +154,7 @@ public partial class BackupClient
                     {
                         throw new BackupException(new Refusal(
                             BackupErrorCode.LeaseLost, $"uploaded file '{backupName}'",
-                            Invariant($"Prunes marked the recovery points of the upload '{backupName}' as abandoned before its catalog entry was written, {attempt} times; nothing was imported."),
+                            BackupCatalog.Invariant($"Prunes marked the recovery points of the upload '{backupName}' as abandoned before its catalog entry was written, {attempt} times; nothing was imported."),
                             "Retry the upload; if this recurs, run prunes less often, or with a longer PruneGracePeriod."));
                     }
 
@@ -221,19 +169,19 @@ public partial class BackupClient
             }
 
             var entry = await _repository.SaveStateAsync(new CatalogEntry(backup, callerAccount), cancellationToken).ConfigureAwait(false);
-            return ToDetails(entry, await LatestPointAsync(entry.State, cancellationToken).ConfigureAwait(false));
+            return _catalog.ToDetails(entry, await _catalog.LatestPointAsync(entry.State, cancellationToken).ConfigureAwait(false));
         }
     }
 
-    private const int UploadAttempts = 5;
+    internal const int UploadAttempts = 5;
 
     /// <summary>Decrypts, parses and validates an uploaded file as a stream, writing nothing.</summary>
-    private async Task<UploadedDay> ReadUploadAsync(Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken)
+    internal async Task<UploadedDay> ReadUploadAsync(Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken)
     {
         var maximum = _options.MaximumUploadSize;
         BackupFileException TooLarge() => new(new Refusal(
             BackupErrorCode.FileTooLarge, $"uploaded file '{backupName}'",
-            Invariant($"The uploaded file '{backupName}' is larger than {maximum:N0} bytes, the most this client accepts (BackupClientOptions.MaximumUploadSize). Nothing was imported."),
+            BackupCatalog.Invariant($"The uploaded file '{backupName}' is larger than {maximum:N0} bytes, the most this client accepts (BackupClientOptions.MaximumUploadSize). Nothing was imported."),
             "Upload the file on a client whose MaximumUploadSize is large enough, if the file is genuine."));
         BackupFileException Malformed(string why) => new(new Refusal(
             BackupErrorCode.FileCorrupt, $"uploaded file '{backupName}'",
@@ -252,7 +200,7 @@ public partial class BackupClient
         }
     }
 
-    private async Task DeletePointsQuietlyAsync(IEnumerable<PointKey> points)
+    internal async Task DeletePointsQuietlyAsync(IEnumerable<PointKey> points)
     {
         foreach (var point in points)
         {
@@ -268,7 +216,7 @@ public partial class BackupClient
         }
     }
 
-    private async Task WriteSnapshotAsync(RecordWriter payload, PointManifest point, CancellationToken cancellationToken)
+    internal async Task WriteSnapshotAsync(RecordWriter payload, PointManifest point, CancellationToken cancellationToken)
     {
         var snapshot = await _repository.ReadSnapshotAsync(point, withValues: true, cancellationToken).ConfigureAwait(false);
         try
@@ -297,7 +245,7 @@ public partial class BackupClient
         }
     }
 
-    private async Task WriteUploadedPointAsync(
+    internal async Task WriteUploadedPointAsync(
         string backupId, long sequence, BackupRunKind kind, ScheduleReason reason, UploadedDay day, UploadedSnapshot snapshot, IReadOnlyList<ItemChange> changes,
         CancellationToken cancellationToken)
     {

@@ -1,25 +1,32 @@
-using System.Runtime.CompilerServices;
 using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
+using Microsoft.Extensions.Logging;
+using System.Runtime.CompilerServices;
 
 namespace KmsBackup;
 
-public partial class BackupClient
+/// <summary>Restore operations left unfinished in the journal: listing, resuming and rolling them back by their IDs.</summary>
+internal sealed class UnfinishedRestores
 {
-    /// <summary>
-    /// Lists the restore operations of <paramref name="callerAccount"/> that began writing and have not
-    /// finished: most often restores whose process died between their writes and their rollback (a restore
-    /// still running in another process is listed too). Each shows its planned items and which of them the
-    /// target holds now. Changes nothing.
-    /// </summary>
-    /// <param name="callerAccount">The account asking; only its own restores, of backups it owns, are listed.</param>
-    /// <param name="cancellationToken">Cancels the listing.</param>
-    /// <returns>The unfinished operations, oldest run first.</returns>
-    /// <exception cref="ArgumentException"><paramref name="callerAccount"/> is empty.</exception>
-    public virtual async IAsyncEnumerable<RestoreOperation> ListUnfinishedRestoresAsync(string callerAccount, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    private readonly BackupCatalog _catalog;
+    private readonly RestoreExecutor _executor;
+    private readonly BackupRepository _repository;
+    private readonly InstanceGateway _instances;
+    private readonly ILogger _logger;
+
+    internal UnfinishedRestores(BackupCatalog catalog, RestoreExecutor executor)
+    {
+        _catalog = catalog;
+        _executor = executor;
+        _repository = catalog.Repository;
+        _instances = catalog.Instances;
+        _logger = catalog.Logger;
+    }
+
+    internal async IAsyncEnumerable<RestoreOperation> ListUnfinishedRestoresAsync(string callerAccount, [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
-        var unfinished = await Journal.LoadUnfinishedAsync(cancellationToken).ConfigureAwait(false);
+        var unfinished = await _executor.Journal.LoadUnfinishedAsync(cancellationToken).ConfigureAwait(false);
         foreach (var journaled in unfinished.OrderBy(j => j.Latest.StartedAt).ThenBy(j => j.OperationId, StringComparer.Ordinal))
         {
             if (!string.Equals(journaled.Latest.CallerAccount, callerAccount, StringComparison.Ordinal) ||
@@ -46,26 +53,9 @@ public partial class BackupClient
         }
     }
 
-    /// <summary>
-    /// Resumes an unfinished restore operation by its ID, after a restart for instance: restores the rest of
-    /// its planned items from the same data (the recovery point its first run read), skipping every item the
-    /// operation created already, all or nothing as <see cref="RestoreAsync"/> is.
-    /// </summary>
-    /// <param name="callerAccount">The account asking: the one that ran the restore, the owner of its backup.</param>
-    /// <param name="operationId">The operation's ID.</param>
-    /// <param name="progress">Receives progress as <see cref="RestoreAsync"/> reports it; <see langword="null"/> for none.</param>
-    /// <param name="cancellationToken">Cancels the resume; what it created is removed, and the operation stays unfinished.</param>
-    /// <returns>What was restored: <see cref="RestoreResult.Restored"/> by this resume, <see cref="RestoreResult.AlreadyRestored"/> by earlier runs.</returns>
-    /// <exception cref="ArgumentException"><paramref name="callerAccount"/> is empty or <paramref name="operationId"/> is malformed.</exception>
-    /// <exception cref="RestoreException">The plan has violations now (the data is gone, a name is taken, quota): nothing was written and the operation stays unfinished (roll it back, or fix the cause and resume); or an item failed.</exception>
-    /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no such operation, or its backup is gone;
-    /// <see cref="BackupErrorCode.AccessDenied"/>: another account's operation or backup;
-    /// <see cref="BackupErrorCode.RestoreOperationFinished"/>: it completed or was rolled back already;
-    /// <see cref="BackupErrorCode.LeaseHeld"/>: another process runs it, or died running it less than a lease ago (retry once the lease expires).</exception>
-    /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public virtual async Task<RestoreResult> ResumeRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    internal async Task<RestoreResult> ResumeRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        using var activity = StartRestoreActivity(KmsBackupDiagnostics.RestoreActivity, null, null);
+        using var activity = RestoreExecutor.StartRestoreActivity(KmsBackupDiagnostics.RestoreActivity, null, null);
         RestoreRunStart? latest = null;
         try
         {
@@ -76,7 +66,7 @@ public partial class BackupClient
             CatalogEntry owned;
             try
             {
-                owned = await LoadOwnedAsync(callerAccount, latest.BackupId, cancellationToken).ConfigureAwait(false);
+                owned = await _catalog.LoadOwnedAsync(callerAccount, latest.BackupId, cancellationToken).ConfigureAwait(false);
             }
             catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
             {
@@ -97,7 +87,7 @@ public partial class BackupClient
                 SecretNames = latest.AllItems ? [] : [.. latest.Items.Where(i => i.Type == ItemType.Secret).Select(i => i.Name)],
                 OperationId = operationId,
             };
-            return await RunRestoreAsync(request, owned, latest.PointSequence, resuming: true, progress, activity, cancellationToken).ConfigureAwait(false);
+            return await _executor.RunRestoreAsync(request, owned, latest.PointSequence, resuming: true, progress, activity, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -111,26 +101,9 @@ public partial class BackupClient
         }
     }
 
-    /// <summary>
-    /// Rolls an unfinished restore operation back by its ID, after a restart for instance: removes from the
-    /// target exactly the items that operation created (secrets before their keys; an item changed since it
-    /// was restored belongs to its user now and is left), and records the operation as rolled back.
-    /// </summary>
-    /// <param name="callerAccount">The account asking: the one that ran the restore, the owner of its backup.</param>
-    /// <param name="operationId">The operation's ID.</param>
-    /// <param name="progress">Receives <see cref="RestorePhase.RollingBack"/> progress after each item; <see langword="null"/> for none.</param>
-    /// <param name="cancellationToken">Cancels the rollback between items; the operation then stays unfinished, and rolling it back again finishes it.</param>
-    /// <returns>What was removed, and which planned items the target did not hold as the operation created them.</returns>
-    /// <exception cref="ArgumentException"><paramref name="callerAccount"/> is empty or <paramref name="operationId"/> is malformed.</exception>
-    /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/>: no such operation;
-    /// <see cref="BackupErrorCode.AccessDenied"/>: another account's operation or backup;
-    /// <see cref="BackupErrorCode.RestoreOperationFinished"/>: it completed or was rolled back already;
-    /// <see cref="BackupErrorCode.RestoreFailed"/>: the target failed while removing an item (the operation stays unfinished; roll it back again);
-    /// <see cref="BackupErrorCode.LeaseHeld"/>: another process runs it, or died running it less than a lease ago.</exception>
-    /// <exception cref="OperationCanceledException">Cancelled.</exception>
-    public virtual async Task<RestoreRollbackResult> RollBackRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    internal async Task<RestoreRollbackResult> RollBackRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default)
     {
-        using var activity = StartRestoreActivity(KmsBackupDiagnostics.RestoreActivity, null, null);
+        using var activity = RestoreExecutor.StartRestoreActivity(KmsBackupDiagnostics.RestoreActivity, null, null);
         JournaledRestore? journaled = null;
         try
         {
@@ -141,17 +114,17 @@ public partial class BackupClient
             // Only the backup's owner; a backup deleted since leaves the journal's caller, who owned it then.
             if (await _repository.LoadStateAsync(journaled.Latest.BackupId, cancellationToken).ConfigureAwait(false) is { } entry)
             {
-                ThrowIfNotOwner(callerAccount, entry);
+                BackupCatalog.ThrowIfNotOwner(callerAccount, entry);
             }
 
             var loaded = journaled;
-            return await UnderOperationLeaseAsync(operationId, async token =>
+            return await _executor.UnderOperationLeaseAsync(operationId, async token =>
             {
                 // Read again under the lease: another process may have finished the operation, or begun another run of it.
-                var current = await Journal.LoadAsync(operationId, token).ConfigureAwait(false) ?? loaded;
+                var current = await _executor.Journal.LoadAsync(operationId, token).ConfigureAwait(false) ?? loaded;
                 ThrowIfFinished(current, "roll back");
                 var result = await RemoveOperationItemsAsync(current, progress, token).ConfigureAwait(false);
-                await Journal.EndAsync(operationId, current.Latest.Run, new RestoreRunEnd(RestoreRunOutcome.RolledBack, Clock.GetUtcNow(), result.Removed), CancellationToken.None).ConfigureAwait(false);
+                await _executor.Journal.EndAsync(operationId, current.Latest.Run, new RestoreRunEnd(RestoreRunOutcome.RolledBack, _catalog.Clock.GetUtcNow(), result.Removed), CancellationToken.None).ConfigureAwait(false);
                 Log.RestoreRolledBack(_logger, operationId, current.Latest.BackupId, result.TargetInstanceId, result.Removed.Count);
                 return result;
             }, cancellationToken).ConfigureAwait(false);
@@ -168,7 +141,7 @@ public partial class BackupClient
         }
     }
 
-    private async Task<RestoreRollbackResult> RemoveOperationItemsAsync(JournaledRestore journaled, IProgress<RestoreProgress>? progress, CancellationToken cancellationToken)
+    internal async Task<RestoreRollbackResult> RemoveOperationItemsAsync(JournaledRestore journaled, IProgress<RestoreProgress>? progress, CancellationToken cancellationToken)
     {
         var operationId = journaled.OperationId;
         var target = journaled.Latest.TargetInstanceId;
@@ -205,7 +178,7 @@ public partial class BackupClient
     }
 
     /// <summary>The planned items that <paramref name="targetInstanceId"/> holds as operation <paramref name="operationId"/> created them.</summary>
-    private async Task<HashSet<RestoreOperationItem>> ItemsInTargetAsync(string targetInstanceId, string operationId, IReadOnlyList<RestoreOperationItem> items, CancellationToken cancellationToken)
+    internal async Task<HashSet<RestoreOperationItem>> ItemsInTargetAsync(string targetInstanceId, string operationId, IReadOnlyList<RestoreOperationItem> items, CancellationToken cancellationToken)
     {
         var found = new HashSet<RestoreOperationItem>();
         if (items.Count == 0 || await _instances.GetInstanceAsync(targetInstanceId, cancellationToken).ConfigureAwait(false) is not { } target)
@@ -234,11 +207,11 @@ public partial class BackupClient
     }
 
     /// <summary>Loads an operation for <paramref name="callerAccount"/> to <paramref name="verb"/>: it must exist, be theirs and be unfinished.</summary>
-    private async Task<JournaledRestore> LoadOperationAsync(string callerAccount, string operationId, string verb, CancellationToken cancellationToken)
+    internal async Task<JournaledRestore> LoadOperationAsync(string callerAccount, string operationId, string verb, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(callerAccount);
         RestoreRequest.ValidateOperationId(operationId);
-        var journaled = await Journal.LoadAsync(operationId, cancellationToken).ConfigureAwait(false)
+        var journaled = await _executor.Journal.LoadAsync(operationId, cancellationToken).ConfigureAwait(false)
             ?? throw new BackupException(new Refusal(BackupErrorCode.NotFound, $"restore operation '{operationId}'",
                 $"The restore journal has no operation '{operationId}'.",
                 "Check the operation ID; list the unfinished restores to see which can be resumed or rolled back."));
@@ -253,7 +226,7 @@ public partial class BackupClient
         return journaled;
     }
 
-    private static void ThrowIfFinished(JournaledRestore journaled, string verb)
+    internal static void ThrowIfFinished(JournaledRestore journaled, string verb)
     {
         if (journaled.LatestEnd is not { } end)
         {
@@ -270,7 +243,7 @@ public partial class BackupClient
     }
 
     /// <summary>Refuses an operation ID that the journal holds for another account's restore, or for another backup or target.</summary>
-    private static void ThrowIfOtherRestore(JournaledRestore journaled, RestoreRequest request)
+    internal static void ThrowIfOtherRestore(JournaledRestore journaled, RestoreRequest request)
     {
         var latest = journaled.Latest;
         if (!string.Equals(latest.CallerAccount, request.CallerAccount, StringComparison.Ordinal))
