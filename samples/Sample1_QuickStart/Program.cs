@@ -42,7 +42,7 @@ try
     using var repositoryKey = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, Path.Combine(root, "keys", "repository.key"));
     using var client = await BackupClient.OpenAsync(
         new FileSystemBackupStore(files, Path.Combine(root, "store"), clock), repositoryKey, kms,
-        new BackupClientOptions { TimeProvider = clock });
+        options: new BackupClientOptions { TimeProvider = clock });
 
     // Moves the simulated clock forward, running due backups at each step as a host's timer would.
     async Task AdvanceAsync(DateTimeOffset until, TimeSpan step)

@@ -113,7 +113,7 @@ try
     using var repositoryKey = Pkcs11RepositoryKeyProvider.Open(libraryPath, repositoryToken);
     using var client = await BackupClient.OpenAsync(
         new FileSystemBackupStore(files, Path.Combine(root, "store"), clock), repositoryKey, kms,
-        new BackupClientOptions { TimeProvider = clock, HsmClusters = hsm });
+        hsmClusters: hsm, new BackupClientOptions { TimeProvider = clock });
 
     // ---------------------------------------------------------------------------------------------
     Timeline.Chapter("Day 1: a hardware instance on cls-orig, a key, a secret, data encrypted with the key");

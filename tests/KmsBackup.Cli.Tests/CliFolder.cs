@@ -58,7 +58,7 @@ public sealed class CliFolder : IAsyncDisposable
         var paths = LocalFolderPaths.Under(root, Path.Combine);
         using var kms = new EmbeddedKeyManagementService(files, paths.Kms, clock);
         using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, paths.KeyFile);
-        using var client = await BackupClient.OpenAsync(new FileSystemBackupStore(files, paths.Store, clock), keys, kms, new BackupClientOptions { TimeProvider = clock });
+        using var client = await BackupClient.OpenAsync(new FileSystemBackupStore(files, paths.Store, clock), keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = clock });
 
         await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-src", InstanceKind.Software, "cn-hangzhou", Owner) { CreatedAt = Start.AddDays(-1) });
         await kms.GenerateKeyAsync("kst-src", "orders", Owner, "order signing");
@@ -94,7 +94,7 @@ public sealed class CliFolder : IAsyncDisposable
         using (var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, paths.KeyFile))
         using (var client = await BackupClient.OpenAsync(
             new DyingStore(new FileSystemBackupStore(files, paths.Store, Clock), death), keys, new DyingGateway(kms, death, dieAfterCreate: 1),
-            new BackupClientOptions { TimeProvider = Clock, LeaseHolder = "host-that-died" }))
+            hsmClusters: null, new BackupClientOptions { TimeProvider = Clock, LeaseHolder = "host-that-died" }))
         {
             var request = new RestoreRequest
             {

@@ -32,7 +32,7 @@ public class HardwareRestoreEndToEndTests
         using var kms = new EmbeddedKeyManagementService(files, "/kms", clock, new EmbeddedKeyManagementServiceOptions { HardwareKeys = new Pkcs11HardwareKeyOperations(hsm) });
         using var repositoryKey = Pkcs11RepositoryKeyProvider.Open(SoftHsm.LibraryPath, SoftHsm.NewToken("repo"));
         using var client = await BackupClient.OpenAsync(new FileSystemBackupStore(files, "/backups", clock), repositoryKey, kms,
-            new BackupClientOptions { TimeProvider = clock, LeaseHolder = "e2e", HsmClusters = hsm });
+            hsm, new BackupClientOptions { TimeProvider = clock, LeaseHolder = "e2e" });
 
         // A hardware instance (image 3.9.1) connected to its HSM cluster, with a key and a secret; data encrypted with the key.
         await kms.CreateInstanceAsync(new EmbeddedInstanceSpec("kst-hw", InstanceKind.Hardware, Region, Owner) { CreatedAt = clock.GetUtcNow().AddDays(-1), ImageVersion = new Version(3, 9, 1) });

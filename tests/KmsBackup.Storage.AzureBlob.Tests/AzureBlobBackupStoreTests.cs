@@ -53,7 +53,7 @@ public sealed class AzureBlobBackupStoreTests : AzuriteContainerTest
         var store = new AzureBlobBackupStore(container, new AzureBlobBackupStoreOptions { Prefix = "kms/" }, clock);
         using var kms = new KmsBackup.Instances.EmbeddedKeyManagementService(files, "/kms", clock);
         using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, "/keys/repository.key");
-        using var client = await BackupClient.OpenAsync(store, keys, kms, new BackupClientOptions { TimeProvider = clock, LeaseHolder = "host-a" });
+        using var client = await BackupClient.OpenAsync(store, keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = clock, LeaseHolder = "host-a" });
         await kms.CreateInstanceAsync(new KmsBackup.Instances.EmbeddedInstanceSpec("kst-a", InstanceKind.Software, "cn-hangzhou", "acct-a") { CreatedAt = clock.GetUtcNow().AddDays(-1) });
         await kms.GenerateKeyAsync("kst-a", "orders", "acct-a");
         var backup = (await client.OnInstanceEnabledAsync("kst-a"))!;

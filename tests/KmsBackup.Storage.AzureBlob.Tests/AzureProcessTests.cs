@@ -122,7 +122,7 @@ public sealed class AzureProcessTests : AzuriteContainerTest, IDisposable
         var backups = new List<string>();
         using (var kms = new EmbeddedKeyManagementService(files, seed, seedClock))
         using (var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, KeyFile))
-        using (var client = await BackupClient.OpenAsync(OpenStore(seedClock), keys, kms, new BackupClientOptions { TimeProvider = seedClock, LeaseHolder = "seeder" }))
+        using (var client = await BackupClient.OpenAsync(OpenStore(seedClock), keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = seedClock, LeaseHolder = "seeder" }))
         {
             for (var i = 0; i < Instances; i++)
             {
@@ -210,7 +210,7 @@ public sealed class AzureProcessTests : AzuriteContainerTest, IDisposable
             var files2 = new FileSystem();
             using (var kms = new EmbeddedKeyManagementService(files2, Path.Combine(_root, "kms-verify"), TimeProvider.System))
             using (var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files2, KeyFile))
-            using (var client = await BackupClient.OpenAsync(OpenStore(new FakeTimeProvider(until)), keys, kms, new BackupClientOptions { TimeProvider = new FakeTimeProvider(until) }))
+            using (var client = await BackupClient.OpenAsync(OpenStore(new FakeTimeProvider(until)), keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = new FakeTimeProvider(until) }))
             {
                 foreach (var backup in backups)
                 {

@@ -37,7 +37,7 @@ public sealed class AzuriteOutageTests(Xunit.Abstractions.ITestOutputHelper outp
         var container = new BlobContainerClient(_azurite!.ConnectionString, "backups", Azurite.ClientOptions(maxRetries: 2, policies));
         var store = new AzureBlobBackupStore(container, Azurite.SmallPagesAndBlocks(), _clock);
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(_files, "/keys/repository.key");
-        return await BackupClient.OpenAsync(store, keys, kms, new BackupClientOptions { TimeProvider = _clock, LeaseHolder = "host-a:1" });
+        return await BackupClient.OpenAsync(store, keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = _clock, LeaseHolder = "host-a:1" });
     }
 
     [Fact]

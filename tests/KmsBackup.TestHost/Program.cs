@@ -136,7 +136,7 @@ static async Task<int> BackupLoopAsync(
         LeaseDuration = shared is null ? TimeSpan.FromMinutes(5) : TimeSpan.FromHours(1),
     };
     using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
-    using var client = await BackupClient.OpenAsync(OpenStore(storeFolder, clock), keys, kms, options);
+    using var client = await BackupClient.OpenAsync(OpenStore(storeFolder, clock), keys, kms, hsmClusters: null, options);
     if (await client.OnInstanceEnabledAsync(instanceId) is { LatestPoint: { } first })
     {
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"run {first.Sequence}"));
@@ -195,7 +195,7 @@ static async Task<int> WatchAsync(string store, string kmsFolder, string keyFile
     var holder = $"watcher:{Environment.ProcessId}";
     using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
     var leaseStore = OpenStore(store, new SteppingClock(writerStart));
-    using var client = await BackupClient.OpenAsync(OpenStore(store, clock), keys, kms, new BackupClientOptions { TimeProvider = clock, LeaseHolder = holder });
+    using var client = await BackupClient.OpenAsync(OpenStore(store, clock), keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = clock, LeaseHolder = holder });
     var seen = new Dictionary<string, long>(StringComparer.Ordinal);
     var heldOff = false;
     var restored = false;
@@ -256,7 +256,7 @@ static async Task<int> SchedulerAsync(string store, string kmsFolder, string key
     using var kms = new EmbeddedKeyManagementService(files, kmsFolder, clock);
     using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, keyFile);
     var options = new BackupClientOptions { TimeProvider = clock, LeaseHolder = host, LeaseDuration = lease };
-    using var client = await BackupClient.OpenAsync(OpenStore(store, clock), keys, kms, options);
+    using var client = await BackupClient.OpenAsync(OpenStore(store, clock), keys, kms, hsmClusters: null, options);
     Console.WriteLine("ready");
     while (clock.GetUtcNow() < until)
     {

@@ -48,7 +48,7 @@ internal sealed class EngineWorkload : IDisposable
         var store = new CountingMemoryStore(time);
         var instance = new SyntheticInstanceGateway(items, time);
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(new MockFileSystem(), "/keys/repository.key");
-        var client = await BackupClient.OpenAsync(store, keys, instance, new BackupClientOptions
+        var client = await BackupClient.OpenAsync(store, keys, instance, hsmClusters: null, new BackupClientOptions
         {
             TimeProvider = time,
             Schedule = schedule ?? BackupSchedulePolicy.Default,

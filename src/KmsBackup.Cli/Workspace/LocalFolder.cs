@@ -66,7 +66,7 @@ internal sealed class LocalFolder : IAsyncDisposable
                 TimeProvider = time,
                 LeaseHolder = string.Create(CultureInfo.InvariantCulture, $"kmsbackup-{Environment.ProcessId}"),
             };
-            var client = await BackupClient.OpenAsync(new FileSystemBackupStore(files, paths.Store, time), keys, kms, options, cancellationToken).ConfigureAwait(false);
+            var client = await BackupClient.OpenAsync(new FileSystemBackupStore(files, paths.Store, time), keys, kms, hsmClusters: null, options, cancellationToken).ConfigureAwait(false);
             return new LocalFolder(kms, keys, client);
         }
         catch

@@ -31,10 +31,10 @@ public partial class BackupClient : IDisposable
     {
     }
 
-    private BackupClient(BackupRepository repository, InstanceGateway instances, BackupClientOptions options)
+    private BackupClient(BackupRepository repository, InstanceGateway instances, HsmClusterGateway? hsmClusters, BackupClientOptions options)
     {
         _repository = repository;
-        var catalog = new BackupCatalog(repository, instances, options);
+        var catalog = new BackupCatalog(repository, instances, hsmClusters, options);
         var history = new RunHistory(catalog);
         _health = new RunHealth(catalog, history);
         _runner = new BackupRunner(catalog, history, _health);
@@ -51,11 +51,14 @@ public partial class BackupClient : IDisposable
     /// <param name="store">Where backup data lives.</param>
     /// <param name="repositoryKeys">Guards the repository's encryption keys.</param>
     /// <param name="instances">The key management service whose instances are backed up and restored into.</param>
+    /// <param name="hsmClusters">The HSM clusters of hardware instances (rules H2–H7), for example the PKCS#11 gateway;
+    /// <see langword="null"/> when no hardware instance is backed up (hardware operations are then refused with
+    /// <see cref="BackupErrorCode.OperationNotSupported"/>, and hardware backups are listed without their HSM details).</param>
     /// <param name="options">Options; <see langword="null"/> for the defaults.</param>
     /// <param name="cancellationToken">Cancels opening.</param>
     /// <exception cref="BackupException">The store failed, the key provider does not match the repository, or the repository is damaged.</exception>
     public static async Task<BackupClient> OpenAsync(
-        BackupStore store, RepositoryKeyProvider repositoryKeys, InstanceGateway instances,
+        BackupStore store, RepositoryKeyProvider repositoryKeys, InstanceGateway instances, HsmClusterGateway? hsmClusters = null,
         BackupClientOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(store);
@@ -65,7 +68,7 @@ public partial class BackupClient : IDisposable
         validated.Validate();
         var repository = await BackupRepository.OpenOrInitializeAsync(
             store, repositoryKeys, new StoreClockPolicy(validated.TimeProvider, validated.MaximumClockLead, validated.MaximumClockLag), cancellationToken).ConfigureAwait(false);
-        return new BackupClient(repository, instances, validated);
+        return new BackupClient(repository, instances, hsmClusters, validated);
     }
 
     /// <summary>Releases the client's keys.</summary>

@@ -58,9 +58,6 @@ public sealed class BackupClientOptions
     /// </summary>
     public string? UploadTemporaryFolder { get; set; }
 
-    /// <summary>The HSM clusters of hardware instances (rules H2–H7); <see langword="null"/> (the default) when no hardware instance is backed up.</summary>
-    public HsmClusterGateway? HsmClusters { get; set; }
-
     /// <summary>
     /// Where the client's logs go (category <c>KmsBackup.BackupClient</c>). Default
     /// <see cref="NullLoggerFactory.Instance"/>: no logs. No log message holds a secret value, key material or a key.

@@ -105,6 +105,7 @@ internal sealed class DefaultBackupClientProvider : BackupClientProvider, IDispo
         var store = KmsBackupParts.Resolve<BackupStore>(_services, name) ?? throw Missing<BackupStore>(name);
         var gateway = KmsBackupParts.Resolve<InstanceGateway>(_services, name) ?? throw Missing<InstanceGateway>(name);
         var keys = KmsBackupParts.Resolve<RepositoryKeyProvider>(_services, name);
+        var hsmClusters = KmsBackupParts.Resolve<HsmClusterGateway>(_services, name);
         KeyFileRepositoryKeyProvider? ownedKeys = null;
         if (keys is null)
         {
@@ -118,7 +119,7 @@ internal sealed class DefaultBackupClientProvider : BackupClientProvider, IDispo
             clientOptions.TimeProvider = _services.GetRequiredService<TimeProvider>();
             clientOptions.LoggerFactory = _services.GetService<ILoggerFactory>() ?? clientOptions.LoggerFactory;
             clientOptions.MeterFactory = _services.GetService<IMeterFactory>();
-            var client = await BackupClient.OpenAsync(store, keys, gateway, clientOptions).ConfigureAwait(false);
+            var client = await BackupClient.OpenAsync(store, keys, gateway, hsmClusters, clientOptions).ConfigureAwait(false);
             return new OpenedClient(client, ownedKeys);
         }
         catch

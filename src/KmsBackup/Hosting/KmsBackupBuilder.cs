@@ -57,6 +57,14 @@ public sealed class KmsBackupBuilder
         });
     }
 
+    /// <summary>
+    /// Sets the instance's HSM cluster gateway, through which the client sees the HSM clusters of hardware
+    /// instances (rules H2–H7). None by default: hardware operations are then refused.
+    /// </summary>
+    /// <param name="factory">Creates the gateway, once.</param>
+    /// <returns>This builder.</returns>
+    public KmsBackupBuilder UseHsmClusterGateway(Func<IServiceProvider, HsmClusterGateway> factory) => Use(factory);
+
     /// <summary>Sets the instance's repository key provider (by default the key file in the options).</summary>
     /// <param name="factory">Creates the key provider, once.</param>
     /// <returns>This builder.</returns>

@@ -39,14 +39,14 @@ public abstract class EngineCycleContractTests
     {
         var kms = new EmbeddedKeyManagementService(Files, "/kms", Clock);
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(Files, "/keys/repository.key");
-        var client = await BackupClient.OpenAsync(CreateStore(Clock), keys, kms, new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder });
+        var client = await BackupClient.OpenAsync(CreateStore(Clock), keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder });
         return (kms, client);
     }
 
     private async Task<BackupClient> OpenAnotherAsync(EmbeddedKeyManagementService kms, string holder)
     {
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(Files, "/keys/repository.key");
-        return await BackupClient.OpenAsync(CreateStore(Clock), keys, kms, new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder });
+        return await BackupClient.OpenAsync(CreateStore(Clock), keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder });
     }
 
     private async Task<(EmbeddedKeyManagementService Kms, BackupClient Client, BackupDetails Backup)> BackedUpDayAsync()

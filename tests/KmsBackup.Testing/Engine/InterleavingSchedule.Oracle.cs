@@ -28,7 +28,7 @@ internal sealed partial class InterleavingSchedule
     private async Task CheckCoreAsync(string when)
     {
         var now = _clock.GetUtcNow();
-        using var reader = await BackupClient.OpenAsync(_createStore(_clock), _keys, _instances, new BackupClientOptions { TimeProvider = _clock, LeaseHolder = "oracle" });
+        using var reader = await BackupClient.OpenAsync(_createStore(_clock), _keys, _instances, hsmClusters: null, new BackupClientOptions { TimeProvider = _clock, LeaseHolder = "oracle" });
         var store = _createStore(_clock);
 
         // verify is clean apart from garbage (unreferenced objects and packs).

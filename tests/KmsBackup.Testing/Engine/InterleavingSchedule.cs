@@ -171,7 +171,7 @@ internal sealed partial class InterleavingSchedule
         var process = new HostProcess(host.Index, host.Generation++);
         var store = new ControlledStore(new RenewalProbeStore(_createStore(host.Clock), _gate));
         store.Before = call => BeforeAsync(process, call);
-        process.Client = await BackupClient.OpenAsync(store, _keys, _instances, new BackupClientOptions
+        process.Client = await BackupClient.OpenAsync(store, _keys, _instances, hsmClusters: null, new BackupClientOptions
         {
             TimeProvider = host.Clock,
             LeaseHolder = $"h{host.Index}:{process.Generation}",

@@ -413,6 +413,6 @@ public class CommittedPointsSurviveTests
     {
         var options = new BackupClientOptions { TimeProvider = clock, LeaseHolder = holder };
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(h.Files, EngineHarness.KeyFile);
-        return await BackupClient.OpenAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, clock), keys, h.Kms, options);
+        return await BackupClient.OpenAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, clock), keys, h.Kms, hsmClusters: null, options);
     }
 }

@@ -227,7 +227,7 @@ public class EngineFaultTests
         var files = new MockFileSystem();
         var otherKey = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, "/other.key");
         var error = await Assert.ThrowsAsync<BackupException>(() =>
-            BackupClient.OpenAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock), otherKey, h.Kms, h.Options));
+            BackupClient.OpenAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock), otherKey, h.Kms, hsmClusters: null, h.Options));
         Assert.Equal(BackupErrorCode.IntegrityViolation, error.Code);
         Assert.Contains("key", error.Remedy, StringComparison.Ordinal);
     }

@@ -40,11 +40,14 @@ public sealed class EngineHarness : IAsyncDisposable
 
     public BackupClientOptions Options { get; }
 
+    /// <summary>The HSM cluster gateway the clients are opened with, if any.</summary>
+    public HsmClusterGateway? HsmClusters { get; private init; }
+
     public static readonly DateTimeOffset Start = new(2026, 5, 1, 9, 0, 0, TimeSpan.Zero);
 
     public static async Task<EngineHarness> CreateAsync(
         Action<BackupClientOptions>? configure = null, MockFileSystem? files = null, FakeTimeProvider? clock = null,
-        Func<IFileSystem, IFileSystem>? wrapStoreFiles = null)
+        Func<IFileSystem, IFileSystem>? wrapStoreFiles = null, HsmClusterGateway? hsmClusters = null)
     {
         files ??= new MockFileSystem();
         clock ??= new FakeTimeProvider(Start);
@@ -54,8 +57,8 @@ public sealed class EngineHarness : IAsyncDisposable
         var storeFiles = wrapStoreFiles?.Invoke(files) ?? files;
         var store = new FileSystemBackupStore(storeFiles, StoreRoot, clock);
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, KeyFile);
-        var client = await BackupClient.OpenAsync(store, keys, kms, options);
-        return new EngineHarness(files, storeFiles, clock, kms, client, options);
+        var client = await BackupClient.OpenAsync(store, keys, kms, hsmClusters, options);
+        return new EngineHarness(files, storeFiles, clock, kms, client, options) { HsmClusters = hsmClusters };
     }
 
     /// <summary>A second client over the same store, as another process would open it.</summary>
@@ -65,7 +68,7 @@ public sealed class EngineHarness : IAsyncDisposable
         BackupStore store = new FileSystemBackupStore(Files, StoreRoot, Clock);
         store = wrapStore?.Invoke(store) ?? store;
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(Files, KeyFile);
-        return await BackupClient.OpenAsync(store, keys, gateway ?? Kms, options);
+        return await BackupClient.OpenAsync(store, keys, gateway ?? Kms, HsmClusters, options);
     }
 
     public async Task ReopenClientAsync()
@@ -73,7 +76,7 @@ public sealed class EngineHarness : IAsyncDisposable
         Client.Dispose();
         var store = new FileSystemBackupStore(Files, StoreRoot, Clock);
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(Files, KeyFile);
-        Client = await BackupClient.OpenAsync(store, keys, Kms, Options);
+        Client = await BackupClient.OpenAsync(store, keys, Kms, HsmClusters, Options);
     }
 
     public Task<InstanceDescription> CreateInstanceAsync(string id, InstanceKind kind = InstanceKind.Software, string region = Region, string owner = Owner, int keyQuota = 1000) =>

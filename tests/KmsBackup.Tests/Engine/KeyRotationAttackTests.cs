@@ -36,7 +36,7 @@ public class KeyRotationAttackTests
         await using var h = await EngineHarness.CreateAsync(o => o.PruneGracePeriod = TimeSpan.FromHours(1));
         var flaky = new FlakyProvider(await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(h.Files, EngineHarness.KeyFile));
         using var writer = await BackupClient.OpenAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock), flaky, h.Kms,
-            new BackupClientOptions { TimeProvider = h.Clock, LeaseHolder = "writer-host" });
+            hsmClusters: null, new BackupClientOptions { TimeProvider = h.Clock, LeaseHolder = "writer-host" });
         ControlledStore? controlled = null;
         using var pruner = await h.OpenAnotherClientAsync("pruning-host", wrapStore: s => controlled = new ControlledStore(s));
         await h.CreateInstanceAsync("kst-a");

@@ -10,7 +10,7 @@ public class HardwareEngineTests
     private static async Task<(EngineHarness H, FakeHsmClusterGateway Hsm)> CreateAsync()
     {
         var hsm = new FakeHsmClusterGateway();
-        var h = await EngineHarness.CreateAsync(o => o.HsmClusters = hsm);
+        var h = await EngineHarness.CreateAsync(hsmClusters: hsm);
         return (h, hsm);
     }
 
@@ -326,12 +326,12 @@ public class HardwareEngineTests
     public async Task A_gateway_that_hands_over_a_hardware_key_material_is_refused_and_nothing_is_stored()
     {
         var hsm = new FakeHsmClusterGateway();
-        await using var inner = await EngineHarness.CreateAsync(o => o.HsmClusters = hsm);
+        await using var inner = await EngineHarness.CreateAsync(hsmClusters: hsm);
         var (_, material) = await HardwareInstanceAsync(inner, hsm);
         var leaky = new LeakyGateway(inner.Kms, material);
         var store = new global::KmsBackup.Storage.FileSystemBackupStore(inner.Files, "/leaky-store", inner.Clock);
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(inner.Files, "/keys/leaky.key");
-        using var client = await BackupClient.OpenAsync(store, keys, leaky, new BackupClientOptions { TimeProvider = inner.Clock, LeaseHolder = "t" });
+        using var client = await BackupClient.OpenAsync(store, keys, leaky, hsmClusters: null, new BackupClientOptions { TimeProvider = inner.Clock, LeaseHolder = "t" });
 
         var e = await Assert.ThrowsAsync<BackupException>(() => client.OnInstanceEnabledAsync("kst-hw"));
         Assert.Equal(BackupErrorCode.IntegrityViolation, e.Code);

@@ -427,7 +427,7 @@ public sealed class FileSystemStoreLinkTests : IDisposable
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(_memory, "/keys/repository.key");
         try
         {
-            var client = await BackupClient.OpenAsync(Store(decorated), keys, kms, new BackupClientOptions { TimeProvider = _clock, LeaseHolder = "test-host" });
+            var client = await BackupClient.OpenAsync(Store(decorated), keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = _clock, LeaseHolder = "test-host" });
             var engine = new Engine(client, kms, keys);
             if (create)
             {

@@ -24,10 +24,11 @@ internal sealed class BackupCatalog
     private readonly BackupClientOptions _options;
     private readonly ILogger _logger;
 
-    internal BackupCatalog(BackupRepository repository, InstanceGateway instances, BackupClientOptions options)
+    internal BackupCatalog(BackupRepository repository, InstanceGateway instances, HsmClusterGateway? hsmClusters, BackupClientOptions options)
     {
         Repository = _repository = repository;
         Instances = _instances = instances;
+        HsmClusters = hsmClusters;
         Options = _options = options;
         Logger = _logger = options.LoggerFactory.CreateLogger("KmsBackup.BackupClient");
         Telemetry = BackupTelemetry.For(options.MeterFactory);
@@ -36,6 +37,9 @@ internal sealed class BackupCatalog
     internal BackupRepository Repository { get; }
 
     internal InstanceGateway Instances { get; }
+
+    /// <summary>The HSM cluster gateway, if the client was opened with one.</summary>
+    internal HsmClusterGateway? HsmClusters { get; }
 
     internal BackupClientOptions Options { get; }
 

@@ -20,10 +20,10 @@ internal sealed class HardwareOperations
         _options = catalog.Options;
     }
 
-    internal HsmClusterGateway Hsm => _options.HsmClusters ?? throw new BackupException(new Refusal(
+    internal HsmClusterGateway Hsm => _catalog.HsmClusters ?? throw new BackupException(new Refusal(
         BackupErrorCode.OperationNotSupported, "HSM cluster gateway",
         "No HSM cluster gateway is configured, so the client cannot see the HSM clusters of hardware instances.",
-        "Set BackupClientOptions.HsmClusters to the gateway of your HSM clusters (for example the PKCS#11 one)."));
+        "Open the client with the gateway of your HSM clusters (BackupClient.OpenAsync's hsmClusters, for example the PKCS#11 one)."));
 
     internal async Task<InstanceProtection> GetProtectionAsync(string callerAccount, string instanceId, CancellationToken cancellationToken = default)
     {
@@ -127,7 +127,7 @@ internal sealed class HardwareOperations
     /// <summary>Adds the HSM info of a hardware instance's backup to its details (rule H6), when an HSM gateway is configured and reachable.</summary>
     internal async Task<BackupDetails> WithHsmAsync(BackupDetails details, CancellationToken cancellationToken)
     {
-        if (details.Instance is not { Kind: InstanceKind.Hardware } instance || _options.HsmClusters is not { } gateway)
+        if (details.Instance is not { Kind: InstanceKind.Hardware } instance || _catalog.HsmClusters is not { } gateway)
         {
             return details;
         }

@@ -87,7 +87,7 @@ internal sealed class RestorePreparation
         string? clusterId = null;
         IReadOnlySet<string>? withMaterial = null;
         if (source.Snapshot?.Source.Kind == InstanceKind.Hardware && target is { Info.Kind: InstanceKind.Hardware } && records.Keys.Count > 0 &&
-            _options.HsmClusters is { } hsm && await hsm.FindClusterOfInstanceAsync(request.TargetInstanceId, cancellationToken).ConfigureAwait(false) is { } cluster)
+            _catalog.HsmClusters is { } hsm && await hsm.FindClusterOfInstanceAsync(request.TargetInstanceId, cancellationToken).ConfigureAwait(false) is { } cluster)
         {
             clusterId = cluster.ClusterId;
             withMaterial = await hsm.FindPresentKeysAsync(cluster.ClusterId, records.Keys.Values.Select(k => k.Id), cancellationToken).ConfigureAwait(false);
