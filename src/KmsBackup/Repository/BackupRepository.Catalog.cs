@@ -1,0 +1,181 @@
+using System.Globalization;
+
+namespace KmsBackup.Repository;
+// The store's time and the catalog of backup states.
+internal sealed partial class BackupRepository
+{
+    // --- store time ---
+
+    /// <summary>
+    /// Compares this host's clock with the latest time the store has seen. For a commit, a clock behind it by
+    /// more than the allowed lag is refused, and a clock that is neither behind nor too far ahead records
+    /// its time (at most once a minute). Reads pass <paramref name="commit"/> false and write nothing.
+    /// </summary>
+    public async Task<StoreClockReading> CheckClockAsync(bool commit, CancellationToken cancellationToken)
+    {
+        var now = ClockPolicy.Time.GetUtcNow();
+        var storeTime = await _storeClock.ReadAsync(cancellationToken).ConfigureAwait(false);
+        if (storeTime is { } seen && commit && now < seen - ClockPolicy.MaximumLag)
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.ClockBehindStore, "clock",
+                string.Create(CultureInfo.InvariantCulture,
+                    $"This host's clock reads {now:yyyy-MM-ddTHH:mm:ssZ}, {(seen - now).TotalMinutes:0.#} minutes behind {seen:yyyy-MM-ddTHH:mm:ssZ}, the latest time a writer of this store has seen; it may lag by at most {ClockPolicy.MaximumLag.TotalMinutes:0.#} minutes."),
+                "Synchronise this host's clock (NTP) with the other hosts of the store, then retry. If the store's time is wrong instead, confirm this clock with ConfirmClockAsync (kmsbackup clock confirm)."));
+        }
+
+        var held = storeTime is { } known && now - known > ClockPolicy.MaximumLead;
+        if (commit && !held && (storeTime is null || now - storeTime.Value >= StoreClockPolicy.RecordEvery))
+        {
+            try
+            {
+                await _storeClock.RecordAsync(now, discardLater: false, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.StoreUnavailable)
+            {
+                // Recording the time is a courtesy to the other hosts: the commit that follows reports the store's failure itself.
+            }
+        }
+
+        return new StoreClockReading(now, storeTime, held);
+    }
+
+    /// <summary>Records this host's clock as the store's time, discarding any later time: an operator has confirmed it.</summary>
+    public async Task<StoreClockReading> ConfirmClockAsync(CancellationToken cancellationToken)
+    {
+        var now = ClockPolicy.Time.GetUtcNow();
+        await _storeClock.RecordAsync(now, discardLater: true, cancellationToken).ConfigureAwait(false);
+        return new StoreClockReading(now, now, DeletionsHeld: false);
+    }
+
+    // --- catalog ---
+
+    /// <summary>Loads the latest state of one backup, or null when the catalog has none.</summary>
+    public async Task<CatalogEntry?> LoadStateAsync(string backupId, CancellationToken cancellationToken)
+    {
+        var versions = await ListCatalogVersionsAsync(backupId, cancellationToken).ConfigureAwait(false);
+        for (var i = versions.Count - 1; i >= 0; i--)
+        {
+            var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, versions[i]), cancellationToken).ConfigureAwait(false);
+            if (bytes is not null)
+            {
+                var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, versions[i]), $"catalog entry of backup '{backupId}'"), cancellationToken).ConfigureAwait(false);
+                return CatalogCodec.Decode(plain, backupId) with { Version = versions[i] };
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Stores the next version of a backup's state: version <see cref="CatalogEntry.Version"/> + 1, created
+    /// only if absent, so that a writer working from a stale state fails instead of overwriting a newer one.
+    /// </summary>
+    public async Task<CatalogEntry> SaveStateAsync(CatalogEntry entry, CancellationToken cancellationToken)
+    {
+        await CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
+        var state = entry.State;
+        var next = entry.Version + 1;
+        var sealedBytes = _crypto.Seal(CatalogCodec.Encode(entry), CatalogCodec.AssociatedData(state.Id, next));
+        if (!await _store.TryCreateAsync(CatalogCodec.KeyOf(state.Id, next), sealedBytes, cancellationToken).ConfigureAwait(false))
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.LeaseLost, $"backup '{state.Id}'",
+                $"The state of backup '{state.Id}' was changed by another writer meanwhile.",
+                "Reload the backup and retry the operation."));
+        }
+
+        // Versions before the previous one are history only; keep one as a fallback.
+        if (next > 2)
+        {
+            await _store.DeleteAsync(CatalogCodec.KeyOf(state.Id, next - 2), cancellationToken).ConfigureAwait(false);
+        }
+
+        return entry with { Version = next };
+    }
+
+    /// <summary>
+    /// Loads the latest state of every backup in the catalog. A damaged entry stays local: it is reported
+    /// apart, with its previous version when that one still opens (it names the owner), and every other backup
+    /// loads as usual.
+    /// </summary>
+    public async Task<CatalogListing> LoadStatesAsync(CancellationToken cancellationToken)
+    {
+        var versions = new Dictionary<string, List<long>>(StringComparer.Ordinal);
+        await foreach (var entry in _store.ListAsync("catalog/", cancellationToken).ConfigureAwait(false))
+        {
+            var parts = entry.Key.Split('/');
+            if (parts.Length == 3 && long.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+            {
+                if (!versions.TryGetValue(parts[1], out var list))
+                {
+                    versions[parts[1]] = list = [];
+                }
+
+                list.Add(version);
+            }
+        }
+
+        var states = new List<CatalogEntry>(versions.Count);
+        var damaged = new List<DamagedCatalogEntry>();
+        foreach (var (backupId, list) in versions.OrderBy(e => e.Key, StringComparer.Ordinal))
+        {
+            list.Sort();
+            var latest = list[^1];
+            try
+            {
+                if (await TryReadStateAsync(backupId, latest, cancellationToken).ConfigureAwait(false) is { } state)
+                {
+                    states.Add(state);
+                }
+            }
+            catch (BackupIntegrityException e)
+            {
+                CatalogEntry? previous = null;
+                if (list.Count > 1)
+                {
+                    try
+                    {
+                        previous = await TryReadStateAsync(backupId, list[^2], cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (BackupIntegrityException)
+                    {
+                        // Both damaged: no owner is known; verify still names the backup.
+                    }
+                }
+
+                damaged.Add(new DamagedCatalogEntry(backupId, previous, e));
+            }
+        }
+
+        return new CatalogListing(states, damaged);
+    }
+
+    private async Task<CatalogEntry?> TryReadStateAsync(string backupId, long version, CancellationToken cancellationToken)
+    {
+        var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, version), cancellationToken).ConfigureAwait(false);
+        if (bytes is null)
+        {
+            return null;
+        }
+
+        var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, version), $"catalog entry of backup '{backupId}'"), cancellationToken).ConfigureAwait(false);
+        return CatalogCodec.Decode(plain, backupId) with { Version = version };
+    }
+
+    private async Task<List<long>> ListCatalogVersionsAsync(string backupId, CancellationToken cancellationToken)
+    {
+        var versions = new List<long>();
+        var prefix = CatalogCodec.Prefix(backupId);
+        await foreach (var entry in _store.ListAsync(prefix, cancellationToken).ConfigureAwait(false))
+        {
+            if (long.TryParse(entry.Key[prefix.Length..], NumberStyles.None, CultureInfo.InvariantCulture, out var version))
+            {
+                versions.Add(version);
+            }
+        }
+
+        versions.Sort();
+        return versions;
+    }
+}

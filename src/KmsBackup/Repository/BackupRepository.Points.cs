@@ -1,0 +1,247 @@
+using System.Globalization;
+
+namespace KmsBackup.Repository;
+// Recovery points: manifests, their item trees, and the commit of a point with its pins and references.
+internal sealed partial class BackupRepository
+{
+    // --- recovery points ---
+
+    /// <summary>Lists the stored recovery points of a backup (date and sequence, oldest first) without reading them.</summary>
+    public Task<List<PointKey>> ListPointsAsync(string backupId, CancellationToken cancellationToken) =>
+        ListPointsAsync(backupId, null, cancellationToken);
+
+    /// <summary>Lists the stored recovery points of a backup of one date, or of all dates, oldest first.</summary>
+    public async Task<List<PointKey>> ListPointsAsync(string backupId, DateOnly? date, CancellationToken cancellationToken)
+    {
+        var points = new List<PointKey>();
+        var prefix = PointManifest.Prefix(backupId);
+        var listed = date is { } d ? prefix + d.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) + "/" : prefix;
+        await foreach (var entry in _store.ListAsync(listed, cancellationToken).ConfigureAwait(false))
+        {
+            if (PointKey.TryParse(backupId, entry.Key[prefix.Length..], out var key))
+            {
+                points.Add(key);
+            }
+        }
+
+        points.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        return points;
+    }
+
+    public async Task<PointManifest> ReadPointAsync(PointKey key, CancellationToken cancellationToken)
+    {
+        var storeKey = key.StoreKey;
+        var bytes = await _store.TryReadAsync(storeKey, cancellationToken).ConfigureAwait(false)
+            ?? throw new BackupException(new Refusal(
+                BackupErrorCode.NotFound, $"recovery point {key.BackupId}#{key.Sequence}",
+                string.Create(CultureInfo.InvariantCulture, $"Recovery point {key.Sequence} of backup '{key.BackupId}' ({key.Date:yyyy-MM-dd}) was deleted while it was being read: a reset, a release or a prune by another writer ran meanwhile."),
+                "Retry: the backup's data is read again as it is now."));
+        var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, PointManifest.AssociatedData(key.BackupId, key.Date, key.Sequence), $"recovery point {key.BackupId}#{key.Sequence} of {key.Date:yyyy-MM-dd}"), cancellationToken).ConfigureAwait(false);
+        return PointManifest.Decode(plain, key.BackupId, key.Sequence);
+    }
+
+    /// <summary>Commits a recovery point. Its objects must be written already. Fails if the sequence is taken (another writer).</summary>
+    public async Task WritePointAsync(PointManifest manifest, DateOnly date, CancellationToken cancellationToken)
+    {
+        await CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
+        var key = new PointKey(manifest.BackupId, date, manifest.Sequence);
+        var sealedBytes = _crypto.Seal(manifest.Encode(), PointManifest.AssociatedData(manifest.BackupId, date, manifest.Sequence));
+        if (!await _store.TryCreateAsync(key.StoreKey, sealedBytes, cancellationToken).ConfigureAwait(false))
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.LeaseLost, $"backup '{manifest.BackupId}'",
+                string.Create(CultureInfo.InvariantCulture, $"Recovery point {manifest.Sequence} of backup '{manifest.BackupId}' was written by another writer meanwhile."),
+                "Make sure only one writer runs each backup (the lease does this); retry the run."));
+        }
+    }
+
+    public Task<bool> DeletePointAsync(PointKey key, CancellationToken cancellationToken) => _store.DeleteAsync(key.StoreKey, cancellationToken);
+
+    /// <summary>
+    /// Reads the keys and secrets of a recovery point. With <paramref name="withValues"/>, their key material and secret
+    /// ciphertexts come along, and the caller zeroes them (<see cref="SensitiveValues"/>) once done; without, none is
+    /// copied out of the leaves (for what shows metadata only).
+    /// </summary>
+    public async Task<InstanceSnapshot> ReadSnapshotAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken)
+    {
+        var keys = await ReadKeysAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+        List<SecretRecord> secrets;
+        try
+        {
+            secrets = await ReadSecretsAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            keys.ForEach(SensitiveValues.Clear);
+            throw;
+        }
+
+        try
+        {
+            return InstanceSnapshot.Create(manifest.Source, manifest.TakenAt, keys, secrets);
+        }
+        catch (ArgumentException e)
+        {
+            keys.ForEach(SensitiveValues.Clear);
+            secrets.ForEach(SensitiveValues.Clear);
+            throw RepositoryErrors.Integrity($"recovery point {manifest.BackupId}#{manifest.Sequence}", $"its items are inconsistent ({e.ParamName})");
+        }
+    }
+
+    /// <summary>The keys of a recovery point in name order; see <see cref="ReadSnapshotAsync"/> for <paramref name="withValues"/>.</summary>
+    public Task<List<KeyRecord>> ReadKeysAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken) =>
+        ItemTree.ReadAsync(Objects, manifest.KeyRoot, ObjectRole.KeyLeaf, (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues), cancellationToken, SensitiveValues.Clear);
+
+    /// <summary>The secrets of a recovery point in name order; see <see cref="ReadSnapshotAsync"/> for <paramref name="withValues"/>.</summary>
+    public Task<List<SecretRecord>> ReadSecretsAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken) =>
+        ItemTree.ReadAsync(Objects, manifest.SecretRoot, ObjectRole.SecretLeaf, (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues), cancellationToken, SensitiveValues.Clear);
+
+    public async Task<(TreeRoot Keys, TreeRoot Secrets)> WriteTreesAsync(InstanceSnapshot snapshot, PackWriter writer, CancellationToken cancellationToken)
+    {
+        // One pinned leaf buffer for both trees, zeroed between leaves and when done.
+        var leaf = new RecordWriter(64 * 1024, pinned: true);
+        var keys = await ItemTree.WriteAsync(snapshot.Keys, ItemCodec.Write, ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
+        var secrets = await ItemTree.WriteAsync(snapshot.Secrets, ItemCodec.Write, ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return (keys, secrets);
+    }
+
+    /// <summary>
+    /// Commits a recovery point of <paramref name="snapshot"/> so that no prune can take its objects away
+    /// (docs/repository-format.md, "Writers and maintenance"): the index is brought up to date and packs a
+    /// prune has marked are not relied on; the trees are written; every object they refer to is checked to
+    /// live in a pack that still has its index and is not marked (rewritten into a new pack otherwise);
+    /// <paramref name="fence"/> runs (the caller's lease and state checks); the manifest is written; and the
+    /// same check runs once more, because a prune may have marked or deleted a pack between the check and
+    /// the manifest. A manifest whose objects cannot be made safe is deleted again and the commit fails.
+    /// </summary>
+    /// <param name="snapshot">What the point holds.</param>
+    /// <param name="manifestOf">Builds the manifest from the tree roots.</param>
+    /// <param name="date">The point's date.</param>
+    /// <param name="fence">Runs right before the manifest is written; throws to abandon the commit.</param>
+    /// <param name="cancellationToken">Cancels the commit.</param>
+    public Task<CommittedPoint> CommitPointAsync(
+        InstanceSnapshot snapshot, Func<TreeRoot, TreeRoot, PointManifest> manifestOf, DateOnly date,
+        Func<CancellationToken, Task> fence, CancellationToken cancellationToken) =>
+        CommitPointAsync((writer, token) => WriteTreesAsync(snapshot, writer, token), snapshot.Source.InstanceId, manifestOf, date, fence, cancellationToken);
+
+    /// <summary>
+    /// Commits a recovery point whose trees <paramref name="writeTrees"/> writes (and writes again, to the same
+    /// roots, when objects must be rescued), with the protocol of
+    /// <see cref="CommitPointAsync(InstanceSnapshot, Func{TreeRoot, TreeRoot, PointManifest}, DateOnly, Func{CancellationToken, Task}, CancellationToken)"/>.
+    /// </summary>
+    /// <param name="writeTrees">Writes the key and secret trees through the writer and flushes it; returns their roots.</param>
+    /// <param name="instanceId">The instance the point is of, for messages.</param>
+    /// <param name="manifestOf">Builds the manifest from the tree roots.</param>
+    /// <param name="date">The point's date.</param>
+    /// <param name="fence">Runs right before the manifest is written; throws to abandon the commit.</param>
+    /// <param name="cancellationToken">Cancels the commit.</param>
+    public async Task<CommittedPoint> CommitPointAsync(
+        Func<PackWriter, CancellationToken, Task<(TreeRoot Keys, TreeRoot Secrets)>> writeTrees, string instanceId,
+        Func<TreeRoot, TreeRoot, PointManifest> manifestOf, DateOnly date,
+        Func<CancellationToken, Task> fence, CancellationToken cancellationToken)
+    {
+        using var writer = Objects.CreateWriter();
+        var pins = new List<string>();
+        try
+        {
+            var (keys, secrets) = await writeTrees(writer, cancellationToken).ConfigureAwait(false);
+            var pinnedAt = ClockPolicy.Time.GetUtcNow();
+            await MakeReferencesSafeAsync(writeTrees, instanceId, writer, keys, secrets, pins, cancellationToken).ConfigureAwait(false);
+            await fence(cancellationToken).ConfigureAwait(false);
+            if (ClockPolicy.Time.GetUtcNow() - pinnedAt > PinLifetime / 2)
+            {
+                throw new BackupException(new Refusal(
+                    BackupErrorCode.LeaseLost, $"recovery point of {instanceId}",
+                    "The run paused so long between pinning its packs and committing that prunes may no longer honour its pins; it committed nothing.",
+                    "Nothing to do: the next scheduled run backs the instance up again."));
+            }
+
+            var manifest = manifestOf(keys, secrets);
+            await WritePointAsync(manifest, date, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await MakeReferencesSafeAsync(writeTrees, instanceId, writer, keys, secrets, pins, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.IntegrityViolation)
+            {
+                await DeletePointAsync(new PointKey(manifest.BackupId, date, manifest.Sequence), CancellationToken.None).ConfigureAwait(false);
+                throw;
+            }
+
+            return new CommittedPoint(manifest, writer.BytesWritten, writer.ObjectsWritten);
+        }
+        finally
+        {
+            // Once the manifest is listed, every later prune sees what it refers to: the pins have done their work.
+            // Deleting them is clean-up: one that fails (or a crash) leaves a pin that lapses after PinLifetime, so a
+            // failure here neither stops the other deletions nor turns a committed point into a failed commit.
+            foreach (var pin in pins)
+            {
+                try
+                {
+                    await _store.DeleteAsync(pin, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OutOfMemoryException)
+                {
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes the trees of an uploaded point from the day's spill file, in name order, and flushes the writer: the
+    /// same objects <see cref="WriteTreesAsync"/> writes for the same items.
+    /// </summary>
+    public async Task<(TreeRoot Keys, TreeRoot Secrets)> WriteUploadedTreesAsync(UploadedDay day, UploadedSnapshot snapshot, PackWriter writer, CancellationToken cancellationToken)
+    {
+        var keyRoot = await day.WriteTreeAsync(snapshot.Keys, ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken).ConfigureAwait(false);
+        var secretRoot = await day.WriteTreeAsync(snapshot.Secrets, ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken).ConfigureAwait(false);
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return (keyRoot, secretRoot);
+    }
+
+    /// <summary>
+    /// Refreshes the index and the prune markers, and rewrites every object the trees refer to that lives
+    /// only in marked packs or in packs whose index is gone. Content addressing makes the rewritten trees
+    /// the same trees: the roots cannot change.
+    /// </summary>
+    private async Task MakeReferencesSafeAsync(
+        Func<PackWriter, CancellationToken, Task<(TreeRoot Keys, TreeRoot Secrets)>> writeTrees, string instanceId,
+        PackWriter writer, TreeRoot keys, TreeRoot secrets, List<string> pins, CancellationToken cancellationToken)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            // Pin first, check after: a prune that has not read this pin has not yet read its markers or the
+            // index either, so whatever it marks or deletes later, the check below (or the next one) sees.
+            pins.Add(await WritePinAsync(writer.ReferencedPacks, cancellationToken).ConfigureAwait(false));
+
+            // Markers before the index: a prune deletes a pack's index before its marker, so a marker found gone
+            // here means the index listing below sees what that prune deleted (the other order can miss both).
+            var markers = await ReadPruneMarkersAsync(cancellationToken).ConfigureAwait(false);
+            await Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+            Objects.ExcludePacks(markers.MarkedPacks);
+            // A pack relied on that a prune has marked since, or whose index is gone: the objects referred to in it
+            // may have no other copy. The trees are written again, relying only on usable packs.
+            var atRisk = writer.ReferencedPacks.Count(p => !Objects.IsUsablePack(p));
+            if (atRisk == 0)
+            {
+                return;
+            }
+
+            if (attempt > RescueAttempts)
+            {
+                throw RepositoryErrors.Integrity(
+                    $"recovery point of {instanceId}",
+                    $"{atRisk} of the packs it relies on kept being marked or deleted by prunes, after {RescueAttempts} rewrites");
+            }
+
+            writer.ReferencedPacks.Clear();
+            var (k, s) = await writeTrees(writer, cancellationToken).ConfigureAwait(false);
+            if (k != keys || s != secrets)
+            {
+                throw new InvalidOperationException("Rewriting a snapshot's trees gave other roots; content addressing is broken.");
+            }
+        }
+    }
+}
