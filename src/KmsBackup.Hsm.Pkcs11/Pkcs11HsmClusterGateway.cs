@@ -73,11 +73,7 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
         try
         {
             var gateway = new Pkcs11HsmClusterGateway(module, vault, options.TimeProvider, clusters);
-            gateway.Run(() =>
-            {
-                gateway._domain.EnsureVaultKey();
-                return true;
-            });
+            gateway.Run(gateway._domain.EnsureVaultKey);
             return gateway;
         }
         catch
@@ -213,7 +209,15 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
     /// <summary>The cluster connected to a hardware instance, under the caller's lock.</summary>
     internal string ClusterOf(string instanceId) => Run(() => _clusters.ClusterOf(instanceId));
 
-    internal void GenerateKey(string clusterId, string keyId) => GenerateKeyAsync(clusterId, keyId).GetAwaiter().GetResult();
+    /// <summary>
+    /// Generates a key as <see cref="GenerateKeyAsync"/> does, on the caller's thread: both run the same synchronous
+    /// PKCS#11 calls under the module's gate; the task of <see cref="GenerateKeyAsync"/> is complete when it returns.
+    /// </summary>
+    internal void GenerateKey(string clusterId, string keyId)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(keyId);
+        Run(() => _keys.Generate(clusterId, keyId));
+    }
 
     /// <summary>AES-256-GCM inside the primary HSM: a random 96-bit IV, the ciphertext and the 128-bit tag.</summary>
     internal byte[] Seal(string clusterId, string keyId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> associatedData)
@@ -254,6 +258,12 @@ public sealed class Pkcs11HsmClusterGateway : HsmClusterGateway, IDisposable
             return body();
         }
     }
+
+    private void Run(Action body) => Run(() =>
+    {
+        body();
+        return true;
+    });
 
     private Task<T> RunAsync<T>(Func<T> body, CancellationToken cancellationToken)
     {
