@@ -54,4 +54,22 @@ public class HsmImageFormatTests
         foreign[0] = (byte)'X';
         Assert.Equal(BackupErrorCode.IntegrityViolation, Assert.Throws<BackupIntegrityException>(() => HsmImageFormat.ReadHeader(foreign)).Code);
     }
+
+    [Fact]
+    public void A_time_or_a_length_out_of_range_is_an_integrity_violation()
+    {
+        const int TakenAt = 5 + 8 + 6 + 8 + 5 + 1; // after the magic, the two IDs and the type
+        var badTime = s_golden.ToArray();
+        badTime.AsSpan(TakenAt, 8).Fill(0x7F);
+        Assert.Equal(BackupErrorCode.IntegrityViolation, Assert.Throws<BackupIntegrityException>(() => HsmImageFormat.ReadHeader(badTime)).Code);
+
+        var hugeLength = s_golden.ToArray();
+        hugeLength[5 + 3] = 1; // the image ID's length: 2^32 + 6 bytes
+        Assert.Equal(BackupErrorCode.IntegrityViolation, Assert.Throws<BackupIntegrityException>(() => HsmImageFormat.ReadHeader(hugeLength)).Code);
+
+        const int WrappedLength = TakenAt + 8 + 8 + 8 + 2;
+        var negativeLength = s_golden.ToArray();
+        negativeLength.AsSpan(WrappedLength, 8).Fill(0xFF); // the length of "k1"'s wrapped material: -1
+        Assert.Equal(BackupErrorCode.IntegrityViolation, Assert.Throws<BackupIntegrityException>(() => HsmImageFormat.Read(negativeLength)).Code);
+    }
 }
