@@ -1,30 +1,43 @@
-using System.Buffers.Binary;
 using System.Text;
+using KmsBackup.Repository;
 
 namespace KmsBackup.Hsm.Pkcs11;
 
-/// <summary>An image as kept in the vault: a small header, then each key ID with its wrapped material.</summary>
+/// <summary>
+/// An image as kept in the vault: the magic <c>KBHI1</c>, the image ID, the source cluster ID, the type (one byte),
+/// the time taken (UTC ticks) and the key count, then each key ID with its wrapped material. Numbers and byte
+/// lengths are big-endian 64-bit integers, and strings UTF-8 after their byte length: a layout of its own, older
+/// than the repository's records, written and read with the engine's <see cref="RecordWriter"/> and
+/// <see cref="RecordReader"/> so that the images already in vaults stay readable.
+/// </summary>
 internal static class HsmImageFormat
 {
     private static readonly byte[] s_magic = "KBHI1"u8.ToArray();
 
     public static byte[] Write(HsmBackupImage image, IReadOnlyList<(string KeyId, byte[] Wrapped)> entries)
     {
-        using var buffer = new MemoryStream();
-        buffer.Write(s_magic);
-        WriteString(buffer, image.ImageId);
-        WriteString(buffer, image.ClusterId);
-        buffer.WriteByte((byte)image.Type);
-        WriteInt64(buffer, image.TakenAt.UtcTicks);
-        WriteInt64(buffer, entries.Count);
-        foreach (var (keyId, wrapped) in entries)
+        // The image holds wrapped key material: the buffer is pinned and wiped once copied out.
+        var writer = new RecordWriter(pinned: true);
+        try
         {
-            WriteString(buffer, keyId);
-            WriteInt64(buffer, wrapped.Length);
-            buffer.Write(wrapped);
-        }
+            writer.WriteRaw(s_magic);
+            WriteString(writer, image.ImageId);
+            WriteString(writer, image.ClusterId);
+            writer.WriteByte((byte)image.Type);
+            writer.WriteInt64BigEndian(image.TakenAt.UtcTicks);
+            writer.WriteInt64BigEndian(entries.Count);
+            foreach (var (keyId, wrapped) in entries)
+            {
+                WriteString(writer, keyId);
+                WriteBytes(writer, wrapped);
+            }
 
-        return buffer.ToArray();
+            return writer.ToArray();
+        }
+        finally
+        {
+            writer.Wipe();
+        }
     }
 
     public static HsmBackupImage ReadHeader(byte[] blob) => Read(blob, withEntries: false).Image;
@@ -35,33 +48,31 @@ internal static class HsmImageFormat
     {
         try
         {
-            var span = blob.AsSpan();
-            if (!span.StartsWith(s_magic))
+            // The reader reports a malformation as the repository's; the caller is told of a damaged image instead.
+            var reader = new RecordReader(blob, "HSM backup image");
+            if (!reader.ReadRaw(s_magic.Length).SequenceEqual(s_magic))
             {
                 throw Damaged();
             }
 
-            var at = s_magic.Length;
-            var imageId = ReadString(span, ref at);
-            var clusterId = ReadString(span, ref at);
-            var type = (HsmBackupImageType)span[at++];
-            var takenAt = new DateTimeOffset(ReadInt64(span, ref at), TimeSpan.Zero);
-            var count = checked((int)ReadInt64(span, ref at));
+            var imageId = ReadString(ref reader);
+            var clusterId = ReadString(ref reader);
+            var type = (HsmBackupImageType)reader.ReadByte();
+            var takenAt = new DateTimeOffset(reader.ReadInt64BigEndian(), TimeSpan.Zero);
+            var count = checked((int)reader.ReadInt64BigEndian());
             var entries = new List<(string, byte[])>();
             if (withEntries)
             {
                 for (var i = 0; i < count; i++)
                 {
-                    var keyId = ReadString(span, ref at);
-                    var length = checked((int)ReadInt64(span, ref at));
-                    entries.Add((keyId, span.Slice(at, length).ToArray()));
-                    at += length;
+                    var keyId = ReadString(ref reader);
+                    entries.Add((keyId, ReadBytes(ref reader).ToArray()));
                 }
             }
 
             return (new HsmBackupImage(imageId, clusterId, type, takenAt) { KeyCount = count }, entries);
         }
-        catch (Exception e) when (e is ArgumentOutOfRangeException or IndexOutOfRangeException or OverflowException or DecoderFallbackException)
+        catch (Exception e) when (e is BackupIntegrityException or ArgumentOutOfRangeException or OverflowException)
         {
             throw Damaged();
         }
@@ -70,32 +81,15 @@ internal static class HsmImageFormat
     private static BackupIntegrityException Damaged() => new(new Refusal(
         BackupErrorCode.IntegrityViolation, "HSM backup image", "An HSM backup image in the vault is damaged.", "Restore another image."));
 
-    private static void WriteString(Stream s, string value)
+    private static void WriteString(RecordWriter writer, string value) => WriteBytes(writer, Encoding.UTF8.GetBytes(value));
+
+    private static void WriteBytes(RecordWriter writer, ReadOnlySpan<byte> bytes)
     {
-        var bytes = Encoding.UTF8.GetBytes(value);
-        WriteInt64(s, bytes.Length);
-        s.Write(bytes);
+        writer.WriteInt64BigEndian(bytes.Length);
+        writer.WriteRaw(bytes);
     }
 
-    private static void WriteInt64(Stream s, long value)
-    {
-        Span<byte> b = stackalloc byte[8];
-        BinaryPrimitives.WriteInt64BigEndian(b, value);
-        s.Write(b);
-    }
+    private static string ReadString(ref RecordReader reader) => Encoding.UTF8.GetString(ReadBytes(ref reader));
 
-    private static string ReadString(ReadOnlySpan<byte> span, ref int at)
-    {
-        var length = checked((int)ReadInt64(span, ref at));
-        var value = Encoding.UTF8.GetString(span.Slice(at, length));
-        at += length;
-        return value;
-    }
-
-    private static long ReadInt64(ReadOnlySpan<byte> span, ref int at)
-    {
-        var value = BinaryPrimitives.ReadInt64BigEndian(span.Slice(at, 8));
-        at += 8;
-        return value;
-    }
+    private static ReadOnlySpan<byte> ReadBytes(ref RecordReader reader) => reader.ReadRaw(checked((int)reader.ReadInt64BigEndian()));
 }
