@@ -1,12 +1,10 @@
-using KmsBackup.Instances;
-
 namespace KmsBackup.Hsm.Pkcs11;
 
 /// <summary>
-/// The embedded service's hardware key operations over a <see cref="Pkcs11HsmClusterGateway"/>: a
+/// The <see cref="HardwareKeyOperations"/> port over a <see cref="Pkcs11HsmClusterGateway"/>: a
 /// hardware instance's keys are generated, and encrypt and decrypt, inside the HSM cluster the instance
-/// is connected to (<see cref="HsmClusterGateway.ConnectInstanceAsync"/>). Set it as
-/// <see cref="EmbeddedKeyManagementServiceOptions.HardwareKeys"/>.
+/// is connected to (<see cref="HsmClusterGateway.ConnectInstanceAsync"/>). Give it to the embedded
+/// service as <c>EmbeddedKeyManagementServiceOptions.HardwareKeys</c>.
 /// </summary>
 /// <param name="gateway">The gateway of the clusters; it must outlive this object.</param>
 public sealed class Pkcs11HardwareKeyOperations(Pkcs11HsmClusterGateway gateway) : HardwareKeyOperations

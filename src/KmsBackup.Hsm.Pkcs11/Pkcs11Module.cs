@@ -147,6 +147,26 @@ internal sealed class Pkcs11Module : IDisposable
 /// <summary>Turns PKCS#11 failures into typed errors that name the cause, never a PIN or a key.</summary>
 internal static class Pkcs11Errors
 {
+    /// <summary>Runs PKCS#11 calls on <paramref name="token"/>; a PKCS#11 failure becomes a typed error naming the token and the operation.</summary>
+    public static T Guard<T>(Pkcs11TokenAccess token, string operation, Func<T> body)
+    {
+        try
+        {
+            return body();
+        }
+        catch (Pkcs11Exception e)
+        {
+            throw Map(e, token.ToString(), operation);
+        }
+    }
+
+    /// <inheritdoc cref="Guard{T}(Pkcs11TokenAccess, string, Func{T})"/>
+    public static void Guard(Pkcs11TokenAccess token, string operation, Action body) => Guard(token, operation, () =>
+    {
+        body();
+        return true;
+    });
+
     public static BackupException Map(Pkcs11Exception e, string item, string operation)
     {
         var rv = e.RV.ToString();

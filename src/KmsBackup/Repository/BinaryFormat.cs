@@ -56,6 +56,9 @@ internal sealed class RecordWriter
 
     public void WriteInt64(long value) => BinaryPrimitives.WriteInt64LittleEndian(Reserve(8), value);
 
+    /// <summary>A big-endian 64-bit integer: for a format older than the repository's records (the HSM backup image).</summary>
+    public void WriteInt64BigEndian(long value) => BinaryPrimitives.WriteInt64BigEndian(Reserve(8), value);
+
     public void WriteVarUInt(ulong value)
     {
         while (value >= 0x80)
@@ -145,6 +148,9 @@ internal ref struct RecordReader
     public int ReadInt32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
 
     public long ReadInt64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+
+    /// <summary>A big-endian 64-bit integer, as <see cref="RecordWriter.WriteInt64BigEndian"/> wrote it.</summary>
+    public long ReadInt64BigEndian() => BinaryPrimitives.ReadInt64BigEndian(Take(8));
 
     public ulong ReadVarUInt()
     {

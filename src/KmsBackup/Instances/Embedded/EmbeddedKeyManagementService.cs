@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.IO.Abstractions;
 using System.Security.Cryptography;
+using KmsBackup.Hsm;
 
 namespace KmsBackup.Instances;
 

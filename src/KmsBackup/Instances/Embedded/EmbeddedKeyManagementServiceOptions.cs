@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using KmsBackup.Hsm;
 
 namespace KmsBackup.Instances;
 

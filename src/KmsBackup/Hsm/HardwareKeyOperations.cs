@@ -1,15 +1,17 @@
-namespace KmsBackup.Instances;
+namespace KmsBackup.Hsm;
 
 /// <summary>
-/// What the embedded service asks of the HSM cluster behind a hardware instance: generate a key's
-/// material there, and encrypt and decrypt with it there. With it
-/// (<see cref="EmbeddedKeyManagementServiceOptions.HardwareKeys"/>) the embedded service's hardware
-/// instances hold key metadata only, as always, yet their keys encrypt and decrypt and their secrets
-/// can be stored; without it, hardware keys cannot be used for cryptography.
+/// The port through which a key management service keeps the keys of its hardware instances in an HSM: it has a
+/// key's material generated in the HSM cluster the instance is connected to, and encrypts and decrypts with it
+/// there. An HSM adapter implements it (<c>Pkcs11HardwareKeyOperations</c>, over PKCS#11); the embedded
+/// development service takes one
+/// (<c>EmbeddedKeyManagementServiceOptions.HardwareKeys</c>). With it, the service's hardware instances still hold
+/// key metadata only, yet their keys encrypt and decrypt and their secrets can be stored; without it, hardware keys
+/// cannot be used for cryptography.
 /// </summary>
 /// <remarks>
 /// Calls are synchronous on purpose: the embedded service makes them while it holds its own lock. The
-/// material never reaches the embedded service: only ciphertexts and plaintexts cross.
+/// material never reaches the service: only ciphertexts and plaintexts cross.
 /// </remarks>
 public abstract class HardwareKeyOperations
 {
@@ -41,22 +43,4 @@ public abstract class HardwareKeyOperations
     /// <returns>The plaintext, or <see langword="null"/> when authentication fails.</returns>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.KeyMaterialMissing"/>: the cluster lacks the key; or the HSM failed.</exception>
     public abstract byte[]? Decrypt(string instanceId, string keyId, ReadOnlySpan<byte> sealedData, ReadOnlySpan<byte> associatedData);
-}
-
-/// <summary>
-/// Ciphertexts of hardware keys in the embedded service's version-1 format (see
-/// <see cref="EmbeddedCiphertext"/>): the same header naming the key and version, followed by what
-/// the HSM returns (nonce, ciphertext, tag), with the same associated data (header, then context).
-/// </summary>
-internal static class HardwareCiphertext
-{
-    public static byte[] Encrypt(HardwareKeyOperations hsm, string instanceId, string keyId, string keyVersionId, ReadOnlySpan<byte> plaintext, ReadOnlySpan<byte> context)
-    {
-        var header = EmbeddedCiphertext.Header(keyId, keyVersionId);
-        var sealedData = hsm.Encrypt(instanceId, keyId, plaintext, [.. header, .. context]);
-        return [.. header, .. sealedData];
-    }
-
-    public static byte[]? TryDecrypt(HardwareKeyOperations hsm, string instanceId, string keyId, ReadOnlySpan<byte> ciphertext, int headerLength, ReadOnlySpan<byte> context) =>
-        hsm.Decrypt(instanceId, keyId, ciphertext[headerLength..], [.. ciphertext[..headerLength], .. context]);
 }
