@@ -1,4 +1,4 @@
-namespace KmsBackup.Hsm;
+namespace KmsBackup;
 
 /// <summary>
 /// The port through which a key management service keeps the keys of its hardware instances in an HSM: it has a

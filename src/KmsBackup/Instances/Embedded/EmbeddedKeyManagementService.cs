@@ -1,7 +1,6 @@
 using System.Collections.Immutable;
 using System.IO.Abstractions;
 using System.Security.Cryptography;
-using KmsBackup.Hsm;
 
 namespace KmsBackup.Instances;
 

@@ -1,5 +1,4 @@
 using System.ComponentModel.DataAnnotations;
-using KmsBackup.Hsm;
 
 namespace KmsBackup.Instances;
 

@@ -1,4 +1,3 @@
-using KmsBackup.Hsm;
 
 namespace KmsBackup.Instances;
 
