@@ -10,7 +10,7 @@ using System.Globalization;
 using System.IO.Abstractions;
 using System.Security.Cryptography;
 using KmsBackup;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 using Microsoft.Extensions.Time.Testing;
 using KmsBackup.Samples;

@@ -12,7 +12,7 @@ using System.Globalization;
 using System.IO.Abstractions;
 using KmsBackup.Diagnostics;
 using KmsBackup.Hosting;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;

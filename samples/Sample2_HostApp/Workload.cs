@@ -1,6 +1,6 @@
 using KmsBackup;
 using KmsBackup.Hosting;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using Microsoft.Extensions.Hosting;
 
 namespace Sample2_HostApp;

@@ -19,7 +19,7 @@ using System.IO.Abstractions;
 using System.Security.Cryptography;
 using KmsBackup;
 using KmsBackup.Hsm.Pkcs11;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 using Microsoft.Extensions.Time.Testing;
 using Sample3_HardwareRestore;

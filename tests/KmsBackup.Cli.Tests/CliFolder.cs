@@ -4,7 +4,7 @@ using System.Text.Json;
 using KmsBackup.Cli.Commands;
 using KmsBackup.Cli.Output;
 using KmsBackup.Cli.Workspace;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 using KmsBackup.Testing;
 using Microsoft.Extensions.Time.Testing;

@@ -1,5 +1,5 @@
 using KmsBackup.Testing.Storage;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 using System.IO.Abstractions;
 using Microsoft.Extensions.DependencyInjection;

@@ -25,13 +25,15 @@ public sealed class PackagingTests : IDisposable
     [Fact]
     public async Task Packed_packages_restore_from_a_local_feed_into_a_consumer_that_backs_up_an_embedded_instance()
     {
-        foreach (var project in new[] { "KmsBackup.Core", "KmsBackup", "KmsBackup.Storage.AzureBlob", "KmsBackup.Hsm.Pkcs11", "KmsBackup.Cli" })
+        foreach (var project in new[] { "KmsBackup.Core", "KmsBackup", "KmsBackup.Hosting", "KmsBackup.DevelopmentKms", "KmsBackup.Storage.AzureBlob", "KmsBackup.Hsm.Pkcs11", "KmsBackup.Cli" })
         {
             await PackAsync(project);
         }
 
         AssertLibraryPackage("KmsBackup.Core");
         AssertLibraryPackage("KmsBackup");
+        AssertLibraryPackage("KmsBackup.Hosting");
+        AssertLibraryPackage("KmsBackup.DevelopmentKms");
         AssertLibraryPackage("KmsBackup.Storage.AzureBlob");
         AssertLibraryPackage("KmsBackup.Hsm.Pkcs11");
         using (var tool = ZipFile.OpenRead(PackagePath("KmsBackup.Cli")))
@@ -117,13 +119,14 @@ public sealed class PackagingTests : IDisposable
               </PropertyGroup>
               <ItemGroup>
                 <PackageReference Include="KmsBackup" Version="{_version}" />
+                <PackageReference Include="KmsBackup.DevelopmentKms" Version="{_version}" />
               </ItemGroup>
             </Project>
             """);
         File.WriteAllText(Path.Combine(folder, "Program.cs"), """
             using System.IO.Abstractions;
             using KmsBackup;
-            using KmsBackup.Instances;
+            using KmsBackup.DevelopmentKms;
             using KmsBackup.Storage;
 
             // The layout the kmsbackup tool reads: data/store, data/kms, data/keys/repository.key.

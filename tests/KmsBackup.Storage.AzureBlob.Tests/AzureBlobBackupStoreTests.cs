@@ -51,10 +51,10 @@ public sealed class AzureBlobBackupStoreTests : AzuriteContainerTest
         var files = new System.IO.Abstractions.TestingHelpers.MockFileSystem();
         var container = Container();
         var store = new AzureBlobBackupStore(container, new AzureBlobBackupStoreOptions { Prefix = "kms/" }, clock);
-        using var kms = new KmsBackup.Instances.EmbeddedKeyManagementService(files, "/kms", clock);
+        using var kms = new KmsBackup.DevelopmentKms.EmbeddedKeyManagementService(files, "/kms", clock);
         using var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, "/keys/repository.key");
         using var client = await BackupClient.OpenAsync(store, keys, kms, hsmClusters: null, new BackupClientOptions { TimeProvider = clock, LeaseHolder = "host-a" });
-        await kms.CreateInstanceAsync(new KmsBackup.Instances.EmbeddedInstanceSpec("kst-a", InstanceKind.Software, "cn-hangzhou", "acct-a") { CreatedAt = clock.GetUtcNow().AddDays(-1) });
+        await kms.CreateInstanceAsync(new KmsBackup.DevelopmentKms.EmbeddedInstanceSpec("kst-a", InstanceKind.Software, "cn-hangzhou", "acct-a") { CreatedAt = clock.GetUtcNow().AddDays(-1) });
         await kms.GenerateKeyAsync("kst-a", "orders", "acct-a");
         var backup = (await client.OnInstanceEnabledAsync("kst-a"))!;
         var valid = await ListAsync(store, string.Empty);

@@ -4,7 +4,7 @@ using System.IO.Abstractions;
 
 using Azure.Storage.Blobs;
 
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 
 using Microsoft.Extensions.Time.Testing;
 

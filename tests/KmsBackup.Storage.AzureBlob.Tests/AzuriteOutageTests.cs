@@ -4,7 +4,7 @@ using Azure.Core;
 using Azure.Core.Pipeline;
 using Azure.Storage.Blobs;
 
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 
 using Microsoft.Extensions.Time.Testing;
 

@@ -3,7 +3,7 @@ using System.Globalization;
 
 using System.IO.Abstractions;
 using KmsBackup;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 using KmsBackup.Storage.AzureBlob;
 

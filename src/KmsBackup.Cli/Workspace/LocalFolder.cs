@@ -1,6 +1,6 @@
 using System.Globalization;
 using KmsBackup.Cli.Output;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 
 namespace KmsBackup.Cli.Workspace;

@@ -1,6 +1,6 @@
 using System.IO.Abstractions;
 using System.IO.Abstractions.TestingHelpers;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 using Microsoft.Extensions.Time.Testing;
 

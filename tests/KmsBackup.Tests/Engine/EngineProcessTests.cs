@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.IO.Abstractions;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 using Xunit.Abstractions;
 

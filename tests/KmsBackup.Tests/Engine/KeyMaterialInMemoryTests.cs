@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 
 namespace KmsBackup.Tests.Engine;
 

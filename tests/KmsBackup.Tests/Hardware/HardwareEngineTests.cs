@@ -1,5 +1,5 @@
 using System.Security.Cryptography;
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Tests.Engine;
 
 namespace KmsBackup.Tests.Hardware;

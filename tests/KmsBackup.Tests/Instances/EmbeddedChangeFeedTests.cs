@@ -2,7 +2,7 @@ using FsCheck;
 using FsCheck.Fluent;
 using FsCheck.Xunit;
 
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 
 using static KmsBackup.Tests.Instances.EmbeddedServiceHarness;
 

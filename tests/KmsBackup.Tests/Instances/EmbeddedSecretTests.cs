@@ -1,4 +1,4 @@
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 
 using static KmsBackup.Tests.Instances.EmbeddedServiceHarness;
 

@@ -1,7 +1,7 @@
 using System.IO.Abstractions.TestingHelpers;
 using System.Text;
 
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 
 using Microsoft.Extensions.Time.Testing;
 

@@ -1,4 +1,4 @@
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Tests.Engine;
 using static KmsBackup.Tests.Restore.RestoreSetup;
 

@@ -6,7 +6,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
 
-using KmsBackup.Instances;
+using KmsBackup.DevelopmentKms;
 using KmsBackup.Storage;
 
 using Microsoft.Extensions.Time.Testing;

@@ -131,7 +131,7 @@ internal sealed class DefaultBackupClientProvider : BackupClientProvider, IDispo
 
     internal static InvalidOperationException Missing<T>(string name) =>
         typeof(T) == typeof(InstanceGateway)
-            ? new($"The KmsBackup instance '{name}' has no InstanceGateway: register the host's key management service with AddKmsBackup(...).UseInstanceGateway(...), or, for development and tests only, AddKmsBackup(...).UseEmbeddedKeyManagementService().")
+            ? new($"The KmsBackup instance '{name}' has no InstanceGateway: register the host's key management service with AddKmsBackup(...).UseInstanceGateway(...), or, for development and tests only, AddKmsBackup(...).UseEmbeddedKeyManagementService() from the KmsBackup.DevelopmentKms package.")
             : new($"The KmsBackup instance '{name}' has no {typeof(T).Name}: register one, or keep the default that AddKmsBackup registers.");
 
     private sealed record OpenedClient(BackupClient Client, KeyFileRepositoryKeyProvider? OwnedKeys) : IDisposable

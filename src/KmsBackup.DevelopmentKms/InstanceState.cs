@@ -1,6 +1,6 @@
 using System.Collections.Immutable;
 
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 /// <summary>A key as the embedded service holds it, with the restore operation that created it (if any and unchanged since).</summary>
 internal sealed record StoredKey(KeyRecord Record, string? RestoredBy);

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 // The checks, copies, encryption and commit every operation of the embedded service shares.
 public sealed partial class EmbeddedKeyManagementService

@@ -2,7 +2,7 @@ using System.Collections.Immutable;
 using System.IO.Abstractions;
 using System.Security.Cryptography;
 
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 /// <summary>
 /// A real, file-backed software key management service: several instances (software, and hardware

@@ -1,4 +1,4 @@
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 // The embedded service as an InstanceGateway: reads, the change feed, and restore writes.
 public sealed partial class EmbeddedKeyManagementService

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 /// <summary>
 /// The ciphertext format of the embedded service (version 1), for data encrypted with a key and for

@@ -1,6 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 /// <summary>Options of an <see cref="EmbeddedKeyManagementService"/>.</summary>
 public sealed class EmbeddedKeyManagementServiceOptions

@@ -1,6 +1,6 @@
 using System.Security.Cryptography;
 
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 // The embedded service's keys and secrets, as a key management service's own API offers them.
 public sealed partial class EmbeddedKeyManagementService

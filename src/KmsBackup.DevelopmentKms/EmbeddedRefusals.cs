@@ -1,4 +1,4 @@
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 /// <summary>
 /// The refusals of the embedded service, each with a stable code, a message that names the item and

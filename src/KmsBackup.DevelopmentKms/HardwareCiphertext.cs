@@ -1,5 +1,5 @@
 
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 /// <summary>
 /// Ciphertexts of hardware keys in the embedded service's version-1 format (see

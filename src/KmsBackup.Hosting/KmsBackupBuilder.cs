@@ -41,23 +41,6 @@ public sealed class KmsBackupBuilder
     public KmsBackupBuilder UseInstanceGateway(Func<IServiceProvider, InstanceGateway> factory) => Use(factory);
 
     /// <summary>
-    /// Sets the instance's gateway to the embedded key management service, which keeps its instances in files
-    /// under <c>kms/</c> of <see cref="KmsBackupOptions.DataPath"/>: for development, samples and tests, not
-    /// for a production key management service.
-    /// </summary>
-    /// <returns>This builder.</returns>
-    public KmsBackupBuilder UseEmbeddedKeyManagementService()
-    {
-        var name = Name;
-        return Use<InstanceGateway>(s =>
-        {
-            var files = s.GetRequiredService<System.IO.Abstractions.IFileSystem>();
-            var options = s.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<KmsBackupOptions>>().Get(name);
-            return new Instances.EmbeddedKeyManagementService(files, options.ResolveEmbeddedServicePath(files, name), s.GetRequiredService<TimeProvider>());
-        });
-    }
-
-    /// <summary>
     /// Sets the instance's HSM cluster gateway, through which the client sees the HSM clusters of hardware
     /// instances (rules H2–H7). None by default: hardware operations are then refused.
     /// </summary>

@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 /// <summary>
 /// The files of an embedded service folder: the master key file, the lock file, and one encrypted

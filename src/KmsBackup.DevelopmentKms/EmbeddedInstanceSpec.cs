@@ -1,4 +1,4 @@
-namespace KmsBackup.Instances;
+namespace KmsBackup.DevelopmentKms;
 
 /// <summary>
 /// What to create an instance of the embedded key management service with

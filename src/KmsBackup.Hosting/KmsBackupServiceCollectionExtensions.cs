@@ -39,7 +39,7 @@ public static class KmsBackupServiceCollectionExtensions
     /// <item><see cref="BackupStore"/>: a <see cref="FileSystemBackupStore"/> in <see cref="KmsBackupOptions.StorePath"/>;</item>
     /// <item><see cref="InstanceGateway"/>: none. The host registers its key management service
     /// (<see cref="KmsBackupBuilder.UseInstanceGateway"/>), or the embedded one for development and tests
-    /// (<see cref="KmsBackupBuilder.UseEmbeddedKeyManagementService"/>); a host that starts without one fails to
+    /// (<c>UseEmbeddedKeyManagementService()</c> of the KmsBackup.DevelopmentKms package); a host that starts without one fails to
     /// start with an error that names the instance;</item>
     /// <item><see cref="RepositoryKeyProvider"/>: none is registered; when the host registers none, the key file
     /// <see cref="KmsBackupOptions.KeyFilePath"/> is opened (or created) when the client opens.</item>
