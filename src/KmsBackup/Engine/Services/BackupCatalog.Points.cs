@@ -1,0 +1,147 @@
+using KmsBackup.Repository;
+
+namespace KmsBackup;
+
+// The points of each backup as this client caches them: point lists, manifests, the last point's digest.
+internal sealed partial class BackupCatalog
+{
+    /// <summary>Remembers a point this client just committed: its manifest, its place in the backup's point list, and its digest as the backup's last point.</summary>
+    internal void RememberCommitted(PointKey key, PointManifest manifest, SnapshotDigest digest, string? cursor)
+    {
+        _manifests.TryAdd(key, manifest);
+        if (_pointLists.TryGetValue(key.BackupId, out var list))
+        {
+            _pointLists[key.BackupId] = [.. list, key];
+        }
+
+        _lastPoints[key.BackupId] = new CachedPoint(key, digest, cursor);
+    }
+
+    /// <summary>The backup's last point as this client remembers it, if it is <paramref name="last"/>.</summary>
+    internal CachedPoint? LastPointIf(string backupId, PointKey last) =>
+        _lastPoints.TryGetValue(backupId, out var cached) && cached.Point == last ? cached : null;
+
+    /// <summary>Remembers <paramref name="point"/> as the backup's last point.</summary>
+    internal void RememberLastPoint(string backupId, CachedPoint point) => _lastPoints[backupId] = point;
+
+    internal static RecoveryPoint ToPoint(PointManifest manifest, DateOnly date) => new()
+    {
+        BackupId = manifest.BackupId,
+        Sequence = manifest.Sequence,
+        Kind = manifest.Kind,
+        Reason = manifest.Reason,
+        Date = date,
+        TakenAt = manifest.TakenAt,
+        CompletedAt = manifest.CompletedAt,
+        KeyCount = manifest.KeyRoot.Count,
+        SecretCount = manifest.SecretRoot.Count,
+        ChangeCount = manifest.Changes.Count,
+    };
+
+    internal async Task<PointManifest> ReadPointAsync(PointKey key, CancellationToken cancellationToken)
+    {
+        if (_manifests.TryGetValue(key, out var cached))
+        {
+            return cached;
+        }
+
+        var manifest = await _repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+        _manifests.TryAdd(key, manifest);
+        return manifest;
+    }
+
+    /// <summary>
+    /// The backup's points, oldest first. The first call lists them all; later calls list only the dates
+    /// from the last known point's date to today (where new points appear), so that a run costs the same
+    /// after a year of points as after a day.
+    /// </summary>
+    internal async Task<List<PointKey>> PointsAsync(BackupState state, CancellationToken cancellationToken)
+    {
+        if (!_pointLists.TryGetValue(state.Id, out var known) || known.Count == 0)
+        {
+            var all = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
+            ForgetVanished(state.Id, known ?? [], all);
+            _pointLists[state.Id] = all;
+            return [.. all];
+        }
+
+        var today = state.TimeZone.DateOf(Clock.GetUtcNow());
+        var from = known[^1].Date;
+        List<PointKey> merged;
+        if (today.DayNumber - from.DayNumber > 3)
+        {
+            // After a long gap one full listing is cheaper than a call per empty day.
+            merged = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            // The dates listed again replace what was known of them: a point known from an earlier listing may be gone
+            // (its writer found its fence broken after writing it, and took it back).
+            merged = [.. known.Where(k => k.Date < from)];
+            for (var date = from; date <= today; date = date.AddDays(1))
+            {
+                merged.AddRange(await _repository.ListPointsAsync(state.Id, date, cancellationToken).ConfigureAwait(false));
+            }
+        }
+
+        merged.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
+        ForgetVanished(state.Id, known, merged);
+        _pointLists[state.Id] = merged;
+        return [.. merged];
+    }
+
+    /// <summary>
+    /// Drops what this client remembers of points it knew that a listing no longer shows: their manifests, and the
+    /// last point's digest. Such a point was taken back by its writer; another run may later write a point with the
+    /// same date and sequence, which must not be mistaken for it.
+    /// </summary>
+    internal void ForgetVanished(string backupId, List<PointKey> known, List<PointKey> listed)
+    {
+        var present = listed.ToHashSet();
+        foreach (var gone in known.Where(k => !present.Contains(k)))
+        {
+            _manifests.TryRemove(gone, out _);
+            if (_lastPoints.TryGetValue(backupId, out var last) && last.Point == gone)
+            {
+                _lastPoints.TryRemove(backupId, out _);
+            }
+        }
+    }
+
+    /// <summary>Forgets the backup's point list, and with it what was cached of those points: the next look lists and reads them again.</summary>
+    internal void ForgetPoints(string backupId)
+    {
+        if (_pointLists.TryRemove(backupId, out var known))
+        {
+            ForgetVanished(backupId, known, []);
+        }
+    }
+
+    /// <summary>The latest recovery point of a backup that holds data (enabled, or expired awaiting renewal); <see langword="null"/> otherwise.</summary>
+    internal async Task<RecoveryPoint?> LatestPointAsync(BackupState state, CancellationToken cancellationToken)
+    {
+        if (state.Status is not (BackupStatus.Enabled or BackupStatus.Expired))
+        {
+            return null; // a reset or release that crashed may have left points no state keeps
+        }
+
+        var points = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
+        if (points.Count == 0)
+        {
+            return null;
+        }
+
+        var last = points[^1];
+        try
+        {
+            return ToPoint(await ReadPointAsync(last, cancellationToken).ConfigureAwait(false), last.Date);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
+        {
+            return null; // deleted since it was listed (a reset or release by another writer): no latest point to show
+        }
+    }
+
+    /// <summary>A backup's last recovery point as a client remembers it between runs: metadata only (see <see cref="SnapshotDigest"/>).</summary>
+    internal sealed record CachedPoint(PointKey Point, SnapshotDigest Digest, string? Cursor);
+}
