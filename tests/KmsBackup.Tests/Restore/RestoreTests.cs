@@ -359,6 +359,31 @@ public class RestoreTests
     }
 
     [Fact]
+    [Trait("Rule", "R6")]
+    public async Task Planning_writes_nothing_even_when_time_has_expired_the_backup_and_deletions_are_due()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync(Source);
+        await h.Kms.GenerateKeyAsync(Source, "orders", Owner);
+        var purchased = (await h.Client.PurchaseBackupsAsync(Owner, new PurchaseOrder(EngineHarness.Region, 30, PurchaseTerm.FromMonths(1)))).Single();
+        await h.Client.EnableBackupAsync(Owner, purchased.Id, Source, InstanceKind.Software, "paid");
+        await h.RunUntilAsync(new DateTimeOffset(2026, 5, 3, 1, 0, 0, TimeSpan.Zero), TimeSpan.FromHours(1));
+        await h.CreateInstanceAsync("kst-far", region: OtherRegion);
+
+        // Past expiry (the stored state still says Enabled) and past the days retention keeps: a scheduled run or a
+        // prune would store the expiry and delete data now. A plan must do neither.
+        h.Clock.SetUtcNow(new DateTimeOffset(2026, 7, 20, 0, 0, 0, TimeSpan.Zero));
+        var before = h.StoreFilesContent().ToDictionary(f => f.Path, f => Convert.ToHexString(f.Bytes));
+
+        var plan = await h.Client.PlanRestoreAsync(Request(purchased.Id, "kst-far"));
+
+        Assert.False(plan.CanExecute);
+        var after = h.StoreFilesContent().ToDictionary(f => f.Path, f => Convert.ToHexString(f.Bytes));
+        Assert.Equal(before.Keys.Order(StringComparer.Ordinal), after.Keys.Order(StringComparer.Ordinal));
+        Assert.All(before, f => Assert.Equal(f.Value, after[f.Key]));
+    }
+
+    [Fact]
     [Trait("Rule", "R1")]
     [Trait("Rule", "D4")]
     public async Task A_released_instance_is_recovered_whole_from_a_point_in_time()
