@@ -12,7 +12,8 @@ namespace KmsBackup.Storage.AzureBlob;
 /// <summary>
 /// A <see cref="BackupStore"/> in a container of Azure Blob Storage (or of Azurite, its emulator), which many
 /// hosts can share. Objects are block blobs under <c>{prefix}objects/</c> (the key <c>data/ab/cd</c> is the blob
-/// <c>{prefix}objects/data/ab/cd</c>); leases are small record blobs under <c>{prefix}leases/</c>.
+/// <c>{prefix}objects/data/ab/cd</c>), and the records of leases, which are kept under the key prefix <c>leases/</c>,
+/// are blobs under <c>{prefix}objects/leases/</c>.
 /// </summary>
 /// <remarks>
 /// <para><b>Writes</b> are conditional creates: an upload with <c>If-None-Match: *</c>, which the service refuses
@@ -22,13 +23,14 @@ namespace KmsBackup.Storage.AzureBlob;
 /// crash or cancellation midway leaves only uncommitted blocks, which the service discards. Each upload carries a
 /// random write token in its metadata, so that when the service created the blob but its reply was lost and the
 /// Azure SDK's retry is told the blob exists, the store still recognises the blob as its own.</para>
-/// <para><b>Leases</b> are record blobs (holder, random token, expiry, released or not) changed only by
-/// compare-and-swap on their ETag (<c>If-Match</c>, or <c>If-None-Match: *</c> for the first one): of writers racing
-/// to take or take over a lease, exactly one wins, and a second writer reads who holds it and until when. They are
-/// not the service's native blob leases, whose durations are 15 to 60 seconds (the port promises 1 second to
-/// 1 hour), whose holder cannot be named to a second writer, and whose expiry follows the service's clock rather
-/// than the <see cref="TimeProvider"/> the store is given. Expiry compares the writers' clocks: hosts that share a
-/// store need clocks in sync to well within a lease's duration.</para>
+/// <para><b>Leases</b> are <see cref="BackupStore"/>'s, written over the four primitives: numbered, immutable
+/// generation records, each created with the same conditional create as any object (<c>If-None-Match: *</c>), so
+/// that of writers racing to take or take over a lease exactly one wins, and a second writer reads who holds it and
+/// until when; the service's listings are strongly consistent, which the protocol needs. They are not the
+/// service's native blob leases, whose durations are 15 to 60 seconds (the port promises 1 second to 1 hour),
+/// whose holder cannot be named to a second writer, and whose expiry follows the service's clock rather than the
+/// <see cref="TimeProvider"/> the store is given. Expiry compares the writers' clocks: hosts that share a store need
+/// clocks in sync to well within a lease's duration.</para>
 /// <para><b>Failures.</b> Retries are the Azure SDK's, configured on the client (<c>BlobClientOptions.Retry</c>).
 /// What fails after them (the service unreachable, a refused request, a missing container) is a
 /// <see cref="BackupException"/> with <see cref="BackupErrorCode.StoreUnavailable"/> that names the store and the
@@ -38,14 +40,11 @@ namespace KmsBackup.Storage.AzureBlob;
 public sealed partial class AzureBlobBackupStore : BackupStore
 {
     private const string ObjectsFolder = "objects/";
-    private const string LeasesFolder = "leases/";
     private const string WriteTokenMetadata = "kmsbackupwrite";
 
     private readonly BlobContainerClient _container;
     private readonly AzureBlobBackupStoreOptions _options;
-    private readonly TimeProvider _time;
     private readonly string _objectsPrefix;
-    private readonly string _leasesPrefix;
 
     /// <summary>Creates a store in the container <paramref name="container"/>.</summary>
     /// <param name="container">
@@ -56,6 +55,7 @@ public sealed partial class AzureBlobBackupStore : BackupStore
     /// <param name="timeProvider">The clock for lease expiry; the system clock by default.</param>
     /// <exception cref="ArgumentException">An option is out of range (see <see cref="AzureBlobBackupStoreOptions.Validate"/>).</exception>
     public AzureBlobBackupStore(BlobContainerClient container, AzureBlobBackupStoreOptions? options = null, TimeProvider? timeProvider = null)
+        : base(timeProvider)
     {
         ArgumentNullException.ThrowIfNull(container);
         options ??= new AzureBlobBackupStoreOptions();
@@ -70,9 +70,7 @@ public sealed partial class AzureBlobBackupStore : BackupStore
             BlockSize = options.BlockSize,
             UploadConcurrency = options.UploadConcurrency,
         };
-        _time = timeProvider ?? TimeProvider.System;
         _objectsPrefix = _options.NormalizedPrefix + ObjectsFolder;
-        _leasesPrefix = _options.NormalizedPrefix + LeasesFolder;
 
         // The URI without its query: a SAS token is a credential and never goes into a message.
         Location = $"{container.Uri.GetLeftPart(UriPartial.Path).TrimEnd('/')}/{_options.NormalizedPrefix}";
@@ -82,11 +80,8 @@ public sealed partial class AzureBlobBackupStore : BackupStore
     public string Location { get; }
 
     /// <inheritdoc />
-    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules.</exception>
-    public override async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    protected override async Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
-        ValidateKey(key);
-        cancellationToken.ThrowIfCancellationRequested();
         var blob = _container.GetBlobClient(_objectsPrefix + key);
         var token = RandomNumberGenerator.GetHexString(32, lowercase: true);
         try
@@ -113,11 +108,8 @@ public sealed partial class AzureBlobBackupStore : BackupStore
     }
 
     /// <inheritdoc />
-    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules.</exception>
-    public override async Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default)
+    protected override async Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken)
     {
-        ValidateKey(key);
-        cancellationToken.ThrowIfCancellationRequested();
         var blob = _container.GetBlobClient(_objectsPrefix + key);
         try
         {
@@ -144,16 +136,8 @@ public sealed partial class AzureBlobBackupStore : BackupStore
     /// listing, and with it every account's backups, views and verify; and a name the store could not read, delete or verify would only
     /// move the failure to the caller.
     /// </remarks>
-    /// <exception cref="ArgumentException"><paramref name="prefix"/> is not a valid key prefix.</exception>
-    public override IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    protected override async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        ValidatePrefix(prefix);
-        return ListCoreAsync(prefix, cancellationToken);
-    }
-
-    private async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
         var pages = _container
             .GetBlobsAsync(BlobTraits.None, BlobStates.None, _objectsPrefix + prefix, cancellationToken)
             .AsPages(continuationToken: null, pageSizeHint: _options.ListPageSize);
@@ -198,11 +182,8 @@ public sealed partial class AzureBlobBackupStore : BackupStore
     /// If the service deleted the blob but its reply was lost, the Azure SDK's retry finds the blob gone and this
     /// returns <see langword="false"/> for a blob this very call deleted; the blob is gone either way.
     /// </remarks>
-    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules.</exception>
-    public override async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
+    protected override async Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken)
     {
-        ValidateKey(key);
-        cancellationToken.ThrowIfCancellationRequested();
         var blob = _container.GetBlobClient(_objectsPrefix + key);
         try
         {
@@ -280,29 +261,6 @@ public sealed partial class AzureBlobBackupStore : BackupStore
         catch (ArgumentException)
         {
             return false;
-        }
-    }
-
-    /// <summary>A prefix is a key whose last segment may be partial (or empty, after a trailing '/').</summary>
-    private static void ValidatePrefix(string prefix)
-    {
-        ArgumentNullException.ThrowIfNull(prefix);
-        if (prefix.Length > MaximumKeyLength)
-        {
-            throw new ArgumentException($"A store prefix has at most {MaximumKeyLength} characters; this one has {prefix.Length}.", nameof(prefix));
-        }
-
-        var segments = prefix.Split('/');
-        for (var i = 0; i < segments.Length; i++)
-        {
-            var segment = segments[i];
-            var isLast = i == segments.Length - 1;
-            var valid = segment.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-') &&
-                (isLast || (segment.Length > 0 && segment is not "." and not ".."));
-            if (!valid)
-            {
-                throw new ArgumentException($"The store prefix '{prefix}' has an invalid segment '{segment}': use letters, digits, '.', '_' and '-', separated by '/'.", nameof(prefix));
-            }
         }
     }
 

@@ -16,7 +16,7 @@ public sealed class FlakyStore(BackupStore inner) : BackupStore
 
     public int Writes => Volatile.Read(ref _writes);
 
-    public override Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    protected override Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
         if (_failWrites)
         {
@@ -27,9 +27,9 @@ public sealed class FlakyStore(BackupStore inner) : BackupStore
         return inner.TryCreateAsync(key, content, cancellationToken);
     }
 
-    public override Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default) => inner.TryReadAsync(key, cancellationToken);
+    protected override Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken) => inner.TryReadAsync(key, cancellationToken);
 
-    public override async IAsyncEnumerable<StoreObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    protected override async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await foreach (var item in inner.ListAsync(prefix, cancellationToken))
         {
@@ -37,7 +37,7 @@ public sealed class FlakyStore(BackupStore inner) : BackupStore
         }
     }
 
-    public override Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default) => inner.DeleteAsync(key, cancellationToken);
+    protected override Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken) => inner.DeleteAsync(key, cancellationToken);
 
     public override Task<StoreLease> AcquireLeaseAsync(string leaseName, string holder, TimeSpan duration, CancellationToken cancellationToken = default) =>
         inner.AcquireLeaseAsync(leaseName, holder, duration, cancellationToken);

@@ -40,7 +40,7 @@ public sealed class AzureBlobBackupStoreTests : AzuriteContainerTest
             blobs.Add(blob.Name);
         }
 
-        Assert.Equal(["tenant-a/leases/backups/b-1", "tenant-a/objects/data/1", "tenant-b/leases/backups/b-1", "tenant-b/objects/data/1"], blobs);
+        Assert.Equal(["tenant-a/objects/data/1", "tenant-a/objects/leases/backups__b-1/00000000000000000001", "tenant-b/objects/data/1", "tenant-b/objects/leases/backups__b-1/00000000000000000001"], blobs);
     }
 
     [Fact]

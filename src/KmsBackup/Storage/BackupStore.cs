@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace KmsBackup;
 
 /// <summary>
@@ -8,20 +10,42 @@ namespace KmsBackup;
 /// </summary>
 /// <remarks>
 /// <para>Keys are <c>/</c>-separated segments of letters, digits, <c>.</c>, <c>_</c> and <c>-</c>, at most
-/// 512 characters; no segment is empty, <c>.</c> or <c>..</c>. <see cref="ValidateKey"/> checks them.</para>
+/// 512 characters; no segment is empty, <c>.</c> or <c>..</c>. <see cref="ValidateKey"/> checks them. The
+/// first segment <c>leases</c> is the store's own: its lease records live there, so the object methods
+/// refuse keys and prefixes under <c>leases/</c> and listings never show them.</para>
+/// <para><b>For authors of a store.</b> Implement the four primitives (<see cref="TryCreateCoreAsync"/>,
+/// <see cref="TryReadCoreAsync"/>, <see cref="ListCoreAsync"/>, <see cref="DeleteCoreAsync"/>) over the whole
+/// key space, lease records included; this class checks keys, prefixes and cancellation before calling them,
+/// and keeps the lease records out of what callers see. Leases come with them: <see cref="AcquireLeaseAsync"/>
+/// runs one protocol over those primitives (numbered, immutable generation records, each created if absent),
+/// which is correct on any store whose create-if-absent is atomic and whose listing shows every object
+/// created before it began that was not deleted since. Pass the store's clock to
+/// <see cref="BackupStore(TimeProvider)"/>: leases expire by it. A store that decorates another (to count,
+/// pause or fail calls) forwards its primitives to the other store's public methods, which refuse the lease
+/// area; such a decorator overrides <see cref="AcquireLeaseAsync"/> too, and forwards it.</para>
 /// <para>Every implementation passes the store contract test suite. Implementations are thread-safe. An
 /// implementation may refuse a call for a reason of its own with a <see cref="BackupException"/> of its own
 /// code: <see cref="Storage.FileSystemBackupStore"/> refuses a symbolic link below its folder with
 /// <see cref="BackupErrorCode.StoreLinkRefused"/>.</para>
 /// </remarks>
-public abstract class BackupStore
+public abstract partial class BackupStore
 {
     /// <summary>The longest object key.</summary>
     public const int MaximumKeyLength = 512;
 
-    /// <summary>For subclasses.</summary>
+    private readonly TimeProvider _time;
+
+    /// <summary>For subclasses: a store whose leases expire by the system clock.</summary>
     protected BackupStore()
+        : this(null)
     {
+    }
+
+    /// <summary>For subclasses: a store whose leases expire by <paramref name="timeProvider"/>.</summary>
+    /// <param name="timeProvider">The clock for lease expiry; the system clock when <see langword="null"/>.</param>
+    protected BackupStore(TimeProvider? timeProvider)
+    {
+        _time = timeProvider ?? TimeProvider.System;
     }
 
     /// <summary>
@@ -32,40 +56,90 @@ public abstract class BackupStore
     /// <param name="content">The object's bytes. The caller may reuse the buffer once the returned task completes: read it only until then.</param>
     /// <param name="cancellationToken">Cancels the write; the object is then absent or whole.</param>
     /// <returns><see langword="true"/> if created; <see langword="false"/> if an object had that key already (it is left unchanged).</returns>
+    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules or is under <c>leases/</c>.</exception>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
-    public abstract Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default);
+    public async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    {
+        ValidateObjectKey(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        return await TryCreateCoreAsync(key, content, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Reads the object <paramref name="key"/>.</summary>
     /// <param name="key">The object's key.</param>
     /// <param name="cancellationToken">Cancels the read.</param>
     /// <returns>The object's bytes, or <see langword="null"/> when there is no such object.</returns>
+    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules or is under <c>leases/</c>.</exception>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
-    public abstract Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default);
+    public async Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default)
+    {
+        ValidateObjectKey(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        return await TryReadCoreAsync(key, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>Lists the complete objects whose keys start with <paramref name="prefix"/>, in ordinal key order.</summary>
-    /// <param name="prefix">A key prefix, possibly empty.</param>
+    /// <param name="prefix">A key prefix, possibly empty: a key whose last segment may be partial (or empty, after a trailing <c>/</c>).</param>
     /// <param name="cancellationToken">Cancels the listing.</param>
+    /// <exception cref="ArgumentException"><paramref name="prefix"/> is not a key prefix, or is under <c>leases/</c>.</exception>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
-    public abstract IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default);
+    public IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    {
+        ValidatePrefix(prefix);
+        if (IsInLeaseArea(prefix))
+        {
+            throw new ArgumentException($"The store prefix '{prefix}' is under '{LeaseAreaPrefix}', where the store keeps its lease records; objects live elsewhere.", nameof(prefix));
+        }
+
+        return ListObjectsAsync(prefix, cancellationToken);
+    }
 
     /// <summary>Deletes the object <paramref name="key"/>.</summary>
     /// <param name="key">The object's key.</param>
     /// <param name="cancellationToken">Cancels the deletion.</param>
     /// <returns>Whether an object was deleted.</returns>
+    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules or is under <c>leases/</c>.</exception>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
-    public abstract Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default);
+    public async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
+    {
+        ValidateObjectKey(key);
+        cancellationToken.ThrowIfCancellationRequested();
+        return await DeleteCoreAsync(key, cancellationToken).ConfigureAwait(false);
+    }
 
     /// <summary>
-    /// Takes the lease <paramref name="leaseName"/> for <paramref name="duration"/>, so that its holder is
-    /// the only writer of what the lease guards (one backup). An expired lease can be taken over.
+    /// The primitive create-if-absent: creates <paramref name="key"/> with <paramref name="content"/> if no object
+    /// has that key, atomically (of concurrent creates of one key, from any number of hosts, exactly one returns
+    /// <see langword="true"/>), visible whole or not at all.
     /// </summary>
-    /// <param name="leaseName">What the lease guards, a key-like name such as <c>backups/b-1</c>.</param>
-    /// <param name="holder">Who takes it, as it should be named to a second writer (host and process, say).</param>
-    /// <param name="duration">How long the lease lasts unless renewed; from 1 second to 1 hour.</param>
-    /// <param name="cancellationToken">Cancels the attempt.</param>
-    /// <returns>The lease; dispose it to release it.</returns>
-    /// <exception cref="BackupException"><see cref="BackupErrorCode.LeaseHeld"/>: another holder has it (the error names it and when it expires).</exception>
-    public abstract Task<StoreLease> AcquireLeaseAsync(string leaseName, string holder, TimeSpan duration, CancellationToken cancellationToken = default);
+    /// <param name="key">A valid key (<see cref="ValidateKey"/>), possibly under <c>leases/</c>.</param>
+    /// <param name="content">The object's bytes; read them only until the returned task completes.</param>
+    /// <param name="cancellationToken">Cancels the write; the object is then absent or whole.</param>
+    /// <returns><see langword="true"/> if created; <see langword="false"/> if an object had that key already.</returns>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    protected abstract Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken);
+
+    /// <summary>The primitive read: the object's bytes, or <see langword="null"/> when there is no such object.</summary>
+    /// <param name="key">A valid key (<see cref="ValidateKey"/>), possibly under <c>leases/</c>.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    protected abstract Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The primitive listing: the complete objects whose keys start with <paramref name="prefix"/>, in ordinal key
+    /// order, lease records included. It shows every object created before the listing began and not deleted
+    /// since (the lease protocol relies on it).
+    /// </summary>
+    /// <param name="prefix">A valid key prefix, possibly empty or under <c>leases/</c>.</param>
+    /// <param name="cancellationToken">Cancels the listing.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    protected abstract IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, CancellationToken cancellationToken);
+
+    /// <summary>The primitive deletion: deletes the object <paramref name="key"/>; returns whether an object was deleted.</summary>
+    /// <param name="key">A valid key (<see cref="ValidateKey"/>), possibly under <c>leases/</c>.</param>
+    /// <param name="cancellationToken">Cancels the deletion.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    protected abstract Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken);
 
     /// <summary>The shortest lease a store grants: 1 second.</summary>
     public static TimeSpan MinimumLeaseDuration { get; } = TimeSpan.FromSeconds(1);
@@ -104,11 +178,67 @@ public abstract class BackupStore
 
         foreach (var segment in key.Split('/'))
         {
-            if (segment.Length == 0 || segment is "." or ".." ||
-                !segment.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-'))
+            if (!IsKeySegment(segment))
             {
                 throw new ArgumentException($"The store key '{key}' has an invalid segment '{segment}': use letters, digits, '.', '_' and '-', separated by '/'.", nameof(key));
             }
+        }
+    }
+
+    /// <summary>Whether <paramref name="name"/> is a whole key segment: letters, digits, '.', '_' and '-', neither empty, '.' nor '..'.</summary>
+    internal static bool IsKeySegment(string name) =>
+        name.Length > 0 && name is not "." and not ".." && name.All(IsKeyCharacter);
+
+    private static bool IsKeyCharacter(char c) => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-';
+
+    /// <summary>A prefix is a key whose last segment may be partial (or empty, after a trailing '/').</summary>
+    private static void ValidatePrefix(string prefix)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        if (prefix.Length > MaximumKeyLength)
+        {
+            throw new ArgumentException($"A store prefix has at most {MaximumKeyLength} characters; this one has {prefix.Length}.", nameof(prefix));
+        }
+
+        var segments = prefix.Split('/');
+        for (var i = 0; i < segments.Length; i++)
+        {
+            var segment = segments[i];
+
+            // The last segment may be partial: empty (after a trailing '/'), '.' or '..' start valid segments too.
+            var valid = i == segments.Length - 1 ? segment.All(IsKeyCharacter) : IsKeySegment(segment);
+            if (!valid)
+            {
+                throw new ArgumentException($"The store prefix '{prefix}' has an invalid segment '{segment}': use letters, digits, '.', '_' and '-', separated by '/'.", nameof(prefix));
+            }
+        }
+    }
+
+    /// <summary>A key an object may have: a valid key outside the lease area.</summary>
+    private static void ValidateObjectKey(string key)
+    {
+        ValidateKey(key);
+        if (key == LeaseArea || IsInLeaseArea(key))
+        {
+            throw new ArgumentException($"The store key '{key}' is in '{LeaseAreaPrefix}', where the store keeps its lease records; objects use other keys.", nameof(key));
+        }
+    }
+
+    private static bool IsInLeaseArea(string keyOrPrefix) => keyOrPrefix.StartsWith(LeaseAreaPrefix, StringComparison.Ordinal);
+
+    /// <summary>The primitive listing, checked for cancellation, without the lease records when the prefix covers them.</summary>
+    private async IAsyncEnumerable<StoreObject> ListObjectsAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var coversLeaseArea = LeaseAreaPrefix.StartsWith(prefix, StringComparison.Ordinal);
+        await foreach (var entry in ListCoreAsync(prefix, cancellationToken).ConfigureAwait(false))
+        {
+            if (coversLeaseArea && (entry.Key == LeaseArea || IsInLeaseArea(entry.Key)))
+            {
+                continue;
+            }
+
+            yield return entry;
         }
     }
 }

@@ -1,42 +1,32 @@
 namespace KmsBackup.Storage;
 
 /// <summary>
-/// A <see cref="StoreLease"/> kept as a record in the store itself (a lease file, a lease blob): the store
-/// renews, checks and releases it by compare-and-swap on the record this holder wrote last. This class
-/// runs those operations one at a time, tracks the newest record and its expiry, and makes releasing a
-/// courtesy (a lease that cannot be released expires). For authors of <see cref="BackupStore"/> adapters.
+/// A <see cref="StoreLease"/> kept as records in the store itself (<see cref="BackupStore.AcquireLeaseAsync"/>): the
+/// store renews, checks and releases it from the record this holder wrote last. This class runs those operations
+/// one at a time, tracks the newest record and its expiry, and makes releasing a courtesy (a lease that cannot be
+/// released expires).
 /// </summary>
-/// <typeparam name="TRecord">The store's lease record.</typeparam>
 /// <remarks>Thread-safe.</remarks>
-public sealed class RecordStoreLease<TRecord> : StoreLease
-    where TRecord : class
+internal sealed class RecordStoreLease : StoreLease
 {
-    private readonly Func<TRecord, DateTimeOffset> _expiresAt;
-    private readonly Func<TRecord, CancellationToken, Task<TRecord>> _renew;
-    private readonly Func<TRecord, CancellationToken, Task> _ensureHeld;
-    private readonly Func<TRecord, Task> _release;
+    private readonly Func<StoreLeaseRecord, CancellationToken, Task<StoreLeaseRecord>> _renew;
+    private readonly Func<StoreLeaseRecord, CancellationToken, Task> _ensureHeld;
+    private readonly Func<StoreLeaseRecord, Task> _release;
     private readonly SemaphoreSlim _sync = new(1, 1);
-    private TRecord _record;
+    private StoreLeaseRecord _record;
     private bool _disposed;
 
     /// <summary>Creates the lease from the record its acquisition wrote.</summary>
-    /// <param name="name">What the lease guards.</param>
-    /// <param name="holder">Who holds it.</param>
     /// <param name="record">The record the acquisition wrote.</param>
-    /// <param name="expiresAt">A record's expiry.</param>
     /// <param name="renew">Writes the renewed record after the given one, or throws <see cref="BackupErrorCode.LeaseLost"/>.</param>
     /// <param name="ensureHeld">Throws <see cref="BackupErrorCode.LeaseLost"/> unless the given record is still the lease's current one and unexpired.</param>
     /// <param name="release">Marks the lease released if the given record is still current.</param>
     public RecordStoreLease(
-        string name, string holder, TRecord record, Func<TRecord, DateTimeOffset> expiresAt,
-        Func<TRecord, CancellationToken, Task<TRecord>> renew, Func<TRecord, CancellationToken, Task> ensureHeld, Func<TRecord, Task> release)
-        : base(name, holder, (expiresAt ?? throw new ArgumentNullException(nameof(expiresAt)))(record ?? throw new ArgumentNullException(nameof(record))))
+        StoreLeaseRecord record, Func<StoreLeaseRecord, CancellationToken, Task<StoreLeaseRecord>> renew,
+        Func<StoreLeaseRecord, CancellationToken, Task> ensureHeld, Func<StoreLeaseRecord, Task> release)
+        : base(record.LeaseName, record.Holder, record.ExpiresAt)
     {
-        ArgumentNullException.ThrowIfNull(renew);
-        ArgumentNullException.ThrowIfNull(ensureHeld);
-        ArgumentNullException.ThrowIfNull(release);
         _record = record;
-        _expiresAt = expiresAt;
         _renew = renew;
         _ensureHeld = ensureHeld;
         _release = release;
@@ -50,7 +40,7 @@ public sealed class RecordStoreLease<TRecord> : StoreLease
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             _record = await _renew(_record, cancellationToken).ConfigureAwait(false);
-            ExpiresAt = _expiresAt(_record);
+            ExpiresAt = _record.ExpiresAt;
         }
         finally
         {

@@ -4,18 +4,17 @@ using System.Text.Json;
 namespace KmsBackup.Storage;
 
 /// <summary>
-/// The state of a lease that a store keeps as a record of its own (a lease file, a lease blob): who holds
-/// it, the random token that tells this holder's acquisition from any other (even one with the same
-/// holder name), until when, and whether it was released; stored as JSON. With
-/// <see cref="RecordStoreLease{TRecord}"/>, what an adapter needs for leases besides its compare-and-swap.
+/// One generation of a lease, as <see cref="BackupStore.AcquireLeaseAsync"/> keeps it in the store: who holds
+/// it, the random token that tells this holder's acquisition from any other (even one with the same holder
+/// name), until when, and whether it was released; stored as JSON.
 /// </summary>
 /// <param name="LeaseName">What the lease guards.</param>
-/// <param name="Generation">How many times the lease's record was written (the file-system store makes each generation a file of its own).</param>
+/// <param name="Generation">The generation's number: each change of the lease writes the next one.</param>
 /// <param name="Holder">Who holds it.</param>
 /// <param name="Token">The random token of this acquisition.</param>
 /// <param name="ExpiresAt">When it expires unless renewed.</param>
 /// <param name="Released">Whether its holder released it.</param>
-public sealed record StoreLeaseRecord(string LeaseName, long Generation, string Holder, string Token, DateTimeOffset ExpiresAt, bool Released)
+internal sealed record StoreLeaseRecord(string LeaseName, long Generation, string Holder, string Token, DateTimeOffset ExpiresAt, bool Released)
 {
     /// <summary>Whether the lease is free to take at <paramref name="now"/>.</summary>
     public bool IsFreeAt(DateTimeOffset now) => Released || now >= ExpiresAt;

@@ -259,14 +259,14 @@ internal sealed class HostKilledException(string message) : Exception(message);
 /// </summary>
 internal sealed class RenewalProbeStore(BackupStore inner, InterleavingGate gate) : BackupStore
 {
-    public override Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default) =>
+    protected override Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) =>
         inner.TryCreateAsync(key, content, cancellationToken);
 
-    public override Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default) => inner.TryReadAsync(key, cancellationToken);
+    protected override Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken) => inner.TryReadAsync(key, cancellationToken);
 
-    public override IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default) => inner.ListAsync(prefix, cancellationToken);
+    protected override IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, CancellationToken cancellationToken) => inner.ListAsync(prefix, cancellationToken);
 
-    public override Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default) => inner.DeleteAsync(key, cancellationToken);
+    protected override Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken) => inner.DeleteAsync(key, cancellationToken);
 
     public override async Task<StoreLease> AcquireLeaseAsync(string leaseName, string holder, TimeSpan duration, CancellationToken cancellationToken = default) =>
         new ProbedLease(await inner.AcquireLeaseAsync(leaseName, holder, duration, cancellationToken), gate);

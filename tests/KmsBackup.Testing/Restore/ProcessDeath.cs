@@ -85,19 +85,19 @@ public sealed class DyingGateway(InstanceGateway inner, ProcessDeath death, int 
 /// <summary>A store whose every call, lease calls included, fails once its process has died; a dead process releases no lease.</summary>
 public sealed class DyingStore(BackupStore inner, ProcessDeath death) : BackupStore
 {
-    public override async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    protected override async Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
         death.ThrowIfDead();
         return await inner.TryCreateAsync(key, content, cancellationToken);
     }
 
-    public override async Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default)
+    protected override async Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken)
     {
         death.ThrowIfDead();
         return await inner.TryReadAsync(key, cancellationToken);
     }
 
-    public override async IAsyncEnumerable<StoreObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    protected override async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         death.ThrowIfDead();
         await foreach (var entry in inner.ListAsync(prefix, cancellationToken))
@@ -107,7 +107,7 @@ public sealed class DyingStore(BackupStore inner, ProcessDeath death) : BackupSt
         }
     }
 
-    public override async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
+    protected override async Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken)
     {
         death.ThrowIfDead();
         return await inner.DeleteAsync(key, cancellationToken);

@@ -41,6 +41,15 @@ public abstract class BackupStoreContractTests
     /// </summary>
     protected abstract BackupStore CreateStore();
 
+    /// <summary>
+    /// Stores <paramref name="content"/> where this test's store keeps the key <paramref name="key"/> (a file under
+    /// <c>objects/</c>, a blob under the prefix's <c>objects/</c>), past the public API, replacing what is there: what
+    /// another program, or a writer that stalled in the middle of the lease protocol, can leave in a shared store.
+    /// </summary>
+    /// <param name="key">A valid key, here always one of a lease record (under <c>leases/</c>).</param>
+    /// <param name="content">The bytes.</param>
+    protected abstract Task PutPastTheApiAsync(string key, byte[] content);
+
     // ---- put-if-absent, get ----
 
     [Fact]
@@ -476,6 +485,160 @@ public abstract class BackupStoreContractTests
         Assert.Equal(["backups/b-1"], (await ListAsync(Store, string.Empty)).Select(o => o.Key));
     }
 
+    [Fact]
+    public async Task Writers_racing_for_a_lease_round_after_round_have_one_holder_at_a_time()
+    {
+        // Each round, nine writers on three clients race for the lease: one wins, the others are told who won.
+        // The winner renews while a late writer asks (each renewal writes a generation and deletes old ones),
+        // then either releases the lease or lets it lapse, for the next round to take over.
+        var clients = new[] { Store, CreateStore(), CreateStore() };
+        StoreLease? lapsed = null;
+        for (var round = 0; round < 5; round++)
+        {
+            var start = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var racing = Enumerable.Range(0, 9).Select(i => Task.Run(() => TryAcquire(clients[i % 3], "backups/b-1", $"round-{round}-writer-{i}", start.Task))).ToArray();
+            start.SetResult();
+            var outcomes = await Task.WhenAll(racing);
+
+            var winner = Assert.Single(outcomes, o => o.Lease is not null).Lease!;
+            Assert.All(outcomes.Where(o => o.Lease is null), o => Assert.Equal(BackupErrorCode.LeaseHeld, o.Error!.Code));
+            Assert.All(outcomes.Where(o => o.Lease is null), o => Assert.Contains(winner.Holder, o.Error!.Message, StringComparison.Ordinal));
+            if (lapsed is not null)
+            {
+                // The last round's holder let its lease lapse: it learns it lost it, and its late release frees nothing.
+                var lost = await Assert.ThrowsAsync<BackupException>(() => lapsed.EnsureHeldAsync());
+                Assert.Equal(BackupErrorCode.LeaseLost, lost.Code);
+                Assert.Contains(winner.Holder, lost.Message, StringComparison.Ordinal);
+                await lapsed.DisposeAsync();
+                await winner.EnsureHeldAsync();
+                lapsed = null;
+            }
+
+            var late = Task.Run(() => TryAcquire(clients[round % 3], "backups/b-1", $"round-{round}-late", Task.CompletedTask));
+            for (var renewal = 0; renewal < 3; renewal++)
+            {
+                await winner.RenewAsync();
+            }
+
+            var lateOutcome = await late;
+            Assert.Null(lateOutcome.Lease);
+            Assert.Equal(BackupErrorCode.LeaseHeld, lateOutcome.Error!.Code);
+            await winner.EnsureHeldAsync();
+
+            if (round % 2 == 0)
+            {
+                await winner.DisposeAsync();
+            }
+            else
+            {
+                Time.Advance(TimeSpan.FromSeconds(31));
+                lapsed = winner;
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_generation_re_created_below_the_newest_by_a_stalled_writer_never_takes_the_lease()
+    {
+        // The holder renews: generations 1 to 4, of which 1 and 2 are deleted again.
+        await using var holder = await Store.AcquireLeaseAsync("backups/b-1", "holder", TimeSpan.FromSeconds(30));
+        for (var i = 0; i < 3; i++)
+        {
+            await holder.RenewAsync();
+        }
+
+        // A writer that read generation 1 long ago, when it was free, wakes up and creates generation 2 again,
+        // naming itself the holder for an hour.
+        await PutPastTheApiAsync("leases/backups__b-1/00000000000000000002", LeaseRecordJson("backups/b-1", 2, "stalled-writer", Start + TimeSpan.FromHours(1)));
+
+        // Generation 4 is still the lease's state: the holder holds it, a third writer is told so, and renewing goes on.
+        await holder.EnsureHeldAsync();
+        var refused = await Assert.ThrowsAsync<BackupException>(() => CreateStore().AcquireLeaseAsync("backups/b-1", "third-writer", TimeSpan.FromSeconds(30)));
+        Assert.Equal(BackupErrorCode.LeaseHeld, refused.Code);
+        Assert.Contains("'holder'", refused.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("stalled-writer", refused.Message, StringComparison.Ordinal);
+        await holder.RenewAsync();
+        await holder.EnsureHeldAsync();
+        Assert.Empty(await ListAsync(Store, string.Empty));
+    }
+
+    [Fact]
+    public async Task A_lease_record_that_is_not_one_of_that_lease_is_refused_naming_the_lease()
+    {
+        await using var held = await Store.AcquireLeaseAsync("backups/b-1", "writer-a", TimeSpan.FromSeconds(30));
+        await PutPastTheApiAsync("leases/backups__b-1/00000000000000000009", "not a lease"u8.ToArray());
+
+        var acquire = await Assert.ThrowsAsync<BackupException>(() => CreateStore().AcquireLeaseAsync("backups/b-1", "writer-b", TimeSpan.FromSeconds(30)));
+        var ensure = await Assert.ThrowsAsync<BackupException>(() => held.EnsureHeldAsync());
+        foreach (var ex in new[] { acquire, ensure })
+        {
+            Assert.Equal(BackupErrorCode.StoreUnavailable, ex.Code);
+            Assert.Equal("lease 'backups/b-1'", ex.Item);
+            Assert.Contains("leases/backups__b-1/00000000000000000009", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("altered", ex.Remedy, StringComparison.Ordinal);
+        }
+
+        // A record of another lease where this one's should be is refused too.
+        await using var other = await Store.AcquireLeaseAsync("backups/b-2", "writer-a", TimeSpan.FromSeconds(30));
+        await PutPastTheApiAsync("leases/backups__b-2/00000000000000000005", LeaseRecordJson("backups/b-3", 5, "writer-c", Start + TimeSpan.FromHours(1)));
+        var foreign = await Assert.ThrowsAsync<BackupException>(() => CreateStore().AcquireLeaseAsync("backups/b-2", "writer-b", TimeSpan.FromSeconds(30)));
+        Assert.Equal(BackupErrorCode.StoreUnavailable, foreign.Code);
+        Assert.Contains("not a record of the lease 'backups/b-2'", foreign.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Lease_names_that_differ_only_in_slashes_and_underscores_or_past_200_characters_are_different_leases()
+    {
+        string[] names =
+        [
+            "a/b", "a_b", "a__b", "a_/b", "a/_b", "a/-b", "a_-b", "a-/b",
+            new string('x', 299) + "1", new string('x', 299) + "2", string.Join('/', Enumerable.Repeat("long_segment", 30)),
+        ];
+        var leases = new List<StoreLease>();
+        for (var i = 0; i < names.Length; i++)
+        {
+            leases.Add(await Store.AcquireLeaseAsync(names[i], $"writer-{i}", TimeSpan.FromSeconds(30)));
+        }
+
+        for (var i = 0; i < names.Length; i++)
+        {
+            var ex = await Assert.ThrowsAsync<BackupException>(() => CreateStore().AcquireLeaseAsync(names[i], "other", TimeSpan.FromSeconds(30)));
+            Assert.Equal(BackupErrorCode.LeaseHeld, ex.Code);
+            Assert.Contains($"'writer-{i}'", ex.Message, StringComparison.Ordinal);
+            await leases[i].EnsureHeldAsync();
+            await leases[i].DisposeAsync();
+        }
+
+        Assert.Empty(await ListAsync(Store, string.Empty));
+    }
+
+    [Fact]
+    public async Task Keys_under_leases_are_not_objects_and_no_listing_shows_a_lease_record()
+    {
+        await using var lease = await Store.AcquireLeaseAsync("backups/b-1", "writer-a", TimeSpan.FromSeconds(30));
+        await using var named = await Store.AcquireLeaseAsync("leases/x", "writer-a", TimeSpan.FromSeconds(30));
+        Assert.True(await Store.TryCreateAsync("leasesX/a", Content(3, seed: 1)));
+        Assert.True(await Store.TryCreateAsync("le", Content(4, seed: 2)));
+
+        foreach (var key in new[] { "leases", "leases/x", "leases/backups__b-1/00000000000000000001" })
+        {
+            await Assert.ThrowsAnyAsync<ArgumentException>(() => Store.TryCreateAsync(key, Content(1, seed: 1)));
+            await Assert.ThrowsAnyAsync<ArgumentException>(() => Store.TryReadAsync(key));
+            await Assert.ThrowsAnyAsync<ArgumentException>(() => Store.DeleteAsync(key));
+        }
+
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => ListAsync(Store, "leases/"));
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => ListAsync(Store, "leases/backups__b-1/"));
+        foreach (var prefix in new[] { string.Empty, "l", "le", "leases", "leasesX" })
+        {
+            var listed = (await ListAsync(CreateStore(), prefix)).Select(o => o.Key);
+            Assert.Equal(new[] { "le", "leasesX/a" }.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)), listed);
+        }
+
+        await lease.EnsureHeldAsync();
+        await named.EnsureHeldAsync();
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(999)]
@@ -622,6 +785,11 @@ public abstract class BackupStoreContractTests
 
         return objects;
     }
+
+    /// <summary>A lease record as the lease protocol stores it (UTF-8 JSON), held by <paramref name="holder"/> until <paramref name="expiresAt"/>.</summary>
+    private static byte[] LeaseRecordJson(string leaseName, long generation, string holder, DateTimeOffset expiresAt) =>
+        System.Text.Encoding.UTF8.GetBytes(
+            $$"""{"lease":"{{leaseName}}","generation":{{generation}},"holder":"{{holder}}","token":"{{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16))}}","expiresAt":"{{expiresAt.ToUniversalTime().ToString("O", System.Globalization.CultureInfo.InvariantCulture)}}","released":false}""");
 
     private static async Task<(StoreLease? Lease, BackupException? Error)> TryAcquire(BackupStore store, string name, string holder, Task start)
     {

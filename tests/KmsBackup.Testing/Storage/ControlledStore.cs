@@ -67,21 +67,21 @@ public sealed class ControlledStore(BackupStore inner) : BackupStore
         Before?.Invoke(new StoreCall(kind, key) { CancellationToken = cancellationToken }) ?? Task.CompletedTask;
 
     /// <inheritdoc />
-    public override async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    protected override async Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
         await BeforeAsync(StoreCallKind.Create, key, cancellationToken);
         return await inner.TryCreateAsync(key, content, cancellationToken);
     }
 
     /// <inheritdoc />
-    public override async Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default)
+    protected override async Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken)
     {
         await BeforeAsync(StoreCallKind.Read, key, cancellationToken);
         return await inner.TryReadAsync(key, cancellationToken);
     }
 
     /// <inheritdoc />
-    public override async IAsyncEnumerable<StoreObject> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    protected override async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await BeforeAsync(StoreCallKind.List, prefix, cancellationToken);
 
@@ -99,7 +99,7 @@ public sealed class ControlledStore(BackupStore inner) : BackupStore
     }
 
     /// <inheritdoc />
-    public override async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
+    protected override async Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken)
     {
         await BeforeAsync(StoreCallKind.Delete, key, cancellationToken);
         return await inner.DeleteAsync(key, cancellationToken);

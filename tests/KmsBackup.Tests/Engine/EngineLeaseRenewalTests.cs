@@ -50,13 +50,13 @@ public class EngineLeaseRenewalTests
     /// <summary>A store whose leases cannot be renewed: another writer took them over.</summary>
     private sealed class LosingStore(BackupStore inner) : BackupStore
     {
-        public override Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default) => inner.TryCreateAsync(key, content, cancellationToken);
+        protected override Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => inner.TryCreateAsync(key, content, cancellationToken);
 
-        public override Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default) => inner.TryReadAsync(key, cancellationToken);
+        protected override Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken) => inner.TryReadAsync(key, cancellationToken);
 
-        public override IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default) => inner.ListAsync(prefix, cancellationToken);
+        protected override IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, CancellationToken cancellationToken) => inner.ListAsync(prefix, cancellationToken);
 
-        public override Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default) => inner.DeleteAsync(key, cancellationToken);
+        protected override Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken) => inner.DeleteAsync(key, cancellationToken);
 
         public override async Task<StoreLease> AcquireLeaseAsync(string leaseName, string holder, TimeSpan duration, CancellationToken cancellationToken = default) =>
             new LostLease(await inner.AcquireLeaseAsync(leaseName, holder, duration, cancellationToken));

@@ -139,21 +139,21 @@ internal sealed class RecordingStore(BackupStore inner) : BackupStore
 {
     public ConcurrentQueue<string> Reads { get; } = new();
 
-    public override Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default) => inner.TryCreateAsync(key, content, cancellationToken);
+    protected override Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => inner.TryCreateAsync(key, content, cancellationToken);
 
-    public override Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default)
+    protected override Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken)
     {
         Reads.Enqueue(key);
         return inner.TryReadAsync(key, cancellationToken);
     }
 
-    public override IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    protected override IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, CancellationToken cancellationToken)
     {
         Reads.Enqueue($"list:{prefix}");
         return inner.ListAsync(prefix, cancellationToken);
     }
 
-    public override Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default) => inner.DeleteAsync(key, cancellationToken);
+    protected override Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken) => inner.DeleteAsync(key, cancellationToken);
 
     public override Task<StoreLease> AcquireLeaseAsync(string leaseName, string holder, TimeSpan duration, CancellationToken cancellationToken = default) =>
         inner.AcquireLeaseAsync(leaseName, holder, duration, cancellationToken);

@@ -18,14 +18,22 @@ public abstract class FileSystemBackupStoreTests : BackupStoreContractTests
 
     private string InRoot(params string[] parts) => FileSystem.Path.Combine([FileSystem.Path.GetFullPath(RootPath), .. parts]);
 
+    protected override Task PutPastTheApiAsync(string key, byte[] content)
+    {
+        var path = InRoot(["objects", .. key.Split('/')]);
+        FileSystem.Directory.CreateDirectory(FileSystem.Path.GetDirectoryName(path)!);
+        FileSystem.File.WriteAllBytes(path, content);
+        return Task.CompletedTask;
+    }
+
     [Fact]
-    public async Task Objects_are_files_under_objects_and_leases_are_files_under_leases()
+    public async Task Objects_are_files_under_objects_and_lease_records_are_files_under_objects_leases()
     {
         Assert.True(await Store.TryCreateAsync("data/ab/object-1", Content(10, seed: 1)));
         await using var lease = await Store.AcquireLeaseAsync("backups/b-1", "writer", TimeSpan.FromSeconds(10));
 
         Assert.Equal(Content(10, seed: 1), FileSystem.File.ReadAllBytes(InRoot("objects", "data", "ab", "object-1")));
-        Assert.Single(FileSystem.Directory.GetFiles(InRoot("leases", "backups+b-1"), "*.lease"));
+        Assert.Equal("00000000000000000001", FileSystem.Path.GetFileName(Assert.Single(FileSystem.Directory.GetFiles(InRoot("objects", "leases", "backups__b-1")))));
         Assert.Equal(FileSystem.Path.GetFullPath(RootPath), ((FileSystemBackupStore)Store).RootPath);
     }
 
@@ -39,7 +47,7 @@ public abstract class FileSystemBackupStoreTests : BackupStoreContractTests
         [
             InRoot("objects", "data", "ab", $".~tmp-{twoHoursAgo}-0123456789abcdef"),
             InRoot("objects", "data", $".~del-{twoHoursAgo}-0123456789abcdef"),
-            InRoot("leases", "backups+b-1", $".~tmp-{twoHoursAgo}-0123456789abcdef"),
+            InRoot("objects", "leases", "backups__b-1", $".~tmp-{twoHoursAgo}-0123456789abcdef"),
         ];
         var recent = InRoot("objects", "data", "ab", $".~tmp-{now}-fedcba9876543210");
         foreach (var path in oldLeftovers.Append(recent))
@@ -105,15 +113,15 @@ public abstract class FileSystemBackupStoreTests : BackupStoreContractTests
         }
 
         await lease.EnsureHeldAsync();
-        var generations = FileSystem.Directory.GetFiles(InRoot("leases", "backups+b-1"), "*.lease").Select(path => FileSystem.Path.GetFileName(path) ?? string.Empty).Order(StringComparer.Ordinal).ToArray();
-        Assert.Equal(["00000000000000000020.lease", "00000000000000000021.lease"], generations);
+        var generations = FileSystem.Directory.GetFiles(InRoot("objects", "leases", "backups__b-1")).Select(path => FileSystem.Path.GetFileName(path) ?? string.Empty).Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(["00000000000000000020", "00000000000000000021"], generations);
     }
 
     [Fact]
     public async Task A_lease_folder_altered_by_hand_is_reported_not_misread()
     {
         await using var lease = await Store.AcquireLeaseAsync("backups/b-1", "writer", TimeSpan.FromSeconds(10));
-        FileSystem.File.WriteAllText(InRoot("leases", "backups+b-1", "00000000000000000009.lease"), "not a lease");
+        FileSystem.File.WriteAllText(InRoot("objects", "leases", "backups__b-1", "00000000000000000009"), "not a lease");
 
         var ex = await Assert.ThrowsAsync<BackupException>(() => CreateStore().AcquireLeaseAsync("backups/b-1", "other", TimeSpan.FromSeconds(10)));
 
@@ -129,7 +137,7 @@ public abstract class FileSystemBackupStoreTests : BackupStoreContractTests
 
         var ex = await Assert.ThrowsAsync<BackupException>(() => CreateStore().AcquireLeaseAsync(name, "writer-b", TimeSpan.FromSeconds(10)));
         Assert.Equal(BackupErrorCode.LeaseHeld, ex.Code);
-        Assert.Single(FileSystem.Directory.GetDirectories(InRoot("leases")), d => FileSystem.Path.GetFileName(d)!.StartsWith('='));
+        Assert.Single(FileSystem.Directory.GetDirectories(InRoot("objects", "leases")), d => FileSystem.Path.GetFileName(d)!.StartsWith("_h", StringComparison.Ordinal));
     }
 }
 

@@ -56,7 +56,7 @@ public sealed class FileSystemStoreLinkTests : IDisposable
 
         File.WriteAllText(Path.Combine(Canary, "README.txt"), "canary: nothing here may be read, changed or deleted by a backup store");
         File.WriteAllText(Path.Combine(Canary, ".~tmp-0-0123456789abcdef"), "a leftover-looking file that is not the store's");
-        File.WriteAllText(Path.Combine(Canary, "00000000000000000001.lease"), "a lease-looking file that is not the store's");
+        File.WriteAllText(Path.Combine(Canary, "00000000000000000001"), "a lease-looking file that is not the store's");
         Directory.CreateDirectory(Path.Combine(Canary, "nested"));
         File.WriteAllText(Path.Combine(Canary, "nested", "secret.txt"), "canary secret");
         _canaryBefore = Snapshot(Canary);
@@ -257,17 +257,17 @@ public sealed class FileSystemStoreLinkTests : IDisposable
     {
         var store = Store(decorated);
         await (await store.AcquireLeaseAsync("backups/b-0", "writer", TimeSpan.FromSeconds(10))).DisposeAsync();
-        var leaseLink = PlantFolderLink("leases", "backups+b-1");
+        var leaseLink = PlantFolderLink("objects", "leases", "backups__b-1");
 
-        await AssertRefusedAsync(() => store.AcquireLeaseAsync("backups/b-1", "writer", TimeSpan.FromSeconds(10)), "leases/backups+b-1");
+        await AssertRefusedAsync(() => store.AcquireLeaseAsync("backups/b-1", "writer", TimeSpan.FromSeconds(10)), "objects/leases/backups__b-1");
         AssertCanaryUnchanged("after acquiring a lease whose folder is a link");
         AssertLinkLeftAlone(leaseLink);
 
         // The whole lease area replaced by a link.
         Directory.Delete(leaseLink);
-        Directory.Move(InStore("leases"), Path.Combine(_sandbox, "leases-moved-away"));
-        var areaLink = PlantFolderLink("leases");
-        await AssertRefusedAsync(() => store.AcquireLeaseAsync("backups/b-2", "writer", TimeSpan.FromSeconds(10)), "leases");
+        Directory.Move(InStore("objects", "leases"), Path.Combine(_sandbox, "leases-moved-away"));
+        var areaLink = PlantFolderLink("objects", "leases");
+        await AssertRefusedAsync(() => store.AcquireLeaseAsync("backups/b-2", "writer", TimeSpan.FromSeconds(10)), "objects/leases");
         AssertCanaryUnchanged("after acquiring a lease in a lease area that is a link");
         AssertLinkLeftAlone(areaLink);
     }
@@ -278,11 +278,11 @@ public sealed class FileSystemStoreLinkTests : IDisposable
     {
         var store = Store(decorated);
         var lease = await store.AcquireLeaseAsync("backups/b-1", "writer", TimeSpan.FromSeconds(10));
-        Directory.Move(InStore("leases", "backups+b-1"), Path.Combine(_sandbox, "lease-moved-away"));
-        var link = PlantFolderLink("leases", "backups+b-1");
+        Directory.Move(InStore("objects", "leases", "backups__b-1"), Path.Combine(_sandbox, "lease-moved-away"));
+        var link = PlantFolderLink("objects", "leases", "backups__b-1");
 
-        await AssertRefusedAsync(async () => { await lease.RenewAsync(); return 0; }, "leases/backups+b-1");
-        await AssertRefusedAsync(async () => { await lease.EnsureHeldAsync(); return 0; }, "leases/backups+b-1");
+        await AssertRefusedAsync(async () => { await lease.RenewAsync(); return 0; }, "objects/leases/backups__b-1");
+        await AssertRefusedAsync(async () => { await lease.EnsureHeldAsync(); return 0; }, "objects/leases/backups__b-1");
         await lease.DisposeAsync(); // releasing is a courtesy: it never throws, and here it does nothing
 
         AssertCanaryUnchanged("after renewing, checking and releasing the lease");

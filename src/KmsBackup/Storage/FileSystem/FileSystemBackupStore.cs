@@ -10,13 +10,14 @@ namespace KmsBackup.Storage;
 /// <summary>
 /// A <see cref="BackupStore"/> in a folder of a file system: a local disk, or a share that several hosts
 /// mount. Objects are files under <c>objects/</c> (the key <c>data/ab/cd</c> is the file
-/// <c>objects/data/ab/cd</c>); leases are small record files under <c>leases/</c>.
+/// <c>objects/data/ab/cd</c>), and the records of leases, which are kept under the key prefix <c>leases/</c>,
+/// are files under <c>objects/leases/</c>.
 /// </summary>
 /// <remarks>
-/// <para><b>Writes.</b> <see cref="TryCreateAsync"/> writes the content to a temporary file in the
-/// object's folder (a name starting with <c>.~tmp-</c>, which holds a character no key may hold, so that
-/// <see cref="ListAsync"/> never shows it), flushes it to disk (<c>fsync</c>), and then publishes it under
-/// the object's name only if that name is free:</para>
+/// <para><b>Writes.</b> <see cref="BackupStore.TryCreateAsync"/> writes the content to a temporary file in
+/// the object's folder (a name starting with <c>.~tmp-</c>, which holds a character no key may hold, so that
+/// <see cref="BackupStore.ListAsync"/> never shows it), flushes it to disk (<c>fsync</c>), and then publishes
+/// it under the object's name only if that name is free:</para>
 /// <list type="bullet">
 /// <item>on Linux and macOS with the real file system, with <c>link(2)</c>, which the kernel (or the NFS
 /// server) fails atomically when the name exists, and then <c>fsync</c> of the folder so that the new name
@@ -36,15 +37,11 @@ namespace KmsBackup.Storage;
 /// <para>A crash at any point leaves either no object or the whole object: the name appears only after the
 /// content is on disk. What a crash leaves behind is a temporary file, never listed, which
 /// <see cref="CleanUpAsync"/> removes.</para>
-/// <para><b>Leases</b> use only the same create-if-absent publish, as a compare-and-swap: a lease is a
-/// folder of immutable, numbered generation files, and the highest number is the lease's state (holder,
-/// random token, expiry, released or not). Acquiring, taking over an expired lease, renewing and releasing
-/// each create generation <c>n + 1</c> after reading generation <c>n</c>; since only one writer can create
-/// <c>n + 1</c>, two writers racing for the same expired lease cannot both win, and a renewal racing with
-/// a takeover either keeps the lease or learns it is lost. After creating a generation, the writer checks
-/// that no higher one exists (old generations are deleted, and a stalled writer could otherwise re-create
-/// one of those numbers). Expiry compares the writers' clocks (<see cref="TimeProvider"/>): hosts that
-/// share a store need clocks in sync to well within a lease's duration.</para>
+/// <para><b>Leases</b> are <see cref="BackupStore"/>'s, written over the four primitives: numbered, immutable
+/// generation records, each created with the same create-if-absent publish as any object, so that of two writers
+/// racing for a lease exactly one creates the next generation. Expiry compares the writers' clocks (the
+/// <see cref="TimeProvider"/> given to the store): hosts that share a store need clocks in sync to well within a
+/// lease's duration.</para>
 /// <para><b>Limits of a file system.</b> A path is a file or a folder, not both: an object key cannot also
 /// be a folder of other keys (<c>a</c> and <c>a/b</c>); the second write is refused with
 /// <see cref="BackupErrorCode.StoreUnavailable"/>. On case-insensitive file systems (Windows, macOS by
@@ -80,7 +77,6 @@ namespace KmsBackup.Storage;
 public sealed partial class FileSystemBackupStore : BackupStore
 {
     private const string ObjectsFolderName = "objects";
-    private const string LeasesFolderName = "leases";
     private const string TemporaryPrefix = ".~tmp-";
     private const string DeletingPrefix = ".~del-";
     private const int WriteChunkSize = 1 << 20;
@@ -108,6 +104,7 @@ public sealed partial class FileSystemBackupStore : BackupStore
     /// <param name="timeProvider">The clock for lease expiry and for the age of leftover temporary files; the system clock by default.</param>
     /// <exception cref="ArgumentException"><paramref name="rootPath"/> is empty or not a valid path.</exception>
     public FileSystemBackupStore(IFileSystem fileSystem, string rootPath, TimeProvider? timeProvider = null)
+        : base(timeProvider)
     {
         ArgumentNullException.ThrowIfNull(fileSystem);
         ArgumentException.ThrowIfNullOrWhiteSpace(rootPath);
@@ -129,10 +126,8 @@ public sealed partial class FileSystemBackupStore : BackupStore
     private bool UsesPosixCalls => _isRealFileSystem && PosixFileOperations.IsSupported;
 
     /// <inheritdoc />
-    public override async Task<bool> TryCreateAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken = default)
+    protected override async Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
     {
-        ValidateKey(key);
-        cancellationToken.ThrowIfCancellationRequested();
         var (segments, name) = ObjectLocation(key);
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -159,10 +154,8 @@ public sealed partial class FileSystemBackupStore : BackupStore
     }
 
     /// <inheritdoc />
-    public override async Task<byte[]?> TryReadAsync(string key, CancellationToken cancellationToken = default)
+    protected override async Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken)
     {
-        ValidateKey(key);
-        cancellationToken.ThrowIfCancellationRequested();
         var (segments, name) = ObjectLocation(key);
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -199,10 +192,39 @@ public sealed partial class FileSystemBackupStore : BackupStore
     /// <see cref="BackupErrorCode.StoreLinkRefused"/>, after the keys that sort before it: a listing never
     /// skips what it cannot see, so that a prune never takes what a link hides for garbage.
     /// </remarks>
-    public override IAsyncEnumerable<StoreObject> ListAsync(string prefix, CancellationToken cancellationToken = default)
+    protected override async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        ValidatePrefix(prefix);
-        return ListCoreAsync(prefix, cancellationToken);
+        var slash = prefix.LastIndexOf('/');
+        var startKey = slash < 0 ? string.Empty : prefix[..slash];
+        var namePrefix = prefix[(slash + 1)..];
+        var start = await ReadObjectFolderAsync(startKey, namePrefix, prefix, cancellationToken).ConfigureAwait(false);
+
+        // Depth first, each folder sorted so that the keys come out in ordinal order: a folder 'a' sorts
+        // as 'a/' among its siblings, since every key under it starts with 'a/'.
+        var stack = new Stack<ListingFrame>();
+        stack.Push(new ListingFrame(startKey, start));
+        while (stack.Count > 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var frame = stack.Peek();
+            if (frame.Next == frame.Entries.Count)
+            {
+                stack.Pop();
+                continue;
+            }
+
+            var entry = frame.Entries[frame.Next++];
+            var key = frame.FolderKey.Length == 0 ? entry.Name : $"{frame.FolderKey}/{entry.Name}";
+            if (entry.IsFolder)
+            {
+                var children = await ReadObjectFolderAsync(key, string.Empty, prefix, cancellationToken).ConfigureAwait(false);
+                stack.Push(new ListingFrame(key, children));
+            }
+            else
+            {
+                yield return new StoreObject(key, entry.Length);
+            }
+        }
     }
 
     /// <inheritdoc />
@@ -210,10 +232,8 @@ public sealed partial class FileSystemBackupStore : BackupStore
     /// The object is first renamed to a unique temporary name, so that of two concurrent deletions exactly
     /// one returns <see langword="true"/>, and then removed. Readers that opened it before finish reading it.
     /// </remarks>
-    public override async Task<bool> DeleteAsync(string key, CancellationToken cancellationToken = default)
+    protected override async Task<bool> DeleteCoreAsync(string key, CancellationToken cancellationToken)
     {
-        ValidateKey(key);
-        cancellationToken.ThrowIfCancellationRequested();
         var (segments, name) = ObjectLocation(key);
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -270,7 +290,7 @@ public sealed partial class FileSystemBackupStore : BackupStore
         ArgumentOutOfRangeException.ThrowIfLessThan(olderThan, TimeSpan.Zero);
         var now = _time.GetUtcNow();
         var removed = 0;
-        var folders = new Stack<string[]>([[ObjectsFolderName], [LeasesFolderName]]);
+        var folders = new Stack<string[]>([[ObjectsFolderName]]);
         while (folders.Count > 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -305,42 +325,6 @@ public sealed partial class FileSystemBackupStore : BackupStore
         }
 
         return removed;
-    }
-
-    private async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        var slash = prefix.LastIndexOf('/');
-        var startKey = slash < 0 ? string.Empty : prefix[..slash];
-        var namePrefix = prefix[(slash + 1)..];
-        var start = await ReadObjectFolderAsync(startKey, namePrefix, prefix, cancellationToken).ConfigureAwait(false);
-
-        // Depth first, each folder sorted so that the keys come out in ordinal order: a folder 'a' sorts
-        // as 'a/' among its siblings, since every key under it starts with 'a/'.
-        var stack = new Stack<ListingFrame>();
-        stack.Push(new ListingFrame(startKey, start));
-        while (stack.Count > 0)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var frame = stack.Peek();
-            if (frame.Next == frame.Entries.Count)
-            {
-                stack.Pop();
-                continue;
-            }
-
-            var entry = frame.Entries[frame.Next++];
-            var key = frame.FolderKey.Length == 0 ? entry.Name : $"{frame.FolderKey}/{entry.Name}";
-            if (entry.IsFolder)
-            {
-                var children = await ReadObjectFolderAsync(key, string.Empty, prefix, cancellationToken).ConfigureAwait(false);
-                stack.Push(new ListingFrame(key, children));
-            }
-            else
-            {
-                yield return new StoreObject(key, entry.Length);
-            }
-        }
     }
 
     /// <summary>The entries of the folder <paramref name="folderKey"/> whose names start with <paramref name="namePrefix"/>, sorted in key order.</summary>
@@ -464,33 +448,6 @@ public sealed partial class FileSystemBackupStore : BackupStore
                seconds <= DateTimeOffset.MaxValue.ToUnixTimeSeconds()
             ? DateTimeOffset.FromUnixTimeSeconds(seconds)
             : null;
-    }
-
-    private static bool IsKeySegment(string name) =>
-        name.Length > 0 && name is not "." and not ".." && name.All(IsKeyCharacter);
-
-    private static bool IsKeyCharacter(char c) => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-';
-
-    /// <summary>A prefix is a key whose last segment may be partial (or empty, after a trailing '/').</summary>
-    private static void ValidatePrefix(string prefix)
-    {
-        ArgumentNullException.ThrowIfNull(prefix);
-        if (prefix.Length > MaximumKeyLength)
-        {
-            throw new ArgumentException($"A store prefix has at most {MaximumKeyLength} characters; this one has {prefix.Length}.", nameof(prefix));
-        }
-
-        var segments = prefix.Split('/');
-        for (var i = 0; i < segments.Length; i++)
-        {
-            var segment = segments[i];
-            // The last segment may be partial: empty (after a trailing '/'), '.' or '..' start valid segments too.
-            var valid = i == segments.Length - 1 ? segment.All(IsKeyCharacter) : IsKeySegment(segment);
-            if (!valid)
-            {
-                throw new ArgumentException($"The store prefix '{prefix}' has an invalid segment '{segment}': use letters, digits, '.', '_' and '-', separated by '/'.", nameof(prefix));
-            }
-        }
     }
 
     private async ValueTask<GateEntry> EnterAsync(CancellationToken cancellationToken)
