@@ -1,3 +1,5 @@
+// Over 400 lines for a reason: every POSIX call the file-system store makes, with its flags and errno meanings,
+// kept in one place so that a reader checking the store's no-follow and create-if-absent guarantees reads one file.
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text;
@@ -25,7 +27,7 @@ namespace KmsBackup.Storage;
 /// directory that was opened with <c>O_NOFOLLOW</c> resolves one name inside that very directory, so what
 /// the walk checked is what the call uses.</para>
 /// </remarks>
-internal static class PosixFileOperations
+internal static partial class PosixFileOperations
 {
     private const string LibC = "libc";
 
@@ -500,48 +502,4 @@ internal static class PosixFileOperations
         Encoding.UTF8.GetBytes(path, bytes);
         return bytes;
     }
-
-    [DllImport(LibC, EntryPoint = "link", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int Link(byte[] existingPath, byte[] newPath);
-
-    [DllImport(LibC, EntryPoint = "open", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int Open(byte[] path, int flags);
-
-    [DllImport(LibC, EntryPoint = "fsync", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int FSync(int fd);
-
-    [DllImport(LibC, EntryPoint = "fsync", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int FSync(SafeFileHandle fd);
-
-    [DllImport(LibC, EntryPoint = "openat", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int OpenAtNative(SafeFileHandle directory, byte[] path, int flags, int mode);
-
-    [DllImport(LibC, EntryPoint = "mkdirat", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int MkDirAt(SafeFileHandle directory, byte[] path, int mode);
-
-    [DllImport(LibC, EntryPoint = "linkat", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int LinkAt(SafeFileHandle existingDirectory, byte[] existingPath, SafeFileHandle newDirectory, byte[] newPath, int flags);
-
-    [DllImport(LibC, EntryPoint = "renameat", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int RenameAt(SafeFileHandle fromDirectory, byte[] from, SafeFileHandle toDirectory, byte[] to);
-
-    [DllImport(LibC, EntryPoint = "statx", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int Statx(SafeFileHandle directory, byte[] path, int flags, uint mask, byte[] status);
-
-    [DllImport(LibC, EntryPoint = "unlinkat", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int UnlinkAt(SafeFileHandle directory, byte[] path, int flags);
-
-    [DllImport(LibC, EntryPoint = "close", SetLastError = true)]
-    [DefaultDllImportSearchPaths(DllImportSearchPath.SafeDirectories)]
-    private static extern int Close(int fd);
 }
