@@ -74,7 +74,11 @@ internal sealed class HsmImageVault(TokenSessions sessions, ClusterDirectory clu
         var info = clusters.Describe(target);
         if (info.IsInUse)
         {
-            throw HardwareRules.CheckRestoreCluster(info, info.Region).First(r => r.Code == BackupErrorCode.ClusterInUse).ToException();
+            var by = info.ConnectedInstanceId is null ? "holds keys" : $"serves the instance '{info.ConnectedInstanceId}'";
+            throw new BackupException(new Refusal(
+                BackupErrorCode.ClusterInUse, $"cluster '{info.ClusterId}'",
+                $"The HSM cluster '{info.ClusterId}' is in use (it {by}); restoring an image into it would overwrite its keys.",
+                "An image is restored only into an empty cluster: disable and reset it first (ResetClusterAsync), or restore the image into a new cluster."));
         }
 
         byte[] blob;

@@ -10,14 +10,39 @@ public sealed record WindowScenario(DateOnly Today, DateOnly EnabledOn, int View
 }
 
 /// <summary>A backup reached from creation by a random sequence of commands and time steps, and the instant it was last seen at.</summary>
-public sealed record LifecycleScenario(BackupState State, DateTimeOffset Now, string Trace)
+/// <remarks>Public, so that properties can take it as a parameter; what it holds is internal to the domain.</remarks>
+public sealed record LifecycleScenario
 {
+    internal LifecycleScenario(BackupState state, DateTimeOffset now, string trace)
+    {
+        State = state;
+        Now = now;
+        Trace = trace;
+    }
+
+    internal BackupState State { get; }
+
+    internal DateTimeOffset Now { get; }
+
+    internal string Trace { get; }
+
     public override string ToString() => $"{State.Kind} {State.Status} at {Now:O} via [{Trace}]";
 }
 
 /// <summary>A purchased backup that is enabled, with the instant it was enabled at and the current instant (before expiry).</summary>
-public sealed record PurchasedScenario(BackupState State, DateTimeOffset Now)
+/// <remarks>Public, so that properties can take it as a parameter; what it holds is internal to the domain.</remarks>
+public sealed record PurchasedScenario
 {
+    internal PurchasedScenario(BackupState state, DateTimeOffset now)
+    {
+        State = state;
+        Now = now;
+    }
+
+    internal BackupState State { get; }
+
+    internal DateTimeOffset Now { get; }
+
     public override string ToString() => $"{State.Id} {State.ViewableDays}d enabled {State.EnabledAt:O} expires {State.ExpiresAt:O} now {Now:O} zone {State.TimeZone}";
 }
 
@@ -96,7 +121,7 @@ public static class DomainArbitraries
         from argument in Gen.Choose(1, 700)
         select (minutes, command, argument);
 
-    public static BackupState Enable(BackupState state, DateTimeOffset at, InstanceInfo? instance = null) =>
+    internal static BackupState Enable(BackupState state, DateTimeOffset at, InstanceInfo? instance = null) =>
         BackupLifecycle.Apply(state, new EnableBackup(instance ?? SoftwareInstance, InstanceKind.Software, "alias"), at).GetStateOrThrow();
 
     private static LifecycleScenario Run(BackupKind kind, BackupTimeZone zone, DateTimeOffset createdAt, int days, int months, (int Minutes, int Command, int Argument)[] steps)

@@ -6,7 +6,7 @@ namespace KmsBackup;
 /// The rules of hardware (HSM-backed) instances as pure functions (rules H1–H5, H7 and R3): facts in,
 /// refusals and warnings out. The engine gathers the facts from its ports.
 /// </summary>
-public static class HardwareRules
+internal static class HardwareRules
 {
     /// <summary>How many days an HSM image lags the KMS metadata it completes: the image of date D+1 holds the material of the keys of date D (rules H3, H7).</summary>
     public const int HsmLagDays = 1;

@@ -29,7 +29,7 @@ public enum InstanceKind
 /// <summary>What a caller can ask of a backup. Which ones a kind allows is in <see cref="BackupKindPolicy.AllowedOperations"/>.</summary>
 [Flags]
 #pragma warning disable CA1714 // Flags enums should have plural names: each value is one operation.
-public enum BackupOperation
+internal enum BackupOperation
 #pragma warning restore CA1714
 {
     /// <summary>No operation.</summary>
@@ -61,7 +61,7 @@ public enum BackupOperation
 }
 
 /// <summary>Whether a backup kind is charged for (rule K3). The SDK records purchases; it prices nothing.</summary>
-public enum BackupCost
+internal enum BackupCost
 {
     /// <summary>No charge.</summary>
     Free = 1,

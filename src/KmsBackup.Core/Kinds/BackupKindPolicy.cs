@@ -13,7 +13,7 @@ namespace KmsBackup;
 /// <item><term>Uploaded</term><description><c>Upload</c> · the date the file holds · free · deleted by hand · view, restore, download, delete</description></item>
 /// </list>
 /// </remarks>
-public sealed class BackupKindPolicy
+internal sealed class BackupKindPolicy
 {
     /// <summary>The fewest viewable days a purchased backup can have.</summary>
     public const int MinimumPurchasedViewableDays = 7;

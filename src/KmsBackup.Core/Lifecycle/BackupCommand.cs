@@ -1,7 +1,7 @@
 namespace KmsBackup;
 
 /// <summary>A request to change a backup's lifecycle state, applied by <see cref="BackupLifecycle.Apply"/>.</summary>
-public abstract record BackupCommand
+internal abstract record BackupCommand
 {
     private protected BackupCommand()
     {
@@ -15,7 +15,7 @@ public abstract record BackupCommand
 /// <param name="Instance">The instance to back up.</param>
 /// <param name="BackupType">The backup type chosen: the instance must be of this kind.</param>
 /// <param name="Alias">A custom alias; when <see langword="null"/>, the backup's ID.</param>
-public sealed record EnableBackup(InstanceInfo Instance, InstanceKind BackupType, string? Alias = null) : BackupCommand
+internal sealed record EnableBackup(InstanceInfo Instance, InstanceKind BackupType, string? Alias = null) : BackupCommand
 {
     /// <inheritdoc />
     public override BackupOperation Operation => BackupOperation.Enable;
@@ -23,14 +23,14 @@ public sealed record EnableBackup(InstanceInfo Instance, InstanceKind BackupType
 
 /// <summary>Increase a purchased backup's viewable days (rule L6).</summary>
 /// <param name="ViewableDays">The new viewable days, more than the current and at most 600.</param>
-public sealed record ExtendViewableDays(int ViewableDays) : BackupCommand
+internal sealed record ExtendViewableDays(int ViewableDays) : BackupCommand
 {
     /// <inheritdoc />
     public override BackupOperation Operation => BackupOperation.Extend;
 }
 
 /// <summary>Delete all of a default or purchased backup's data and unbind it (rule L5).</summary>
-public sealed record ResetBackup : BackupCommand
+internal sealed record ResetBackup : BackupCommand
 {
     /// <inheritdoc />
     public override BackupOperation Operation => BackupOperation.Reset;
@@ -38,14 +38,14 @@ public sealed record ResetBackup : BackupCommand
 
 /// <summary>Renew a purchased backup: extend its term, or reactivate it before it is released (rules L4, L7).</summary>
 /// <param name="Term">The renewal duration.</param>
-public sealed record RenewBackup(PurchaseTerm Term) : BackupCommand
+internal sealed record RenewBackup(PurchaseTerm Term) : BackupCommand
 {
     /// <inheritdoc />
     public override BackupOperation Operation => BackupOperation.Renew;
 }
 
 /// <summary>Delete an uploaded backup and its data.</summary>
-public sealed record DeleteBackup : BackupCommand
+internal sealed record DeleteBackup : BackupCommand
 {
     /// <inheritdoc />
     public override BackupOperation Operation => BackupOperation.Delete;
@@ -57,7 +57,7 @@ public sealed record DeleteBackup : BackupCommand
 /// Backups bound to other instances are unchanged.
 /// </summary>
 /// <param name="InstanceId">The released instance.</param>
-public sealed record InstanceReleased(string InstanceId) : BackupCommand
+internal sealed record InstanceReleased(string InstanceId) : BackupCommand
 {
     /// <inheritdoc />
     public override BackupOperation Operation => BackupOperation.None;

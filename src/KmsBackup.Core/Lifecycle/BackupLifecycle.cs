@@ -7,7 +7,7 @@ namespace KmsBackup;
 /// the new state and the effects the engine must carry out, or a refusal with a stable error code
 /// and a remedy. Nothing here reads a clock, a file or a random source.
 /// </summary>
-public static class BackupLifecycle
+internal static class BackupLifecycle
 {
     /// <summary>The longest alias or uploaded-backup name, in characters.</summary>
     public const int MaximumAliasLength = 128;

@@ -4,7 +4,7 @@ namespace KmsBackup;
 /// A backup as the lifecycle rules see it: immutable; every change is a new state made by
 /// <see cref="BackupLifecycle"/>. Holds no backed-up data, only what decides what may be done with it.
 /// </summary>
-public sealed record BackupState
+internal sealed record BackupState
 {
     internal BackupState(string id, BackupKind kind, BackupTimeZone timeZone, DateTimeOffset createdAt, int viewableDays)
     {

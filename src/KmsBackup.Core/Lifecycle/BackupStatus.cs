@@ -17,7 +17,7 @@ public enum BackupStatus
 }
 
 /// <summary>What the engine must do after a lifecycle transition, besides storing the new state.</summary>
-public enum LifecycleEffect
+internal enum LifecycleEffect
 {
     /// <summary>Run a full backup now (the first run after enabling, rule S1).</summary>
     RunFullBackup = 1,

@@ -70,5 +70,5 @@ public sealed record AutomaticBackupCutoffs
 
     /// <summary>The cutoff for <paramref name="kind"/>.</summary>
     /// <param name="kind">Software or hardware.</param>
-    public DateTimeOffset For(InstanceKind kind) => kind == InstanceKind.Hardware ? HardwareCreatedOnOrAfter : SoftwareCreatedOnOrAfter;
+    internal DateTimeOffset For(InstanceKind kind) => kind == InstanceKind.Hardware ? HardwareCreatedOnOrAfter : SoftwareCreatedOnOrAfter;
 }

@@ -5,7 +5,7 @@ namespace KmsBackup;
 /// or a refusal. A refused outcome still carries the state brought up to date with time (a backup
 /// that expired meanwhile is <see cref="BackupStatus.Expired"/>), so the engine can store it.
 /// </summary>
-public sealed class LifecycleOutcome
+internal sealed class LifecycleOutcome
 {
     private LifecycleOutcome(BackupState state, IReadOnlyList<LifecycleEffect> effects, Refusal? refusal)
     {
@@ -42,7 +42,7 @@ public sealed class LifecycleOutcome
 }
 
 /// <summary>The result of creating backups: the new backups and what the engine must do, or a refusal.</summary>
-public sealed class CreationOutcome
+internal sealed class CreationOutcome
 {
     private CreationOutcome(IReadOnlyList<BackupState> backups, IReadOnlyList<LifecycleEffect> effects, Refusal? refusal)
     {

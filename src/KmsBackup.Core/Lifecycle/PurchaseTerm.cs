@@ -65,7 +65,7 @@ public readonly struct PurchaseTerm : IEquatable<PurchaseTerm>
     /// <summary>The instant <see cref="Months"/> calendar months (in UTC) after <paramref name="start"/>.</summary>
     /// <param name="start">The start of the term.</param>
     /// <exception cref="InvalidOperationException">This is the default value, not a term.</exception>
-    public DateTimeOffset EndFrom(DateTimeOffset start)
+    internal DateTimeOffset EndFrom(DateTimeOffset start)
     {
         if (Months == 0)
         {

@@ -9,7 +9,7 @@ namespace KmsBackup;
 /// these facts; <see cref="RestorePlanner.Plan"/> decides.
 /// </summary>
 /// <remarks>The records hold key material and secret ciphertexts; the plan made from them holds neither.</remarks>
-public sealed record RestorePlanInput
+internal sealed record RestorePlanInput
 {
     /// <summary>The restore operation's ID.</summary>
     public required string OperationId { get; init; }
@@ -81,7 +81,7 @@ public sealed record RestorePlanInput
 /// Decides a restore (rule R6): a pure function from the facts to a <see cref="RestorePlan"/> that
 /// lists every item with its outcome and every violated precondition with its code and remedy.
 /// </summary>
-public static class RestorePlanner
+internal static class RestorePlanner
 {
     private const string QuotaRemedy =
         "Delete unused items from the target instance to free up quota, or upgrade the target instance to a higher specification; then retry the restore.";

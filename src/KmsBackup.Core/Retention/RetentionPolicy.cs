@@ -3,7 +3,7 @@ namespace KmsBackup;
 /// <summary>Why a date's data is kept (restic's keep-reasons are the model).</summary>
 [Flags]
 #pragma warning disable CA1714 // Flags enums should have plural names: each value is one reason.
-public enum KeepReason
+internal enum KeepReason
 #pragma warning restore CA1714
 {
     /// <summary>No reason.</summary>
@@ -26,7 +26,7 @@ public enum KeepReason
 }
 
 /// <summary>Why a date's data is deleted.</summary>
-public enum PruneReason
+internal enum PruneReason
 {
     /// <summary>Older than the days the backup's kind retains (90 automatic, 7 default, 600 purchased).</summary>
     PastRetention = 1,
@@ -47,15 +47,15 @@ public enum PruneReason
 /// <summary>A date whose data is kept, with every reason.</summary>
 /// <param name="Date">The date.</param>
 /// <param name="Reasons">Why it is kept.</param>
-public sealed record RetainedDate(DateOnly Date, KeepReason Reasons);
+internal sealed record RetainedDate(DateOnly Date, KeepReason Reasons);
 
 /// <summary>A date whose data is deleted, and why.</summary>
 /// <param name="Date">The date.</param>
 /// <param name="Reason">Why it is deleted.</param>
-public sealed record PrunedDate(DateOnly Date, PruneReason Reason);
+internal sealed record PrunedDate(DateOnly Date, PruneReason Reason);
 
 /// <summary>Which dates a backup keeps and which it deletes, each with its reason.</summary>
-public sealed class RetentionDecision
+internal sealed class RetentionDecision
 {
     internal RetentionDecision(IReadOnlyList<RetainedDate> keep, IReadOnlyList<PrunedDate> prune)
     {
@@ -79,7 +79,7 @@ public sealed class RetentionDecision
 /// a purchased one (so that extending reveals older data), the held date for an uploaded one — and
 /// nothing from before it was enabled. Everything else is pruned.
 /// </summary>
-public static class RetentionPolicy
+internal static class RetentionPolicy
 {
     /// <summary>Decides, for each date with data, whether the backup keeps it at <paramref name="now"/>.</summary>
     /// <param name="state">The backup.</param>

@@ -41,7 +41,7 @@ public sealed record BackupSchedulePolicy
 
     /// <summary>Throws when the policy is not valid.</summary>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.InvalidScheduleOption"/>.</exception>
-    public void ThrowIfInvalid()
+    internal void ThrowIfInvalid()
     {
         if (Validate() is { } refusal)
         {

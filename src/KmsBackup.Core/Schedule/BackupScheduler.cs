@@ -12,7 +12,7 @@ namespace KmsBackup;
 /// one incremental runs now and covers the whole gap, and the grid resumes from the next instant after
 /// it (<see cref="Record"/> counts the incremental for the latest grid instant it passed).</para>
 /// </remarks>
-public static class BackupScheduler
+internal static class BackupScheduler
 {
     /// <summary>What runs next for <paramref name="state"/> at <paramref name="now"/>.</summary>
     /// <param name="state">The backup.</param>

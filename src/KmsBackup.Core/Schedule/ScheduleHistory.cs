@@ -5,7 +5,7 @@ namespace KmsBackup;
 /// the last completed incremental. Immutable; <see cref="BackupScheduler.Record"/> makes the next one.
 /// Entries from before the backup was last enabled are ignored.
 /// </summary>
-public sealed record ScheduleHistory
+internal sealed record ScheduleHistory
 {
     /// <summary>No run yet.</summary>
     public static ScheduleHistory Empty { get; } = new();
@@ -50,7 +50,7 @@ public enum ScheduleReason
 }
 
 /// <summary>Why nothing is scheduled for a backup (rule S5).</summary>
-public enum ScheduleIdleReason
+internal enum ScheduleIdleReason
 {
     /// <summary>The backup is unbound (<c>Disabled</c>).</summary>
     NotBound = 1,
@@ -89,14 +89,14 @@ public sealed class ScheduledRun
 
     /// <summary>Whether the run should start at <paramref name="now"/>.</summary>
     /// <param name="now">The current instant.</param>
-    public bool IsDue(DateTimeOffset now) => now >= DueAt;
+    internal bool IsDue(DateTimeOffset now) => now >= DueAt;
 
     /// <summary>The run in one line, e.g. <c>Full due 2024-05-02T00:00:00.0000000+00:00 (DailyFull)</c>.</summary>
     public override string ToString() => $"{Kind} due {DueAt:O} ({Reason})";
 }
 
 /// <summary>What the schedule says for a backup now: the next run, or why there is none.</summary>
-public sealed class ScheduleDecision
+internal sealed class ScheduleDecision
 {
     private ScheduleDecision(ScheduledRun? run, ScheduleIdleReason? idleReason)
     {

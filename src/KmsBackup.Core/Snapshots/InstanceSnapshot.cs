@@ -39,10 +39,10 @@ public sealed class InstanceSnapshot
     public ImmutableArray<SecretRecord> Secrets { get; }
 
     /// <summary>The keys in columns, for diffing.</summary>
-    public ItemIndex KeyIndex => _keyIndex ??= ItemIndex.Build(Keys.Select(k => k.Name).ToArray(), Keys.Select(StampOf).ToArray());
+    internal ItemIndex KeyIndex => _keyIndex ??= ItemIndex.Build(Keys.Select(k => k.Name).ToArray(), Keys.Select(StampOf).ToArray());
 
     /// <summary>The secrets in columns, for diffing.</summary>
-    public ItemIndex SecretIndex => _secretIndex ??= ItemIndex.Build(Secrets.Select(s => s.Name).ToArray(), Secrets.Select(StampOf).ToArray());
+    internal ItemIndex SecretIndex => _secretIndex ??= ItemIndex.Build(Secrets.Select(s => s.Name).ToArray(), Secrets.Select(StampOf).ToArray());
 
     /// <summary>
     /// Makes a snapshot, sorting keys and secrets by name. For a hardware instance every key must come
@@ -83,7 +83,7 @@ public sealed class InstanceSnapshot
 
     /// <summary>The content stamp of a key: its metadata and version IDs and times (not its material).</summary>
     /// <param name="key">A key.</param>
-    public static long StampOf(KeyRecord key)
+    internal static long StampOf(KeyRecord key)
     {
         ArgumentNullException.ThrowIfNull(key);
         var f = new Fingerprint();
@@ -105,7 +105,7 @@ public sealed class InstanceSnapshot
 
     /// <summary>The content stamp of a secret: its metadata and version IDs and times (not its values).</summary>
     /// <param name="secret">A secret.</param>
-    public static long StampOf(SecretRecord secret)
+    internal static long StampOf(SecretRecord secret)
     {
         ArgumentNullException.ThrowIfNull(secret);
         var f = new Fingerprint();

@@ -9,7 +9,7 @@ namespace KmsBackup;
 /// order, and a 64-bit content stamp per item. Diffing two indexes is one merge over contiguous
 /// memory that allocates nothing per unchanged item (rule D5; the diff budget of the design).
 /// </summary>
-public sealed class ItemIndex
+internal sealed class ItemIndex
 {
     private readonly byte[] _names;
     private readonly int[] _offsets;

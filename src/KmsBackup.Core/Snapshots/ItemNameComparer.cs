@@ -3,7 +3,8 @@ namespace KmsBackup;
 /// <summary>
 /// The order of item names in a snapshot: by Unicode code point, which is also the order of their
 /// UTF-8 bytes. (Plain ordinal order compares UTF-16 code units and puts characters U+E000–U+FFFF
-/// after supplementary characters; this comparer does not.)
+/// after supplementary characters; this comparer does not.) Snapshots hold their items, and the client lists
+/// them, in this order.
 /// </summary>
 public sealed class ItemNameComparer : IComparer<string>
 {

@@ -82,7 +82,7 @@ public sealed record KeyRecord
 
     /// <summary>Whether the metadata (all but the versions) equals <paramref name="other"/>'s.</summary>
     /// <param name="other">Another record of the same key.</param>
-    public bool SameMetadata(KeyRecord other)
+    internal bool SameMetadata(KeyRecord other)
     {
         ArgumentNullException.ThrowIfNull(other);
         return Id == other.Id && Name == other.Name && Spec == other.Spec && CreatorAccount == other.CreatorAccount &&
@@ -91,7 +91,7 @@ public sealed record KeyRecord
 
     /// <summary>Whether the versions equal <paramref name="other"/>'s, material included.</summary>
     /// <param name="other">Another record of the same key.</param>
-    public bool SameVersions(KeyRecord other)
+    internal bool SameVersions(KeyRecord other)
     {
         ArgumentNullException.ThrowIfNull(other);
         return Versions.SequenceEqual(other.Versions);
@@ -157,7 +157,7 @@ public sealed record SecretRecord
 
     /// <summary>Whether the metadata (all but the versions) equals <paramref name="other"/>'s.</summary>
     /// <param name="other">Another record of the same secret.</param>
-    public bool SameMetadata(SecretRecord other)
+    internal bool SameMetadata(SecretRecord other)
     {
         ArgumentNullException.ThrowIfNull(other);
         return Name == other.Name && EncryptionKeyId == other.EncryptionKeyId && CreatorAccount == other.CreatorAccount &&
@@ -166,7 +166,7 @@ public sealed record SecretRecord
 
     /// <summary>Whether the versions equal <paramref name="other"/>'s, ciphertexts included.</summary>
     /// <param name="other">Another record of the same secret.</param>
-    public bool SameVersions(SecretRecord other)
+    internal bool SameVersions(SecretRecord other)
     {
         ArgumentNullException.ThrowIfNull(other);
         return Versions.SequenceEqual(other.Versions);

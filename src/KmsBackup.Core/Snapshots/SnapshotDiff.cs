@@ -3,7 +3,7 @@ namespace KmsBackup;
 /// <summary>How an item changed between two snapshots (rule D5). An item can be both rotated and changed in metadata.</summary>
 [Flags]
 #pragma warning disable CA1714 // Flags enums should have plural names: each value is one kind of change.
-public enum ChangeKind
+internal enum ChangeKind
 #pragma warning restore CA1714
 {
     /// <summary>No change.</summary>
@@ -26,10 +26,10 @@ public enum ChangeKind
 /// <param name="Type">Key or secret.</param>
 /// <param name="Name">The item's name.</param>
 /// <param name="Kind">How it changed.</param>
-public readonly record struct ItemChange(ItemType Type, string Name, ChangeKind Kind);
+internal readonly record struct ItemChange(ItemType Type, string Name, ChangeKind Kind);
 
 /// <summary>The differences between two snapshots of one instance (rule D5), keys first, each in name order.</summary>
-public sealed class SnapshotDiff
+internal sealed class SnapshotDiff
 {
     private SnapshotDiff(IReadOnlyList<ItemChange> changes) => Changes = changes;
 

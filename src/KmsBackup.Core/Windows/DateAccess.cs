@@ -1,7 +1,7 @@
 namespace KmsBackup;
 
 /// <summary>Whether a date of a backup can be used today, and if not, why (rules W2–W4).</summary>
-public enum DateAccessStatus
+internal enum DateAccessStatus
 {
     /// <summary>The date is in the viewable window.</summary>
     Viewable = 1,
@@ -23,7 +23,7 @@ public enum DateAccessStatus
 /// The answer to "can this backup's data of <see cref="Date"/> be viewed, restored or downloaded
 /// today?" — with the viewable days needed when it cannot (rule W4).
 /// </summary>
-public sealed class DateAccess
+internal sealed class DateAccess
 {
     private DateAccess(DateOnly date, DateOnly today, DateOnly enabledOn, int viewableDays, ViewableWindow window, DateAccessStatus status, int maximumViewableDays)
     {

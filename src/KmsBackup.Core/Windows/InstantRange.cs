@@ -7,7 +7,7 @@ namespace KmsBackup;
 /// Unlike <see cref="ViewableWindow"/> (closed, of calendar days), the end is excluded, so adjacent
 /// ranges neither overlap nor leave a gap.
 /// </summary>
-public readonly struct InstantRange : IEquatable<InstantRange>
+internal readonly struct InstantRange : IEquatable<InstantRange>
 {
     /// <summary>Creates a range.</summary>
     /// <param name="start">The first instant, inclusive.</param>

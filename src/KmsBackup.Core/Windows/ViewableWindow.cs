@@ -53,7 +53,7 @@ public readonly struct ViewableWindow : IEquatable<ViewableWindow>
     /// <param name="viewableDays">The backup's viewable days, at least 1.</param>
     /// <param name="enabledOn">The date the backup was last enabled, not after <paramref name="today"/>.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="viewableDays"/> is less than 1, or <paramref name="enabledOn"/> is after <paramref name="today"/>.</exception>
-    public static ViewableWindow On(DateOnly today, int viewableDays, DateOnly enabledOn)
+    internal static ViewableWindow On(DateOnly today, int viewableDays, DateOnly enabledOn)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(viewableDays, 1);
         if (enabledOn > today)
@@ -72,7 +72,7 @@ public readonly struct ViewableWindow : IEquatable<ViewableWindow>
     /// <param name="today">The current date in the backup's time zone.</param>
     /// <param name="date">A date not after <paramref name="today"/>.</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="date"/> is after <paramref name="today"/>.</exception>
-    public static int DaysNeeded(DateOnly today, DateOnly date)
+    internal static int DaysNeeded(DateOnly today, DateOnly date)
     {
         if (date > today)
         {

@@ -97,12 +97,12 @@ public class BackupKindPolicyTests
 
     [Theory]
     [Trait("Rule", "K3")]
-    [InlineData(BackupKind.Automatic, BackupCost.Free)]
-    [InlineData(BackupKind.Default, BackupCost.Free)]
-    [InlineData(BackupKind.Purchased, BackupCost.Paid)]
-    public void Only_purchased_backups_are_paid(BackupKind kind, BackupCost cost)
+    [InlineData(BackupKind.Automatic, false)]
+    [InlineData(BackupKind.Default, false)]
+    [InlineData(BackupKind.Purchased, true)]
+    public void Only_purchased_backups_are_paid(BackupKind kind, bool paid)
     {
-        Assert.Equal(cost, BackupKindPolicy.For(kind).Cost);
+        Assert.Equal(paid ? BackupCost.Paid : BackupCost.Free, BackupKindPolicy.For(kind).Cost);
     }
 
     [Fact]

@@ -14,7 +14,7 @@ public sealed record EnablingCase(string ZoneId, BackupKind Kind, DateTimeOffset
     public BackupTimeZone Zone => BackupTimeZone.FromId(ZoneId);
 
     /// <summary>The enabled backup.</summary>
-    public BackupState Backup() => Backups.Enabled(Kind, Zone, EnabledAt);
+    internal BackupState Backup() => Backups.Enabled(Kind, Zone, EnabledAt);
 
     /// <inheritdoc />
     public override string ToString() =>

@@ -12,7 +12,7 @@ namespace KmsBackup.Tests.Schedule;
 /// <param name="Before">The history before the run.</param>
 /// <param name="After">The history after it was recorded.</param>
 /// <param name="ResumedFrom">The index of the downtime window after which the engine asked again and started this run, if any.</param>
-public sealed record SimulatedRun(
+internal sealed record SimulatedRun(
     BackupRunKind Kind,
     ScheduleReason Reason,
     DateTimeOffset DueAt,
@@ -30,7 +30,7 @@ public sealed record SimulatedRun(
 }
 
 /// <summary>What a simulation did.</summary>
-public sealed class Simulation
+internal sealed class Simulation
 {
     internal Simulation(
         BackupState backup, BackupSchedulePolicy policy, DateTimeOffset end,

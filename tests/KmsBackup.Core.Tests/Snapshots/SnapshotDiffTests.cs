@@ -194,9 +194,9 @@ public class SnapshotDiffTests
 /// <summary>Two indexes to merge: names (sorted, unique) and stamps of each side.</summary>
 public sealed record MergeCase(string[] BeforeNames, long[] BeforeStamps, string[] AfterNames, long[] AfterStamps)
 {
-    public ItemIndex Before => ItemIndex.Build(BeforeNames, BeforeStamps);
+    internal ItemIndex Before => ItemIndex.Build(BeforeNames, BeforeStamps);
 
-    public ItemIndex After => ItemIndex.Build(AfterNames, AfterStamps);
+    internal ItemIndex After => ItemIndex.Build(AfterNames, AfterStamps);
 
     public override string ToString() =>
         $"{BeforeNames.Length} -> {AfterNames.Length} items; first differences: " +
