@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// The rules of hardware (HSM-backed) instances as pure functions (rules H1–H5, H7 and R3): facts in,

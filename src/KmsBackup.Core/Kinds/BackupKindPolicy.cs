@@ -1,4 +1,4 @@
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// What a backup kind is and allows, in one place (rules K1–K3 and L2–L7): its label, viewable

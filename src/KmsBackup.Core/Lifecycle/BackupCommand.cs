@@ -1,4 +1,4 @@
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>A request to change a backup's lifecycle state, applied by <see cref="BackupLifecycle.Apply"/>.</summary>
 internal abstract record BackupCommand

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// The lifecycle rules (L1–L8, with K4–K7) as pure functions of (state, command, now): each returns

@@ -1,4 +1,4 @@
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// A backup as the lifecycle rules see it: immutable; every change is a new state made by

@@ -15,16 +15,3 @@ public enum BackupStatus
     /// <summary>Deleted with all its data. Final.</summary>
     Released = 4,
 }
-
-/// <summary>What the engine must do after a lifecycle transition, besides storing the new state.</summary>
-internal enum LifecycleEffect
-{
-    /// <summary>Run a full backup now (the first run after enabling, rule S1).</summary>
-    RunFullBackup = 1,
-
-    /// <summary>Permanently delete all data the backup holds (reset, release, deletion).</summary>
-    DeleteAllData = 2,
-
-    /// <summary>Record a charge for the purchase, extension or renewal (the SDK records; it prices nothing).</summary>
-    RecordCharge = 3,
-}

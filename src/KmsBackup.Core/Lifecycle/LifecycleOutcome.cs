@@ -1,4 +1,17 @@
-namespace KmsBackup;
+namespace KmsBackup.Domain;
+
+/// <summary>What the engine must do after a lifecycle transition, besides storing the new state.</summary>
+internal enum LifecycleEffect
+{
+    /// <summary>Run a full backup now (the first run after enabling, rule S1).</summary>
+    RunFullBackup = 1,
+
+    /// <summary>Permanently delete all data the backup holds (reset, release, deletion).</summary>
+    DeleteAllData = 2,
+
+    /// <summary>Record a charge for the purchase, extension or renewal (the SDK records; it prices nothing).</summary>
+    RecordCharge = 3,
+}
 
 /// <summary>
 /// The result of a lifecycle transition: the new state and the effects the engine must carry out,

@@ -1,7 +1,7 @@
 using System.Collections.Immutable;
 using System.Globalization;
 
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// Everything a restore plan is decided on: who asks, the backup and the date of its data, the items

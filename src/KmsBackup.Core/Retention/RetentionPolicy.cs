@@ -1,4 +1,4 @@
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>Why a date's data is kept (restic's keep-reasons are the model).</summary>
 [Flags]

@@ -1,4 +1,4 @@
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// The schedule (rules S1–S6) as pure functions: from a backup's state, what has run, the policy and

@@ -2,7 +2,7 @@ using System.Numerics;
 using System.Runtime.Intrinsics;
 using System.Text;
 
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// A snapshot's items in columns: every name in UTF-8 in one buffer, in <see cref="ItemNameComparer"/>

@@ -47,7 +47,7 @@ public sealed record KeyRecord
         Spec = spec;
         CreatorAccount = creatorAccount;
         CreatedAt = createdAt;
-        Versions = Records.CheckVersions(versions.ToImmutableArray(), v => v.VersionId, nameof(versions));
+        Versions = VersionChecks.CheckVersions(versions.ToImmutableArray(), v => v.VersionId, nameof(versions));
     }
 
     /// <summary>The key ID.</summary>
@@ -128,7 +128,7 @@ public sealed record SecretRecord
         EncryptionKeyId = encryptionKeyId;
         CreatorAccount = creatorAccount;
         CreatedAt = createdAt;
-        Versions = Records.CheckVersions(versions.ToImmutableArray(), v => v.VersionId, nameof(versions));
+        Versions = VersionChecks.CheckVersions(versions.ToImmutableArray(), v => v.VersionId, nameof(versions));
     }
 
     /// <summary>The secret's name, unique in its region.</summary>
@@ -181,26 +181,4 @@ public sealed record SecretRecord
 
     /// <summary>The secret without its values, e.g. <c>secret 'db-password' (3 versions, key key-1)</c>.</summary>
     public override string ToString() => $"secret '{Name}' ({Versions.Length} versions, key {EncryptionKeyId})";
-}
-
-internal static class Records
-{
-    public static ImmutableArray<T> CheckVersions<T>(ImmutableArray<T> versions, Func<T, string> id, string parameter)
-    {
-        if (versions.IsDefaultOrEmpty)
-        {
-            throw new ArgumentException("An item needs at least one version.", parameter);
-        }
-
-        var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var version in versions)
-        {
-            if (version is null || string.IsNullOrWhiteSpace(id(version)) || !seen.Add(id(version)))
-            {
-                throw new ArgumentException("Every version needs a non-empty ID, unique within its item.", parameter);
-            }
-        }
-
-        return versions;
-    }
 }

@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Security.Cryptography;
 
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// Buffers for plaintext that holds key material or secret values while an operation works on it (a backup file's

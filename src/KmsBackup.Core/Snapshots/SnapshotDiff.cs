@@ -1,4 +1,4 @@
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>How an item changed between two snapshots (rule D5). An item can be both rotated and changed in metadata.</summary>
 [Flags]

@@ -1,4 +1,4 @@
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>Whether a date of a backup can be used today, and if not, why (rules W2–W4).</summary>
 internal enum DateAccessStatus

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace KmsBackup;
+namespace KmsBackup.Domain;
 
 /// <summary>
 /// A half-open range of instants, [<see cref="Start"/>, <see cref="End"/>): what a backup run covers.
