@@ -30,7 +30,7 @@ public class CodecBenchmarks
 
     private const int Segments = PlaintextSize / SegmentSize;
     private const int NonceSize = 12;
-    private const int TagSize = BackupFileCodec.TagSize;
+    private const int TagSize = SegmentCipher.TagSize;
 
     private byte[] _plaintext = [];
     private byte[] _dataKey = [];
@@ -60,7 +60,7 @@ public class CodecBenchmarks
         _rawPlainOutput = new byte[PlaintextSize];
 
         // A full-segment file ends with an empty final segment: the header, 1,024 + 1 tags, the plaintext.
-        var fileCapacity = BackupFileCodec.HeaderSize + PlaintextSize + ((Segments + 1) * TagSize);
+        var fileCapacity = BackupFileHeader.Size + PlaintextSize + ((Segments + 1) * TagSize);
         _plaintextStream = new MemoryStream(_plaintext, writable: false);
         _encryptOutput = new MemoryStream(new byte[fileCapacity], writable: true);
         _decryptOutputBuffer = new byte[PlaintextSize];

@@ -21,7 +21,7 @@ public class CodecCostBenchmarks
     private const int SegmentSize = CodecBenchmarks.SegmentSize;
     private const int Segments = PlaintextSize / SegmentSize;
     private const int NonceSize = 12;
-    private const int TagSize = BackupFileCodec.TagSize;
+    private const int TagSize = SegmentCipher.TagSize;
 
     private byte[] _plaintext = [];
     private byte[] _nonce = [];
@@ -38,13 +38,13 @@ public class CodecCostBenchmarks
     {
         _plaintext = RandomNumberGenerator.GetBytes(PlaintextSize);
         _nonce = RandomNumberGenerator.GetBytes(NonceSize);
-        _header = RandomNumberGenerator.GetBytes(BackupFileCodec.HeaderSize);
+        _header = RandomNumberGenerator.GetBytes(BackupFileHeader.Size);
         _aes = new AesGcm(RandomNumberGenerator.GetBytes(BackupFileCodec.DataKeySize), TagSize);
         _rawCiphertext = new byte[(Segments + 1) * (SegmentSize + TagSize)];
         _plainSegment = RandomNumberGenerator.GetBytes(SegmentSize);
         _cipherSegment = new byte[SegmentSize + TagSize];
         _plaintextStream = new MemoryStream(_plaintext, writable: false);
-        _output = new MemoryStream(new byte[_rawCiphertext.Length + BackupFileCodec.HeaderSize], writable: true);
+        _output = new MemoryStream(new byte[_rawCiphertext.Length + BackupFileHeader.Size], writable: true);
     }
 
     [GlobalCleanup]

@@ -26,7 +26,7 @@ public class BackupFileCodecTests
             var plaintext = Plaintext(length, seed: length);
             var file = Encrypt(plaintext, DataKey, segmentSize);
             var segments = (length / segmentSize) + 1;
-            Assert.Equal(BackupFileCodec.HeaderSize + length + (segments * BackupFileCodec.TagSize), file.Length);
+            Assert.Equal(BackupFileHeader.Size + length + (segments * SegmentCipher.TagSize), file.Length);
             Assert.Equal(plaintext, Decrypt(file, DataKey));
             Assert.Equal(length, BackupFileCodec.VerifyAsync(new MemoryStream(file), DataKey).GetAwaiter().GetResult());
         });
@@ -58,7 +58,7 @@ public class BackupFileCodecTests
         var a = Encrypt(plaintext, DataKey);
         var b = Encrypt(plaintext, DataKey);
         Assert.NotEqual(a[11..50], b[11..50]); // salt and nonce prefix
-        Assert.NotEqual(a[BackupFileCodec.HeaderSize..], b[BackupFileCodec.HeaderSize..]);
+        Assert.NotEqual(a[BackupFileHeader.Size..], b[BackupFileHeader.Size..]);
     }
 
     [Fact]
@@ -118,13 +118,13 @@ public class BackupFileCodecTests
         var salt = new byte[32];
         var prefix = new byte[7];
         using var ok = new MemoryStream();
-        await BackupFileCodec.EncryptAsync(new MemoryStream(Plaintext((2 * SmallSegment) + 5)), ok, DataKey, SmallSegment, salt, prefix, 3, CancellationToken.None);
-        var e = await Assert.ThrowsAsync<BackupException>(() => BackupFileCodec.EncryptAsync(new MemoryStream(Plaintext(3 * SmallSegment)), Stream.Null, DataKey, SmallSegment, salt, prefix, 3, CancellationToken.None));
+        await BackupFileWriter.EncryptAsync(new MemoryStream(Plaintext((2 * SmallSegment) + 5)), ok, DataKey, SmallSegment, salt, prefix, 3, CancellationToken.None);
+        var e = await Assert.ThrowsAsync<BackupException>(() => BackupFileWriter.EncryptAsync(new MemoryStream(Plaintext(3 * SmallSegment)), Stream.Null, DataKey, SmallSegment, salt, prefix, 3, CancellationToken.None));
         Assert.Equal(BackupErrorCode.FileTooLarge, e.Code);
 
-        Assert.Equal((2 * SmallSegment) + 5, await BackupFileCodec.OpenAsync(new MemoryStream(ok.ToArray()), null, DataKey, 3, CancellationToken.None));
+        Assert.Equal((2 * SmallSegment) + 5, await BackupFileReader.OpenAsync(new MemoryStream(ok.ToArray()), null, DataKey, 3, CancellationToken.None));
         var big = Encrypt(Plaintext(3 * SmallSegment), DataKey);
-        var r = await Assert.ThrowsAsync<BackupFileException>(() => BackupFileCodec.OpenAsync(new MemoryStream(big), null, DataKey, 3, CancellationToken.None));
+        var r = await Assert.ThrowsAsync<BackupFileException>(() => BackupFileReader.OpenAsync(new MemoryStream(big), null, DataKey, 3, CancellationToken.None));
         Assert.Equal(BackupErrorCode.FileTooLarge, r.Code);
         Assert.Equal(2, r.Segment);
     }
@@ -166,7 +166,7 @@ public class BackupFileCodecTests
     public void Random_bytes_after_a_valid_header_only_ever_produce_typed_errors(byte[] tail, bool sameKey)
     {
         tail ??= [];
-        var header = Encrypt([], DataKey)[..BackupFileCodec.HeaderSize];
+        var header = Encrypt([], DataKey)[..BackupFileHeader.Size];
         var code = Refusal([.. header, .. tail], sameKey ? DataKey : OtherKey);
         Assert.Contains(code, sameKey
             ? new[] { BackupErrorCode.FileCorrupt, BackupErrorCode.FileTruncated }

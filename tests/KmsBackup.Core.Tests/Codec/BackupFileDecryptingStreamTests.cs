@@ -82,7 +82,7 @@ public class BackupFileDecryptingStreamTests
     public void The_stream_stops_before_the_segment_counter_could_run_out()
     {
         var big = Encrypt(Plaintext(3 * SmallSegment), DataKey);
-        using var stream = BackupFileCodec.CreateDecryptingStream(new MemoryStream(big), DataKey, leaveOpen: false, maximumSegmentCount: 3);
+        using var stream = BackupFileDecryptingStream.Create(new MemoryStream(big), DataKey, leaveOpen: false, maximumSegmentCount: 3);
         var refusal = Assert.Throws<BackupFileException>(() => stream.CopyTo(Stream.Null));
         Assert.Equal(BackupErrorCode.FileTooLarge, refusal.Code);
         Assert.Equal(2, refusal.Segment);

@@ -78,7 +78,7 @@ public class BackupFileSpanTests
     {
         var v = BackupFileVectorTests.Vectors.Single(x => x.Name == name);
         var file = new byte[BackupFileCodec.GetEncryptedLength(v.Plaintext.Length, v.SegmentSize)];
-        Assert.Equal(v.File.Length, BackupFileCodec.Encrypt(v.Plaintext, file, v.DataKey, v.SegmentSize, v.Salt, v.NoncePrefix));
+        Assert.Equal(v.File.Length, BackupFileWriter.Encrypt(v.Plaintext, file, v.DataKey, v.SegmentSize, v.Salt, v.NoncePrefix));
         Assert.Equal(Convert.ToHexStringLower(v.File), Convert.ToHexStringLower(file));
 
         var output = new byte[v.Plaintext.Length];
@@ -97,7 +97,7 @@ public class BackupFileSpanTests
         BackupFileCodec.Encrypt(plaintext, a, DataKey);
         BackupFileCodec.Encrypt(plaintext, b, DataKey);
         Assert.NotEqual(a[11..50], b[11..50]); // salt and nonce prefix
-        Assert.NotEqual(a[BackupFileCodec.HeaderSize..], b[BackupFileCodec.HeaderSize..]);
+        Assert.NotEqual(a[BackupFileHeader.Size..], b[BackupFileHeader.Size..]);
     }
 
     // --- lengths ---
@@ -136,7 +136,7 @@ public class BackupFileSpanTests
         Assert.Throws<ArgumentOutOfRangeException>(() => BackupFileCodec.GetEncryptedLength(0, BackupFileCodec.MaximumSegmentSize + 1));
         Assert.Throws<ArgumentOutOfRangeException>(() => BackupFileCodec.GetMaximumPlaintextLength(-1));
         Assert.Equal(0, BackupFileCodec.GetMaximumPlaintextLength(0));
-        Assert.Equal(0, BackupFileCodec.GetMaximumPlaintextLength(BackupFileCodec.HeaderSize + BackupFileCodec.TagSize - 1));
+        Assert.Equal(0, BackupFileCodec.GetMaximumPlaintextLength(BackupFileHeader.Size + SegmentCipher.TagSize - 1));
     }
 
     // --- bad arguments ---
@@ -235,7 +235,7 @@ public class BackupFileSpanTests
         Assert.All(destination, b => Assert.Equal(0, b));
 
         // Cut at a segment boundary: four segments authenticate, then the missing final one is reported.
-        var cut = Encrypt(plaintext, DataKey)[..(BackupFileCodec.HeaderSize + (4 * (SmallSegment + BackupFileCodec.TagSize)))];
+        var cut = Encrypt(plaintext, DataKey)[..(BackupFileHeader.Size + (4 * (SmallSegment + SegmentCipher.TagSize)))];
         destination.AsSpan().Fill(0xA5);
         e = Assert.Throws<BackupFileException>(() => BackupFileCodec.Decrypt(cut, destination, DataKey));
         Assert.Equal(BackupErrorCode.FileTruncated, e.Code);
@@ -262,14 +262,14 @@ public class BackupFileSpanTests
     {
         // With a limit of 3 segments, 2 full segments and a final one fit; a third full segment does not.
         var ok = Encrypt(Plaintext((2 * SmallSegment) + 5), DataKey);
-        Assert.Equal((2 * SmallSegment) + 5, BackupFileCodec.Open(ok, new byte[ok.Length], DataKey, 3, verifyOnly: false));
+        Assert.Equal((2 * SmallSegment) + 5, BackupFileReader.Open(ok, new byte[ok.Length], DataKey, 3, verifyOnly: false));
         var big = Encrypt(Plaintext(3 * SmallSegment), DataKey);
         var destination = new byte[big.Length];
-        var e = Assert.Throws<BackupFileException>(() => BackupFileCodec.Open(big, destination, DataKey, 3, verifyOnly: false));
+        var e = Assert.Throws<BackupFileException>(() => BackupFileReader.Open(big, destination, DataKey, 3, verifyOnly: false));
         Assert.Equal(BackupErrorCode.FileTooLarge, e.Code);
         Assert.Equal(2, e.Segment);
         Assert.All(destination, b => Assert.Equal(0, b));
-        e = Assert.Throws<BackupFileException>(() => BackupFileCodec.Open(big, [], DataKey, 3, verifyOnly: true));
+        e = Assert.Throws<BackupFileException>(() => BackupFileReader.Open(big, [], DataKey, 3, verifyOnly: true));
         Assert.Equal(BackupErrorCode.FileTooLarge, e.Code);
     }
 
@@ -288,14 +288,14 @@ public class BackupFileSpanTests
     private static byte[] StreamEncrypt(byte[] plaintext, int segmentSize)
     {
         using var output = new MemoryStream();
-        BackupFileCodec.EncryptAsync(new MemoryStream(plaintext), output, DataKey, segmentSize, Salt, NoncePrefix, BackupFileCodec.MaximumSegmentCount, CancellationToken.None).GetAwaiter().GetResult();
+        BackupFileWriter.EncryptAsync(new MemoryStream(plaintext), output, DataKey, segmentSize, Salt, NoncePrefix, BackupFileCodec.MaximumSegmentCount, CancellationToken.None).GetAwaiter().GetResult();
         return output.ToArray();
     }
 
     private static byte[] SpanEncrypt(byte[] plaintext, int segmentSize)
     {
         var file = new byte[BackupFileCodec.GetEncryptedLength(plaintext.Length, segmentSize)];
-        BackupFileCodec.Encrypt(plaintext, file, DataKey, segmentSize, Salt, NoncePrefix);
+        BackupFileWriter.Encrypt(plaintext, file, DataKey, segmentSize, Salt, NoncePrefix);
         return file;
     }
 }

@@ -28,7 +28,7 @@ public class BackupFileTamperTests
     [Trait("Rule", "F3")]
     public void Every_single_bit_flip_in_the_header_is_refused_and_never_reported_as_a_wrong_key()
     {
-        for (var bit = 0; bit < BackupFileCodec.HeaderSize * 8; bit++)
+        for (var bit = 0; bit < BackupFileHeader.Size * 8; bit++)
         {
             var flipped = Flip(SmallFile, bit);
             var expected = (bit / 8) == 6 ? BackupErrorCode.UnsupportedFileVersion : BackupErrorCode.FileCorrupt;
@@ -189,8 +189,8 @@ public class BackupFileTamperTests
     {
         Assert.Equal(BackupErrorCode.FileTruncated, Refusal([], DataKey));
         Assert.Equal(BackupErrorCode.FileTruncated, Refusal("KMS"u8.ToArray(), DataKey));
-        Assert.Equal(BackupErrorCode.FileTruncated, Refusal(SmallFile[..(BackupFileCodec.HeaderSize - 1)], DataKey));
-        Assert.Equal(BackupErrorCode.FileTruncated, Refusal(SmallFile[..BackupFileCodec.HeaderSize], DataKey));
+        Assert.Equal(BackupErrorCode.FileTruncated, Refusal(SmallFile[..(BackupFileHeader.Size - 1)], DataKey));
+        Assert.Equal(BackupErrorCode.FileTruncated, Refusal(SmallFile[..BackupFileHeader.Size], DataKey));
         Assert.Equal(BackupErrorCode.FileCorrupt, Refusal("PK\u0003\u0004 a zip file"u8.ToArray(), DataKey));
     }
 

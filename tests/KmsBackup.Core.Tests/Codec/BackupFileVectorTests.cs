@@ -39,7 +39,7 @@ public class BackupFileVectorTests
     {
         var v = Vectors.Single(x => x.Name == name);
         using var output = new MemoryStream();
-        await BackupFileCodec.EncryptAsync(new MemoryStream(v.Plaintext), output, v.DataKey, v.SegmentSize, v.Salt, v.NoncePrefix, BackupFileCodec.MaximumSegmentCount, CancellationToken.None);
+        await BackupFileWriter.EncryptAsync(new MemoryStream(v.Plaintext), output, v.DataKey, v.SegmentSize, v.Salt, v.NoncePrefix, BackupFileCodec.MaximumSegmentCount, CancellationToken.None);
         Assert.Equal(Convert.ToHexStringLower(v.File), Convert.ToHexStringLower(output.ToArray()));
     }
 
@@ -66,7 +66,7 @@ public class BackupFileVectorTests
         Assert.Equal(new byte[] { 0, 0, 0, 64 }, v.File[7..11]);
         Assert.Equal(v.Salt, v.File[11..43]);
         Assert.Equal(v.NoncePrefix, v.File[43..50]);
-        Assert.Equal(BackupFileCodec.HeaderSize + BackupFileCodec.TagSize, v.File.Length);
+        Assert.Equal(BackupFileHeader.Size + SegmentCipher.TagSize, v.File.Length);
     }
 
     private static List<Vector> Parse(string markdown)

@@ -78,11 +78,11 @@ internal static class CodecTestSupport
     /// <summary>Segment <paramref name="index"/> of a file of small segments: its offset and stored length.</summary>
     public static (int Offset, int Length) Segment(byte[] file, int index, int segmentSize = SmallSegment)
     {
-        var stored = segmentSize + BackupFileCodec.TagSize;
-        var offset = BackupFileCodec.HeaderSize + (index * stored);
+        var stored = segmentSize + SegmentCipher.TagSize;
+        var offset = BackupFileHeader.Size + (index * stored);
         return (offset, Math.Min(stored, file.Length - offset));
     }
 
     public static int SegmentCount(byte[] file, int segmentSize = SmallSegment) =>
-        ((file.Length - BackupFileCodec.HeaderSize) / (segmentSize + BackupFileCodec.TagSize)) + 1;
+        ((file.Length - BackupFileHeader.Size) / (segmentSize + SegmentCipher.TagSize)) + 1;
 }
