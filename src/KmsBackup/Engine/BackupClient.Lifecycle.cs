@@ -38,7 +38,7 @@ public partial class BackupClient
     /// <param name="instanceKind">The kind of instance the backup is chosen for (software or hardware); the instance must be of this kind.</param>
     /// <param name="backupAlias">A custom alias, or <see langword="null"/> for the backup ID.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <exception cref="BackupException">The backup or instance is missing, not the caller's, or the lifecycle refuses (see <see cref="BackupLifecycle.Apply"/>).</exception>
+    /// <exception cref="BackupException">The backup or instance is missing, not the caller's, or the lifecycle refuses (rule K7 and the rules in docs/domain-rules.md: for instance an instance that is not enabled or not of <paramref name="instanceKind"/>); the refusal says why and what to do.</exception>
     public virtual Task<BackupDetails> EnableBackupAsync(
         string callerAccount, string backupId, string instanceId, InstanceKind instanceKind, string? backupAlias = null, CancellationToken cancellationToken = default) =>
         _lifecycle.EnableBackupAsync(callerAccount, backupId, instanceId, instanceKind, backupAlias, cancellationToken);

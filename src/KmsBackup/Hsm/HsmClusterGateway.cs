@@ -64,7 +64,7 @@ public abstract class HsmClusterGateway
 
     /// <summary>
     /// Restores an image into a new cluster: its keys are unwrapped inside the target's HSMs. The caller
-    /// checks the target first (<see cref="HardwareRules.CheckRestoreCluster"/>); implementations refuse a
+    /// checks the target first (rule H5: <see cref="BackupClient.CheckHsmRestoreTargetAsync"/>); implementations refuse a
     /// target that holds keys.
     /// </summary>
     /// <param name="imageId">The image.</param>
