@@ -195,7 +195,7 @@ internal sealed class BackupRunner
                 return null;
             }
 
-            attempt.Confirm(backupId, confirmed, _catalog.Clock);
+            attempt.Confirm(backupId, confirmed);
 
             // A run can outlast its lease (a large full on a slow store): keep the lease renewed meanwhile,
             // and stop the run before it commits if a renewal finds that another writer took it over.

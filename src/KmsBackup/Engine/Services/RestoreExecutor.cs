@@ -20,6 +20,7 @@ internal sealed class RestoreExecutor
         _catalog = catalog;
         _preparation = preparation;
         _repository = catalog.Repository;
+        Journal = new RestoreJournal(catalog.Repository);
         _instances = catalog.Instances;
         _options = catalog.Options;
         _logger = catalog.Logger;
@@ -76,7 +77,8 @@ internal sealed class RestoreExecutor
         }
     }
 
-    internal RestoreJournal Journal => new(_repository);
+    /// <summary>The restore journal, shared with <see cref="UnfinishedRestores"/>.</summary>
+    internal RestoreJournal Journal { get; }
 
     internal static Activity? StartRestoreActivity(string name, string? backupId, string? targetInstanceId)
     {

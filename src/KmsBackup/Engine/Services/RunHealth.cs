@@ -172,7 +172,7 @@ internal sealed class RunHealth
             StartedAt = clock.GetUtcNow();
         }
 
-        public void Confirm(string backupId, ScheduledRun run, TimeProvider clock)
+        public void Confirm(string backupId, ScheduledRun run)
         {
             Run = run;
             Activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.BackupRunActivity);
@@ -184,8 +184,6 @@ internal sealed class RunHealth
                 Activity.SetTag(KmsBackupDiagnostics.RunReasonTag, BackupTelemetry.ReasonName(run.Reason));
                 Activity.SetTag("kmsbackup.run.due_at", run.DueAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture));
             }
-
-            _ = clock;
         }
     }
 }
