@@ -50,7 +50,7 @@ builder.Services.AddKmsBackup(o =>
         {
             // At 720x a real second is 12 simulated minutes: a busy machine must not make the lease of a
             // run in progress lapse, nor a tick that came half a second late look like a backup falling behind.
-            o.LeaseDuration = TimeSpan.FromHours(1);
+            o.Client.LeaseDuration = TimeSpan.FromHours(1);
             o.Health.MaximumLag = TimeSpan.FromHours(1);
         }
     })

@@ -115,10 +115,8 @@ internal sealed class DefaultBackupClientProvider : BackupClientProvider, IDispo
 
         try
         {
-            var clientOptions = options.ToClientOptions();
-            clientOptions.TimeProvider = _services.GetRequiredService<TimeProvider>();
-            clientOptions.LoggerFactory = _services.GetService<ILoggerFactory>() ?? clientOptions.LoggerFactory;
-            clientOptions.MeterFactory = _services.GetService<IMeterFactory>();
+            var clientOptions = options.ToClientOptions(
+                _services.GetRequiredService<TimeProvider>(), _services.GetService<ILoggerFactory>(), _services.GetService<IMeterFactory>());
             var client = await BackupClient.OpenAsync(store, keys, gateway, hsmClusters, clientOptions).ConfigureAwait(false);
             return new OpenedClient(client, ownedKeys);
         }

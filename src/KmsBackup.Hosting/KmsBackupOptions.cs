@@ -1,5 +1,8 @@
 using System.ComponentModel.DataAnnotations;
+using System.Diagnostics.Metrics;
 using System.IO.Abstractions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
 namespace KmsBackup.Hosting;
@@ -13,42 +16,16 @@ namespace KmsBackup.Hosting;
 public sealed class KmsBackupOptions : IValidatableObject
 {
     /// <summary>
-    /// The IANA (or Windows) ID of the time zone new backups count their days in (rule W1). Default <c>UTC</c>.
+    /// The client's settings, written once for the SDK and its hosting: the time zone (bound from its IANA ID),
+    /// the schedule, the automatic-backup cutoffs, the lease and clock bounds and the upload limits. Configuration
+    /// binds them from the section <c>Client</c>, for instance <c>KmsBackup:Client:TimeZone</c> or
+    /// <c>KmsBackup:Client:Schedule:IncrementalInterval</c>. Validated when the host starts with
+    /// <see cref="BackupClientOptions.Validate"/>. The host's service container supplies the
+    /// <see cref="BackupClientOptions.TimeProvider"/>, <see cref="BackupClientOptions.LoggerFactory"/> and
+    /// <see cref="BackupClientOptions.MeterFactory"/>; setting them here stops the host at start, saying so.
     /// </summary>
     [Required]
-    public string TimeZone { get; set; } = "UTC";
-
-    /// <summary>When backups run (rules S2, S3, S6).</summary>
-    [Required]
-    [ValidateObjectMembers]
-    public KmsBackupScheduleOptions Schedule { get; set; } = new();
-
-    /// <summary>Software instances created at or after this instant get an automatic backup when enabled (rule K4). Default 2024-04-26 00:00 UTC.</summary>
-    public DateTimeOffset SoftwareAutomaticBackupCutoff { get; set; } = AutomaticBackupCutoffs.Default.SoftwareCreatedOnOrAfter;
-
-    /// <summary>Hardware instances created at or after this instant get an automatic backup when enabled (rule K4). Default 2026-04-01 00:00 UTC.</summary>
-    public DateTimeOffset HardwareAutomaticBackupCutoff { get; set; } = AutomaticBackupCutoffs.Default.HardwareCreatedOnOrAfter;
-
-    /// <summary>How this host is named to another host that finds a backup's lease held. Default: machine name and process ID.</summary>
-    [Required]
-    [MaxLength(256)]
-    public string LeaseHolder { get; set; } = $"{Environment.MachineName}:{Environment.ProcessId}";
-
-    /// <summary>How long a backup's lease lasts unless renewed: 1 second to 1 hour. Default 5 minutes.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
-    public TimeSpan LeaseDuration { get; set; } = TimeSpan.FromMinutes(5);
-
-    /// <summary>
-    /// How far this host's clock may run ahead of the latest time the store has seen before every deletion is
-    /// held until an operator confirms the clock (<see cref="BackupClient.ConfirmClockAsync"/>, <c>kmsbackup clock
-    /// confirm</c>): 1 minute to 365 days. Default 48 hours. The health check reports a hold as degraded.
-    /// </summary>
-    [Range(typeof(TimeSpan), "00:01:00", "365.00:00:00")]
-    public TimeSpan MaximumClockLead { get; set; } = TimeSpan.FromHours(48);
-
-    /// <summary>How far this host's clock may run behind the latest time the store has seen and still commit: 1 second to 1 hour. Default 2 minutes.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
-    public TimeSpan MaximumClockLag { get; set; } = TimeSpan.FromMinutes(2);
+    public BackupClientOptions Client { get; set; } = new();
 
     /// <summary>
     /// The folder of the embedded defaults: the file-system store in <c>store/</c>, the repository key file
@@ -73,20 +50,14 @@ public sealed class KmsBackupOptions : IValidatableObject
     [ValidateObjectMembers]
     public KmsBackupHealthOptions Health { get; set; } = new();
 
-    /// <summary>Checks what attributes cannot: that the time zone is known and the schedule is valid.</summary>
+    /// <summary>Checks what attributes cannot: the client's settings, and that no path is blank.</summary>
     /// <param name="validationContext">The validation context.</param>
     /// <returns>The problems found.</returns>
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
     {
-        if (!string.IsNullOrWhiteSpace(TimeZone) && !BackupTimeZone.TryFromId(TimeZone, out _, out _))
+        if (Client is not null && ValidateClient(Client) is { } problem)
         {
-            yield return new ValidationResult(
-                $"The time zone '{TimeZone}' is not known on this machine: use an IANA ID such as 'UTC' or 'Asia/Shanghai'.", [nameof(TimeZone)]);
-        }
-
-        if (Schedule is not null && Schedule.ToPolicy().Validate() is { } refusal)
-        {
-            yield return new ValidationResult(refusal.Message, [nameof(Schedule)]);
+            yield return problem;
         }
 
         foreach (var (path, name) in new[] { (DataPath, nameof(DataPath)), (StorePath, nameof(StorePath)), (KeyFilePath, nameof(KeyFilePath)) })
@@ -98,21 +69,48 @@ public sealed class KmsBackupOptions : IValidatableObject
         }
     }
 
-    /// <summary>The client options these options stand for.</summary>
-    internal BackupClientOptions ToClientOptions() => new()
+    private static ValidationResult? ValidateClient(BackupClientOptions client)
     {
-        TimeZone = BackupTimeZone.FromId(TimeZone),
-        Schedule = Schedule.ToPolicy(),
-        AutomaticBackupCutoffs = new AutomaticBackupCutoffs
+        const string Prefix = nameof(Client) + ".";
+        if (client.TimeProvider != TimeProvider.System || client.LoggerFactory != NullLoggerFactory.Instance || client.MeterFactory is not null)
         {
-            SoftwareCreatedOnOrAfter = SoftwareAutomaticBackupCutoff,
-            HardwareCreatedOnOrAfter = HardwareAutomaticBackupCutoff,
-        },
-        LeaseHolder = LeaseHolder,
-        LeaseDuration = LeaseDuration,
-        MaximumClockLead = MaximumClockLead,
-        MaximumClockLag = MaximumClockLag,
-    };
+            return new ValidationResult(
+                "Client.TimeProvider, Client.LoggerFactory and Client.MeterFactory come from the host's service container: " +
+                "register a TimeProvider, ILoggerFactory or IMeterFactory there instead of setting them in the options.",
+                [Prefix + nameof(client.TimeProvider), Prefix + nameof(client.LoggerFactory), Prefix + nameof(client.MeterFactory)]);
+        }
+
+        if (client.Schedule?.Validate() is { } refusal)
+        {
+            // The schedule's one bounded setting is the incremental interval; the refusal names the value and the remedy.
+            const string Option = Prefix + nameof(client.Schedule) + "." + nameof(BackupSchedulePolicy.IncrementalInterval);
+            return new ValidationResult($"{Option}: {refusal.Message} {refusal.Remedy}", [Option]);
+        }
+
+        try
+        {
+            client.Validate();
+            return null;
+        }
+        catch (ArgumentException error)
+        {
+            var option = Prefix + error.ParamName;
+            return new ValidationResult($"{option}: {error.Message}", [option]);
+        }
+    }
+
+    /// <summary>
+    /// The options the client of this instance opens with: <see cref="Client"/>, copied, with the host's clock,
+    /// loggers and meters.
+    /// </summary>
+    internal BackupClientOptions ToClientOptions(TimeProvider timeProvider, ILoggerFactory? loggerFactory, IMeterFactory? meterFactory)
+    {
+        var options = Client.Clone();
+        options.TimeProvider = timeProvider;
+        options.LoggerFactory = loggerFactory ?? options.LoggerFactory;
+        options.MeterFactory = meterFactory;
+        return options;
+    }
 
     internal string ResolveDataPath(IFileSystem fileSystem, string name)
     {
@@ -136,19 +134,6 @@ public sealed class KmsBackupOptions : IValidatableObject
 
     internal string ResolveEmbeddedServicePath(IFileSystem fileSystem, string name) =>
         fileSystem.Path.Combine(ResolveDataPath(fileSystem, name), "kms");
-}
-
-/// <summary>When backups run (rules S2, S3, S6).</summary>
-public sealed class KmsBackupScheduleOptions
-{
-    /// <summary>How often an incremental runs after each full: 1 second to 12 hours. Default 5 minutes.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "12:00:00")]
-    public TimeSpan IncrementalInterval { get; set; } = BackupSchedulePolicy.Default.IncrementalInterval;
-
-    /// <summary>The local time of day of the daily full, in the backup's zone. Default 00:00.</summary>
-    public TimeOnly DailyFullTime { get; set; } = BackupSchedulePolicy.Default.DailyFullTime;
-
-    internal BackupSchedulePolicy ToPolicy() => new() { IncrementalInterval = IncrementalInterval, DailyFullTime = DailyFullTime };
 }
 
 /// <summary>The hosted scheduler (<see cref="BackupSchedulerService"/>).</summary>

@@ -49,8 +49,8 @@ public class DependencyInjectionTests
     {
         await using var h = HostHarness.Create(services: s =>
         {
-            s.AddKmsBackup("east", o => { o.DataPath = "/east"; o.TimeZone = "Asia/Shanghai"; }).UseEmbeddedKeyManagementService();
-            s.AddKmsBackup("west", o => { o.DataPath = "/west"; o.TimeZone = "America/Los_Angeles"; }).UseEmbeddedKeyManagementService();
+            s.AddKmsBackup("east", o => { o.DataPath = "/east"; o.Client.TimeZone = BackupTimeZone.FromId("Asia/Shanghai"); }).UseEmbeddedKeyManagementService();
+            s.AddKmsBackup("west", o => { o.DataPath = "/west"; o.Client.TimeZone = BackupTimeZone.FromId("America/Los_Angeles"); }).UseEmbeddedKeyManagementService();
         });
         var clients = h.Services.GetRequiredService<BackupClientProvider>();
 
@@ -130,9 +130,11 @@ public class DependencyInjectionTests
         var builder = new HostApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
-            ["KmsBackup:TimeZone"] = "Asia/Shanghai",
-            ["KmsBackup:Schedule:IncrementalInterval"] = "00:10:00",
-            ["KmsBackup:Schedule:DailyFullTime"] = "02:30",
+            ["KmsBackup:Client:TimeZone"] = "Asia/Shanghai",
+            ["KmsBackup:Client:Schedule:IncrementalInterval"] = "00:10:00",
+            ["KmsBackup:Client:Schedule:DailyFullTime"] = "02:30",
+            ["KmsBackup:Client:AutomaticBackupCutoffs:HardwareCreatedOnOrAfter"] = "2026-06-01T00:00:00Z",
+            ["KmsBackup:Client:LeaseDuration"] = "00:02:00",
             ["KmsBackup:Scheduler:Tick"] = "00:00:30",
             ["KmsBackup:StorePath"] = "/shared/store",
         });
@@ -142,9 +144,16 @@ public class DependencyInjectionTests
 
         var options = host.Services.GetRequiredService<IOptionsMonitor<KmsBackupOptions>>().Get(Options.DefaultName);
 
-        Assert.Equal("Asia/Shanghai", options.TimeZone);
-        Assert.Equal(TimeSpan.FromMinutes(10), options.Schedule.IncrementalInterval);
-        Assert.Equal(new TimeOnly(2, 30), options.Schedule.DailyFullTime);
+        Assert.Equal(BackupTimeZone.FromId("Asia/Shanghai"), options.Client.TimeZone);
+        Assert.Equal(TimeSpan.FromMinutes(10), options.Client.Schedule.IncrementalInterval);
+        Assert.Equal(new TimeOnly(2, 30), options.Client.Schedule.DailyFullTime);
+        Assert.Equal(new DateTimeOffset(2026, 6, 1, 0, 0, 0, TimeSpan.Zero), options.Client.AutomaticBackupCutoffs.HardwareCreatedOnOrAfter);
+        Assert.Equal(TimeSpan.FromMinutes(2), options.Client.LeaseDuration);
+
+        // Binding set properties of per-instance defaults, not of the shared ones.
+        Assert.Equal(BackupSchedulePolicy.Default, new BackupClientOptions().Schedule);
+        Assert.Equal(AutomaticBackupCutoffs.Default, new BackupClientOptions().AutomaticBackupCutoffs);
+        Assert.Equal(TimeSpan.FromMinutes(5), BackupSchedulePolicy.Default.IncrementalInterval);
         Assert.Equal(TimeSpan.FromSeconds(30), options.Scheduler.Tick);
         Assert.Equal("/shared/store", options.StorePath);
     }

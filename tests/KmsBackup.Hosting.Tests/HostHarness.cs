@@ -62,7 +62,7 @@ public sealed class HostHarness : IAsyncDisposable
         builder.Services.AddKmsBackup(o =>
         {
             o.DataPath = "/data";
-            o.LeaseHolder = "test-host";
+            o.Client.LeaseHolder = "test-host";
             o.Scheduler.Tick = Tick;
             configure?.Invoke(o);
         }).UseEmbeddedKeyManagementService();

@@ -164,7 +164,7 @@ public class ObservabilityTests
     [Fact]
     public async Task The_health_check_is_degraded_while_a_clock_far_ahead_of_the_store_holds_deletions()
     {
-        await using var h = HostHarness.Create(o => o.MaximumClockLead = TimeSpan.FromHours(6));
+        await using var h = HostHarness.Create(o => o.Client.MaximumClockLead = TimeSpan.FromHours(6));
         var client = await h.ClientAsync();
         var check = ActivatorUtilities.CreateInstance<KmsBackupHealthCheck>(h.Services);
         var context = new HealthCheckContext { Registration = new HealthCheckRegistration("kmsbackup", check, HealthStatus.Unhealthy, null) };

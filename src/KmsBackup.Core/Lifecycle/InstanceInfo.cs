@@ -59,8 +59,11 @@ public sealed record BoundInstance(string Id, InstanceKind Kind, string Region);
 /// </summary>
 public sealed record AutomaticBackupCutoffs
 {
-    /// <summary>The seed's cutoffs.</summary>
-    public static AutomaticBackupCutoffs Default { get; } = new();
+    /// <summary>
+    /// The seed's cutoffs. A new instance on each read, so that nothing (a configuration binder setting properties
+    /// through reflection, say) can change the default of another.
+    /// </summary>
+    public static AutomaticBackupCutoffs Default => new();
 
     /// <summary>Software instances created at or after this instant get an automatic backup.</summary>
     public DateTimeOffset SoftwareCreatedOnOrAfter { get; init; } = new(2024, 4, 26, 0, 0, 0, TimeSpan.Zero);

@@ -15,8 +15,11 @@ public sealed record BackupSchedulePolicy
     /// <summary>The longest incremental interval: 12 hours.</summary>
     public static TimeSpan MaximumIncrementalInterval { get; } = TimeSpan.FromHours(12);
 
-    /// <summary>The seed's schedule: fulls at 00:00, incrementals every 5 minutes.</summary>
-    public static BackupSchedulePolicy Default { get; } = new();
+    /// <summary>
+    /// The seed's schedule: fulls at 00:00, incrementals every 5 minutes. A new instance on each read, so that
+    /// nothing (a configuration binder setting properties through reflection, say) can change the default of another.
+    /// </summary>
+    public static BackupSchedulePolicy Default => new();
 
     /// <summary>The spacing of the incremental grid: incrementals are due at the last full's completion plus 1, 2, 3... intervals (a late run does not shift the grid). Default 5 minutes; 1 second to 12 hours.</summary>
     public TimeSpan IncrementalInterval { get; init; } = TimeSpan.FromMinutes(5);

@@ -1,3 +1,5 @@
+using System.ComponentModel;
+
 namespace KmsBackup;
 
 /// <summary>
@@ -9,7 +11,10 @@ namespace KmsBackup;
 /// (so a day whose 00:00 is skipped begins at 01:00); a local time that occurs twice resolves to
 /// its first occurrence. This is the usual "lenient" resolution (NodaTime's
 /// <c>Resolvers.LenientResolver</c> behaves the same way).
+/// <para>Configuration binds a zone from its ID (a <see cref="TypeConverter"/> converts to and from the ID), so a
+/// setting such as <c>"TimeZone": "Asia/Shanghai"</c> binds to a property of this type.</para>
 /// </remarks>
+[TypeConverter(typeof(BackupTimeZoneConverter))]
 public sealed class BackupTimeZone : IEquatable<BackupTimeZone>
 {
     private readonly TimeZoneInfo _zone;

@@ -5,6 +5,12 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace KmsBackup;
 
 /// <summary>Options of a <see cref="BackupClient"/>. Validated once, when the client opens.</summary>
+/// <remarks>
+/// Configuration binds every plain setting (the time zone from its ID, the schedule, the cutoffs, the lease and
+/// clock bounds, the upload limits); a host registered with <c>AddKmsBackup</c> sets these options as
+/// <c>KmsBackupOptions.Client</c>, section <c>Client</c>. <see cref="TimeProvider"/>, <see cref="LoggerFactory"/>
+/// and <see cref="MeterFactory"/> are objects, not settings: a host's service container supplies them.
+/// </remarks>
 public sealed class BackupClientOptions
 {
     /// <summary>Where time comes from. Default <see cref="TimeProvider.System"/>; tests use a fake one.</summary>
@@ -14,10 +20,10 @@ public sealed class BackupClientOptions
     public BackupTimeZone TimeZone { get; set; } = BackupTimeZone.Utc;
 
     /// <summary>When backups run (rules S2, S3, S6). Default: fulls at 00:00, incrementals every 5 minutes.</summary>
-    public BackupSchedulePolicy Schedule { get; set; } = BackupSchedulePolicy.Default;
+    public BackupSchedulePolicy Schedule { get; set; } = new();
 
-    /// <summary>Which instances get an automatic backup when enabled (rule K4).</summary>
-    public AutomaticBackupCutoffs AutomaticBackupCutoffs { get; set; } = AutomaticBackupCutoffs.Default;
+    /// <summary>Which instances get an automatic backup when enabled (rule K4). Default: the seed's cutoffs, 2024-04-26 for software and 2026-04-01 for hardware instances (UTC).</summary>
+    public AutomaticBackupCutoffs AutomaticBackupCutoffs { get; set; } = new();
 
     /// <summary>How this writer is named to a second writer that finds a backup's lease held. Default: machine name and process ID.</summary>
     public string LeaseHolder { get; set; } = $"{Environment.MachineName}:{Environment.ProcessId}";
