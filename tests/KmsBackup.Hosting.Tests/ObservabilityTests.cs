@@ -89,6 +89,31 @@ public class ObservabilityTests
     }
 
     [Fact]
+    public async Task Key_rotation_and_each_rekey_step_are_traced_once_by_the_client_and_a_step_with_nothing_to_do_is_not()
+    {
+        var spans = new ConcurrentQueue<Activity>();
+        using var listener = Listen(spans);
+        await using var h = HostHarness.Create();
+        var client = await h.ClientAsync();
+        await h.CreateInstanceAsync("kst-a");
+        await h.Kms.GenerateKeyAsync("kst-a", "orders", HostHarness.Owner);
+        await client.OnInstanceEnabledAsync("kst-a");
+        using var test = new Activity("test").Start(); // spans of this test only: other tests run in parallel
+
+        Assert.Null(await client.RekeyInBackgroundAsync(4)); // no rotation yet: nothing to do, no span
+        await client.RotateRepositoryKeyAsync();
+        var step = await client.RekeyInBackgroundAsync(4);
+        await client.RekeyAsync();
+
+        Assert.NotNull(step);
+        var mine = spans.Where(s => s.TraceId == test.TraceId && s != test).ToList();
+        Assert.Single(mine, s => s.OperationName == KmsBackupDiagnostics.RotateKeyActivity);
+        Assert.Equal(2, mine.Count(s => s.OperationName == KmsBackupDiagnostics.RekeyActivity));
+        Assert.Equal(3, mine.Count);
+        Assert.All(mine, s => Assert.Equal(test.SpanId, s.ParentSpanId));
+    }
+
+    [Fact]
     public async Task Logs_and_traces_never_hold_a_secret_value_key_material_or_a_data_key()
     {
         var spans = new ConcurrentQueue<Activity>();

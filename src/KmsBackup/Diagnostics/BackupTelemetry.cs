@@ -85,6 +85,55 @@ internal sealed class BackupTelemetry
         _ => "unknown",
     };
 
+    /// <summary>
+    /// Runs one public operation of the client in its span: starts the span <paramref name="name"/> with the tags known
+    /// before the operation runs, gives it to the operation (which tags what it learns on the way), marks it failed with
+    /// the error type when the operation throws, and ends it. The client's front calls this; the services it delegates
+    /// to start no span of their own, except the one span per backup run inside a batch of runs.
+    /// </summary>
+    public static async Task<T> TraceAsync<T>(
+        string name, Func<Activity?, Task<T>> operation, string? backupId = null, DateOnly? backupDate = null, string? targetInstanceId = null)
+    {
+        using var activity = Source.StartActivity(name);
+        if (activity is not null)
+        {
+            TagBackup(activity, backupId, backupDate);
+            if (targetInstanceId is not null)
+            {
+                activity.SetTag(KmsBackupDiagnostics.TargetInstanceTag, targetInstanceId);
+            }
+        }
+
+        try
+        {
+            return await operation(activity).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            SetFailed(activity, e);
+            throw;
+        }
+    }
+
+    /// <summary>Tags <paramref name="activity"/> with the backup and the date it concerns, those that are known.</summary>
+    public static void TagBackup(Activity? activity, string? backupId, DateOnly? backupDate)
+    {
+        if (activity is null)
+        {
+            return;
+        }
+
+        if (backupId is not null)
+        {
+            activity.SetTag(KmsBackupDiagnostics.BackupIdTag, backupId);
+        }
+
+        if (backupDate is { } date)
+        {
+            activity.SetTag(KmsBackupDiagnostics.BackupDateTag, date.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+        }
+    }
+
     /// <summary>A failure as a stable name: the error code of a <see cref="BackupException"/>, else the exception's type name (never its message).</summary>
     public static string ErrorType(Exception error) => error is BackupException backup ? backup.Code.ToString() : error.GetType().Name;
 

@@ -1,6 +1,8 @@
+using KmsBackup.Diagnostics;
+
 namespace KmsBackup;
 
-// Reads of backed-up data and the backup file: delegated to BackupDataReader and BackupFileTransfer.
+// Account operations (each takes the caller account first): reads of backed-up data and the backup file, delegated to BackupDataReader and BackupFileTransfer.
 public partial class BackupClient
 {
     /// <summary>The most items a data page can hold.</summary>
@@ -70,7 +72,8 @@ public partial class BackupClient
     /// <param name="cancellationToken">Cancels the download.</param>
     /// <exception cref="BackupException">The date is outside the window (the error states the viewable days needed), no backup ran that day, or the backup is expired or not the caller's.</exception>
     public virtual Task<BackupFileDownload> DownloadAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken = default) =>
-        _files.DownloadAsync(callerAccount, backupId, backupDate, destination, cancellationToken);
+        BackupTelemetry.TraceAsync(
+            KmsBackupDiagnostics.DownloadActivity, _ => _files.DownloadAsync(callerAccount, backupId, backupDate, destination, cancellationToken), backupId, backupDate);
 
     /// <summary>
     /// Imports a downloaded backup file as a backup of kind uploaded (label <c>Upload</c>, rule F2),
@@ -100,5 +103,10 @@ public partial class BackupClient
     /// <see cref="BackupClientOptions.MaximumUploadSize"/> (<see cref="BackupErrorCode.FileTooLarge"/>).</exception>
     /// <exception cref="BackupException">The name is invalid, or the store failed.</exception>
     public virtual Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default) =>
-        _files.UploadAsync(callerAccount, file, dataKey, backupName, cancellationToken);
+        BackupTelemetry.TraceAsync(KmsBackupDiagnostics.UploadActivity, async activity =>
+        {
+            var details = await _files.UploadAsync(callerAccount, file, dataKey, backupName, cancellationToken).ConfigureAwait(false);
+            BackupTelemetry.TagBackup(activity, details.Id, details.LatestPoint?.Date);
+            return details;
+        });
 }

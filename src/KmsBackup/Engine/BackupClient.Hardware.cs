@@ -1,6 +1,6 @@
 namespace KmsBackup;
 
-// Hardware instances and their HSM clusters: delegated to HardwareOperations.
+// Account operations (each takes the caller account first): hardware instances and their HSM clusters, delegated to HardwareOperations.
 public partial class BackupClient
 {
     /// <summary>

@@ -1,6 +1,6 @@
 namespace KmsBackup;
 
-// The account-facing lifecycle (create, purchase, enable, extend, reset, renew, list) and the instance events: delegated to LifecycleOperations.
+// Account operations (each takes the caller account first): the lifecycle of a backup (create, purchase, enable, extend, reset, renew, get, list), delegated to LifecycleOperations.
 public partial class BackupClient
 {
     /// <summary>Creates a default backup for <paramref name="callerAccount"/>: free, 7 viewable days, unbound until enabled (rules K1, K2, L3).</summary>
@@ -16,17 +16,6 @@ public partial class BackupClient
     /// <exception cref="BackupException">The order is invalid (viewable days, term, quantity, region).</exception>
     public virtual Task<IReadOnlyList<BackupDetails>> PurchaseBackupsAsync(string callerAccount, PurchaseOrder order, CancellationToken cancellationToken = default) =>
         _lifecycle.PurchaseBackupsAsync(callerAccount, order, cancellationToken);
-
-    /// <summary>
-    /// Tells the client that an instance was enabled. If the instance is eligible (rule K4) and has no
-    /// automatic backup yet (K5), creates its automatic backup and runs the first full backup at once (S1),
-    /// unless another writer (a scheduler that saw the new backup) holds its lease and runs it.
-    /// </summary>
-    /// <param name="instanceId">The instance that was enabled.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The automatic backup, or <see langword="null"/> when the instance is not eligible or already has one.</returns>
-    public virtual Task<BackupDetails?> OnInstanceEnabledAsync(string instanceId, CancellationToken cancellationToken = default) =>
-        _lifecycle.OnInstanceEnabledAsync(instanceId, cancellationToken);
 
     /// <summary>
     /// Binds a default or purchased backup to an enabled instance the caller owns, and runs its first full backup at once
@@ -65,12 +54,6 @@ public partial class BackupClient
     /// <param name="cancellationToken">Cancels the call.</param>
     public virtual Task<BackupDetails> RenewBackupAsync(string callerAccount, string backupId, PurchaseTerm term, CancellationToken cancellationToken = default) =>
         _lifecycle.RenewBackupAsync(callerAccount, backupId, term, cancellationToken);
-
-    /// <summary>Tells the client that an instance was released: its backups take no new data, and its automatic backup is deleted 90 days later (rules L2, W6).</summary>
-    /// <param name="instanceId">The released instance.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    public virtual Task OnInstanceReleasedAsync(string instanceId, CancellationToken cancellationToken = default) =>
-        _lifecycle.OnInstanceReleasedAsync(instanceId, cancellationToken);
 
     /// <summary>Gets a backup's details, with its queryable range today (rule W2).</summary>
     /// <param name="callerAccount">The backup's owner.</param>

@@ -1,6 +1,8 @@
+using KmsBackup.Diagnostics;
+
 namespace KmsBackup;
 
-// The operator's operations (runs, health, key rotation and rekey, prune, verify, the store clock): delegated to BackupRunner, RunHealth and MaintenanceOperations.
+// Operator operations (no caller account): runs, health, key rotation and rekey, prune, verify, the store clock: delegated to BackupRunner, RunHealth and MaintenanceOperations.
 public partial class BackupClient
 {
     /// <summary>
@@ -48,7 +50,7 @@ public partial class BackupClient
     /// <returns>The generation now current.</returns>
     /// <exception cref="BackupException">The key provider or the store failed; nothing changed.</exception>
     public virtual Task<RepositoryKeyRotation> RotateRepositoryKeyAsync(CancellationToken cancellationToken = default) =>
-        _maintenance.RotateRepositoryKeyAsync(cancellationToken);
+        BackupTelemetry.TraceAsync(KmsBackupDiagnostics.RotateKeyActivity, _ => _maintenance.RotateRepositoryKeyAsync(cancellationToken));
 
     /// <summary>
     /// Re-encrypts data sealed under older key generations (after <see cref="RotateRepositoryKeyAsync"/>): the
@@ -70,7 +72,7 @@ public partial class BackupClient
     /// <exception cref="BackupException"><see cref="BackupErrorCode.ClockBehindStore"/>: this host's clock is behind the store's time.</exception>
     /// <exception cref="BackupIntegrityException">An old pack's object does not authenticate: nothing of that pack was marked; run verify.</exception>
     public virtual Task<RekeySummary> RekeyAsync(int? maximumPacks = null, CancellationToken cancellationToken = default) =>
-        _maintenance.RekeyAsync(maximumPacks, cancellationToken);
+        BackupTelemetry.TraceAsync(KmsBackupDiagnostics.RekeyActivity, _ => _maintenance.RekeyAsync(maximumPacks, cancellationToken));
 
     /// <summary>
     /// A background job's step of <see cref="RekeyAsync"/>: rewrites up to <paramref name="maximumPacks"/> old packs when
@@ -87,7 +89,7 @@ public partial class BackupClient
     public virtual Task<RekeySummary?> RekeyInBackgroundAsync(int maximumPacks, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maximumPacks, 1);
-        return _maintenance.RekeyInBackgroundAsync(maximumPacks, cancellationToken);
+        return _maintenance.RekeyInBackgroundAsync(maximumPacks, RekeyAsync, cancellationToken);
     }
 
     /// <summary>

@@ -1,6 +1,8 @@
+using KmsBackup.Diagnostics;
+
 namespace KmsBackup;
 
-// Restores and unfinished restore operations: delegated to RestoreExecutor and UnfinishedRestores.
+// Account operations (each takes the caller account first): restores and unfinished restore operations, delegated to RestoreExecutor and UnfinishedRestores.
 public partial class BackupClient
 {
     /// <summary>
@@ -19,7 +21,8 @@ public partial class BackupClient
     /// else is looked up about another account's instance or reported about it.
     /// </remarks>
     public virtual Task<RestorePlan> PlanRestoreAsync(RestoreRequest request, CancellationToken cancellationToken = default) =>
-        _executor.PlanRestoreAsync(request, cancellationToken);
+        BackupTelemetry.TraceAsync(
+            KmsBackupDiagnostics.RestorePlanActivity, _ => _executor.PlanRestoreAsync(request, cancellationToken), request?.BackupId, targetInstanceId: request?.TargetInstanceId);
 
     /// <summary>
     /// Restores keys and secrets into the target instance, all or nothing (rules R7–R9): plans first and
@@ -48,7 +51,8 @@ public partial class BackupClient
     /// <see cref="BackupErrorCode.LeaseHeld"/>: another process runs the operation (or died running it less than a lease ago).</exception>
     /// <exception cref="OperationCanceledException">Cancelled; the target is as it was.</exception>
     public virtual Task<RestoreResult> RestoreAsync(RestoreRequest request, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
-        _executor.RestoreAsync(request, progress, cancellationToken);
+        BackupTelemetry.TraceAsync(
+            KmsBackupDiagnostics.RestoreActivity, activity => _executor.RestoreAsync(request, progress, activity, cancellationToken), request?.BackupId, targetInstanceId: request?.TargetInstanceId);
 
     /// <summary>
     /// Lists the restore operations of <paramref name="callerAccount"/> that began writing and have not
@@ -81,7 +85,7 @@ public partial class BackupClient
     /// <see cref="BackupErrorCode.LeaseHeld"/>: another process runs it, or died running it less than a lease ago (retry once the lease expires).</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public virtual Task<RestoreResult> ResumeRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
-        _unfinished.ResumeRestoreAsync(callerAccount, operationId, progress, cancellationToken);
+        BackupTelemetry.TraceAsync(KmsBackupDiagnostics.RestoreActivity, activity => _unfinished.ResumeRestoreAsync(callerAccount, operationId, progress, activity, cancellationToken));
 
     /// <summary>
     /// Rolls an unfinished restore operation back by its ID, after a restart for instance: removes from the
@@ -101,5 +105,5 @@ public partial class BackupClient
     /// <see cref="BackupErrorCode.LeaseHeld"/>: another process runs it, or died running it less than a lease ago.</exception>
     /// <exception cref="OperationCanceledException">Cancelled.</exception>
     public virtual Task<RestoreRollbackResult> RollBackRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default) =>
-        _unfinished.RollBackRestoreAsync(callerAccount, operationId, progress, cancellationToken);
+        BackupTelemetry.TraceAsync(KmsBackupDiagnostics.RestoreActivity, activity => _unfinished.RollBackRestoreAsync(callerAccount, operationId, progress, activity, cancellationToken));
 }

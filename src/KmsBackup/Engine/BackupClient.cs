@@ -9,9 +9,21 @@ namespace KmsBackup;
 /// clients (in several processes) can share one store, one writer per backup at a time.
 /// </summary>
 /// <remarks>
-/// Every operation acts for a caller account: only the owner of a backup (for a bound backup, the
-/// owner of its instance) may enable, view or change it (rule R2). Time comes only from
-/// <see cref="BackupClientOptions.TimeProvider"/>.
+/// <para>Two kinds of operation, told apart by their first parameter:</para>
+/// <list type="bullet">
+/// <item><b>Account operations</b> take the caller account first and act for it: only the owner of a backup (for a
+/// bound backup, the owner of its instance) may enable, view, restore or change it (rule R2). The lifecycle
+/// (<see cref="CreateDefaultBackupAsync"/>, <see cref="PurchaseBackupsAsync"/>, <see cref="EnableBackupAsync"/>,
+/// extend, reset, renew, get, list), the data views and the backup file (<see cref="GetDataPageAsync"/>,
+/// <see cref="DownloadAsync"/>, <see cref="UploadAsync"/>), restores (<see cref="PlanRestoreAsync"/>,
+/// <see cref="RestoreAsync"/> and the unfinished ones) and hardware instances (<see cref="GetProtectionAsync"/>, ...).</item>
+/// <item><b>Operator operations</b> take no caller account: the host calls them for its key management service and its
+/// repository. The instance events (<see cref="OnInstanceEnabledAsync"/>, <see cref="OnInstanceReleasedAsync"/>),
+/// runs and health (<see cref="RunDueBackupsAsync"/>, <see cref="GetHealthAsync"/>) and maintenance
+/// (<see cref="RotateRepositoryKeyAsync"/>, <see cref="RekeyAsync"/>, <see cref="PruneAsync"/>,
+/// <see cref="VerifyAsync"/>, the store clock).</item>
+/// </list>
+/// <para>Time comes only from <see cref="BackupClientOptions.TimeProvider"/>.</para>
 /// </remarks>
 public partial class BackupClient : IDisposable
 {

@@ -10,7 +10,9 @@ namespace KmsBackup;
 /// cannot be used for cryptography.
 /// </summary>
 /// <remarks>
-/// Calls are synchronous on purpose: the embedded service makes them while it holds its own lock. The
+/// Calls are synchronous on purpose: the embedded service makes them while it holds its own lock, and PKCS#11,
+/// the interface beneath the HSM adapter, is a synchronous C interface, so an asynchronous port would only wrap
+/// blocking calls. Each call is one short HSM operation (generate, encrypt or decrypt a small value). The
 /// material never reaches the service: only ciphertexts and plaintexts cross.
 /// </remarks>
 public abstract class HardwareKeyOperations

@@ -1,7 +1,6 @@
 using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 using Microsoft.Extensions.Logging;
-using System.Globalization;
 using System.Security.Cryptography;
 
 namespace KmsBackup;
@@ -26,20 +25,9 @@ internal sealed class BackupFileTransfer
 
     internal async Task<BackupFileDownload> DownloadAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken = default)
     {
-        using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.DownloadActivity);
-        activity?.SetTag(KmsBackupDiagnostics.BackupIdTag, backupId);
-        activity?.SetTag(KmsBackupDiagnostics.BackupDateTag, backupDate.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
-        try
-        {
-            var download = await DownloadCoreAsync(callerAccount, backupId, backupDate, destination, cancellationToken).ConfigureAwait(false);
-            Log.DownloadCompleted(_logger, backupId, backupDate, download.Length);
-            return download;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            BackupTelemetry.SetFailed(activity, e);
-            throw;
-        }
+        var download = await DownloadCoreAsync(callerAccount, backupId, backupDate, destination, cancellationToken).ConfigureAwait(false);
+        Log.DownloadCompleted(_logger, backupId, backupDate, download.Length);
+        return download;
     }
 
     internal async Task<BackupFileDownload> DownloadCoreAsync(string callerAccount, string backupId, DateOnly backupDate, Stream destination, CancellationToken cancellationToken)
@@ -98,24 +86,15 @@ internal sealed class BackupFileTransfer
 
     internal async Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default)
     {
-        using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.UploadActivity);
         try
         {
             var details = await UploadCoreAsync(callerAccount, file, dataKey, backupName, cancellationToken).ConfigureAwait(false);
-            activity?.SetTag(KmsBackupDiagnostics.BackupIdTag, details.Id);
-            var date = details.LatestPoint?.Date;
-            activity?.SetTag(KmsBackupDiagnostics.BackupDateTag, date?.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture));
-            Log.UploadCompleted(_logger, details.Id, date);
+            Log.UploadCompleted(_logger, details.Id, details.LatestPoint?.Date);
             return details;
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (BackupFileException e)
         {
-            BackupTelemetry.SetFailed(activity, e);
-            if (e is BackupFileException)
-            {
-                Log.UploadRefused(_logger, BackupTelemetry.ErrorType(e));
-            }
-
+            Log.UploadRefused(_logger, BackupTelemetry.ErrorType(e));
             throw;
         }
     }

@@ -22,7 +22,6 @@ internal sealed class MaintenanceOperations
 
     internal async Task<RepositoryKeyRotation> RotateRepositoryKeyAsync(CancellationToken cancellationToken = default)
     {
-        using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.RotateKeyActivity);
         var (generation, sequence) = await _repository.RotateKeyAsync(cancellationToken).ConfigureAwait(false);
         var id = generation.ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
         Log.RepositoryKeyRotated(_logger, (long)sequence, id);
@@ -36,7 +35,6 @@ internal sealed class MaintenanceOperations
             throw new ArgumentOutOfRangeException(nameof(maximumPacks), maximumPacks, "Rewrite at least one pack per call, or pass null for all.");
         }
 
-        using var activity = BackupTelemetry.Source.StartActivity(KmsBackupDiagnostics.RekeyActivity);
         var clock = await _repository.CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
         var result = await RepositoryMaintenance.RekeyAsync(_repository, clock.Now, maximumPacks ?? int.MaxValue, cancellationToken).ConfigureAwait(false);
         var sequence = (long)_repository.Crypto.SequenceOf(result.Generation);
@@ -47,7 +45,11 @@ internal sealed class MaintenanceOperations
     // The key generation a background rekey last found nothing left to rewrite for, and when.
     private (uint Generation, DateTimeOffset At) _rekeyedThrough = (1, DateTimeOffset.MinValue);
 
-    internal async Task<RekeySummary?> RekeyInBackgroundAsync(int maximumPacks, CancellationToken cancellationToken)
+    /// <summary>
+    /// One background step of a rekey: nothing (and no read) when no rekey is due; else <paramref name="rekey"/>, the
+    /// client's own <see cref="BackupClient.RekeyAsync"/>, so that the step is traced and can be faked as a call is.
+    /// </summary>
+    internal async Task<RekeySummary?> RekeyInBackgroundAsync(int maximumPacks, Func<int?, CancellationToken, Task<RekeySummary>> rekey, CancellationToken cancellationToken)
     {
         var current = _repository.Crypto.CurrentGeneration;
         var done = _rekeyedThrough;
@@ -56,7 +58,7 @@ internal sealed class MaintenanceOperations
             return null;
         }
 
-        var summary = await RekeyAsync(maximumPacks, cancellationToken).ConfigureAwait(false);
+        var summary = await rekey(maximumPacks, cancellationToken).ConfigureAwait(false);
         if (summary.IsComplete)
         {
             _rekeyedThrough = (current, _catalog.Clock.GetUtcNow());

@@ -28,27 +28,17 @@ internal sealed class RestoreExecutor
 
     internal async Task<RestorePlan> PlanRestoreAsync(RestoreRequest request, CancellationToken cancellationToken = default)
     {
-        using var activity = StartRestoreActivity(KmsBackupDiagnostics.RestorePlanActivity, request?.BackupId, request?.TargetInstanceId);
-        try
-        {
-            ArgumentNullException.ThrowIfNull(request);
-            request.Validate();
-            var owned = await _catalog.LoadOwnedAsync(request.CallerAccount, request.BackupId, cancellationToken).ConfigureAwait(false);
-            // A plan needs no key material and no secret value: the items are read without them.
-            var prepared = await _preparation.PrepareRestoreAsync(request with { OperationId = request.OperationId ?? BackupCatalog.NewId("restore") }, owned, null, withValues: false, cancellationToken).ConfigureAwait(false);
-            prepared.Records.Clear();
-            return prepared.Plan;
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            BackupTelemetry.SetFailed(activity, e);
-            throw;
-        }
+        ArgumentNullException.ThrowIfNull(request);
+        request.Validate();
+        var owned = await _catalog.LoadOwnedAsync(request.CallerAccount, request.BackupId, cancellationToken).ConfigureAwait(false);
+        // A plan needs no key material and no secret value: the items are read without them.
+        var prepared = await _preparation.PrepareRestoreAsync(request with { OperationId = request.OperationId ?? BackupCatalog.NewId("restore") }, owned, null, withValues: false, cancellationToken).ConfigureAwait(false);
+        prepared.Records.Clear();
+        return prepared.Plan;
     }
 
-    internal async Task<RestoreResult> RestoreAsync(RestoreRequest request, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    internal async Task<RestoreResult> RestoreAsync(RestoreRequest request, IProgress<RestoreProgress>? progress, Activity? activity, CancellationToken cancellationToken = default)
     {
-        using var activity = StartRestoreActivity(KmsBackupDiagnostics.RestoreActivity, request?.BackupId, request?.TargetInstanceId);
         var operationId = request?.OperationId;
         try
         {
@@ -65,32 +55,15 @@ internal sealed class RestoreExecutor
 
             return await RunRestoreAsync(request with { OperationId = operationId }, owned, null, resuming: false, progress, activity, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OutOfMemoryException)
+        catch (Exception e) when (e is not OutOfMemoryException && request is not null)
         {
-            BackupTelemetry.SetFailed(activity, e);
-            if (request is not null)
-            {
-                Log.RestoreFailed(_logger, e, operationId ?? "(new)", request.BackupId, request.TargetInstanceId, BackupTelemetry.ErrorType(e));
-            }
-
+            Log.RestoreFailed(_logger, e, operationId ?? "(new)", request.BackupId, request.TargetInstanceId, BackupTelemetry.ErrorType(e));
             throw;
         }
     }
 
     /// <summary>The restore journal, shared with <see cref="UnfinishedRestores"/>.</summary>
     internal RestoreJournal Journal { get; }
-
-    internal static Activity? StartRestoreActivity(string name, string? backupId, string? targetInstanceId)
-    {
-        var activity = BackupTelemetry.Source.StartActivity(name);
-        if (activity is not null && backupId is not null)
-        {
-            activity.SetTag(KmsBackupDiagnostics.BackupIdTag, backupId);
-            activity.SetTag(KmsBackupDiagnostics.TargetInstanceTag, targetInstanceId);
-        }
-
-        return activity;
-    }
 
     /// <summary>
     /// Runs one journaled run of a restore operation under its lease: plans (a resume, with the

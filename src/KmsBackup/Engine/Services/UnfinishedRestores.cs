@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 using Microsoft.Extensions.Logging;
@@ -53,9 +54,8 @@ internal sealed class UnfinishedRestores
         }
     }
 
-    internal async Task<RestoreResult> ResumeRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    internal async Task<RestoreResult> ResumeRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress, Activity? activity, CancellationToken cancellationToken = default)
     {
-        using var activity = RestoreExecutor.StartRestoreActivity(KmsBackupDiagnostics.RestoreActivity, null, null);
         RestoreRunStart? latest = null;
         try
         {
@@ -91,7 +91,6 @@ internal sealed class UnfinishedRestores
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            BackupTelemetry.SetFailed(activity, e);
             if (latest is not null)
             {
                 Log.RestoreFailed(_logger, e, operationId, latest.BackupId, latest.TargetInstanceId, BackupTelemetry.ErrorType(e));
@@ -101,9 +100,8 @@ internal sealed class UnfinishedRestores
         }
     }
 
-    internal async Task<RestoreRollbackResult> RollBackRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress = null, CancellationToken cancellationToken = default)
+    internal async Task<RestoreRollbackResult> RollBackRestoreAsync(string callerAccount, string operationId, IProgress<RestoreProgress>? progress, Activity? activity, CancellationToken cancellationToken = default)
     {
-        using var activity = RestoreExecutor.StartRestoreActivity(KmsBackupDiagnostics.RestoreActivity, null, null);
         JournaledRestore? journaled = null;
         try
         {
@@ -131,7 +129,6 @@ internal sealed class UnfinishedRestores
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            BackupTelemetry.SetFailed(activity, e);
             if (journaled is not null)
             {
                 Log.RestoreFailed(_logger, e, operationId, journaled.Latest.BackupId, journaled.Latest.TargetInstanceId, BackupTelemetry.ErrorType(e));
