@@ -1,3 +1,4 @@
+// Over 400 lines: every command of the tool run in one in-process fixture, one test per behaviour.
 using System.Text.Json;
 
 namespace KmsBackup.Cli.Tests;

@@ -1,3 +1,4 @@
+// Over 400 lines: every helper-process mode the tests spawn, behind one entry point.
 using System.Diagnostics;
 using System.Globalization;
 

@@ -1,3 +1,4 @@
+// Over 400 lines: building, reading and seeking the tree share its boundary rule and node format; one file keeps them from drifting apart.
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 

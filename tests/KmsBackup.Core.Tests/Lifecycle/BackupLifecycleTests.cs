@@ -1,3 +1,4 @@
+// Over 400 lines: one example or property per lifecycle rule, over shared generators.
 using System.Globalization;
 using FsCheck;
 using FsCheck.Xunit;

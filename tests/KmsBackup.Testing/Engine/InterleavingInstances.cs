@@ -1,3 +1,4 @@
+// Over 400 lines: the schedules' key management service and the oracle that knows every version it held.
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Runtime.CompilerServices;

@@ -1,3 +1,4 @@
+// Over 400 lines: one seeded schedule reads as one story: its generator, the hosts' actions and the invariants checked after each step.
 using System.Globalization;
 using KmsBackup.Testing.Storage;
 

@@ -1,3 +1,4 @@
+// Over 400 lines: the whole store contract in one suite, so that a new store subclasses one class and passes all of it.
 using System.Security.Cryptography;
 
 using FsCheck;

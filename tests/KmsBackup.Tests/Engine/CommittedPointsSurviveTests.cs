@@ -1,3 +1,4 @@
+// Over 400 lines: each failure of issue 12 replayed as it was found, one test each.
 using KmsBackup.Storage;
 using Microsoft.Extensions.Time.Testing;
 

@@ -1,3 +1,4 @@
+// Over 400 lines: the seed's restore procedure and rules R1 to R9, one test each, over one fixture.
 using KmsBackup.DevelopmentKms;
 using KmsBackup.Tests.Engine;
 using static KmsBackup.Tests.Restore.RestoreSetup;

@@ -1,3 +1,4 @@
+// Over 400 lines: one attack (a planted link) tried against every operation of the store, one test each.
 using System.Diagnostics;
 using System.Globalization;
 using System.IO.Abstractions;

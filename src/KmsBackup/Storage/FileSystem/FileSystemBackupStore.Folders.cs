@@ -1,3 +1,4 @@
+// Over 400 lines: every path the store resolves is resolved here, so that a review of its handling of links reads one file.
 using System.IO.Abstractions;
 
 using Microsoft.Win32.SafeHandles;
