@@ -127,6 +127,30 @@ public sealed partial class AzureBlobBackupStore : BackupStore
     }
 
     /// <inheritdoc />
+    /// <remarks>One ranged GET (an HTTP <c>Range</c> header): only the range crosses the network.</remarks>
+    protected override async Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken)
+    {
+        var blob = _container.GetBlobClient(_objectsPrefix + key);
+        try
+        {
+            var response = await blob.DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(offset, length) }, cancellationToken).ConfigureAwait(false);
+            return response.Value.Content.ToArray();
+        }
+        catch (RequestFailedException ex) when (ex.Status == (int)HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+        catch (RequestFailedException ex) when (ex.Status == (int)HttpStatusCode.RequestedRangeNotSatisfiable)
+        {
+            return []; // the blob ends at or before the offset
+        }
+        catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
+        {
+            throw Unavailable(ObjectItem(key), $"read {length} bytes at {offset} of the object '{key}'", ex);
+        }
+    }
+
+    /// <inheritdoc />
     /// <remarks>
     /// Pages through the service's listing, <see cref="AzureBlobBackupStoreOptions.ListPageSize"/> blobs a request; blobs whose commit has
     /// not completed are never listed. A blob under the store's prefix whose name is not a store key (see

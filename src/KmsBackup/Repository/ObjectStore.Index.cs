@@ -83,7 +83,7 @@ internal sealed partial class ObjectStore
             var role = reader.ReadByte();
             var offset = reader.ReadInt32();
             var length = reader.ReadInt32();
-            if (offset < PackHeaderSize || length < RepositoryCrypto.Overhead)
+            if (offset < PackHeaderSize || length < RepositoryCrypto.Overhead || (long)offset + length > int.MaxValue)
             {
                 throw reader.Malformed("an entry is out of range");
             }

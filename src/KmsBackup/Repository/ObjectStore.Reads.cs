@@ -60,12 +60,25 @@ internal sealed partial class ObjectStore
         {
             foreach (var (packId, entries) in byPack)
             {
-                var pack = await _store.TryReadAsync(PackKey(packId), cancellationToken).ConfigureAwait(false)
-                    ?? throw new PackMissingException(packId);
-                using var cipher = await OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
+                entries.Sort(static (a, b) => a.Location.Offset.CompareTo(b.Location.Offset));
+                var ranges = await ReadRangesAsync(packId, entries, cancellationToken).ConfigureAwait(false);
+                using var cipher = await OpenPackAsync(packId, ranges[0].Bytes, cancellationToken).ConfigureAwait(false);
+                var next = 0;
                 foreach (var (id, location) in entries)
                 {
-                    result[id] = cipher.OpenObject(pack, id, location);
+                    while (location.Offset >= ranges[next].Start + ranges[next].Bytes.Length && next < ranges.Count - 1)
+                    {
+                        next++;
+                    }
+
+                    var range = ranges[next];
+                    var start = location.Offset - range.Start;
+                    if (start < 0 || (long)start + location.Length > range.Bytes.Length)
+                    {
+                        throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
+                    }
+
+                    result[id] = cipher.OpenObject(range.Bytes.AsSpan(start, location.Length), id, location.Role);
                 }
             }
         }
@@ -81,6 +94,46 @@ internal sealed partial class ObjectStore
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Ranges of a pack that are read together: one less than this apart are read as one, since a request costs more
+    /// than reading this many bytes more.
+    /// </summary>
+    internal const int RangeMergeGap = 256 * 1024;
+
+    /// <summary>
+    /// Reads the parts of pack <paramref name="packId"/> that hold its header and <paramref name="entries"/> (sorted by
+    /// offset) with ranged reads, so that a few small objects do not cost their whole pack: the header and each object,
+    /// those less than <see cref="RangeMergeGap"/> apart in one read. The first range starts at the header.
+    /// </summary>
+    private async Task<List<(int Start, byte[] Bytes)>> ReadRangesAsync(string packId, List<(ObjectId Id, ObjectLocation Location)> entries, CancellationToken cancellationToken)
+    {
+        var planned = new List<(int Start, int End)> { (0, PackHeaderSize) };
+        foreach (var (_, location) in entries)
+        {
+            var end = location.Offset + location.Length;
+            var last = planned[^1];
+            if (location.Offset - last.End < RangeMergeGap)
+            {
+                planned[^1] = (last.Start, Math.Max(last.End, end));
+            }
+            else
+            {
+                planned.Add((location.Offset, end));
+            }
+        }
+
+        var ranges = new List<(int Start, byte[] Bytes)>(planned.Count);
+        foreach (var (start, end) in planned)
+        {
+            // A pack deleted between two ranges (a prune's repack) is missing as a whole: the caller refreshes the index.
+            var bytes = await _store.TryReadRangeAsync(PackKey(packId), start, end - start, cancellationToken).ConfigureAwait(false)
+                ?? throw new PackMissingException(packId);
+            ranges.Add((start, bytes));
+        }
+
+        return ranges;
     }
 
     public async Task<byte[]> ReadPackAsync(string packId, CancellationToken cancellationToken)

@@ -78,6 +78,36 @@ public abstract partial class BackupStore
         return await TryReadCoreAsync(key, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Reads up to <paramref name="length"/> bytes of the object <paramref name="key"/> from <paramref name="offset"/>:
+    /// what a reader of one object in a large pack asks for, so that it does not fetch the whole pack.
+    /// </summary>
+    /// <param name="key">The object's key.</param>
+    /// <param name="offset">Where the range starts, from 0.</param>
+    /// <param name="length">How many bytes at most, from 1.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <returns>
+    /// The bytes from <paramref name="offset"/>: <paramref name="length"/> of them, or fewer when the object ends
+    /// first (none when it ends at or before <paramref name="offset"/>); <see langword="null"/> when there is no such object.
+    /// </returns>
+    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules or is under <c>leases/</c>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative or <paramref name="length"/> is less than 1.</exception>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    public async Task<byte[]?> TryReadRangeAsync(string key, long offset, int length, CancellationToken cancellationToken = default)
+    {
+        ValidateObjectKey(key);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfLessThan(length, 1);
+        cancellationToken.ThrowIfCancellationRequested();
+        var range = await TryReadRangeCoreAsync(key, offset, length, cancellationToken).ConfigureAwait(false);
+        if (range is not null && range.Length > length)
+        {
+            throw new InvalidOperationException($"The store returned {range.Length} bytes for a range of {length} of '{key}': a store's ranged read returns at most the length asked for.");
+        }
+
+        return range;
+    }
+
     /// <summary>Lists the complete objects whose keys start with <paramref name="prefix"/>, in ordinal key order.</summary>
     /// <param name="prefix">A key prefix, possibly empty: a key whose last segment may be partial (or empty, after a trailing <c>/</c>).</param>
     /// <param name="cancellationToken">Cancels the listing.</param>
@@ -124,6 +154,27 @@ public abstract partial class BackupStore
     /// <param name="cancellationToken">Cancels the read.</param>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
     protected abstract Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The primitive ranged read: up to <paramref name="length"/> bytes from <paramref name="offset"/> (fewer, or none,
+    /// when the object ends first), or <see langword="null"/> when there is no such object. By default it reads the
+    /// whole object with <see cref="TryReadCoreAsync"/> and returns the range, which is correct for every store; a store
+    /// whose medium reads ranges (a file, an HTTP range request) overrides it to fetch only the range.
+    /// </summary>
+    /// <param name="key">A valid object key (<see cref="ValidateKey"/>), never under <c>leases/</c>.</param>
+    /// <param name="offset">Where the range starts, 0 or more.</param>
+    /// <param name="length">How many bytes at most, 1 or more.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    protected virtual async Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken)
+    {
+        var whole = await TryReadCoreAsync(key, cancellationToken).ConfigureAwait(false);
+        return whole is null ? null : Slice(whole, offset, length);
+    }
+
+    /// <summary>The part of <paramref name="content"/> that a ranged read of <paramref name="offset"/> and <paramref name="length"/> returns.</summary>
+    private static byte[] Slice(byte[] content, long offset, int length) =>
+        offset >= content.Length ? [] : content.AsSpan((int)offset, (int)Math.Min(length, content.Length - offset)).ToArray();
 
     /// <summary>
     /// The primitive listing: the complete objects whose keys start with <paramref name="prefix"/>, in ordinal key

@@ -97,6 +97,49 @@ public abstract class BackupStoreContractTests
         Assert.Equal([new StoreObject("catalog/empty", 0)], await ListAsync(Store, "catalog/"));
     }
 
+    [Theory]
+    [InlineData(0, 100)]
+    [InlineData(1, 1)]
+    [InlineData(37, 500)]
+    [InlineData(900, 100)]
+    [InlineData(950, 100)]
+    [InlineData(999, 1)]
+    [InlineData(1000, 10)]
+    [InlineData(5000, 10)]
+    public async Task A_ranged_read_returns_the_bytes_of_the_range_and_stops_at_the_end_of_the_object(int offset, int length)
+    {
+        var content = Content(1000, seed: 4);
+        Assert.True(await Store.TryCreateAsync("data/ab/object-1", content));
+
+        var range = await CreateStore().TryReadRangeAsync("data/ab/object-1", offset, length);
+
+        var expected = content.AsSpan(Math.Min(offset, content.Length), Math.Clamp(content.Length - offset, 0, length)).ToArray();
+        Assert.Equal(expected, range);
+    }
+
+    [Fact]
+    public async Task A_ranged_read_of_a_large_object_returns_the_range_from_its_middle_and_its_end()
+    {
+        var content = RandomNumberGenerator.GetBytes(LargeObjectLength);
+        Assert.True(await Store.TryCreateAsync("data/large", content));
+
+        Assert.Equal(content.AsSpan(LargeObjectLength / 2, 4096).ToArray(), await CreateStore().TryReadRangeAsync("data/large", LargeObjectLength / 2, 4096));
+        Assert.Equal(content.AsSpan(LargeObjectLength - 10).ToArray(), await CreateStore().TryReadRangeAsync("data/large", LargeObjectLength - 10, 4096));
+    }
+
+    [Fact]
+    public async Task A_ranged_read_of_an_absent_object_returns_null_and_bad_arguments_are_refused()
+    {
+        Assert.True(await Store.TryCreateAsync("data/ab/object-1", Content(10, seed: 1)));
+
+        Assert.Null(await Store.TryReadRangeAsync("data/ab/object-2", 0, 10));
+        Assert.Null(await Store.TryReadRangeAsync("data/ab", 0, 10));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.TryReadRangeAsync("data/ab/object-1", -1, 10));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.TryReadRangeAsync("data/ab/object-1", 0, 0));
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => Store.TryReadRangeAsync("leases/x/y", 0, 10));
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => Store.TryReadRangeAsync("../escape", 0, 10));
+    }
+
     [Fact]
     public async Task A_large_object_round_trips()
     {

@@ -198,8 +198,11 @@ public sealed class FileSystemStoreLinkTests : IDisposable
         await AssertRefusedAsync(() => store.TryReadAsync($"packs/{CanaryPackPrefix}/{CanaryPacks[0]}"), $"objects/packs/{CanaryPackPrefix}");
         await AssertRefusedAsync(() => store.TryReadAsync($"packs/{CanaryPackPrefix}/nested/secret.txt"), $"objects/packs/{CanaryPackPrefix}");
         await AssertRefusedAsync(() => store.TryReadAsync($"packs/{CanaryPackPrefix}/absent"), $"objects/packs/{CanaryPackPrefix}");
+        await AssertRefusedAsync(() => store.TryReadRangeAsync("data/secret", 2, 4), "objects/data/secret");
+        await AssertRefusedAsync(() => store.TryReadRangeAsync($"packs/{CanaryPackPrefix}/{CanaryPacks[0]}", 0, 16), $"objects/packs/{CanaryPackPrefix}");
 
         Assert.Equal(Content(10), await store.TryReadAsync("data/a"));
+        Assert.Equal(Content(10).AsSpan(2, 4).ToArray(), await store.TryReadRangeAsync("data/a", 2, 4));
         AssertCanaryUnchanged("after the reads");
         AssertLinkLeftAlone(fileLink);
         AssertLinkLeftAlone(folderLink);

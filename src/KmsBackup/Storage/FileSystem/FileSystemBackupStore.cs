@@ -102,7 +102,16 @@ public sealed partial class FileSystemBackupStore : BackupStore
     }
 
     /// <inheritdoc />
-    protected override async Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken)
+    protected override Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken) =>
+        ReadObjectAsync(key, static (stream, path, _, _, token) => ReadToEndAsync(stream, path, token), 0, 0, cancellationToken);
+
+    /// <inheritdoc />
+    /// <remarks>Seeks in the object's file and reads the range only, through the same link-refusing open as a whole read.</remarks>
+    protected override Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken) =>
+        ReadObjectAsync(key, ReadRangeAsync, offset, length, cancellationToken);
+
+    private async Task<byte[]?> ReadObjectAsync(
+        string key, Func<Stream, string, long, int, CancellationToken, Task<byte[]>> read, long offset, int length, CancellationToken cancellationToken)
     {
         var (segments, name) = ObjectLocation(key);
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
@@ -118,7 +127,7 @@ public sealed partial class FileSystemBackupStore : BackupStore
 
                 await using (stream.ConfigureAwait(false))
                 {
-                    return await ReadToEndAsync(stream, folder!.Child(name), cancellationToken).ConfigureAwait(false);
+                    return await read(stream, folder!.Child(name), offset, length, cancellationToken).ConfigureAwait(false);
                 }
             }
             catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
@@ -308,6 +317,36 @@ public sealed partial class FileSystemBackupStore : BackupStore
             if (n == 0)
             {
                 throw new IOException($"The file '{relativePath}' ended after {read} of {length} bytes; objects never change, so the store's folder was altered.");
+            }
+
+            read += n;
+        }
+
+        return content;
+    }
+
+    private static async Task<byte[]> ReadRangeAsync(Stream stream, string relativePath, long offset, int length, CancellationToken cancellationToken)
+    {
+        if (!stream.CanSeek)
+        {
+            throw new IOException($"'{relativePath}' is not a regular file (a pipe or a device?); objects are files, so the store's folder was altered.");
+        }
+
+        var available = stream.Length - offset;
+        if (available <= 0)
+        {
+            return [];
+        }
+
+        var content = new byte[(int)Math.Min(length, available)];
+        stream.Position = offset;
+        var read = 0;
+        while (read < content.Length)
+        {
+            var n = await stream.ReadAsync(content.AsMemory(read), cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new IOException($"The file '{relativePath}' ended inside a range it held a moment before; objects never change, so the store's folder was altered.");
             }
 
             read += n;
