@@ -22,6 +22,10 @@ internal sealed class BackupTelemetry
     private readonly Histogram<long> _items;
     private readonly Counter<long> _bytes;
     private readonly Histogram<double> _lag;
+    private readonly Counter<long> _cacheHits;
+    private readonly Counter<long> _cacheMisses;
+    private readonly Counter<long> _cacheEvictions;
+    private readonly UpDownCounter<long> _cacheSize;
 
     private BackupTelemetry(Meter meter)
     {
@@ -31,6 +35,10 @@ internal sealed class BackupTelemetry
         _items = meter.CreateHistogram<long>(KmsBackupDiagnostics.ItemsInstrument, "{item}", "Keys and secrets in a committed recovery point.");
         _bytes = meter.CreateCounter<long>(KmsBackupDiagnostics.BytesInstrument, "By", "Bytes backup runs wrote to the store.");
         _lag = meter.CreateHistogram<double>(KmsBackupDiagnostics.LagInstrument, "s", "How late a backup run started after it was due.");
+        _cacheHits = meter.CreateCounter<long>(KmsBackupDiagnostics.CacheHitsInstrument, "{lookup}", "Lookups the client's cache answered.");
+        _cacheMisses = meter.CreateCounter<long>(KmsBackupDiagnostics.CacheMissesInstrument, "{lookup}", "Lookups the client's cache could not answer.");
+        _cacheEvictions = meter.CreateCounter<long>(KmsBackupDiagnostics.CacheEvictionsInstrument, "{entry}", "Entries the client's cache dropped to stay within its size.");
+        _cacheSize = meter.CreateUpDownCounter<long>(KmsBackupDiagnostics.CacheSizeInstrument, "By", "Bytes the clients' caches hold, as estimated.");
     }
 
     private static string Version => typeof(BackupTelemetry).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
@@ -63,6 +71,14 @@ internal sealed class BackupTelemetry
             _duration.Record(elapsed.TotalSeconds, tags);
         }
     }
+
+    public void CacheHit(string kind) => _cacheHits.Add(1, new KeyValuePair<string, object?>(KmsBackupDiagnostics.CacheKindTag, kind));
+
+    public void CacheMiss(string kind) => _cacheMisses.Add(1, new KeyValuePair<string, object?>(KmsBackupDiagnostics.CacheKindTag, kind));
+
+    public void CacheEvicted(string kind) => _cacheEvictions.Add(1, new KeyValuePair<string, object?>(KmsBackupDiagnostics.CacheKindTag, kind));
+
+    public void CacheResized(string kind, long delta) => _cacheSize.Add(delta, new KeyValuePair<string, object?>(KmsBackupDiagnostics.CacheKindTag, kind));
 
     public static string KindName(BackupKind kind) => kind switch
     {

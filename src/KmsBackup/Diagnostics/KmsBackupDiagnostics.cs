@@ -36,6 +36,18 @@ public static class KmsBackupDiagnostics
     /// <summary>Histogram of how late a run started after it was due, in seconds: the lag behind schedule (tags: backup kind, run kind, reason).</summary>
     public const string LagInstrument = "kmsbackup.backup.run.lag";
 
+    /// <summary>Counter of lookups the client's cache answered (<c>{lookup}</c>), tagged with <see cref="CacheKindTag"/>.</summary>
+    public const string CacheHitsInstrument = "kmsbackup.cache.hits";
+
+    /// <summary>Counter of lookups the client's cache could not answer, so that the store was read (<c>{lookup}</c>), tagged with <see cref="CacheKindTag"/>.</summary>
+    public const string CacheMissesInstrument = "kmsbackup.cache.misses";
+
+    /// <summary>Counter of entries the client's cache dropped to stay within <see cref="BackupClientOptions.CacheSize"/> (<c>{entry}</c>), tagged with <see cref="CacheKindTag"/>.</summary>
+    public const string CacheEvictionsInstrument = "kmsbackup.cache.evictions";
+
+    /// <summary>Up-down counter of the bytes the clients' caches hold, as estimated (<c>By</c>), tagged with <see cref="CacheKindTag"/>.</summary>
+    public const string CacheSizeInstrument = "kmsbackup.cache.size";
+
     /// <summary>The span of one backup run.</summary>
     public const string BackupRunActivity = "kmsbackup.backup.run";
 
@@ -80,4 +92,7 @@ public static class KmsBackupDiagnostics
 
     /// <summary>Tag: the backup date of a downloaded or uploaded file.</summary>
     public const string BackupDateTag = "kmsbackup.backup.date";
+
+    /// <summary>Tag of the cache instruments: what the entry is (<c>point_list</c>, <c>manifest</c> or <c>last_point</c>).</summary>
+    public const string CacheKindTag = "kmsbackup.cache.kind";
 }

@@ -65,6 +65,16 @@ public sealed class BackupClientOptions
     public string? UploadTemporaryFolder { get; set; }
 
     /// <summary>
+    /// How many bytes the client's cache of what it read from the store may hold, by estimate: the point list of each
+    /// backup, point manifests, and the last point's digest of each backup (names and stamps, which let an incremental
+    /// compare without reading the last point). Least recently used entries are dropped first; a dropped entry is read
+    /// again when needed. Nothing in it is key material or a secret value. 0 turns the cache off. Default 256 MiB;
+    /// at most 64 GiB. Metrics: <see cref="Diagnostics.KmsBackupDiagnostics.CacheSizeInstrument"/> and the hit, miss and
+    /// eviction counters.
+    /// </summary>
+    public long CacheSize { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>
     /// Where the client's logs go (category <c>KmsBackup.BackupClient</c>). Default
     /// <see cref="NullLoggerFactory.Instance"/>: no logs. No log message holds a secret value, key material or a key.
     /// </summary>
@@ -108,6 +118,11 @@ public sealed class BackupClientOptions
         if (MaximumUploadSize < 1024)
         {
             throw new ArgumentOutOfRangeException(nameof(MaximumUploadSize), MaximumUploadSize, "The maximum upload size is at least 1 KiB.");
+        }
+
+        if (CacheSize is < 0 or > 64L * 1024 * 1024 * 1024)
+        {
+            throw new ArgumentOutOfRangeException(nameof(CacheSize), CacheSize, "The cache size is from 0 (no cache) to 64 GiB.");
         }
 
         if (PruneGracePeriod < LeaseDuration)

@@ -28,6 +28,9 @@ internal sealed class SnapshotDigest
             Part.Of(snapshot.Secrets, s => s.Name, VersionStamp, MetadataStamp));
     }
 
+    /// <summary>About how many bytes the digest holds: its names, and three stamps or offsets per item.</summary>
+    public long EstimatedBytes => _keys.EstimatedBytes + _secrets.EstimatedBytes;
+
     /// <summary>What changed from <paramref name="before"/> to this digest: keys first, then secrets, each in name order.</summary>
     public IReadOnlyList<ItemChange> ChangesSince(SnapshotDigest before)
     {
@@ -127,5 +130,7 @@ internal sealed class SnapshotDigest
         public long[] Versions { get; } = versions;
 
         public long[] Metadata { get; } = metadata;
+
+        public long EstimatedBytes => 64 + Index.NameBytes.Length + (Index.Count * 12L) + (Versions.Length * 8L) + (Metadata.Length * 8L);
     }
 }

@@ -62,9 +62,11 @@ public sealed class EngineHarness : IAsyncDisposable
     }
 
     /// <summary>A second client over the same store, as another process would open it.</summary>
-    public async Task<BackupClient> OpenAnotherClientAsync(string holder, InstanceGateway? gateway = null, Func<BackupStore, BackupStore>? wrapStore = null)
+    public async Task<BackupClient> OpenAnotherClientAsync(
+        string holder, InstanceGateway? gateway = null, Func<BackupStore, BackupStore>? wrapStore = null, Action<BackupClientOptions>? configure = null)
     {
         var options = new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder, Schedule = Options.Schedule, TimeZone = Options.TimeZone, LeaseDuration = Options.LeaseDuration };
+        configure?.Invoke(options);
         BackupStore store = new FileSystemBackupStore(Files, StoreRoot, Clock);
         store = wrapStore?.Invoke(store) ?? store;
         var keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(Files, KeyFile);

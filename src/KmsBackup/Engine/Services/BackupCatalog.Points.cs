@@ -5,24 +5,36 @@ namespace KmsBackup;
 // The points of each backup as this client caches them: point lists, manifests, the last point's digest.
 internal sealed partial class BackupCatalog
 {
+    // The kinds of entry in the cache, as the cache metrics tag them.
+    private const string PointListKind = "point_list";
+    private const string ManifestKind = "manifest";
+    private const string LastPointKind = "last_point";
+
     /// <summary>Remembers a point this client just committed: its manifest, its place in the backup's point list, and its digest as the backup's last point.</summary>
     internal void RememberCommitted(PointKey key, PointManifest manifest, SnapshotDigest digest, string? cursor)
     {
-        _manifests.TryAdd(key, manifest);
-        if (_pointLists.TryGetValue(key.BackupId, out var list))
+        KeepManifest(key, manifest);
+        if (_cache.TryGet(PointListKind, key.BackupId, out List<PointKey> list))
         {
-            _pointLists[key.BackupId] = [.. list, key];
+            KeepPointList(key.BackupId, [.. list, key]);
         }
 
-        _lastPoints[key.BackupId] = new CachedPoint(key, digest, cursor);
+        RememberLastPoint(key.BackupId, new CachedPoint(key, digest, cursor));
     }
 
     /// <summary>The backup's last point as this client remembers it, if it is <paramref name="last"/>.</summary>
     internal CachedPoint? LastPointIf(string backupId, PointKey last) =>
-        _lastPoints.TryGetValue(backupId, out var cached) && cached.Point == last ? cached : null;
+        _cache.TryGet(LastPointKind, backupId, out CachedPoint cached) && cached.Point == last ? cached : null;
 
     /// <summary>Remembers <paramref name="point"/> as the backup's last point.</summary>
-    internal void RememberLastPoint(string backupId, CachedPoint point) => _lastPoints[backupId] = point;
+    internal void RememberLastPoint(string backupId, CachedPoint point) =>
+        _cache.Set(LastPointKind, backupId, point, 128 + point.Digest.EstimatedBytes + (2L * (point.Cursor?.Length ?? 0)));
+
+    private void KeepManifest(PointKey key, PointManifest manifest) =>
+        _cache.Set(ManifestKind, key, manifest, 512 + manifest.Changes.Sum(c => 48L + (2L * c.Name.Length)));
+
+    private void KeepPointList(string backupId, List<PointKey> points) =>
+        _cache.Set(PointListKind, backupId, points, 64 + (48L * points.Count));
 
     internal static RecoveryPoint ToPoint(PointManifest manifest, DateOnly date) => new()
     {
@@ -40,13 +52,13 @@ internal sealed partial class BackupCatalog
 
     internal async Task<PointManifest> ReadPointAsync(PointKey key, CancellationToken cancellationToken)
     {
-        if (_manifests.TryGetValue(key, out var cached))
+        if (_cache.TryGet(ManifestKind, key, out PointManifest cached))
         {
             return cached;
         }
 
         var manifest = await _repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
-        _manifests.TryAdd(key, manifest);
+        KeepManifest(key, manifest);
         return manifest;
     }
 
@@ -57,11 +69,11 @@ internal sealed partial class BackupCatalog
     /// </summary>
     internal async Task<List<PointKey>> PointsAsync(BackupState state, CancellationToken cancellationToken)
     {
-        if (!_pointLists.TryGetValue(state.Id, out var known) || known.Count == 0)
+        if (!_cache.TryGet(PointListKind, state.Id, out List<PointKey> known) || known.Count == 0)
         {
             var all = await _repository.ListPointsAsync(state.Id, cancellationToken).ConfigureAwait(false);
             ForgetVanished(state.Id, known ?? [], all);
-            _pointLists[state.Id] = all;
+            KeepPointList(state.Id, all);
             return [.. all];
         }
 
@@ -86,7 +98,7 @@ internal sealed partial class BackupCatalog
 
         merged.Sort((a, b) => a.Sequence.CompareTo(b.Sequence));
         ForgetVanished(state.Id, known, merged);
-        _pointLists[state.Id] = merged;
+        KeepPointList(state.Id, merged);
         return [.. merged];
     }
 
@@ -100,10 +112,10 @@ internal sealed partial class BackupCatalog
         var present = listed.ToHashSet();
         foreach (var gone in known.Where(k => !present.Contains(k)))
         {
-            _manifests.TryRemove(gone, out _);
-            if (_lastPoints.TryGetValue(backupId, out var last) && last.Point == gone)
+            _cache.Remove(ManifestKind, gone);
+            if (_cache.TryGet(LastPointKind, backupId, out CachedPoint last) && last.Point == gone)
             {
-                _lastPoints.TryRemove(backupId, out _);
+                _cache.Remove(LastPointKind, backupId);
             }
         }
     }
@@ -111,8 +123,9 @@ internal sealed partial class BackupCatalog
     /// <summary>Forgets the backup's point list, and with it what was cached of those points: the next look lists and reads them again.</summary>
     internal void ForgetPoints(string backupId)
     {
-        if (_pointLists.TryRemove(backupId, out var known))
+        if (_cache.TryGet(PointListKind, backupId, out List<PointKey> known))
         {
+            _cache.Remove(PointListKind, backupId);
             ForgetVanished(backupId, known, []);
         }
     }

@@ -15,9 +15,7 @@ namespace KmsBackup;
 /// </summary>
 internal sealed partial class BackupCatalog
 {
-    private readonly ConcurrentDictionary<string, CachedPoint> _lastPoints = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<PointKey, PointManifest> _manifests = new();
-    private readonly ConcurrentDictionary<string, List<PointKey>> _pointLists = new(StringComparer.Ordinal);
+    private readonly BoundedCache _cache;
     private readonly ConcurrentDictionary<string, long> _versions = new(StringComparer.Ordinal);
     private readonly BackupRepository _repository;
     private readonly InstanceGateway _instances;
@@ -32,7 +30,11 @@ internal sealed partial class BackupCatalog
         Options = _options = options;
         Logger = _logger = options.LoggerFactory.CreateLogger("KmsBackup.BackupClient");
         Telemetry = BackupTelemetry.For(options.MeterFactory);
+        _cache = new BoundedCache(options.CacheSize, Telemetry);
     }
+
+    /// <summary>The cache of point lists, manifests and last points.</summary>
+    internal BoundedCache Cache => _cache;
 
     internal BackupRepository Repository { get; }
 
@@ -69,12 +71,9 @@ internal sealed partial class BackupCatalog
         var id = entry.State.Id;
         if (_versions.TryGetValue(id, out var seen) && seen != entry.Version)
         {
-            _pointLists.TryRemove(id, out _);
-            _lastPoints.TryRemove(id, out _);
-            foreach (var key in _manifests.Keys.Where(k => string.Equals(k.BackupId, id, StringComparison.Ordinal)))
-            {
-                _manifests.TryRemove(key, out _);
-            }
+            _cache.Remove(PointListKind, id);
+            _cache.Remove(LastPointKind, id);
+            _cache.RemoveWhere<PointKey>(ManifestKind, k => string.Equals(k.BackupId, id, StringComparison.Ordinal));
         }
 
         _versions[id] = entry.Version;
@@ -214,7 +213,7 @@ internal sealed partial class BackupCatalog
     internal async Task DeleteAllPointsUnderLeaseAsync(string backupId, StoreLease lease, CancellationToken cancellationToken)
     {
         await DeletePointsUnderLeaseAsync(backupId, await _repository.ListPointsAsync(backupId, cancellationToken).ConfigureAwait(false), lease, cancellationToken).ConfigureAwait(false);
-        _lastPoints.TryRemove(backupId, out _);
+        _cache.Remove(LastPointKind, backupId);
     }
 
     /// <summary>
@@ -232,11 +231,11 @@ internal sealed partial class BackupCatalog
                 deleted++;
             }
 
-            _manifests.TryRemove(point, out _);
+            _cache.Remove(ManifestKind, point);
         }
 
         // The list is read again at the next look; what is cached of the points that remain stays valid.
-        _pointLists.TryRemove(backupId, out _);
+        _cache.Remove(PointListKind, backupId);
         return deleted;
     }
 
