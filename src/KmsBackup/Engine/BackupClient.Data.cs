@@ -13,6 +13,12 @@ public partial class BackupClient
     /// backup, or those added or rotated that day. The date must be in the viewable window (W2–W4) of a
     /// backup that is not expired (L4). Items carry metadata only, never key material or secret values.
     /// </summary>
+    /// <remarks>
+    /// A page of a full view (<see cref="BackupDataType.FullyBackedUpKeys"/>, <see cref="BackupDataType.FullyBackedUpSecrets"/>)
+    /// without a name filter seeks through the day's tree to its position, so it costs about the same at a million items
+    /// as at ten thousand; a filtered page and the added and rotated views read the view whole. Continuation tokens are
+    /// opaque: pass back the one a page returned, with the same type and filter.
+    /// </remarks>
     /// <param name="callerAccount">The backup's owner.</param>
     /// <param name="backupId">The backup.</param>
     /// <param name="backupDate">The date, in the backup's time zone.</param>

@@ -96,6 +96,14 @@ internal sealed partial class BackupRepository
     public Task<List<SecretRecord>> ReadSecretsAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken) =>
         ItemTree.ReadAsync(Objects, manifest.SecretRoot, ObjectRole.SecretLeaf, (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues), cancellationToken, SensitiveValues.Clear);
 
+    /// <summary>The keys at positions <paramref name="skip"/> onwards of a recovery point, at most <paramref name="take"/>, in name order, without key material.</summary>
+    public Task<List<KeyRecord>> ReadKeyRangeAsync(PointManifest manifest, long skip, int take, CancellationToken cancellationToken) =>
+        ItemTree.ReadRangeAsync(Objects, manifest.KeyRoot, ObjectRole.KeyLeaf, skip, take, (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues: false), cancellationToken);
+
+    /// <summary>The secrets at positions <paramref name="skip"/> onwards of a recovery point, at most <paramref name="take"/>, in name order, without values.</summary>
+    public Task<List<SecretRecord>> ReadSecretRangeAsync(PointManifest manifest, long skip, int take, CancellationToken cancellationToken) =>
+        ItemTree.ReadRangeAsync(Objects, manifest.SecretRoot, ObjectRole.SecretLeaf, skip, take, (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues: false), cancellationToken);
+
     public async Task<(TreeRoot Keys, TreeRoot Secrets)> WriteTreesAsync(InstanceSnapshot snapshot, PackWriter writer, CancellationToken cancellationToken)
     {
         // One pinned leaf buffer for both trees, zeroed between leaves and when done.

@@ -274,6 +274,96 @@ internal static class ItemTree
     }
 
     /// <summary>
+    /// Reads the items at positions <paramref name="skip"/> to <paramref name="skip"/> + <paramref name="take"/> - 1 of
+    /// the tree under <paramref name="root"/> (fewer at its end), in name order, descending only into the subtrees that
+    /// hold them by the item counts the branches record: a read costs the tree's depth plus the leaves of the range,
+    /// not the tree's size. Leaves are checked and zeroed as in <see cref="ReadAsync"/>.
+    /// </summary>
+    public static async Task<List<T>> ReadRangeAsync<T>(
+        ObjectStore objects, TreeRoot root, byte leafRole, long skip, int take, ReadItem<T> read, CancellationToken cancellationToken, Action<T>? discard = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(skip);
+        ArgumentOutOfRangeException.ThrowIfNegative(take);
+        var end = Math.Min(root.Count, skip + take);
+        var items = new List<T>((int)Math.Max(0, end - skip));
+        if (skip >= end)
+        {
+            return items;
+        }
+
+        // Each node of the frontier with the position of its first item and the item count its parent records.
+        var frontier = new List<(ObjectId Id, long Start, long Count)> { (root.Id, 0, root.Count) };
+        for (var depth = root.Level; depth > 0; depth--)
+        {
+            var nodes = await objects.ReadObjectsAsync(frontier.Select(n => n.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
+            var next = new List<(ObjectId Id, long Start, long Count)>();
+            foreach (var (id, start, count) in frontier)
+            {
+                var position = start;
+                foreach (var child in DecodeBranch(nodes[id], id, (byte)depth))
+                {
+                    if (position < end && position + child.Count > skip)
+                    {
+                        next.Add((child.Id, position, child.Count));
+                    }
+
+                    position += child.Count;
+                }
+
+                if (position - start != count)
+                {
+                    throw RepositoryErrors.Integrity($"branch {id.Short}", $"its children hold {position - start} items where its parent says {count}");
+                }
+            }
+
+            frontier = next;
+        }
+
+        var leaves = await objects.ReadObjectsAsync(frontier.Select(n => n.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            foreach (var (id, start, count) in frontier)
+            {
+                var reader = new RecordReader(leaves[id], $"leaf {id.Short}");
+                var held = reader.ReadCount(MaximumLeaf);
+                if (held != count)
+                {
+                    throw RepositoryErrors.Integrity($"leaf {id.Short}", $"it holds {held} items where its parent says {count}");
+                }
+
+                for (var i = 0; i < held; i++)
+                {
+                    var item = read(ref reader);
+                    if (start + i >= skip && start + i < end)
+                    {
+                        items.Add(item);
+                    }
+                    else
+                    {
+                        discard?.Invoke(item);
+                    }
+                }
+
+                reader.ExpectEnd();
+            }
+        }
+        catch when (discard is not null)
+        {
+            items.ForEach(discard);
+            throw;
+        }
+        finally
+        {
+            foreach (var plaintext in leaves.Values)
+            {
+                CryptographicOperations.ZeroMemory(plaintext);
+            }
+        }
+
+        return items;
+    }
+
+    /// <summary>
     /// Adds every object ID the tree under <paramref name="root"/> refers to, the root included, to
     /// <paramref name="into"/>; subtrees whose root is there already are not read again.
     /// </summary>

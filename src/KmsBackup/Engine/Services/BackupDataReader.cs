@@ -1,3 +1,4 @@
+using System.Globalization;
 using KmsBackup.Repository;
 using System.Runtime.CompilerServices;
 using System.Text;
@@ -33,8 +34,15 @@ internal sealed class BackupDataReader
         var entry = await _catalog.LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, backupDate, cancellationToken).ConfigureAwait(false);
 
         var day = await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false);
+        var (after, position) = DecodePageToken(query.ContinuationToken);
+        if (type is BackupDataType.FullyBackedUpKeys or BackupDataType.FullyBackedUpSecrets && query.NameContains is null
+            && (after is null || position is not null)
+            && await FullViewPageAsync(day, backupDate, type, after, position ?? 0, query.PageSize, cancellationToken).ConfigureAwait(false) is { } seeked)
+        {
+            return seeked;
+        }
+
         var items = await ItemsOfAsync(day, type, cancellationToken).ConfigureAwait(false);
-        var after = DecodeToken(query.ContinuationToken);
         var filtered = items
             .Where(i => query.NameContains is null || i.Name.Contains(query.NameContains, StringComparison.OrdinalIgnoreCase))
             .Where(i => after is null || ItemNameComparer.Instance.Compare(i.Name, after) > 0);
@@ -53,6 +61,58 @@ internal sealed class BackupDataReader
             Items = page,
             ContinuationToken = hasMore ? EncodeToken(page[^1].Name) : null,
             FullPoint = fullKey is { } k ? BackupCatalog.ToPoint(await _catalog.ReadPointAsync(k, cancellationToken).ConfigureAwait(false), k.Date) : null,
+        };
+    }
+
+    /// <summary>
+    /// A page of a day's full backup without a name filter, read by seeking through the tree to the page's position
+    /// (the branches record how many items each subtree holds): it costs the tree's depth plus the page, not the day's
+    /// size. The continuation token carries the position of the next item and the name of the last one shown; the
+    /// item before the position is read too and must have that name, else (the token is not this point's) the caller
+    /// falls back to reading the view whole, and this returns <see langword="null"/>.
+    /// </summary>
+    private async Task<BackupDataPage?> FullViewPageAsync(
+        List<PointKey> day, DateOnly backupDate, BackupDataType type, string? after, long position, int pageSize, CancellationToken cancellationToken)
+    {
+        if (await FullPointOfAsync(day, cancellationToken).ConfigureAwait(false) is not { } fullKey)
+        {
+            return after is null ? new BackupDataPage { Date = backupDate, Type = type, Items = [], ContinuationToken = null, FullPoint = null } : null;
+        }
+
+        var manifest = await _catalog.ReadPointAsync(fullKey, cancellationToken).ConfigureAwait(false);
+        var from = after is null ? 0 : position - 1;
+        if (from < 0)
+        {
+            return null;
+        }
+
+        var take = pageSize + 1 + (after is null ? 0 : 1);
+        List<BackupDataItem> items = type == BackupDataType.FullyBackedUpKeys
+            ? [.. (await _repository.ReadKeyRangeAsync(manifest, from, take, cancellationToken).ConfigureAwait(false)).Select(BackupDataItem.From)]
+            : [.. (await _repository.ReadSecretRangeAsync(manifest, from, take, cancellationToken).ConfigureAwait(false)).Select(BackupDataItem.From)];
+        if (after is not null)
+        {
+            if (items.Count == 0 || !string.Equals(items[0].Name, after, StringComparison.Ordinal))
+            {
+                return null;
+            }
+
+            items.RemoveAt(0);
+        }
+
+        var hasMore = items.Count > pageSize;
+        if (hasMore)
+        {
+            items.RemoveAt(items.Count - 1);
+        }
+
+        return new BackupDataPage
+        {
+            Date = backupDate,
+            Type = type,
+            Items = items,
+            ContinuationToken = hasMore ? EncodeToken(items[^1].Name, position + pageSize) : null,
+            FullPoint = BackupCatalog.ToPoint(manifest, fullKey.Date),
         };
     }
 
@@ -250,22 +310,47 @@ internal sealed class BackupDataReader
         return null;
     }
 
-    internal static string EncodeToken(string name) => Convert.ToBase64String(Encoding.UTF8.GetBytes(name));
+    // A token is the base64 of the last shown item's name; a positional one is "p", the position of the next item, ".",
+    // and that base64. No base64 text holds a '.', so the two never meet, whatever the names.
+    internal static string EncodeToken(string name, long? position = null)
+    {
+        var encoded = Convert.ToBase64String(Encoding.UTF8.GetBytes(name));
+        return position is { } p ? string.Create(CultureInfo.InvariantCulture, $"p{p}.{encoded}") : encoded;
+    }
 
-    internal static string? DecodeToken(string? token)
+    internal static string? DecodeToken(string? token) => DecodePageToken(token).Name;
+
+    /// <summary>The name of the last item a page showed and, for a positional token, the position of the next item.</summary>
+    internal static (string? Name, long? Position) DecodePageToken(string? token)
     {
         if (token is null)
         {
-            return null;
+            return (null, null);
+        }
+
+        long? position = null;
+        var encoded = token;
+        var dot = token.IndexOf('.', StringComparison.Ordinal);
+        if (dot >= 0)
+        {
+            if (dot < 2 || token[0] != 'p' || !long.TryParse(token.AsSpan(1, dot - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var p) || p < 1)
+            {
+                throw NotIssued(nameof(token));
+            }
+
+            position = p;
+            encoded = token[(dot + 1)..];
         }
 
         try
         {
-            return Encoding.UTF8.GetString(Convert.FromBase64String(token));
+            return (Encoding.UTF8.GetString(Convert.FromBase64String(encoded)), position);
         }
         catch (FormatException)
         {
-            throw new ArgumentException("The continuation token is not one this client issued.", nameof(token));
+            throw NotIssued(nameof(token));
         }
     }
+
+    private static ArgumentException NotIssued(string parameter) => new("The continuation token is not one this client issued.", parameter);
 }
