@@ -73,6 +73,21 @@ internal sealed class CountingMemoryStore(TimeProvider time) : BackupStore(time)
         }
     }
 
+    /// <summary>A ranged read copies only the range, as a file seek or an HTTP range request fetches only it.</summary>
+    protected override Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken)
+    {
+        lock (_gate)
+        {
+            if (!_objects.TryGetValue(key, out var content))
+            {
+                return Task.FromResult<byte[]?>(null);
+            }
+
+            var available = Math.Max(0, content.Length - offset);
+            return Task.FromResult<byte[]?>(content.AsSpan((int)Math.Min(offset, content.Length), (int)Math.Min(length, available)).ToArray());
+        }
+    }
+
     protected override async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         StoreObject[] listed;
