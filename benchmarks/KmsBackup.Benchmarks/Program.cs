@@ -6,7 +6,9 @@ public static class Program
 {
     /// <summary>
     /// <c>--bytes</c> prints the storage budgets (deterministic byte counts); <c>--codec-interleaved</c> [<c>--rounds N</c>]
-    /// prints the codec budget's ratios measured round by round in one process; anything else goes to
+    /// prints the codec budget's ratios measured round by round in one process; <c>--export</c> and
+    /// <c>--engine-incremental</c> are the halves of the side-by-side with restic (see <see cref="Workload.SideBySide"/>);
+    /// anything else goes to
     /// BenchmarkDotNet's switcher (e.g. <c>--filter '*'</c>). Returns non-zero when a benchmark failed
     /// (the switcher itself exits 0 then) or, with <c>--bytes</c>, when a storage budget is missed.
     /// </summary>
@@ -15,6 +17,16 @@ public static class Program
         if (args.Contains("--bytes", StringComparer.Ordinal))
         {
             return await Repository.StorageBudgets.RunAsync(args, Console.Out);
+        }
+
+        if (args.Contains("--export", StringComparer.Ordinal))
+        {
+            return await Workload.SideBySide.ExportAsync(args, Console.Out);
+        }
+
+        if (args.Contains("--engine-incremental", StringComparer.Ordinal))
+        {
+            return await Workload.SideBySide.EngineIncrementalAsync(args, Console.Out);
         }
 
         if (args.Contains("--codec-interleaved", StringComparer.Ordinal))

@@ -43,6 +43,12 @@ internal sealed class SyntheticInstanceGateway : InstanceGateway
 
     public int ItemCount => _keys.Count + _secrets.Count;
 
+    /// <summary>The keys, in ordinal name order (for an export).</summary>
+    public IEnumerable<KeyRecord> KeysByName => _keys.Values.OrderBy(k => k.Name, StringComparer.Ordinal);
+
+    /// <summary>The secrets, in ordinal name order (for an export).</summary>
+    public IEnumerable<SecretRecord> SecretsByName => _secrets.Values.OrderBy(s => s.Name, StringComparer.Ordinal);
+
     public override bool SupportsChangeFeed => true;
 
     /// <summary>
