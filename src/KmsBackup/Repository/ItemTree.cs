@@ -220,54 +220,17 @@ internal static class ItemTree
     /// </summary>
     public static async Task<List<T>> ReadAsync<T>(ObjectStore objects, TreeRoot root, byte leafRole, ReadItem<T> read, CancellationToken cancellationToken, Action<T>? discard = null)
     {
-        var level = new List<ObjectId> { root.Id };
-        for (var depth = root.Level; depth > 0; depth--)
+        if (root.Count > int.MaxValue)
         {
-            var nodes = await objects.ReadObjectsAsync(level.Distinct().ToList(), cancellationToken).ConfigureAwait(false);
-            var next = new List<ObjectId>();
-            foreach (var id in level)
-            {
-                foreach (var child in DecodeBranch(nodes[id], id, (byte)depth))
-                {
-                    next.Add(child.Id);
-                }
-            }
-
-            level = next;
+            throw RepositoryErrors.Integrity($"tree {root.Id.Short}", $"its manifest says it holds {root.Count} items");
         }
 
-        var leaves = await objects.ReadObjectsAsync(level.Distinct().ToList(), cancellationToken).ConfigureAwait(false);
-        var items = new List<T>((int)Math.Min(root.Count, 50_000_000));
-        try
+        // The whole range: every node is read, and each node's item count is checked against its parent's record.
+        var items = await ReadRangeAsync(objects, root, leafRole, 0, (int)root.Count, read, cancellationToken, discard).ConfigureAwait(false);
+        if (items.Count != root.Count)
         {
-            foreach (var id in level)
-            {
-                var reader = new RecordReader(leaves[id], $"leaf {id.Short}");
-                var count = reader.ReadCount(MaximumLeaf);
-                for (var i = 0; i < count; i++)
-                {
-                    items.Add(read(ref reader));
-                }
-
-                reader.ExpectEnd();
-            }
-
-            if (items.Count != root.Count)
-            {
-                throw RepositoryErrors.Integrity($"tree {root.Id.Short}", $"it holds {items.Count} items where its manifest says {root.Count}");
-            }
-        }
-        catch when (discard is not null)
-        {
-            items.ForEach(discard);
-            throw;
-        }
-        finally
-        {
-            foreach (var plaintext in leaves.Values)
-            {
-                CryptographicOperations.ZeroMemory(plaintext);
-            }
+            items.ForEach(discard ?? (static _ => { }));
+            throw RepositoryErrors.Integrity($"tree {root.Id.Short}", $"it holds {items.Count} items where its manifest says {root.Count}");
         }
 
         return items;
@@ -285,7 +248,7 @@ internal static class ItemTree
         ArgumentOutOfRangeException.ThrowIfNegative(skip);
         ArgumentOutOfRangeException.ThrowIfNegative(take);
         var end = Math.Min(root.Count, skip + take);
-        var items = new List<T>((int)Math.Max(0, end - skip));
+        var items = new List<T>((int)Math.Clamp(end - skip, 0, 50_000_000));
         if (skip >= end)
         {
             return items;

@@ -296,49 +296,31 @@ public sealed partial class FileSystemBackupStore : BackupStore
     /// <param name="stream">The file, open for reading.</param>
     /// <param name="relativePath">The file's path below the root, for messages.</param>
     /// <param name="cancellationToken">Cancels the read.</param>
-    private static async Task<byte[]> ReadToEndAsync(Stream stream, string relativePath, CancellationToken cancellationToken)
+    private static Task<byte[]> ReadToEndAsync(Stream stream, string relativePath, CancellationToken cancellationToken)
     {
-        if (!stream.CanSeek)
-        {
-            throw new IOException($"'{relativePath}' is not a regular file (a pipe or a device?); objects are files, so the store's folder was altered.");
-        }
-
-        var length = stream.Length;
+        var length = RegularFileLength(stream, relativePath);
         if (length > Array.MaxLength)
         {
             throw new IOException($"The file '{relativePath}' has {length} bytes, more than an array can hold.");
         }
 
-        var content = new byte[length];
-        var read = 0;
-        while (read < content.Length)
-        {
-            var n = await stream.ReadAsync(content.AsMemory(read), cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-            {
-                throw new IOException($"The file '{relativePath}' ended after {read} of {length} bytes; objects never change, so the store's folder was altered.");
-            }
-
-            read += n;
-        }
-
-        return content;
+        return ReadExactlyAsync(stream, relativePath, 0, (int)length, cancellationToken);
     }
 
     private static async Task<byte[]> ReadRangeAsync(Stream stream, string relativePath, long offset, int length, CancellationToken cancellationToken)
     {
-        if (!stream.CanSeek)
-        {
-            throw new IOException($"'{relativePath}' is not a regular file (a pipe or a device?); objects are files, so the store's folder was altered.");
-        }
+        var available = RegularFileLength(stream, relativePath) - offset;
+        return available <= 0 ? [] : await ReadExactlyAsync(stream, relativePath, offset, (int)Math.Min(length, available), cancellationToken).ConfigureAwait(false);
+    }
 
-        var available = stream.Length - offset;
-        if (available <= 0)
-        {
-            return [];
-        }
+    private static long RegularFileLength(Stream stream, string relativePath) =>
+        stream.CanSeek
+            ? stream.Length
+            : throw new IOException($"'{relativePath}' is not a regular file (a pipe or a device?); objects are files, so the store's folder was altered.");
 
-        var content = new byte[(int)Math.Min(length, available)];
+    private static async Task<byte[]> ReadExactlyAsync(Stream stream, string relativePath, long offset, int count, CancellationToken cancellationToken)
+    {
+        var content = new byte[count];
         stream.Position = offset;
         var read = 0;
         while (read < content.Length)
@@ -346,7 +328,7 @@ public sealed partial class FileSystemBackupStore : BackupStore
             var n = await stream.ReadAsync(content.AsMemory(read), cancellationToken).ConfigureAwait(false);
             if (n == 0)
             {
-                throw new IOException($"The file '{relativePath}' ended inside a range it held a moment before; objects never change, so the store's folder was altered.");
+                throw new IOException($"The file '{relativePath}' ended after {read} of the {count} bytes expected at {offset}; objects never change, so the store's folder was altered.");
             }
 
             read += n;
