@@ -8,6 +8,7 @@ public static class Program
     /// <c>--bytes</c> prints the storage budgets (deterministic byte counts); <c>--codec-interleaved</c> [<c>--rounds N</c>]
     /// prints the codec budget's ratios measured round by round in one process; <c>--export</c> and
     /// <c>--engine-incremental</c> are the halves of the side-by-side with restic (see <see cref="Workload.SideBySide"/>);
+    /// <c>--fleet</c> counts store reads per scheduler tick and health report (<see cref="Workload.FleetCounts"/>);
     /// anything else goes to
     /// BenchmarkDotNet's switcher (e.g. <c>--filter '*'</c>). Returns non-zero when a benchmark failed
     /// (the switcher itself exits 0 then) or, with <c>--bytes</c>, when a storage budget is missed.
@@ -17,6 +18,11 @@ public static class Program
         if (args.Contains("--bytes", StringComparer.Ordinal))
         {
             return await Repository.StorageBudgets.RunAsync(args, Console.Out);
+        }
+
+        if (args.Contains("--fleet", StringComparer.Ordinal))
+        {
+            return await Workload.FleetCounts.RunAsync(args, Console.Out);
         }
 
         if (args.Contains("--export", StringComparer.Ordinal))

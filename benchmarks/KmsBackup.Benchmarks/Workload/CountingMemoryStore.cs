@@ -15,6 +15,26 @@ internal sealed class CountingMemoryStore(TimeProvider time) : BackupStore(time)
     private readonly Dictionary<string, byte[]> _objects = new(StringComparer.Ordinal);
     private readonly SortedSet<string> _keys = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _bytesByPrefix = new(StringComparer.Ordinal);
+    private long _reads;
+    private long _listings;
+    private long _listed;
+
+    /// <summary>Object reads (whole or ranged) since the last <see cref="ResetCounts"/>.</summary>
+    public long Reads => Interlocked.Read(ref _reads);
+
+    /// <summary>Listings since the last <see cref="ResetCounts"/>.</summary>
+    public long Listings => Interlocked.Read(ref _listings);
+
+    /// <summary>Objects the listings returned since the last <see cref="ResetCounts"/>.</summary>
+    public long ListedObjects => Interlocked.Read(ref _listed);
+
+    /// <summary>Starts counting reads and listings again from zero.</summary>
+    public void ResetCounts()
+    {
+        Interlocked.Exchange(ref _reads, 0);
+        Interlocked.Exchange(ref _listings, 0);
+        Interlocked.Exchange(ref _listed, 0);
+    }
 
     /// <summary>Bytes of the objects stored now.</summary>
     public long BytesStored
@@ -67,6 +87,7 @@ internal sealed class CountingMemoryStore(TimeProvider time) : BackupStore(time)
 
     protected override Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _reads);
         lock (_gate)
         {
             return Task.FromResult(_objects.TryGetValue(key, out var content) ? content.ToArray() : null);
@@ -76,6 +97,7 @@ internal sealed class CountingMemoryStore(TimeProvider time) : BackupStore(time)
     /// <summary>A ranged read copies only the range, as a file seek or an HTTP range request fetches only it.</summary>
     protected override Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken)
     {
+        Interlocked.Increment(ref _reads);
         lock (_gate)
         {
             if (!_objects.TryGetValue(key, out var content))
@@ -97,6 +119,8 @@ internal sealed class CountingMemoryStore(TimeProvider time) : BackupStore(time)
             listed = view.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)).Select(k => new StoreObject(k, _objects[k].Length)).ToArray();
         }
 
+        Interlocked.Increment(ref _listings);
+        Interlocked.Add(ref _listed, listed.Length);
         foreach (var entry in listed)
         {
             cancellationToken.ThrowIfCancellationRequested();
