@@ -9,6 +9,7 @@ public static class Program
     /// prints the codec budget's ratios measured round by round in one process; <c>--export</c> and
     /// <c>--engine-incremental</c> are the halves of the side-by-side with restic (see <see cref="Workload.SideBySide"/>);
     /// <c>--fleet</c> counts store reads per scheduler tick and health report (<see cref="Workload.FleetCounts"/>);
+    /// <c>--memory</c> measures the peak memory of whole-instance operations (<see cref="Workload.WholeInstanceMemory"/>);
     /// anything else goes to
     /// BenchmarkDotNet's switcher (e.g. <c>--filter '*'</c>). Returns non-zero when a benchmark failed
     /// (the switcher itself exits 0 then) or, with <c>--bytes</c>, when a storage budget is missed.
@@ -18,6 +19,11 @@ public static class Program
         if (args.Contains("--bytes", StringComparer.Ordinal))
         {
             return await Repository.StorageBudgets.RunAsync(args, Console.Out);
+        }
+
+        if (args.Contains("--memory", StringComparer.Ordinal))
+        {
+            return await Workload.WholeInstanceMemory.RunAsync(args, Console.Out);
         }
 
         if (args.Contains("--fleet", StringComparer.Ordinal))
