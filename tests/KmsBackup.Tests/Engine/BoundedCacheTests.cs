@@ -70,6 +70,28 @@ public class BoundedCacheTests
         Assert.Equal(0, meters.Sum(KmsBackupDiagnostics.CacheEvictionsInstrument));
     }
 
+    [Fact]
+    public void Peeking_and_removing_for_bookkeeping_count_neither_a_hit_nor_a_miss_nor_change_the_eviction_order()
+    {
+        using var meters = new Meters();
+        var cache = new BoundedCache(1000, meters.Telemetry);
+        cache.Set("point_list", "a", "A", 400);
+        cache.Set("point_list", "b", "B", 400);
+
+        Assert.True(cache.TryPeek("point_list", "a", out string peeked)); // a stays the least recently used
+        Assert.False(cache.TryPeek("point_list", "z", out string _));
+        Assert.True(cache.TryRemove("point_list", "b", out string removed));
+        cache.Set("point_list", "b", "B", 400);
+        cache.Set("point_list", "c", "C", 400); // a goes, not b
+
+        Assert.Equal(("A", "B"), (peeked, removed));
+        Assert.False(cache.TryPeek("point_list", "a", out string _));
+        Assert.True(cache.TryPeek("point_list", "b", out string _));
+        Assert.Equal(0, meters.Sum(KmsBackupDiagnostics.CacheHitsInstrument));
+        Assert.Equal(0, meters.Sum(KmsBackupDiagnostics.CacheMissesInstrument));
+        Assert.Equal(800, meters.Sum(KmsBackupDiagnostics.CacheSizeInstrument));
+    }
+
     [Property(MaxTest = 200)]
     public Property Whatever_is_set_the_bytes_stay_within_the_capacity_and_equal_the_sum_of_the_entries_kept(PositiveInt capacity, (byte Key, PositiveInt Size)[] sets)
     {

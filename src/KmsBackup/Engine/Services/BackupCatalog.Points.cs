@@ -14,7 +14,7 @@ internal sealed partial class BackupCatalog
     internal void RememberCommitted(PointKey key, PointManifest manifest, SnapshotDigest digest, string? cursor)
     {
         KeepManifest(key, manifest);
-        if (_cache.TryGet(PointListKind, key.BackupId, out List<PointKey> list))
+        if (_cache.TryPeek(PointListKind, key.BackupId, out List<PointKey> list))
         {
             KeepPointList(key.BackupId, [.. list, key]);
         }
@@ -113,7 +113,7 @@ internal sealed partial class BackupCatalog
         foreach (var gone in known.Where(k => !present.Contains(k)))
         {
             _cache.Remove(ManifestKind, gone);
-            if (_cache.TryGet(LastPointKind, backupId, out CachedPoint last) && last.Point == gone)
+            if (_cache.TryPeek(LastPointKind, backupId, out CachedPoint last) && last.Point == gone)
             {
                 _cache.Remove(LastPointKind, backupId);
             }
@@ -123,9 +123,8 @@ internal sealed partial class BackupCatalog
     /// <summary>Forgets the backup's point list, and with it what was cached of those points: the next look lists and reads them again.</summary>
     internal void ForgetPoints(string backupId)
     {
-        if (_cache.TryGet(PointListKind, backupId, out List<PointKey> known))
+        if (_cache.TryRemove(PointListKind, backupId, out List<PointKey> known))
         {
-            _cache.Remove(PointListKind, backupId);
             ForgetVanished(backupId, known, []);
         }
     }

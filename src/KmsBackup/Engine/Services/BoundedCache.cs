@@ -97,14 +97,46 @@ internal sealed class BoundedCache
         }
     }
 
-    /// <summary>Drops the entry of <paramref name="kind"/> and <paramref name="key"/>, if any.</summary>
-    public void Remove<TKey>(string kind, TKey key)
+    /// <summary>
+    /// The entry of <paramref name="kind"/> and <paramref name="key"/> for the cache's own bookkeeping (is this still
+    /// the entry I think it is?): neither a hit nor a miss, and its place in the eviction order is left as it was.
+    /// </summary>
+    public bool TryPeek<TKey, TValue>(string kind, TKey key, out TValue value)
         where TKey : notnull
     {
         lock (_gate)
         {
-            RemoveLocked((kind, key), evicted: false);
+            if (_entries.TryGetValue((kind, key), out var node))
+            {
+                value = (TValue)node.Value.Value;
+                return true;
+            }
         }
+
+        value = default!;
+        return false;
+    }
+
+    /// <summary>Drops the entry of <paramref name="kind"/> and <paramref name="key"/>, if any.</summary>
+    public void Remove<TKey>(string kind, TKey key)
+        where TKey : notnull => TryRemove<TKey, object>(kind, key, out _);
+
+    /// <summary>Drops the entry of <paramref name="kind"/> and <paramref name="key"/>, if any, and returns it.</summary>
+    public bool TryRemove<TKey, TValue>(string kind, TKey key, out TValue value)
+        where TKey : notnull
+    {
+        lock (_gate)
+        {
+            if (_entries.TryGetValue((kind, key), out var node))
+            {
+                value = (TValue)node.Value.Value;
+                RemoveLocked((kind, key), evicted: false);
+                return true;
+            }
+        }
+
+        value = default!;
+        return false;
     }
 
     /// <summary>Drops every entry of <paramref name="kind"/> whose key <paramref name="match"/> accepts.</summary>
