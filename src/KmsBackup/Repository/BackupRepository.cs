@@ -19,7 +19,7 @@ internal sealed partial class BackupRepository : IDisposable
     /// pack and per object from rotatable key generations; version 2 sealed each recovery point to its date as
     /// well as its backup and sequence. Versions 1 and 2 were pre-releases and are refused.
     /// </summary>
-    public const int FormatVersion = 3;
+    public const int FormatVersion = 4;
 
     /// <summary>The prefix of key generation records (<c>keys/&lt;sequence:D20&gt;-&lt;ID:x8&gt;</c>): the repository's keys after the first (<see cref="RotateKeyAsync"/>).</summary>
     public const string KeysPrefix = "keys/";
@@ -124,7 +124,7 @@ internal sealed partial class BackupRepository : IDisposable
         {
             throw new BackupException(new Refusal(
                 BackupErrorCode.IntegrityViolation, "config",
-                string.Create(CultureInfo.InvariantCulture, $"The repository is in format version {version}; this SDK reads version {FormatVersion} only{(version < FormatVersion ? " (versions 1 and 2 were written by pre-releases)" : string.Empty)}."),
+                string.Create(CultureInfo.InvariantCulture, $"The repository is in format version {version}; this SDK reads version {FormatVersion} only{(version < FormatVersion ? " (versions 1 to 3 were written by pre-releases)" : string.Empty)}."),
                 version < FormatVersion
                     ? "Create a new repository in an empty store and back up again; copy data out of the old one with the SDK version that wrote it."
                     : "Use a newer version of the SDK."));

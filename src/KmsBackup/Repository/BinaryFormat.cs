@@ -142,6 +142,9 @@ internal ref struct RecordReader
 
     public readonly bool AtEnd => _position == _data.Length;
 
+    /// <summary>How many bytes have been read.</summary>
+    public readonly int Position => _position;
+
     public byte ReadByte() => Take(1)[0];
 
     public int ReadInt32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));

@@ -14,6 +14,13 @@ internal static class ItemCodec
     /// </summary>
     public static ReadOnlySpan<byte> NameOf(ReadOnlySpan<byte> encoded)
     {
+        var (offset, length) = NameRange(encoded);
+        return encoded.Slice(offset, length);
+    }
+
+    /// <summary>Where the UTF-8 bytes of an encoded item's name lie in <paramref name="encoded"/> (see <see cref="NameOf"/>).</summary>
+    public static (int Offset, int Length) NameRange(ReadOnlySpan<byte> encoded)
+    {
         ulong tagged = 0;
         var i = 0;
         for (var shift = 0; ; shift += 7, i++)
@@ -25,7 +32,7 @@ internal static class ItemCodec
             }
         }
 
-        return encoded.Slice(i + 1, (int)tagged - 1);
+        return (i + 1, (int)tagged - 1);
     }
 
     /// <summary>The UTF-8 bytes of an encoded key's ID: its second field.</summary>

@@ -10,7 +10,7 @@ namespace KmsBackup.Repository;
 /// items always make the same objects and a change rewrites only the leaf that holds it and the
 /// branches above it. Unchanged parts are shared by every recovery point that contains them.
 /// </summary>
-internal static class ItemTree
+internal static partial class ItemTree
 {
     /// <summary>Average items per leaf (a power of two).</summary>
     public const int LeafTarget = 32;
@@ -79,17 +79,33 @@ internal static class ItemTree
         private readonly PackWriter _writer;
         private readonly ulong _salt;
         private readonly List<Level> _levels = [new()];
+        private readonly List<ChildRef>? _leafRefs;
         private int _itemStart;
         private int _leafCount;
+        private int _lastNameOffset;
+        private int _lastNameLength;
 
         public Builder(byte leafRole, PackWriter writer, ulong salt, RecordWriter? leafBuffer)
+            : this(leafRole, writer, salt, leafBuffer, leafRefs: null)
+        {
+        }
+
+        /// <summary>
+        /// A builder of leaves only: each leaf written is appended to <paramref name="leafRefs"/> instead of being
+        /// grouped into branches (an incremental update groups them itself).
+        /// </summary>
+        internal Builder(byte leafRole, PackWriter writer, ulong salt, RecordWriter? leafBuffer, List<ChildRef>? leafRefs)
         {
             _leafRole = leafRole;
             _writer = writer;
             _salt = salt;
+            _leafRefs = leafRefs;
             Leaf = leafBuffer ?? new RecordWriter(64 * 1024, pinned: true);
             StartLeaf();
         }
+
+        /// <summary>Whether items were given since the last leaf was written.</summary>
+        public bool HasPendingItems => _leafCount > 0;
 
         /// <summary>Where the next item's leaf encoding (name first) is written; then call <see cref="EndItem"/>.</summary>
         public RecordWriter Leaf { get; }
@@ -97,7 +113,10 @@ internal static class ItemTree
         /// <summary>Counts the item just written to <see cref="Leaf"/>; true when its leaf ends here (call <see cref="WriteLeafAsync"/>).</summary>
         public bool EndItem()
         {
-            var name = ItemCodec.NameOf(Leaf.WrittenSpan[_itemStart..]);
+            var (offset, length) = ItemCodec.NameRange(Leaf.WrittenSpan[_itemStart..]);
+            var name = Leaf.WrittenSpan.Slice(_itemStart + offset, length);
+            _lastNameOffset = _itemStart + offset;
+            _lastNameLength = length;
             _itemStart = Leaf.Length;
             _leafCount++;
             return (Hash(_salt, name) & (LeafTarget - 1)) == 0 || _leafCount >= MaximumLeaf || Leaf.Length - CountRoom >= MaximumLeafBytes;
@@ -121,9 +140,18 @@ internal static class ItemTree
 
             // The leaf is handed over in place: AddAsync reads it before it awaits anything, and a copy would be one
             // more buffer of key material and secret ciphertexts that nothing zeroes.
+            var lastName = Leaf.WrittenSpan.Slice(_lastNameOffset, _lastNameLength).ToArray();
             var id = await _writer.AddAsync(_leafRole, leaf, cancellationToken).ConfigureAwait(false);
             StartLeaf();
-            await AddChildAsync(0, new ChildRef(id, count), cancellationToken).ConfigureAwait(false);
+            var child = new ChildRef(id, count, lastName);
+            if (_leafRefs is not null)
+            {
+                _leafRefs.Add(child);
+            }
+            else
+            {
+                await AddChildAsync(0, child, cancellationToken).ConfigureAwait(false);
+            }
         }
 
         /// <summary>Writes what is left (the last leaf, the last branch of each level) and returns the root.</summary>
@@ -162,6 +190,8 @@ internal static class ItemTree
             Leaf.Append(CountRoom);
             _itemStart = CountRoom;
             _leafCount = 0;
+            _lastNameOffset = CountRoom;
+            _lastNameLength = 0;
         }
 
         private async Task AddChildAsync(int depth, ChildRef child, CancellationToken cancellationToken)
@@ -181,7 +211,7 @@ internal static class ItemTree
 
             level.Pending.Add(child);
             level.Total++;
-            if (((child.Id.A ^ _salt) & (BranchTarget - 1)) == 0 || level.Pending.Count >= MaximumBranch)
+            if (EndsBranch(child, level.Pending.Count, _salt))
             {
                 var group = level.Pending;
                 level.Pending = [];
@@ -255,19 +285,19 @@ internal static class ItemTree
         }
 
         // Each node of the frontier with the position of its first item and the item count its parent records.
-        var frontier = new List<(ObjectId Id, long Start, long Count)> { (root.Id, 0, root.Count) };
+        var frontier = new List<(ObjectId Id, long Start, long Count, byte[]? LastName)> { (root.Id, 0, root.Count, null) };
         for (var depth = root.Level; depth > 0; depth--)
         {
             var nodes = await objects.ReadObjectsAsync(frontier.Select(n => n.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
-            var next = new List<(ObjectId Id, long Start, long Count)>();
-            foreach (var (id, start, count) in frontier)
+            var next = new List<(ObjectId Id, long Start, long Count, byte[]? LastName)>();
+            foreach (var (id, start, count, _) in frontier)
             {
                 var position = start;
                 foreach (var child in DecodeBranch(nodes[id], id, (byte)depth))
                 {
                     if (position < end && position + child.Count > skip)
                     {
-                        next.Add((child.Id, position, child.Count));
+                        next.Add((child.Id, position, child.Count, child.LastName));
                     }
 
                     position += child.Count;
@@ -285,7 +315,7 @@ internal static class ItemTree
         var leaves = await objects.ReadObjectsAsync(frontier.Select(n => n.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (var (id, start, count) in frontier)
+            foreach (var (id, start, count, lastName) in frontier)
             {
                 var reader = new RecordReader(leaves[id], $"leaf {id.Short}");
                 var held = reader.ReadCount(MaximumLeaf);
@@ -294,8 +324,10 @@ internal static class ItemTree
                     throw RepositoryErrors.Integrity($"leaf {id.Short}", $"it holds {held} items where its parent says {count}");
                 }
 
+                var lastItem = 0;
                 for (var i = 0; i < held; i++)
                 {
+                    lastItem = reader.Position;
                     var item = read(ref reader);
                     if (start + i >= skip && start + i < end)
                     {
@@ -308,6 +340,10 @@ internal static class ItemTree
                 }
 
                 reader.ExpectEnd();
+                if (lastName is not null && !ItemCodec.NameOf(leaves[id].AsSpan(lastItem)).SequenceEqual(lastName))
+                {
+                    throw RepositoryErrors.Integrity($"leaf {id.Short}", "its last item is not the one its parent names");
+                }
             }
         }
         catch when (discard is not null)
@@ -396,9 +432,13 @@ internal static class ItemTree
 
     public delegate T ReadItem<T>(ref RecordReader reader);
 
+    /// <summary>Whether a branch ends after <paramref name="child"/>, its <paramref name="count"/>th child.</summary>
+    private static bool EndsBranch(ChildRef child, int count, ulong salt) =>
+        ((child.Id.A ^ salt) & (BranchTarget - 1)) == 0 || count >= MaximumBranch;
+
     private static async Task<ChildRef> WriteBranchAsync(List<ChildRef> children, byte level, PackWriter writer, CancellationToken cancellationToken)
     {
-        var branch = new RecordWriter(64 + (children.Count * 64));
+        var branch = new RecordWriter(64 + (children.Count * 96));
         branch.WriteByte(level);
         branch.WriteVarUInt((ulong)children.Count);
         long total = 0;
@@ -408,11 +448,12 @@ internal static class ItemTree
             child.Id.Write(id);
             branch.WriteRaw(id);
             branch.WriteVarUInt((ulong)child.Count);
+            branch.WriteBytes(child.LastName);
             total += child.Count;
         }
 
         var branchId = await writer.AddAsync(ObjectRole.Branch, branch.ToArray(), cancellationToken).ConfigureAwait(false);
-        return new ChildRef(branchId, total);
+        return new ChildRef(branchId, total, children[^1].LastName);
     }
 
     private static List<ChildRef> DecodeBranch(byte[] plain, ObjectId id, byte expectedLevel)
@@ -428,7 +469,14 @@ internal static class ItemTree
         for (var i = 0; i < count; i++)
         {
             var childId = ObjectId.Read(reader.ReadRaw(ObjectId.Size));
-            children.Add(new ChildRef(childId, (long)reader.ReadVarUInt()));
+            var childCount = (long)reader.ReadVarUInt();
+            var lastName = reader.ReadBytes().ToArray();
+            if (childCount == 0 || (i > 0 && lastName.AsSpan().SequenceCompareTo(children[^1].LastName) <= 0))
+            {
+                throw reader.Malformed("its children are empty or not in name order");
+            }
+
+            children.Add(new ChildRef(childId, childCount, lastName));
         }
 
         reader.ExpectEnd();
@@ -451,7 +499,8 @@ internal static class ItemTree
         return hash;
     }
 
-    private readonly record struct ChildRef(ObjectId Id, long Count);
+    /// <summary>A child of a branch: its object, how many items it holds, and the UTF-8 name of its last item.</summary>
+    internal readonly record struct ChildRef(ObjectId Id, long Count, byte[] LastName);
 }
 
 /// <summary>The root of an item tree: its object, its height and how many items it holds.</summary>

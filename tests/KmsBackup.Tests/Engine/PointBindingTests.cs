@@ -58,13 +58,13 @@ public class PointBindingTests
         await using var h = await EngineHarness.CreateAsync();
         var config = $"{EngineHarness.StoreRoot}/objects/config";
         var bytes = h.Files.File.ReadAllBytes(config);
-        Assert.Equal(3, bytes[8]); // "KBREPO01", then the format version as a varuint
-        bytes[8] = 2;
+        Assert.Equal(4, bytes[8]); // "KBREPO01", then the format version as a varuint
+        bytes[8] = 3; // branches without their children's last names
         h.Files.File.WriteAllBytes(config, bytes);
 
         var refused = await Assert.ThrowsAsync<BackupException>(() => h.OpenAnotherClientAsync("reopened"));
         Assert.Equal(BackupErrorCode.IntegrityViolation, refused.Code);
-        Assert.Contains("format version 2", refused.Message, StringComparison.Ordinal);
-        Assert.Contains("version 3", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("format version 3", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("version 4", refused.Message, StringComparison.Ordinal);
     }
 }

@@ -267,7 +267,7 @@ public sealed class UploadSpillTests : IDisposable
         throw new InvalidOperationException("No open, unlinked spill file of this test was found.");
     }
 
-    private static async Task<BackupRepository> OpenRepositoryAsync()
+    internal static async Task<BackupRepository> OpenRepositoryAsync()
     {
         var files = new System.IO.Abstractions.TestingHelpers.MockFileSystem();
         var clock = new FakeTimeProvider(EngineHarness.Start);
@@ -281,13 +281,13 @@ public sealed class UploadSpillTests : IDisposable
     /// each level of branches over the whole level below, until a level is one node. Written here from the
     /// definition, independently of <see cref="ItemTree.Builder"/>, to check that building item by item gives the same tree.
     /// </summary>
-    private static class ReferenceTree
+    internal static class ReferenceTree
     {
         public static bool EndsLeaf(ulong salt, byte[] item) => (Hash(salt, ItemCodec.NameOf(item)) & 31) == 0;
 
         public static async Task<TreeRoot> WriteAsync(List<byte[]> items, ulong salt, PackWriter writer, List<int>? leafSizes = null)
         {
-            var children = new List<(ObjectId Id, long Count)>();
+            var children = new List<(ObjectId Id, long Count, byte[] LastName)>();
             var start = 0;
             var bytes = 0;
             for (var i = 0; i < items.Count; i++)
@@ -310,7 +310,7 @@ public sealed class UploadSpillTests : IDisposable
             while (children.Count > 1)
             {
                 level++;
-                var parents = new List<(ObjectId Id, long Count)>();
+                var parents = new List<(ObjectId Id, long Count, byte[] LastName)>();
                 start = 0;
                 for (var i = 0; i < children.Count; i++)
                 {
@@ -325,9 +325,10 @@ public sealed class UploadSpillTests : IDisposable
                             children[j].Id.Write(id);
                             branch.WriteRaw(id);
                             branch.WriteVarUInt((ulong)children[j].Count);
+                            branch.WriteBytes(children[j].LastName);
                         }
 
-                        parents.Add((await writer.AddAsync(ObjectRole.Branch, branch.ToArray(), CancellationToken.None), children.Skip(start).Take(i + 1 - start).Sum(c => c.Count)));
+                        parents.Add((await writer.AddAsync(ObjectRole.Branch, branch.ToArray(), CancellationToken.None), children.Skip(start).Take(i + 1 - start).Sum(c => c.Count), children[i].LastName));
                         start = i + 1;
                     }
                 }
@@ -338,7 +339,7 @@ public sealed class UploadSpillTests : IDisposable
             return new TreeRoot(children[0].Id, level, children[0].Count);
         }
 
-        private static async Task<(ObjectId, long)> LeafAsync(List<byte[]> items, int start, int end, PackWriter writer, List<int>? sizes)
+        private static async Task<(ObjectId, long, byte[])> LeafAsync(List<byte[]> items, int start, int end, PackWriter writer, List<int>? sizes)
         {
             var leaf = new RecordWriter();
             leaf.WriteVarUInt((ulong)(end - start));
@@ -348,7 +349,8 @@ public sealed class UploadSpillTests : IDisposable
             }
 
             sizes?.Add(leaf.Length);
-            return (await writer.AddAsync(ObjectRole.KeyLeaf, leaf.ToArray(), CancellationToken.None), end - start);
+            var lastName = end > start ? ItemCodec.NameOf(items[end - 1]).ToArray() : [];
+            return (await writer.AddAsync(ObjectRole.KeyLeaf, leaf.ToArray(), CancellationToken.None), end - start, lastName);
         }
 
         private static ulong Hash(ulong salt, ReadOnlySpan<byte> name)
