@@ -33,6 +33,9 @@ internal static partial class Log
     [LoggerMessage(1007, LogLevel.Warning, "Backup {BackupId}: its new state (reset or released) is stored, but deleting its points stopped ({ErrorType}); prune or the next enable deletes what is left")]
     public static partial void PointsLeftBehind(ILogger logger, string backupId, string errorType);
 
+    [LoggerMessage(1008, LogLevel.Warning, "Backup {BackupId}: the last point's trees could not be read ({ErrorType}), so this incremental reads the whole instance instead of following the change feed; run verify to see what is damaged")]
+    public static partial void IncrementalFellBackToSnapshot(ILogger logger, string backupId, string errorType);
+
     [LoggerMessage(1101, LogLevel.Information, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId}: {Restored} items restored, {AlreadyRestored} already there")]
     public static partial void RestoreCompleted(ILogger logger, string operationId, string backupId, string targetInstanceId, int restored, int alreadyRestored);
 

@@ -41,6 +41,16 @@ internal sealed class SnapshotDigest
         return changes;
     }
 
+    /// <summary>How <paramref name="after"/> differs from <paramref name="before"/> (a key of the same name), as <see cref="ChangesSince"/> tells it.</summary>
+    public static ChangeKind KindOf(KeyRecord before, KeyRecord after) =>
+        (VersionStamp(before) != VersionStamp(after) ? ChangeKind.Rotated : ChangeKind.None) |
+        (MetadataStamp(before) != MetadataStamp(after) ? ChangeKind.MetadataChanged : ChangeKind.None);
+
+    /// <summary>How <paramref name="after"/> differs from <paramref name="before"/> (a secret of the same name), as <see cref="ChangesSince"/> tells it.</summary>
+    public static ChangeKind KindOf(SecretRecord before, SecretRecord after) =>
+        (VersionStamp(before) != VersionStamp(after) ? ChangeKind.Rotated : ChangeKind.None) |
+        (MetadataStamp(before) != MetadataStamp(after) ? ChangeKind.MetadataChanged : ChangeKind.None);
+
     private static long VersionStamp(KeyRecord key) => VersionStamp(key.Versions.Select(v => (v.VersionId, v.CreatedAt)), key.Versions.Length);
 
     private static long MetadataStamp(KeyRecord key)

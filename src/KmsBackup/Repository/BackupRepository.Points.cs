@@ -115,6 +115,53 @@ internal sealed partial class BackupRepository
     }
 
     /// <summary>
+    /// Writes the trees of the point that is <paramref name="previous"/> with <paramref name="changes"/> applied, updating
+    /// the previous trees on the changed paths only (<see cref="ItemTree.UpdateAsync"/>), and flushes the writer; fills
+    /// the changes' old items. The same roots <see cref="WriteTreesAsync"/> gives for the changed snapshot. The new trees
+    /// share the previous point's unchanged subtrees without reading them: commit with
+    /// <see cref="ConfirmPointAsync"/> after the manifest, so that the point they come from is known to have stayed.
+    /// </summary>
+    public async Task<(TreeRoot Keys, TreeRoot Secrets)> UpdateTreesAsync(PointManifest previous, PointChanges changes, PackWriter writer, CancellationToken cancellationToken)
+    {
+        var leaf = new RecordWriter(64 * 1024, pinned: true);
+        var keys = await ItemTree.UpdateAsync(
+            Objects, previous.KeyRoot, ObjectRole.KeyLeaf, changes.Keys, ItemCodec.Write, (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues: false),
+            changes.KeysBefore, writer, _crypto.BoundarySalt, leaf, cancellationToken).ConfigureAwait(false);
+        var secrets = await ItemTree.UpdateAsync(
+            Objects, previous.SecretRoot, ObjectRole.SecretLeaf, changes.Secrets, ItemCodec.Write, (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues: false),
+            changes.SecretsBefore, writer, _crypto.BoundarySalt, leaf, cancellationToken).ConfigureAwait(false);
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return (keys, secrets);
+    }
+
+    /// <summary>
+    /// Checks that the point <paramref name="key"/> is still stored as <paramref name="expected"/> (its trees), read from
+    /// the store, not a cache. A point whose trees were updated from another relies on it: while that point stays, every
+    /// prune counts its objects live, so the subtrees the new trees share with it were never at risk. Throws
+    /// <see cref="BackupErrorCode.LeaseLost"/> when it is gone or changed.
+    /// </summary>
+    public async Task ConfirmPointAsync(PointKey key, PointManifest expected, CancellationToken cancellationToken)
+    {
+        PointManifest? stored;
+        try
+        {
+            stored = await ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
+        {
+            stored = null;
+        }
+
+        if (stored is null || stored.KeyRoot != expected.KeyRoot || stored.SecretRoot != expected.SecretRoot)
+        {
+            throw new BackupException(new Refusal(
+                BackupErrorCode.LeaseLost, $"backup '{key.BackupId}'",
+                string.Create(CultureInfo.InvariantCulture, $"Recovery point {key.Sequence} of backup '{key.BackupId}', which this incremental was built on, was deleted or replaced while the run was in flight (a reset, a release, or a writer whose lease had lapsed); the run committed nothing."),
+                "Nothing to do: the next scheduled run backs the instance up again."));
+        }
+    }
+
+    /// <summary>
     /// Commits a recovery point of <paramref name="snapshot"/> so that no prune can take its objects away
     /// (docs/repository-format.md, "Writers and maintenance"): the index is brought up to date and packs a
     /// prune has marked are not relied on; the trees are written; every object they refer to is checked to
@@ -144,10 +191,14 @@ internal sealed partial class BackupRepository
     /// <param name="date">The point's date.</param>
     /// <param name="fence">Runs right before the manifest is written; throws to abandon the commit.</param>
     /// <param name="cancellationToken">Cancels the commit.</param>
+    /// <param name="afterManifest">
+    /// Runs once the manifest is written and its references checked again; when it throws (or the commit is cancelled
+    /// meanwhile), the manifest is deleted again. For trees that rely on another point staying (<see cref="ConfirmPointAsync"/>).
+    /// </param>
     public async Task<CommittedPoint> CommitPointAsync(
         Func<PackWriter, CancellationToken, Task<(TreeRoot Keys, TreeRoot Secrets)>> writeTrees, string instanceId,
         Func<TreeRoot, TreeRoot, PointManifest> manifestOf, DateOnly date,
-        Func<CancellationToken, Task> fence, CancellationToken cancellationToken)
+        Func<CancellationToken, Task> fence, CancellationToken cancellationToken, Func<CancellationToken, Task>? afterManifest = null)
     {
         using var writer = Objects.CreateWriter();
         var pins = new List<string>();
@@ -175,6 +226,19 @@ internal sealed partial class BackupRepository
             {
                 await DeletePointAsync(new PointKey(manifest.BackupId, date, manifest.Sequence), CancellationToken.None).ConfigureAwait(false);
                 throw;
+            }
+
+            if (afterManifest is not null)
+            {
+                try
+                {
+                    await afterManifest(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is BackupException or OperationCanceledException)
+                {
+                    await DeletePointAsync(new PointKey(manifest.BackupId, date, manifest.Sequence), CancellationToken.None).ConfigureAwait(false);
+                    throw;
+                }
             }
 
             return new CommittedPoint(manifest, writer.BytesWritten, writer.ObjectsWritten);

@@ -59,13 +59,21 @@ public class RangedReadTests
     }
 
     /// <summary>Counts the bytes each read returns; forwards ranged reads as ranged reads (a decorator that did not would read whole objects).</summary>
-    private sealed class CountingStore(BackupStore inner) : BackupStore
+    internal sealed class CountingStore(BackupStore inner) : BackupStore
     {
         public ConcurrentQueue<KeyValuePair<string, int>> BytesRead { get; } = new();
 
+        public long BytesWritten => Interlocked.Read(ref _bytesWritten);
+
+        private long _bytesWritten;
+
         public ConcurrentQueue<string> WholeReads { get; } = new();
 
-        protected override Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken) => inner.TryCreateAsync(key, content, cancellationToken);
+        protected override Task<bool> TryCreateCoreAsync(string key, ReadOnlyMemory<byte> content, CancellationToken cancellationToken)
+        {
+            Interlocked.Add(ref _bytesWritten, content.Length);
+            return inner.TryCreateAsync(key, content, cancellationToken);
+        }
 
         protected override async Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken)
         {

@@ -10,8 +10,12 @@ internal sealed partial class BackupCatalog
     private const string ManifestKind = "manifest";
     private const string LastPointKind = "last_point";
 
-    /// <summary>Remembers a point this client just committed: its manifest, its place in the backup's point list, and its digest as the backup's last point.</summary>
-    internal void RememberCommitted(PointKey key, PointManifest manifest, SnapshotDigest digest, string? cursor)
+    /// <summary>
+    /// Remembers a point this client just committed: its manifest, its place in the backup's point list, and its digest
+    /// as the backup's last point. An incremental from the change feed has no digest (it never held the whole snapshot):
+    /// the digest of the point before is dropped, and a later run that needs one reads it from the point.
+    /// </summary>
+    internal void RememberCommitted(PointKey key, PointManifest manifest, SnapshotDigest? digest, string? cursor)
     {
         KeepManifest(key, manifest);
         if (_cache.TryPeek(PointListKind, key.BackupId, out List<PointKey> list))
@@ -19,7 +23,14 @@ internal sealed partial class BackupCatalog
             KeepPointList(key.BackupId, [.. list, key]);
         }
 
-        RememberLastPoint(key.BackupId, new CachedPoint(key, digest, cursor));
+        if (digest is null)
+        {
+            _cache.Remove(LastPointKind, key.BackupId);
+        }
+        else
+        {
+            RememberLastPoint(key.BackupId, new CachedPoint(key, digest, cursor));
+        }
     }
 
     /// <summary>The backup's last point as this client remembers it, if it is <paramref name="last"/>.</summary>

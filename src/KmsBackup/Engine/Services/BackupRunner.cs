@@ -219,46 +219,42 @@ internal sealed class BackupRunner
         var state = entry.State;
         var startedAt = _catalog.Clock.GetUtcNow();
         var instanceId = state.Instance!.Id;
-        var previous = await _history.PreviousPointAsync(state, points, cancellationToken).ConfigureAwait(false);
-
-        // What the run reads holds key material and secret ciphertexts (copies from the gateway, the last point's items
-        // read back from the repository): all of it is zeroed when the run ends, however it ends. Only a digest is kept.
-        using var held = new HeldValues();
-
-        // Read the instance: a full always reads everything; an incremental follows the change feed when it can,
-        // replaying it onto the last point's items.
-        InstanceSnapshot snapshot;
-        string? cursor;
-        var usedFeed = false;
-        if (run.Kind == BackupRunKind.Incremental && previous is { Cursor: { } since } && _instances.SupportsChangeFeed &&
-            held.Hold(await _instances.ReadChangesAsync(instanceId, since, cancellationToken).ConfigureAwait(false)) is { CursorExpired: false } changes &&
-            held.Hold(await _history.PreviousItemsAsync(points[^1], cancellationToken).ConfigureAwait(false)) is { } before)
-        {
-            snapshot = RunHistory.Apply(before, changes);
-            cursor = changes.Cursor;
-            usedFeed = true;
-        }
-        else
-        {
-            (snapshot, cursor) = held.Hold(await _instances.ReadSnapshotAsync(instanceId, cancellationToken).ConfigureAwait(false));
-        }
-
-        if (state.Instance.Kind == InstanceKind.Hardware && snapshot.Keys.Any(k => k.HasMaterial))
-        {
-            throw new BackupException(new Refusal(
-                BackupErrorCode.IntegrityViolation, $"instance '{instanceId}'",
-                $"The hardware instance '{instanceId}' returned key material; a hardware instance's backup holds key metadata only.",
-                "Fix the instance gateway: hardware keys' material stays in the HSM cluster."));
-        }
-
-        // The first point of a backup is the baseline: nothing counts as added or rotated on it.
-        var digest = SnapshotDigest.Of(snapshot);
-        var changesSincePrevious = previous is null ? [] : digest.ChangesSince(previous.Digest);
         var sequence = points.Count == 0 ? 1 : points[^1].Sequence + 1;
         var slot = run.Kind == BackupRunKind.Full ? startedAt : _history.SlotOf(run, startedAt, points.Count == 0 ? null : await _history.LastFullAsync(points, cancellationToken).ConfigureAwait(false));
         var date = state.TimeZone.DateOf(startedAt);
         var key = new PointKey(state.Id, date, sequence);
 
+        // What the run reads holds key material and secret ciphertexts (copies from the gateway): all of it is zeroed
+        // when the run ends, however it ends.
+        using var held = new HeldValues();
+
+        // An incremental follows the change feed when it can, and updates the last point's trees on the changed paths:
+        // its cost grows with the changes, not with the instance.
+        if (run.Kind == BackupRunKind.Incremental && _instances.SupportsChangeFeed &&
+            await _history.LastManifestAsync(state, points, cancellationToken).ConfigureAwait(false) is { Cursor: { } since } last &&
+            held.Hold(await _instances.ReadChangesAsync(instanceId, since, cancellationToken).ConfigureAwait(false)) is { CursorExpired: false } changes)
+        {
+            try
+            {
+                return await CommitChangesAsync(entry, run, points[^1], last, changes, lease, key, startedAt, slot, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BackupException e) when (e is BackupIntegrityException)
+            {
+                // The last point's trees cannot be read (damaged): read the whole instance instead, and write whole trees.
+                Log.IncrementalFellBackToSnapshot(_logger, state.Id, BackupTelemetry.ErrorType(e));
+            }
+        }
+
+        var previous = await _history.PreviousPointAsync(state, points, cancellationToken).ConfigureAwait(false);
+        var (snapshot, cursor) = held.Hold(await _instances.ReadSnapshotAsync(instanceId, cancellationToken).ConfigureAwait(false));
+        if (state.Instance.Kind == InstanceKind.Hardware && snapshot.Keys.Any(k => k.HasMaterial))
+        {
+            throw HardwareMaterialRefusal(instanceId);
+        }
+
+        // The first point of a backup is the baseline: nothing counts as added or rotated on it.
+        var digest = SnapshotDigest.Of(snapshot);
+        var changesSincePrevious = previous is null ? [] : digest.ChangesSince(previous.Digest);
         var committed = await _repository.CommitPointAsync(
             snapshot,
             (keyRoot, secretRoot) => new PointManifest
@@ -280,9 +276,59 @@ internal sealed class BackupRunner
             date,
             token => EnsureRunStillValidAsync(entry, lease, token),
             cancellationToken).ConfigureAwait(false);
+        return await ConfirmCommittedAsync(entry, lease, key, committed, digest, cursor, usedFeed: false, cancellationToken).ConfigureAwait(false);
+    }
 
-        // The fence ran right before the manifest was written; a writer paused between the two past its lease
-        // could have missed a reset. Check once more, and take the point back if the backup changed under it.
+    /// <summary>
+    /// Commits an incremental from the change feed: the last point's trees updated with the changes. Nothing per
+    /// unchanged item is read, written or kept (no digest: the manifest's changes come from the changed items' old
+    /// versions, found on the way). The new trees share the last point's unchanged subtrees, so the commit checks, after
+    /// its manifest, that the last point is still there.
+    /// </summary>
+    private async Task<BackupRunResult> CommitChangesAsync(
+        CatalogEntry entry, ScheduledRun run, PointKey lastKey, PointManifest last, InstanceChanges changes, StoreLease lease,
+        PointKey key, DateTimeOffset startedAt, DateTimeOffset slot, CancellationToken cancellationToken)
+    {
+        var state = entry.State;
+        if (state.Instance!.Kind == InstanceKind.Hardware && changes.UpsertedKeys.Any(k => k.HasMaterial))
+        {
+            throw HardwareMaterialRefusal(state.Instance.Id);
+        }
+
+        var update = PointChanges.Of(changes);
+        var committed = await _repository.CommitPointAsync(
+            (writer, token) => _repository.UpdateTreesAsync(last, update, writer, token),
+            state.Instance.Id,
+            (keyRoot, secretRoot) => new PointManifest
+            {
+                BackupId = state.Id,
+                Sequence = key.Sequence,
+                Kind = run.Kind,
+                Reason = run.Reason,
+                StartedAt = startedAt,
+                CompletedAt = _catalog.Clock.GetUtcNow(),
+                Slot = slot,
+                TakenAt = changes.ReadAt,
+                Source = last.Source,
+                KeyRoot = keyRoot,
+                SecretRoot = secretRoot,
+                Changes = update.ItemChanges(),
+                Cursor = changes.Cursor,
+            },
+            key.Date,
+            token => EnsureRunStillValidAsync(entry, lease, token),
+            cancellationToken,
+            afterManifest: token => _repository.ConfirmPointAsync(lastKey, last, token)).ConfigureAwait(false);
+        return await ConfirmCommittedAsync(entry, lease, key, committed, digest: null, changes.Cursor, usedFeed: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The fence ran right before the manifest was written; a writer paused between the two past its lease could have
+    /// missed a reset. Checks once more, and takes the point back if the backup changed under it; then remembers it.
+    /// </summary>
+    private async Task<BackupRunResult> ConfirmCommittedAsync(
+        CatalogEntry entry, StoreLease lease, PointKey key, CommittedPoint committed, SnapshotDigest? digest, string? cursor, bool usedFeed, CancellationToken cancellationToken)
+    {
         try
         {
             await EnsureRunStillValidAsync(entry, lease, cancellationToken).ConfigureAwait(false);
@@ -295,15 +341,19 @@ internal sealed class BackupRunner
 
         var manifest = committed.Manifest;
         _catalog.RememberCommitted(key, manifest, digest, cursor);
-
         return new BackupRunResult
         {
-            Point = BackupCatalog.ToPoint(manifest, date),
+            Point = BackupCatalog.ToPoint(manifest, key.Date),
             BytesWritten = committed.BytesWritten,
             ObjectsWritten = committed.ObjectsWritten,
             UsedChangeFeed = usedFeed,
         };
     }
+
+    private static BackupException HardwareMaterialRefusal(string instanceId) => new(new Refusal(
+        BackupErrorCode.IntegrityViolation, $"instance '{instanceId}'",
+        $"The hardware instance '{instanceId}' returned key material; a hardware instance's backup holds key metadata only.",
+        "Fix the instance gateway: hardware keys' material stays in the HSM cluster."));
 
     /// <summary>
     /// The run's fence: its lease is still held, and the backup's catalog entry is still the version the run

@@ -72,6 +72,18 @@ internal sealed class RunHistory
         return history.LastIncrementalSlot!.Value;
     }
 
+    /// <summary>The manifest of the backup's last point, or <see langword="null"/> when it has none since it was enabled.</summary>
+    internal async Task<PointManifest?> LastManifestAsync(BackupState state, List<PointKey> points, CancellationToken cancellationToken)
+    {
+        if (points.Count == 0 || state.EnabledAt is not { } enabledAt)
+        {
+            return null;
+        }
+
+        var manifest = await _catalog.ReadPointAsync(points[^1], cancellationToken).ConfigureAwait(false);
+        return manifest.StartedAt < enabledAt ? null : manifest;
+    }
+
     /// <summary>
     /// The last point of the backup as this client remembers it (a digest and the change feed's cursor), read from
     /// the repository without key material or secret values when the client has not seen it (a new process, or
@@ -100,49 +112,5 @@ internal sealed class RunHistory
         var loaded = new BackupCatalog.CachedPoint(last, SnapshotDigest.Of(metadata), manifest.Cursor);
         _catalog.RememberLastPoint(state.Id, loaded);
         return loaded;
-    }
-
-    /// <summary>
-    /// The items of the backup's last point, key material and secret ciphertexts included, for an incremental that
-    /// replays the change feed onto them (the caller zeroes them when the run ends); <see langword="null"/> when they
-    /// cannot be read (damaged, or deleted meanwhile), and the run reads the instance instead.
-    /// </summary>
-    internal async Task<InstanceSnapshot?> PreviousItemsAsync(PointKey last, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await _repository.ReadSnapshotAsync(await _catalog.ReadPointAsync(last, cancellationToken).ConfigureAwait(false), withValues: true, cancellationToken).ConfigureAwait(false);
-        }
-        catch (BackupException e) when (e is BackupIntegrityException || e.Code == BackupErrorCode.NotFound)
-        {
-            return null;
-        }
-    }
-
-    internal static InstanceSnapshot Apply(InstanceSnapshot previous, InstanceChanges changes)
-    {
-        var keys = previous.Keys.ToDictionary(k => k.Name, StringComparer.Ordinal);
-        foreach (var name in changes.DeletedKeys)
-        {
-            keys.Remove(name);
-        }
-
-        foreach (var key in changes.UpsertedKeys)
-        {
-            keys[key.Name] = key;
-        }
-
-        var secrets = previous.Secrets.ToDictionary(s => s.Name, StringComparer.Ordinal);
-        foreach (var name in changes.DeletedSecrets)
-        {
-            secrets.Remove(name);
-        }
-
-        foreach (var secret in changes.UpsertedSecrets)
-        {
-            secrets[secret.Name] = secret;
-        }
-
-        return InstanceSnapshot.Create(previous.Source, changes.ReadAt, keys.Values, secrets.Values);
     }
 }
