@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 
 namespace KmsBackup.Repository;
 // Recovery points: manifests, their item trees, and the commit of a point with its pins and references.
@@ -62,13 +63,53 @@ internal sealed partial class BackupRepository
     /// ciphertexts come along, and the caller zeroes them (<see cref="SensitiveValues"/>) once done; without, none is
     /// copied out of the leaves (for what shows metadata only).
     /// </summary>
-    public async Task<InstanceSnapshot> ReadSnapshotAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken)
+    public Task<InstanceSnapshot> ReadSnapshotAsync(PointManifest manifest, bool withValues, CancellationToken cancellationToken) =>
+        AssembleSnapshotAsync(manifest, () => ReadKeysAsync(manifest, withValues, cancellationToken), () => ReadSecretsAsync(manifest, withValues, cancellationToken));
+
+    /// <summary>
+    /// Reads the keys and secrets of a recovery point that have the given names (names it does not hold are left out),
+    /// seeking each through the trees: a few items of a large point cost their paths, not the point. See
+    /// <see cref="ReadSnapshotAsync(PointManifest, bool, CancellationToken)"/> for <paramref name="withValues"/>.
+    /// </summary>
+    public Task<InstanceSnapshot> ReadItemsAsync(
+        PointManifest manifest, IEnumerable<string> keyNames, IEnumerable<string> secretNames, bool withValues, CancellationToken cancellationToken) =>
+        AssembleSnapshotAsync(manifest, () => FindKeysAsync(manifest, keyNames, withValues, cancellationToken), () => FindSecretsAsync(manifest, secretNames, withValues, cancellationToken));
+
+    /// <summary>The keys of a recovery point that have the given names, in name order; see <see cref="ReadItemsAsync"/>.</summary>
+    public Task<List<KeyRecord>> FindKeysAsync(PointManifest manifest, IEnumerable<string> names, bool withValues, CancellationToken cancellationToken) =>
+        ItemTree.FindAsync(Objects, manifest.KeyRoot, TreeNames(names), (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues), cancellationToken, SensitiveValues.Clear);
+
+    /// <summary>The secrets of a recovery point that have the given names, in name order; see <see cref="ReadItemsAsync"/>.</summary>
+    public Task<List<SecretRecord>> FindSecretsAsync(PointManifest manifest, IEnumerable<string> names, bool withValues, CancellationToken cancellationToken) =>
+        ItemTree.FindAsync(Objects, manifest.SecretRoot, TreeNames(names), (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues), cancellationToken, SensitiveValues.Clear);
+
+    /// <summary>Names as a tree seeks them: UTF-8, in name order, each once; a name that is not valid UTF-16 (no item can have it) is left out.</summary>
+    private static List<byte[]> TreeNames(IEnumerable<string> names)
     {
-        var keys = await ReadKeysAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+        var strict = new UTF8Encoding(false, true);
+        var utf8 = new List<byte[]>();
+        foreach (var name in names.Distinct(StringComparer.Ordinal))
+        {
+            try
+            {
+                utf8.Add(strict.GetBytes(name));
+            }
+            catch (EncoderFallbackException)
+            {
+            }
+        }
+
+        utf8.Sort((a, b) => a.AsSpan().SequenceCompareTo(b));
+        return utf8;
+    }
+
+    private static async Task<InstanceSnapshot> AssembleSnapshotAsync(PointManifest manifest, Func<Task<List<KeyRecord>>> readKeys, Func<Task<List<SecretRecord>>> readSecrets)
+    {
+        var keys = await readKeys().ConfigureAwait(false);
         List<SecretRecord> secrets;
         try
         {
-            secrets = await ReadSecretsAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+            secrets = await readSecrets().ConfigureAwait(false);
         }
         catch
         {

@@ -2,7 +2,8 @@ using System.Security.Cryptography;
 
 namespace KmsBackup.Repository;
 
-// Updating a tree in place of rebuilding it: the cost of an incremental grows with its changes, not with the tree.
+// Updating a tree in place of rebuilding it, and finding items by name: both descend by the last names the branches
+// record, so their cost grows with the names asked for, not with the tree.
 internal static partial class ItemTree
 {
     /// <summary>Most leaves read from the store in one batch while an update walks them.</summary>
@@ -57,7 +58,7 @@ internal static partial class ItemTree
         var tree = new OldTree(objects, root);
         try
         {
-            var affected = await FindLeavesAsync(tree, changes, cancellationToken).ConfigureAwait(false);
+            var affected = await FindLeavesAsync(tree, changes.Select(c => c.Name).ToList(), cancellationToken).ConfigureAwait(false);
             var regions = await RebuildLeavesAsync(tree, affected, changes, write, readOld, before, leafRole, writer, salt, leafBuffer, cancellationToken).ConfigureAwait(false);
             for (var level = 0; ; level++)
             {
@@ -81,11 +82,97 @@ internal static partial class ItemTree
         }
     }
 
-    /// <summary>Finds the leaf that holds (or would hold) each changed name, by the last names the branches record; one descent for all.</summary>
-    private static async Task<List<(Node Leaf, int From, int To)>> FindLeavesAsync<T>(OldTree tree, IReadOnlyList<TreeChange<T>> changes, CancellationToken cancellationToken)
-        where T : class
+    /// <summary>
+    /// Reads the items named <paramref name="names"/> (UTF-8, in name order, distinct) from the tree under
+    /// <paramref name="root"/>, in name order; names it does not hold are left out. It reads the leaves that would hold
+    /// the names and the branches above them: a few items of a large tree cost their paths, not the tree. Leaves are
+    /// checked and zeroed as in <see cref="ReadAsync"/>; items read but not asked for go to <paramref name="discard"/>.
+    /// </summary>
+    public static async Task<List<T>> FindAsync<T>(
+        ObjectStore objects, TreeRoot root, IReadOnlyList<byte[]> names, ReadItem<T> read, CancellationToken cancellationToken, Action<T>? discard = null)
     {
-        var frontier = new List<(Node Node, int From, int To)> { (new Node(tree.Root.Id, 0, tree.Root.Count, null), 0, changes.Count) };
+        for (var i = 1; i < names.Count; i++)
+        {
+            if (names[i - 1].AsSpan().SequenceCompareTo(names[i]) >= 0)
+            {
+                throw new ArgumentException("Names must be in name order, each once.", nameof(names));
+            }
+        }
+
+        var found = new List<T>();
+        if (root.Count == 0 || names.Count == 0)
+        {
+            return found;
+        }
+
+        var leaves = await FindLeavesAsync(new OldTree(objects, root), names, cancellationToken).ConfigureAwait(false);
+        var plain = await objects.ReadObjectsAsync(leaves.Select(l => l.Leaf.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            foreach (var (leaf, from, to) in leaves)
+            {
+                PickFromLeaf(plain[leaf.Id], leaf, names, from, to, read, found, discard);
+            }
+        }
+        catch when (discard is not null)
+        {
+            found.ForEach(discard);
+            throw;
+        }
+        finally
+        {
+            foreach (var bytes in plain.Values)
+            {
+                CryptographicOperations.ZeroMemory(bytes);
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Adds to <paramref name="found"/> the items of one leaf named among <paramref name="names"/>[<paramref name="from"/>..<paramref name="to"/>), checking the leaf against its parent's record.</summary>
+    private static void PickFromLeaf<T>(byte[] plain, Node leaf, IReadOnlyList<byte[]> names, int from, int to, ReadItem<T> read, List<T> found, Action<T>? discard)
+    {
+        var reader = new RecordReader(plain, $"leaf {leaf.Id.Short}");
+        var held = reader.ReadCount(MaximumLeaf);
+        if (held != leaf.Count)
+        {
+            throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", $"it holds {held} items where its parent says {leaf.Count}");
+        }
+
+        var k = from;
+        var last = 0;
+        for (var i = 0; i < held; i++)
+        {
+            last = reader.Position;
+            var name = ItemCodec.NameOf(plain.AsSpan(last));
+            var item = read(ref reader);
+            while (k < to && names[k].AsSpan().SequenceCompareTo(name) < 0)
+            {
+                k++;
+            }
+
+            if (k < to && names[k].AsSpan().SequenceEqual(name))
+            {
+                found.Add(item);
+            }
+            else
+            {
+                discard?.Invoke(item);
+            }
+        }
+
+        reader.ExpectEnd();
+        if (leaf.LastName is { } lastName && (held == 0 || !ItemCodec.NameOf(plain.AsSpan(last)).SequenceEqual(lastName)))
+        {
+            throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", "its last item is not the one its parent names");
+        }
+    }
+
+    /// <summary>Finds the leaf that holds (or would hold) each name, by the last names the branches record; one descent for all.</summary>
+    private static async Task<List<(Node Leaf, int From, int To)>> FindLeavesAsync(OldTree tree, IReadOnlyList<byte[]> names, CancellationToken cancellationToken)
+    {
+        var frontier = new List<(Node Node, int From, int To)> { (new Node(tree.Root.Id, 0, tree.Root.Count, null), 0, names.Count) };
         for (var depth = tree.Root.Level; depth > 0; depth--)
         {
             await tree.LoadBranchesAsync(frontier.Select(f => f.Node).ToList(), depth, cancellationToken).ConfigureAwait(false);
@@ -101,7 +188,7 @@ internal static partial class ItemTree
                     // (only the rightmost path is given any: a parent gives a node no name after its last).
                     var child = children[c];
                     var end = k;
-                    while (end < to && (c == children.Count - 1 || changes[end].Name.AsSpan().SequenceCompareTo(child.LastName) <= 0))
+                    while (end < to && (c == children.Count - 1 || names[end].AsSpan().SequenceCompareTo(child.LastName) <= 0))
                     {
                         end++;
                     }

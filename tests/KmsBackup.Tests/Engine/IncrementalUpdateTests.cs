@@ -108,6 +108,50 @@ public sealed class IncrementalUpdateTests
     }
 
     /// <summary>
+    /// Restoring a few named items, and the day's view of rotated keys, read those items' paths through the trees: a
+    /// small fraction of the point's bytes, where they read the point's whole trees before.
+    /// </summary>
+    [Fact]
+    [Trait("Rule", "R1")]
+    public async Task A_restore_of_a_few_items_and_the_rotated_view_read_their_paths_not_the_point()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync("kst-a", keyQuota: 5000);
+        await h.CreateInstanceAsync("kst-target");
+        for (var i = 0; i < 1500; i++)
+        {
+            await h.Kms.GenerateKeyAsync("kst-a", $"key-{i:D4}", EngineHarness.Owner);
+        }
+
+        RangedReadTests.CountingStore? counting = null;
+        using var client = await h.OpenAnotherClientAsync(
+            "counting-host", gateway: new LongDescriptions(h.Kms), wrapStore: s => counting = new RangedReadTests.CountingStore(s));
+        var backup = (await client.OnInstanceEnabledAsync("kst-a"))!;
+        var fullBytes = counting!.BytesWritten;
+        await h.Kms.RotateKeyAsync("kst-a", "key-0777");
+        h.Clock.Advance(TimeSpan.FromMinutes(5));
+        (await client.RunDueBackupsAsync()).ThrowIfAnyFailed();
+        var date = DateOnly.FromDateTime(EngineHarness.Start.UtcDateTime);
+
+        long PackBytes() => counting.BytesRead.Where(r => r.Key.StartsWith("packs/", StringComparison.Ordinal)).Sum(r => (long)r.Value);
+
+        counting.BytesRead.Clear();
+        var plan = await client.PlanRestoreAsync(new RestoreRequest
+        {
+            CallerAccount = EngineHarness.Owner, BackupId = backup.Id, TargetInstanceId = "kst-target", BackupDate = date,
+            KeyNames = ["key-0003", "key-0777", "key-1499", "no-such-key"],
+        });
+        Assert.Equal(["key-0003", "key-0777", "key-1499"], plan.Items.Where(i => i.Type == ItemType.Key).Select(i => i.Name).Order(StringComparer.Ordinal));
+        Assert.Contains(plan.BatchRefusals, r => r.Message.Contains("no-such-key", StringComparison.Ordinal)); // a name the point does not hold
+        Assert.InRange(PackBytes(), 1, fullBytes / 8);
+
+        counting.BytesRead.Clear();
+        var rotated = await client.GetDataAsync(EngineHarness.Owner, backup.Id, date, BackupDataType.RotatedKeys).ToListAsync();
+        Assert.Equal("key-0777", Assert.Single(rotated).Name);
+        Assert.InRange(PackBytes(), 1, fullBytes / 8);
+    }
+
+    /// <summary>
     /// The updated trees share the last point's unchanged subtrees, which only that point keeps live. When it is
     /// deleted before the new manifest is confirmed (here: by the writer whose lease lapsed, taking its point back), the
     /// new point is deleted again and the run fails with <see cref="BackupErrorCode.LeaseLost"/>; the next run commits.

@@ -95,6 +95,42 @@ public sealed class TreeUpdateTests
             .And(read.Count == expected.Count && read.Zip(expected.Values).All(p => p.First.AsSpan().SequenceEqual(p.Second))).Label("the items read back");
     }
 
+    /// <summary>
+    /// Finding names by the last names the branches record returns exactly the items held under those names, in name
+    /// order, whatever the tree and the names (held or not, before, between or after the tree's names).
+    /// </summary>
+    [Property(MaxTest = 60)]
+    [Trait("Rule", "D3")]
+    public Property Finding_names_returns_exactly_the_items_held_under_them(PositiveInt seed) =>
+        CheckFindAsync(seed.Get).GetAwaiter().GetResult();
+
+    private static async Task<Property> CheckFindAsync(int seed)
+    {
+        var random = new System.Random(seed);
+        var count = random.Next(5) == 0 ? random.Next(0, 40) : random.Next(40, 20_000);
+        var salt = (ulong)random.NextInt64();
+        var items = Enumerable.Range(0, count).Select(i => Item($"item-{i * 2:D7}", random.Next(0, 30), random)).ToList();
+        var asked = Enumerable.Range(0, random.Next(0, 60))
+            .Select(_ => random.Next(-2, (count * 2) + 3))
+            .Select(at => at < 0 ? $"a-{-at}" : $"item-{at:D7}")
+            .Distinct()
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
+        using var repository = await UploadSpillTests.OpenRepositoryAsync();
+        using var writer = new PackWriter(repository.Objects);
+        var root = await ItemTree.WriteAsync(items, Raw, ObjectRole.KeyLeaf, writer, salt, CancellationToken.None);
+        await writer.FlushAsync(CancellationToken.None);
+        var discarded = 0;
+        var found = await ItemTree.FindAsync(repository.Objects, root, asked.Select(Encoding.UTF8.GetBytes).ToList(), ReadRaw, CancellationToken.None, _ => discarded++);
+
+        var byName = items.ToDictionary(i => Encoding.UTF8.GetString(ItemCodec.NameOf(i)), StringComparer.Ordinal);
+        var expected = asked.Where(byName.ContainsKey).Select(n => byName[n]).ToList();
+        return (found.Count == expected.Count && found.Zip(expected).All(p => p.First.AsSpan().SequenceEqual(p.Second)))
+            .Label($"{found.Count} found where {expected.Count} are held ({count} items, {asked.Count} names)")
+            .And(discarded <= asked.Count * ItemTree.LeafTarget * 8).Label($"{discarded} items read besides: only the leaves of the names");
+    }
+
     /// <summary>A few changes in a large tree write a few leaves and the branches above them, not the tree.</summary>
     [Fact]
     [Trait("Rule", "F2")]

@@ -229,11 +229,16 @@ internal sealed class BackupDataReader
             return (keys, secrets);
         }
 
-        async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ReadAsync(PointKey point)
+        // A point's items of the view's type: all of them, or those named (found by seeking through the tree).
+        async Task<(List<KeyRecord>? Keys, List<SecretRecord>? Secrets)> ReadAsync(PointKey point, IReadOnlyCollection<string>? names = null)
         {
             var manifest = await _catalog.ReadPointAsync(point, cancellationToken).ConfigureAwait(false);
-            var readKeys = keys is null ? null : await _repository.ReadKeysAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
-            var readSecrets = secrets is null ? null : await _repository.ReadSecretsAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+            var readKeys = keys is null ? null
+                : names is null ? await _repository.ReadKeysAsync(manifest, withValues, cancellationToken).ConfigureAwait(false)
+                : await _repository.FindKeysAsync(manifest, names, withValues, cancellationToken).ConfigureAwait(false);
+            var readSecrets = secrets is null ? null
+                : names is null ? await _repository.ReadSecretsAsync(manifest, withValues, cancellationToken).ConfigureAwait(false)
+                : await _repository.FindSecretsAsync(manifest, names, withValues, cancellationToken).ConfigureAwait(false);
             read?.Invoke(readKeys ?? [], readSecrets ?? []);
             return (readKeys, readSecrets);
         }
@@ -273,7 +278,7 @@ internal sealed class BackupDataReader
                 continue;
             }
 
-            var (pointKeys, pointSecrets) = await ReadAsync(day[i]).ConfigureAwait(false);
+            var (pointKeys, pointSecrets) = await ReadAsync(day[i], [.. remaining]).ConfigureAwait(false);
             foreach (var key in pointKeys ?? [])
             {
                 if (remaining.Remove(key.Name))

@@ -181,7 +181,7 @@ internal sealed class RestorePreparation
                 return new RestoreSource(date, null, takenAt);
             }
 
-            snapshot = await _repository.ReadSnapshotAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+            snapshot = await ReadChosenAsync(manifest, request, withValues, cancellationToken).ConfigureAwait(false);
         }
         else
         {
@@ -225,7 +225,7 @@ internal sealed class RestorePreparation
             else
             {
                 var manifest = await _catalog.ReadPointAsync(day[^1], cancellationToken).ConfigureAwait(false);
-                snapshot = await _repository.ReadSnapshotAsync(manifest, withValues, cancellationToken).ConfigureAwait(false);
+                snapshot = await ReadChosenAsync(manifest, request, withValues, cancellationToken).ConfigureAwait(false);
                 takenAt = manifest.TakenAt;
             }
         }
@@ -233,6 +233,12 @@ internal sealed class RestorePreparation
         records.Take(snapshot, request);
         return new RestoreSource(date, snapshot, takenAt, sequence);
     }
+
+    /// <summary>The items of a point the request chooses: all of them, or those it names, found by seeking through the trees.</summary>
+    private Task<InstanceSnapshot> ReadChosenAsync(PointManifest manifest, RestoreRequest request, bool withValues, CancellationToken cancellationToken) =>
+        request.AllItems
+            ? _repository.ReadSnapshotAsync(manifest, withValues, cancellationToken)
+            : _repository.ReadItemsAsync(manifest, request.KeyNames, request.SecretNames, withValues, cancellationToken);
 
     /// <summary>The data read: its date, the items (null when none was read), when they were taken, and the last point read.</summary>
     internal sealed record RestoreSource(DateOnly Date, InstanceSnapshot? Snapshot, DateTimeOffset? TakenAt, long Sequence = 0);
