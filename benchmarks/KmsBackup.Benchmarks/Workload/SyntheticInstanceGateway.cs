@@ -24,6 +24,7 @@ internal sealed class SyntheticInstanceGateway : InstanceGateway
     private readonly List<string> _keyNames = [];
     private readonly List<string> _secretNames = [];
     private readonly List<(ItemType Type, string Name)> _log = [];
+    private readonly Dictionary<string, int> _keyIds = new(StringComparer.Ordinal); // how many keys have each ID (later items reuse a number)
     private int _nextNumber;
     private readonly int _initialItems;
 
@@ -110,8 +111,21 @@ internal sealed class SyntheticInstanceGateway : InstanceGateway
         });
     }
 
-    public override Task<IReadOnlyList<NameInUse>> FindNamesInUseAsync(string region, ItemType type, IReadOnlyCollection<string> names, CancellationToken cancellationToken = default) =>
-        throw new NotSupportedException("The benchmark workload is never a restore target.");
+    /// <summary>The plan of a restore into this instance asks which names are in use: a lookup per name, as a service would answer.</summary>
+    public override Task<IReadOnlyList<NameInUse>> FindNamesInUseAsync(string region, ItemType type, IReadOnlyCollection<string> names, CancellationToken cancellationToken = default)
+    {
+        IReadOnlyList<NameInUse> used = region != Region ? [] :
+            [.. names.Where(n => type == ItemType.Key ? _keys.ContainsKey(n) : _secrets.ContainsKey(n)).Select(n => new NameInUse(type, n, InstanceId) { OwnerAccount = Owner })];
+        return Task.FromResult(used);
+    }
+
+    /// <summary>A lookup per key ID, as a service would answer (the default reads a whole snapshot).</summary>
+    public override Task<IReadOnlySet<string>> FindKeyIdsAsync(string instanceId, IReadOnlyCollection<string> keyIds, CancellationToken cancellationToken = default)
+    {
+        var wanted = keyIds.ToHashSet(StringComparer.Ordinal);
+        IReadOnlySet<string> found = instanceId != InstanceId ? new HashSet<string>() : wanted.Where(_keyIds.ContainsKey).ToHashSet(StringComparer.Ordinal);
+        return Task.FromResult(found);
+    }
 
     public override Task<bool> CreateKeyAsync(string instanceId, KeyRecord key, string operationId, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("The benchmark workload is never a restore target.");
@@ -152,6 +166,7 @@ internal sealed class SyntheticInstanceGateway : InstanceGateway
         else
         {
             _keys[name] = new KeyRecord($"key-{number:x8}", name, "Aliyun_AES_256", Owner, at, [new KeyVersion("v1", at, Bytes(32))]);
+            _keyIds[_keys[name].Id] = _keyIds.GetValueOrDefault(_keys[name].Id) + 1;
             _keyNames.Add(name);
             _log.Add((ItemType.Key, name));
         }
@@ -168,9 +183,9 @@ internal sealed class SyntheticInstanceGateway : InstanceGateway
         {
             _secrets.Remove(name);
         }
-        else
+        else if (_keys.Remove(name, out var key) && --_keyIds[key.Id] == 0)
         {
-            _keys.Remove(name);
+            _keyIds.Remove(key.Id);
         }
 
         _log.Add((isSecret ? ItemType.Secret : ItemType.Key, name));

@@ -56,11 +56,9 @@ internal sealed partial class BackupRepository
         var versions = await ListCatalogVersionsAsync(backupId, cancellationToken).ConfigureAwait(false);
         for (var i = versions.Count - 1; i >= 0; i--)
         {
-            var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, versions[i]), cancellationToken).ConfigureAwait(false);
-            if (bytes is not null)
+            if (await TryReadStateAsync(backupId, versions[i], cancellationToken).ConfigureAwait(false) is { } entry)
             {
-                var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, versions[i]), $"catalog entry of backup '{backupId}'"), cancellationToken).ConfigureAwait(false);
-                return CatalogCodec.Decode(plain, backupId) with { Version = versions[i] };
+                return entry;
             }
         }
 
@@ -151,8 +149,21 @@ internal sealed partial class BackupRepository
         return new CatalogListing(states, damaged);
     }
 
+    /// <summary>
+    /// Where decoded catalog entries are kept between loads, by backup and version. A version of an entry is written
+    /// once (create-if-absent) and never rewritten, and its seal binds the backup ID and version, so a kept entry is the
+    /// stored one for as long as that version exists: a scheduler tick or a health report then lists the catalog and
+    /// reads only the entries that changed. <see langword="null"/>: every load reads the store.
+    /// </summary>
+    public ICatalogEntryCache? EntryCache { get; set; }
+
     private async Task<CatalogEntry?> TryReadStateAsync(string backupId, long version, CancellationToken cancellationToken)
     {
+        if (EntryCache?.TryGet(backupId, version) is { } kept)
+        {
+            return kept;
+        }
+
         var bytes = await _store.TryReadAsync(CatalogCodec.KeyOf(backupId, version), cancellationToken).ConfigureAwait(false);
         if (bytes is null)
         {
@@ -160,7 +171,9 @@ internal sealed partial class BackupRepository
         }
 
         var plain = await Objects.WithKeysAsync(() => _crypto.Open(bytes, CatalogCodec.AssociatedData(backupId, version), $"catalog entry of backup '{backupId}'"), cancellationToken).ConfigureAwait(false);
-        return CatalogCodec.Decode(plain, backupId) with { Version = version };
+        var entry = CatalogCodec.Decode(plain, backupId) with { Version = version };
+        EntryCache?.Set(entry);
+        return entry;
     }
 
     private async Task<List<long>> ListCatalogVersionsAsync(string backupId, CancellationToken cancellationToken)
@@ -178,4 +191,14 @@ internal sealed partial class BackupRepository
         versions.Sort();
         return versions;
     }
+}
+
+/// <summary>Keeps decoded catalog entries by backup and version (see <see cref="BackupRepository.EntryCache"/>).</summary>
+internal interface ICatalogEntryCache
+{
+    /// <summary>The kept entry of <paramref name="backupId"/> at <paramref name="version"/>, or <see langword="null"/>.</summary>
+    CatalogEntry? TryGet(string backupId, long version);
+
+    /// <summary>Keeps <paramref name="entry"/> under its backup and version.</summary>
+    void Set(CatalogEntry entry);
 }

@@ -74,6 +74,17 @@ internal sealed partial class BackupCatalog
     }
 
     /// <summary>
+    /// The backup's points as this client last listed them, oldest first, listing them only when it knows none: for a
+    /// first look at whether a run may be due, which then costs no store call. Points other writers committed since are
+    /// missing, and that can only make a run look due sooner than it is; the decision under the lease lists them
+    /// (<see cref="PointsAsync"/>). A reset or release that deleted points changed the catalog version, which drops the list.
+    /// </summary>
+    internal async Task<List<PointKey>> KnownPointsAsync(BackupState state, CancellationToken cancellationToken) =>
+        _cache.TryGet(PointListKind, state.Id, out List<PointKey> known) && known.Count > 0
+            ? [.. known]
+            : await PointsAsync(state, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
     /// The backup's points, oldest first. The first call lists them all; later calls list only the dates
     /// from the last known point's date to today (where new points appear), so that a run costs the same
     /// after a year of points as after a day.

@@ -31,6 +31,7 @@ internal sealed partial class BackupCatalog
         Logger = _logger = options.LoggerFactory.CreateLogger("KmsBackup.BackupClient");
         Telemetry = BackupTelemetry.For(options.MeterFactory);
         _cache = new BoundedCache(options.CacheSize, Telemetry);
+        repository.EntryCache = new CatalogEntries(_cache);
     }
 
     /// <summary>The cache of point lists, manifests and last points.</summary>
@@ -279,5 +280,17 @@ internal sealed partial class BackupCatalog
                 BackupErrorCode.NotFound, $"instance '{instanceId}'",
                 $"There is no instance '{instanceId}'.",
                 "Check the instance ID."));
+    }
+
+    /// <summary>Decoded catalog entries in the client's cache (kind <c>catalog_entry</c>): metadata only, as every entry of the cache.</summary>
+    private sealed class CatalogEntries(BoundedCache cache) : ICatalogEntryCache
+    {
+        private const string Kind = "catalog_entry";
+
+        public CatalogEntry? TryGet(string backupId, long version) =>
+            cache.TryGet(Kind, (backupId, version), out CatalogEntry entry) ? entry : null;
+
+        // A state is a few IDs, names and instants: 1 KiB covers it with room.
+        public void Set(CatalogEntry entry) => cache.Set(Kind, (entry.State.Id, entry.Version), entry, 1024);
     }
 }

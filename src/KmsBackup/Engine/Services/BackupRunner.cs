@@ -68,7 +68,7 @@ internal sealed class BackupRunner
                     continue;
                 }
 
-                if (await RunIfDueAsync(entry.State.Id, cancellationToken).ConfigureAwait(false) is { } result)
+                if (await RunIfDueAsync(entry.State.Id, _catalog.Observe(entry), cancellationToken).ConfigureAwait(false) is { } result)
                 {
                     results.Add(result);
                 }
@@ -87,12 +87,16 @@ internal sealed class BackupRunner
         return (results, failures);
     }
 
-    internal async Task<BackupRunResult?> RunIfDueAsync(string backupId, CancellationToken cancellationToken = default)
+    internal Task<BackupRunResult?> RunIfDueAsync(string backupId, CancellationToken cancellationToken = default) =>
+        RunIfDueAsync(backupId, listed: null, cancellationToken);
+
+    /// <summary>Runs the backup if a run is due; <paramref name="listed"/> is its catalog entry as a tick just listed it (else it is loaded).</summary>
+    internal async Task<BackupRunResult?> RunIfDueAsync(string backupId, CatalogEntry? listed, CancellationToken cancellationToken)
     {
         var attempt = new RunHealth.RunAttempt();
         try
         {
-            var result = await RunIfDueCoreAsync(backupId, attempt, cancellationToken).ConfigureAwait(false);
+            var result = await RunIfDueCoreAsync(backupId, attempt, cancellationToken, listed).ConfigureAwait(false);
             if (result is not null)
             {
                 _health.OnRunCommitted(backupId, attempt, result);
@@ -128,11 +132,14 @@ internal sealed class BackupRunner
         }
     }
 
-    internal async Task<BackupRunResult?> RunIfDueCoreAsync(string backupId, RunHealth.RunAttempt attempt, CancellationToken cancellationToken)
+    internal async Task<BackupRunResult?> RunIfDueCoreAsync(string backupId, RunHealth.RunAttempt attempt, CancellationToken cancellationToken, CatalogEntry? listed = null)
     {
         // A first look without the lease, to leave alone backups with nothing due: no run, and no lifecycle
-        // change by time (an expiry or a release, which the scheduled run stores and carries out).
-        var stored = await _catalog.LoadAsync(backupId, cancellationToken).ConfigureAwait(false);
+        // change by time (an expiry or a release, which the scheduled run stores and carries out). It works from the
+        // entry the tick listed and the points this client knows, so that a backup with nothing due costs no store
+        // call: points other writers committed since can only make a run look due sooner, and the decision under
+        // the lease lists them.
+        var stored = listed ?? await _catalog.LoadAsync(backupId, cancellationToken).ConfigureAwait(false);
         var entry = _catalog.AsOfNow(stored);
         attempt.BackupKind = entry.State.Kind;
         List<PointKey> points;
@@ -141,7 +148,7 @@ internal sealed class BackupRunner
         bool runDue;
         try
         {
-            points = await _catalog.PointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
+            points = await _catalog.KnownPointsAsync(entry.State, cancellationToken).ConfigureAwait(false);
             history = await _history.HistoryAsync(entry.State, points, cancellationToken).ConfigureAwait(false);
             var now = _catalog.Clock.GetUtcNow();
             decision = BackupScheduler.Next(entry.State, history, _options.Schedule, now);

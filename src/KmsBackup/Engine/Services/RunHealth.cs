@@ -152,7 +152,7 @@ internal sealed class RunHealth
         public static RunRecord Success { get; } = new(0, null, null, null);
     }
 
-    /// <summary>One call of <see cref="BackupRunner.RunIfDueAsync"/>: what it was about to run, since when, and its span.</summary>
+    /// <summary>One call of <see cref="BackupRunner.RunIfDueAsync(string, CatalogEntry?, CancellationToken)"/>: what it was about to run, since when, and its span.</summary>
     internal sealed class RunAttempt
     {
         public BackupKind? BackupKind { get; set; }
