@@ -56,7 +56,7 @@ internal sealed partial class BackupRepository
         var versions = await ListCatalogVersionsAsync(backupId, cancellationToken).ConfigureAwait(false);
         for (var i = versions.Count - 1; i >= 0; i--)
         {
-            if (await TryReadStateAsync(backupId, versions[i], cancellationToken).ConfigureAwait(false) is { } entry)
+            if (await TryReadStateAsync(backupId, versions[i], cached: false, cancellationToken).ConfigureAwait(false) is { } entry)
             {
                 return entry;
             }
@@ -97,7 +97,15 @@ internal sealed partial class BackupRepository
     /// apart, with its previous version when that one still opens (it names the owner), and every other backup
     /// loads as usual.
     /// </summary>
-    public async Task<CatalogListing> LoadStatesAsync(CancellationToken cancellationToken)
+    public Task<CatalogListing> LoadStatesAsync(CancellationToken cancellationToken) => LoadStatesAsync(cached: false, cancellationToken);
+
+    /// <summary>
+    /// Loads the latest state of every backup, as <see cref="LoadStatesAsync(CancellationToken)"/>; with
+    /// <paramref name="cached"/>, entries already decoded come from <see cref="EntryCache"/> and only new versions are read
+    /// (for the scheduler tick and the health report, which run every minute). Damage to an entry after it was decoded
+    /// is then seen by the next uncached load (a verify, a listing of backups, a new process), not by the tick.
+    /// </summary>
+    public async Task<CatalogListing> LoadStatesAsync(bool cached, CancellationToken cancellationToken)
     {
         var versions = new Dictionary<string, List<long>>(StringComparer.Ordinal);
         await foreach (var entry in _store.ListAsync("catalog/", cancellationToken).ConfigureAwait(false))
@@ -122,7 +130,7 @@ internal sealed partial class BackupRepository
             var latest = list[^1];
             try
             {
-                if (await TryReadStateAsync(backupId, latest, cancellationToken).ConfigureAwait(false) is { } state)
+                if (await TryReadStateAsync(backupId, latest, cached, cancellationToken).ConfigureAwait(false) is { } state)
                 {
                     states.Add(state);
                 }
@@ -134,7 +142,7 @@ internal sealed partial class BackupRepository
                 {
                     try
                     {
-                        previous = await TryReadStateAsync(backupId, list[^2], cancellationToken).ConfigureAwait(false);
+                        previous = await TryReadStateAsync(backupId, list[^2], cached: false, cancellationToken).ConfigureAwait(false);
                     }
                     catch (BackupIntegrityException)
                     {
@@ -153,13 +161,14 @@ internal sealed partial class BackupRepository
     /// Where decoded catalog entries are kept between loads, by backup and version. A version of an entry is written
     /// once (create-if-absent) and never rewritten, and its seal binds the backup ID and version, so a kept entry is the
     /// stored one for as long as that version exists: a scheduler tick or a health report then lists the catalog and
-    /// reads only the entries that changed. <see langword="null"/>: every load reads the store.
+    /// reads only the entries that changed (<see cref="LoadStatesAsync(bool, CancellationToken)"/>). Every other load
+    /// reads the store, and keeps what it decoded. <see langword="null"/>: nothing is kept.
     /// </summary>
     public ICatalogEntryCache? EntryCache { get; set; }
 
-    private async Task<CatalogEntry?> TryReadStateAsync(string backupId, long version, CancellationToken cancellationToken)
+    private async Task<CatalogEntry?> TryReadStateAsync(string backupId, long version, bool cached, CancellationToken cancellationToken)
     {
-        if (EntryCache?.TryGet(backupId, version) is { } kept)
+        if (cached && EntryCache?.TryGet(backupId, version) is { } kept)
         {
             return kept;
         }

@@ -133,20 +133,10 @@ internal static partial class ItemTree
     /// <summary>Adds to <paramref name="found"/> the items of one leaf named among <paramref name="names"/>[<paramref name="from"/>..<paramref name="to"/>), checking the leaf against its parent's record.</summary>
     private static void PickFromLeaf<T>(byte[] plain, Node leaf, IReadOnlyList<byte[]> names, int from, int to, ReadItem<T> read, List<T> found, Action<T>? discard)
     {
-        var reader = new RecordReader(plain, $"leaf {leaf.Id.Short}");
-        var held = reader.ReadCount(MaximumLeaf);
-        if (held != leaf.Count)
-        {
-            throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", $"it holds {held} items where its parent says {leaf.Count}");
-        }
-
         var k = from;
-        var last = 0;
-        for (var i = 0; i < held; i++)
+        foreach (var (offset, _, item) in SplitLeaf(plain, leaf, read, discard))
         {
-            last = reader.Position;
-            var name = ItemCodec.NameOf(plain.AsSpan(last));
-            var item = read(ref reader);
+            var name = ItemCodec.NameOf(plain.AsSpan(offset));
             while (k < to && names[k].AsSpan().SequenceCompareTo(name) < 0)
             {
                 k++;
@@ -160,12 +150,6 @@ internal static partial class ItemTree
             {
                 discard?.Invoke(item);
             }
-        }
-
-        reader.ExpectEnd();
-        if (leaf.LastName is { } lastName && (held == 0 || !ItemCodec.NameOf(plain.AsSpan(last)).SequenceEqual(lastName)))
-        {
-            throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", "its last item is not the one its parent names");
         }
     }
 
@@ -299,7 +283,7 @@ internal static partial class ItemTree
         ReadItem<T> readOld, List<T> before, CancellationToken cancellationToken)
         where T : class
     {
-        var items = SplitLeaf(plain, leaf, readOld);
+        var items = SplitLeaf(plain, leaf, readOld, discard: null);
         var k = from;
         foreach (var (offset, length, old) in items)
         {
@@ -346,31 +330,43 @@ internal static partial class ItemTree
         }
     }
 
-    /// <summary>Each item of an old leaf: where its encoding lies, and the item as <paramref name="readOld"/> reads it. Checks the leaf against its parent's record.</summary>
-    private static List<(int Offset, int Length, T Item)> SplitLeaf<T>(byte[] plain, Node leaf, ReadItem<T> readOld)
+    /// <summary>
+    /// Each item of a leaf: where its encoding lies, and the item as <paramref name="read"/> reads it. Checks the leaf
+    /// against its parent's record (its item count, and its last item's name); when a check fails, the items read so far
+    /// go to <paramref name="discard"/>.
+    /// </summary>
+    private static List<(int Offset, int Length, T Item)> SplitLeaf<T>(byte[] plain, Node leaf, ReadItem<T> read, Action<T>? discard)
     {
-        var reader = new RecordReader(plain, $"leaf {leaf.Id.Short}");
-        var held = reader.ReadCount(MaximumLeaf);
-        if (held != leaf.Count)
+        var items = new List<(int Offset, int Length, T Item)>();
+        try
         {
-            throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", $"it holds {held} items where its parent says {leaf.Count}");
-        }
+            var reader = new RecordReader(plain, $"leaf {leaf.Id.Short}");
+            var held = reader.ReadCount(MaximumLeaf);
+            if (held != leaf.Count)
+            {
+                throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", $"it holds {held} items where its parent says {leaf.Count}");
+            }
 
-        var items = new List<(int, int, T)>(held);
-        for (var i = 0; i < held; i++)
+            for (var i = 0; i < held; i++)
+            {
+                var start = reader.Position;
+                var item = read(ref reader);
+                items.Add((start, reader.Position - start, item));
+            }
+
+            reader.ExpectEnd();
+            if (leaf.LastName is { } lastName && (held == 0 || !ItemCodec.NameOf(plain.AsSpan(items[^1].Offset)).SequenceEqual(lastName)))
+            {
+                throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", "its last item is not the one its parent names");
+            }
+
+            return items;
+        }
+        catch when (discard is not null)
         {
-            var start = reader.Position;
-            var item = readOld(ref reader);
-            items.Add((start, reader.Position - start, item));
+            items.ForEach(i => discard(i.Item));
+            throw;
         }
-
-        reader.ExpectEnd();
-        if (leaf.LastName is { } lastName && (held == 0 || !ItemCodec.NameOf(plain.AsSpan(items[^1].Item1)).SequenceEqual(lastName)))
-        {
-            throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", "its last item is not the one its parent names");
-        }
-
-        return items;
     }
 
     /// <summary>

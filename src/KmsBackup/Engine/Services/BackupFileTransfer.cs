@@ -1,6 +1,7 @@
 using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 using Microsoft.Extensions.Logging;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 
 namespace KmsBackup;
@@ -52,36 +53,52 @@ internal sealed class BackupFileTransfer
             changes.AddRange((await _catalog.ReadPointAsync(key, cancellationToken).ConfigureAwait(false)).Changes);
         }
 
-        // The payload holds key material and secret ciphertexts: pinned, so that the GC never leaves a copy as it grows,
-        // and zeroed when the download ends.
-        var payload = new RecordWriter(64 * 1024, pinned: true);
+        // The payload is made as it is encrypted, leaf by leaf (ProducedStream): the download holds a batch of leaves and
+        // one segment, not the day. What it holds of key material and secret ciphertexts is pinned and zeroed as it goes.
         var dataKey = BackupFileCodec.GenerateDataKey();
         try
         {
-            payload.WriteRaw(DayPayload.Magic);
-            payload.WriteString(backupId);
-            payload.WriteInt32(backupDate.DayNumber);
-            payload.WriteString(entry.State.TimeZone.Id);
-            await WriteSnapshotAsync(payload, full, cancellationToken).ConfigureAwait(false);
-            await WriteSnapshotAsync(payload, last, cancellationToken).ConfigureAwait(false);
-            payload.WriteVarUInt((ulong)changes.Count);
-            foreach (var change in changes)
+            var payload = new ProducedStream((buffer, token) => WritePayloadAsync(buffer, backupId, backupDate, entry.State.TimeZone.Id, full, last, changes, token));
+            await using (payload.ConfigureAwait(false))
             {
-                payload.WriteByte((byte)change.Type);
-                payload.WriteByte((byte)change.Kind);
-                payload.WriteString(change.Name);
+                var length = await BackupFileCodec.EncryptAsync(payload, destination, dataKey, cancellationToken).ConfigureAwait(false);
+                return new BackupFileDownload(SensitiveBytes.Copy(dataKey), backupId, backupDate, length);
             }
-
-            // Read the payload in place: a copy of it (key material, secret ciphertexts) would outlive the Wipe below.
-            using var plaintext = payload.OpenRead();
-            var length = await BackupFileCodec.EncryptAsync(plaintext, destination, dataKey, cancellationToken).ConfigureAwait(false);
-            return new BackupFileDownload(SensitiveBytes.Copy(dataKey), backupId, backupDate, length);
         }
         finally
         {
-            payload.Wipe();
             CryptographicOperations.ZeroMemory(dataKey);
         }
+    }
+
+    /// <summary>Writes a day's payload (docs/backup-file-format.md) into <paramref name="buffer"/>, yielding after each piece.</summary>
+    private async IAsyncEnumerable<int> WritePayloadAsync(
+        RecordWriter buffer, string backupId, DateOnly backupDate, string timeZone, PointManifest full, PointManifest last, List<ItemChange> changes,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        buffer.WriteRaw(DayPayload.Magic);
+        buffer.WriteString(backupId);
+        buffer.WriteInt32(backupDate.DayNumber);
+        buffer.WriteString(timeZone);
+        await foreach (var piece in WriteSnapshotAsync(buffer, full, cancellationToken).ConfigureAwait(false))
+        {
+            yield return piece;
+        }
+
+        await foreach (var piece in WriteSnapshotAsync(buffer, last, cancellationToken).ConfigureAwait(false))
+        {
+            yield return piece;
+        }
+
+        buffer.WriteVarUInt((ulong)changes.Count);
+        foreach (var change in changes)
+        {
+            buffer.WriteByte((byte)change.Type);
+            buffer.WriteByte((byte)change.Kind);
+            buffer.WriteString(change.Name);
+        }
+
+        yield return 0;
     }
 
     internal async Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default)
@@ -195,32 +212,30 @@ internal sealed class BackupFileTransfer
         }
     }
 
-    internal async Task WriteSnapshotAsync(RecordWriter payload, PointManifest point, CancellationToken cancellationToken)
+    /// <summary>
+    /// Writes one recovery point's snapshot into the payload: its source, then its keys and its secrets, each a count and
+    /// the items in name order, copied leaf by leaf from the trees (a leaf holds its items in the payload's encoding).
+    /// Yields after each leaf; the leaf's plaintext is zeroed once the stream has taken it.
+    /// </summary>
+    private async IAsyncEnumerable<int> WriteSnapshotAsync(RecordWriter payload, PointManifest point, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var snapshot = await _repository.ReadSnapshotAsync(point, withValues: true, cancellationToken).ConfigureAwait(false);
-        try
+        payload.WriteInstant(point.TakenAt);
+        payload.WriteString(point.Source.InstanceId);
+        payload.WriteByte((byte)point.Source.Kind);
+        payload.WriteString(point.Source.Region);
+        payload.WriteString(point.Source.OwnerAccount);
+        payload.WriteVarUInt((ulong)point.KeyRoot.Count);
+        await foreach (var leaf in ItemTree.LeavesAsync(_repository.Objects, point.KeyRoot, static (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues: false), cancellationToken).ConfigureAwait(false))
         {
-            payload.WriteInstant(snapshot.TakenAt);
-            payload.WriteString(snapshot.Source.InstanceId);
-            payload.WriteByte((byte)snapshot.Source.Kind);
-            payload.WriteString(snapshot.Source.Region);
-            payload.WriteString(snapshot.Source.OwnerAccount);
-            payload.WriteVarUInt((ulong)snapshot.Keys.Length);
-            foreach (var key in snapshot.Keys)
-            {
-                ItemCodec.Write(payload, key);
-            }
-
-            payload.WriteVarUInt((ulong)snapshot.Secrets.Length);
-            foreach (var secret in snapshot.Secrets)
-            {
-                ItemCodec.Write(payload, secret);
-            }
+            payload.WriteRaw(leaf.Span);
+            yield return 0;
         }
-        finally
+
+        payload.WriteVarUInt((ulong)point.SecretRoot.Count);
+        await foreach (var leaf in ItemTree.LeavesAsync(_repository.Objects, point.SecretRoot, static (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues: false), cancellationToken).ConfigureAwait(false))
         {
-            // The payload holds the bytes now; the decoded records need not keep key material or secret values around.
-            SensitiveValues.Clear(snapshot);
+            payload.WriteRaw(leaf.Span);
+            yield return 0;
         }
     }
 

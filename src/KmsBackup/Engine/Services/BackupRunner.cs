@@ -42,7 +42,7 @@ internal sealed class BackupRunner
         // tick refuses). That keeps the store's time current while nothing is due, so that a lifecycle
         // deletion due in a quiet store is not mistaken for a clock jump.
         await _repository.CheckClockAsync(commit: true, cancellationToken).ConfigureAwait(false);
-        var listing = await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false);
+        var listing = await _repository.LoadStatesAsync(cached: true, cancellationToken).ConfigureAwait(false);
 
         // A damaged catalog entry stays local: that backup is reported failed, every other backup runs.
         foreach (var damaged in listing.Damaged)

@@ -32,7 +32,7 @@ internal sealed class RunHealth
     {
         var now = _catalog.Clock.GetUtcNow();
         var report = new List<BackupHealth>();
-        var listing = await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false);
+        var listing = await _repository.LoadStatesAsync(cached: true, cancellationToken).ConfigureAwait(false);
         foreach (var damaged in listing.Damaged)
         {
             // Listed by what its previous entry says, with the damage as its error: health must show it, not fail.
