@@ -159,6 +159,63 @@ internal static class ItemCodec
         }
     }
 
+    /// <summary>
+    /// Steps over an encoded key without decoding it (no string or array is made): for what only needs to know where an
+    /// item ends, such as a download copying leaves as they are. Returns 0.
+    /// </summary>
+    public static int SkipKey(ref RecordReader r)
+    {
+        SkipStrings(ref r, 4);
+        r.ReadInstant();
+        SkipStrings(ref r, 1);
+        for (var i = r.ReadCount(1_000_000); i > 0; i--)
+        {
+            SkipStrings(ref r, 1);
+            r.ReadInstant();
+            switch (r.ReadByte())
+            {
+                case 0:
+                    break;
+                case 1:
+                    r.ReadBytes();
+                    break;
+                default:
+                    throw r.Malformed("a key version has a bad material tag");
+            }
+        }
+
+        return 0;
+    }
+
+    /// <summary>Steps over an encoded secret without decoding it (see <see cref="SkipKey"/>). Returns 0.</summary>
+    public static int SkipSecret(ref RecordReader r)
+    {
+        SkipStrings(ref r, 3);
+        r.ReadInstant();
+        SkipStrings(ref r, 1);
+        for (var i = r.ReadCount(1_000_000); i > 0; i--)
+        {
+            SkipStrings(ref r, 1);
+            r.ReadInstant();
+            r.ReadBytes();
+        }
+
+        return 0;
+    }
+
+    /// <summary>Steps over <paramref name="count"/> strings (a varuint of length + 1, 0 for null, then the bytes).</summary>
+    private static void SkipStrings(ref RecordReader r, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var tagged = r.ReadVarUInt();
+            if (tagged > 0)
+            {
+                r.ReadRaw(tagged - 1 > int.MaxValue ? -1 : (int)(tagged - 1)); // a length past the end is refused as malformed
+            }
+        }
+    }
+
     /// <summary>Steps over a key version's material without copying it; the version then has none.</summary>
     private static SensitiveBytes? SkipMaterial(ref RecordReader r)
     {

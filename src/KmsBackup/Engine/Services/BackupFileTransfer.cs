@@ -225,14 +225,14 @@ internal sealed class BackupFileTransfer
         payload.WriteString(point.Source.Region);
         payload.WriteString(point.Source.OwnerAccount);
         payload.WriteVarUInt((ulong)point.KeyRoot.Count);
-        await foreach (var leaf in ItemTree.LeavesAsync(_repository.Objects, point.KeyRoot, static (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues: false), cancellationToken).ConfigureAwait(false))
+        await foreach (var leaf in ItemTree.LeavesAsync(_repository.Objects, point.KeyRoot, ItemCodec.SkipKey, cancellationToken).ConfigureAwait(false))
         {
             payload.WriteRaw(leaf.Span);
             yield return 0;
         }
 
         payload.WriteVarUInt((ulong)point.SecretRoot.Count);
-        await foreach (var leaf in ItemTree.LeavesAsync(_repository.Objects, point.SecretRoot, static (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues: false), cancellationToken).ConfigureAwait(false))
+        await foreach (var leaf in ItemTree.LeavesAsync(_repository.Objects, point.SecretRoot, ItemCodec.SkipSecret, cancellationToken).ConfigureAwait(false))
         {
             payload.WriteRaw(leaf.Span);
             yield return 0;
