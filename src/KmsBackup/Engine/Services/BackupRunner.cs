@@ -264,22 +264,7 @@ internal sealed class BackupRunner
         var changesSincePrevious = previous is null ? [] : digest.ChangesSince(previous.Digest);
         var committed = await _repository.CommitPointAsync(
             snapshot,
-            (keyRoot, secretRoot) => new PointManifest
-            {
-                BackupId = state.Id,
-                Sequence = sequence,
-                Kind = run.Kind,
-                Reason = run.Reason,
-                StartedAt = startedAt,
-                CompletedAt = _catalog.Clock.GetUtcNow(),
-                Slot = slot,
-                TakenAt = snapshot.TakenAt,
-                Source = snapshot.Source,
-                KeyRoot = keyRoot,
-                SecretRoot = secretRoot,
-                Changes = changesSincePrevious,
-                Cursor = cursor,
-            },
+            (keyRoot, secretRoot) => ManifestOf(key, run, startedAt, slot, snapshot.TakenAt, snapshot.Source, keyRoot, secretRoot, changesSincePrevious, cursor),
             date,
             token => EnsureRunStillValidAsync(entry, lease, token),
             cancellationToken).ConfigureAwait(false);
@@ -306,22 +291,7 @@ internal sealed class BackupRunner
         var committed = await _repository.CommitPointAsync(
             (writer, token) => _repository.UpdateTreesAsync(last, update, writer, token),
             state.Instance.Id,
-            (keyRoot, secretRoot) => new PointManifest
-            {
-                BackupId = state.Id,
-                Sequence = key.Sequence,
-                Kind = run.Kind,
-                Reason = run.Reason,
-                StartedAt = startedAt,
-                CompletedAt = _catalog.Clock.GetUtcNow(),
-                Slot = slot,
-                TakenAt = changes.ReadAt,
-                Source = last.Source,
-                KeyRoot = keyRoot,
-                SecretRoot = secretRoot,
-                Changes = update.ItemChanges(),
-                Cursor = changes.Cursor,
-            },
+            (keyRoot, secretRoot) => ManifestOf(key, run, startedAt, slot, changes.ReadAt, last.Source, keyRoot, secretRoot, update.ItemChanges(), changes.Cursor),
             key.Date,
             token => EnsureRunStillValidAsync(entry, lease, token),
             cancellationToken,
@@ -356,6 +326,26 @@ internal sealed class BackupRunner
             UsedChangeFeed = usedFeed,
         };
     }
+
+    /// <summary>The manifest of a run's point, completed now.</summary>
+    private PointManifest ManifestOf(
+        PointKey key, ScheduledRun run, DateTimeOffset startedAt, DateTimeOffset slot, DateTimeOffset takenAt, SnapshotSource source,
+        TreeRoot keyRoot, TreeRoot secretRoot, IReadOnlyList<ItemChange> changes, string? cursor) => new()
+        {
+            BackupId = key.BackupId,
+            Sequence = key.Sequence,
+            Kind = run.Kind,
+            Reason = run.Reason,
+            StartedAt = startedAt,
+            CompletedAt = _catalog.Clock.GetUtcNow(),
+            Slot = slot,
+            TakenAt = takenAt,
+            Source = source,
+            KeyRoot = keyRoot,
+            SecretRoot = secretRoot,
+            Changes = changes,
+            Cursor = cursor,
+        };
 
     private static BackupException HardwareMaterialRefusal(string instanceId) => new(new Refusal(
         BackupErrorCode.IntegrityViolation, $"instance '{instanceId}'",
