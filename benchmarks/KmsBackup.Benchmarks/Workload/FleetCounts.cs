@@ -7,8 +7,8 @@ namespace KmsBackup.Benchmarks.Workload;
 /// <c>--fleet [--backups 100,1000,10000]</c> (issue 15, item 4): what a scheduler tick and a health report cost in store
 /// reads as the number of backups on one store grows. For each count: the benchmarks' synthetic instance (1,000 items)
 /// with its automatic backup, plus default backups (created, never enabled: nothing to run) up to the count, on the
-/// benchmarks' memory store. Then one tick at which the automatic backup's incremental is due, one tick at which nothing
-/// is due, and one <see cref="BackupClient.GetHealthAsync"/>, each with the store's reads, listings and listed objects
+/// benchmarks' memory store. Then the process's first tick (nothing due, catalog not yet cached), one tick at which the
+/// automatic backup's incremental is due, one tick at which nothing is due, and one <see cref="BackupClient.GetHealthAsync"/>, each with the store's reads, listings and listed objects
 /// counted, and its time (one run each, in process: indicative only).
 /// </summary>
 internal static class FleetCounts
@@ -29,6 +29,10 @@ internal static class FleetCounts
             {
                 await workload.Client.CreateDefaultBackupAsync($"account-{i % 97}");
             }
+
+            // The process's first tick, a minute after the first full: nothing due, and nothing of the catalog known yet.
+            workload.Time.SetUtcNow(EngineWorkload.Start.AddMinutes(1));
+            await MeasureAsync(output, workload, count, "first tick of the process, nothing due", async () => (await workload.Client.RunDueBackupsAsync()).ThrowIfAnyFailed().Count);
 
             // 5 minutes after the first full: its incremental is due, and only that.
             workload.Instance.MakeChanges(10);
