@@ -92,7 +92,10 @@ internal sealed class SyntheticInstanceGateway : InstanceGateway
 
     public override Task<SnapshotRead> ReadSnapshotAsync(string instanceId, CancellationToken cancellationToken = default)
     {
-        var snapshot = InstanceSnapshot.Create(Source, _time.GetUtcNow(), _keys.Values, _secrets.Values);
+        // Copies, as the gateway contract asks: the engine zeroes the key material and ciphertexts it read once its run
+        // is done, so handing out the instance's own records would wipe the instance (a later full would then see other
+        // items than the first, and store them all again).
+        var snapshot = InstanceSnapshot.Create(Source, _time.GetUtcNow(), _keys.Values.Select(Copy), _secrets.Values.Select(Copy));
         return Task.FromResult(new SnapshotRead(snapshot, Cursor(_log.Count)));
     }
 
@@ -104,9 +107,9 @@ internal sealed class SyntheticInstanceGateway : InstanceGateway
         {
             ReadAt = _time.GetUtcNow(),
             Cursor = Cursor(_log.Count),
-            UpsertedKeys = changed.Where(c => c.Type == ItemType.Key && _keys.ContainsKey(c.Name)).Select(c => _keys[c.Name]).ToList(),
+            UpsertedKeys = changed.Where(c => c.Type == ItemType.Key && _keys.ContainsKey(c.Name)).Select(c => Copy(_keys[c.Name])).ToList(),
             DeletedKeys = changed.Where(c => c.Type == ItemType.Key && !_keys.ContainsKey(c.Name)).Select(c => c.Name).ToList(),
-            UpsertedSecrets = changed.Where(c => c.Type == ItemType.Secret && _secrets.ContainsKey(c.Name)).Select(c => _secrets[c.Name]).ToList(),
+            UpsertedSecrets = changed.Where(c => c.Type == ItemType.Secret && _secrets.ContainsKey(c.Name)).Select(c => Copy(_secrets[c.Name])).ToList(),
             DeletedSecrets = changed.Where(c => c.Type == ItemType.Secret && !_secrets.ContainsKey(c.Name)).Select(c => c.Name).ToList(),
         });
     }
@@ -135,6 +138,18 @@ internal sealed class SyntheticInstanceGateway : InstanceGateway
 
     public override Task<bool> DeleteRestoredItemAsync(string instanceId, ItemType type, string name, string operationId, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException("The benchmark workload is never a restore target.");
+
+    private static KeyRecord Copy(KeyRecord key) =>
+        new(key.Id, key.Name, key.Spec, key.CreatorAccount, key.CreatedAt, [.. key.Versions.Select(v => v with { Material = v.Material is { } m ? SensitiveBytes.Copy(m.Span) : null })])
+        {
+            Description = key.Description,
+        };
+
+    private static SecretRecord Copy(SecretRecord secret) =>
+        new(secret.Name, secret.EncryptionKeyId, secret.CreatorAccount, secret.CreatedAt, [.. secret.Versions.Select(v => v with { Ciphertext = SensitiveBytes.Copy(v.Ciphertext.Span) })])
+        {
+            Description = secret.Description,
+        };
 
     private static string Cursor(int position) => position.ToString(CultureInfo.InvariantCulture);
 

@@ -443,12 +443,19 @@ internal static partial class ItemTree
         branch.WriteVarUInt((ulong)children.Count);
         long total = 0;
         Span<byte> id = stackalloc byte[ObjectId.Size];
+        var previous = ReadOnlySpan<byte>.Empty;
         foreach (var child in children)
         {
             child.Id.Write(id);
             branch.WriteRaw(id);
             branch.WriteVarUInt((ulong)child.Count);
-            branch.WriteBytes(child.LastName);
+
+            // The last name front-coded: the bytes it shares with the child before's, then the rest. Sorted names share
+            // long prefixes, and every change rewrites a branch per level, so this keeps an incremental's bytes down.
+            var shared = previous.CommonPrefixLength(child.LastName);
+            branch.WriteVarUInt((ulong)shared);
+            branch.WriteBytes(child.LastName.AsSpan(shared));
+            previous = child.LastName;
             total += child.Count;
         }
 
@@ -470,7 +477,17 @@ internal static partial class ItemTree
         {
             var childId = ObjectId.Read(reader.ReadRaw(ObjectId.Size));
             var childCount = (long)reader.ReadVarUInt();
-            var lastName = reader.ReadBytes().ToArray();
+            var shared = reader.ReadVarUInt();
+            var previous = i == 0 ? [] : children[^1].LastName;
+            if (shared > (ulong)previous.Length)
+            {
+                throw reader.Malformed("a child's name shares more bytes with the one before than that one has");
+            }
+
+            var suffix = reader.ReadBytes();
+            var lastName = new byte[(int)shared + suffix.Length];
+            previous.AsSpan(0, (int)shared).CopyTo(lastName);
+            suffix.CopyTo(lastName.AsSpan((int)shared));
             if (childCount == 0 || (i > 0 && lastName.AsSpan().SequenceCompareTo(children[^1].LastName) <= 0))
             {
                 throw reader.Malformed("its children are empty or not in name order");

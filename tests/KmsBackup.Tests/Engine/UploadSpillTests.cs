@@ -325,7 +325,9 @@ public sealed class UploadSpillTests : IDisposable
                             children[j].Id.Write(id);
                             branch.WriteRaw(id);
                             branch.WriteVarUInt((ulong)children[j].Count);
-                            branch.WriteBytes(children[j].LastName);
+                            var shared = j == start ? 0 : children[j - 1].LastName.AsSpan().CommonPrefixLength(children[j].LastName);
+                            branch.WriteVarUInt((ulong)shared);
+                            branch.WriteBytes(children[j].LastName.AsSpan(shared));
                         }
 
                         parents.Add((await writer.AddAsync(ObjectRole.Branch, branch.ToArray(), CancellationToken.None), children.Skip(start).Take(i + 1 - start).Sum(c => c.Count), children[i].LastName));
