@@ -71,6 +71,11 @@ public partial class BackupClient
     /// under a fresh 256-bit data key (rule F1; format in docs/backup-file-format.md). The key is returned
     /// once; the SDK stores neither the key nor the file.
     /// </summary>
+    /// <remarks>
+    /// The file is written as it is made, a leaf of the backup's trees at a time, so a download's memory does not grow
+    /// with the day. When it fails part way (a damaged object, a store failure, cancellation), the destination holds the
+    /// start of a file, which verify and upload refuse as truncated: discard it (the tool deletes it).
+    /// </remarks>
     /// <param name="callerAccount">The backup's owner.</param>
     /// <param name="backupId">The backup.</param>
     /// <param name="backupDate">The date; it must be in the viewable window (extend the viewable days first otherwise).</param>
