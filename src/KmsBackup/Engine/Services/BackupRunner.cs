@@ -245,7 +245,7 @@ internal sealed class BackupRunner
             {
                 return await CommitChangesAsync(entry, run, points[^1], last, changes, lease, key, startedAt, slot, cancellationToken).ConfigureAwait(false);
             }
-            catch (BackupException e) when (e is BackupIntegrityException)
+            catch (BackupIntegrityException e)
             {
                 // The last point's trees cannot be read (damaged): read the whole instance instead, and write whole trees.
                 Log.IncrementalFellBackToSnapshot(_logger, state.Id, BackupTelemetry.ErrorType(e));
