@@ -284,52 +284,24 @@ internal static partial class ItemTree
             return items;
         }
 
-        // Each node of the frontier with the position of its first item and the item count its parent records.
-        var frontier = new List<(ObjectId Id, long Start, long Count, byte[]? LastName)> { (root.Id, 0, root.Count, null) };
+        // The nodes that hold the range, level by level, each with the position of its first item and what its parent
+        // records of it (item count, last name), which ChildrenOf and SplitLeaf check it against.
+        var frontier = new List<Node> { new(root.Id, 0, root.Count, null) };
         for (var depth = root.Level; depth > 0; depth--)
         {
             var nodes = await objects.ReadObjectsAsync(frontier.Select(n => n.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
-            var next = new List<(ObjectId Id, long Start, long Count, byte[]? LastName)>();
-            foreach (var (id, start, count, _) in frontier)
-            {
-                var position = start;
-                foreach (var child in DecodeBranch(nodes[id], id, (byte)depth))
-                {
-                    if (position < end && position + child.Count > skip)
-                    {
-                        next.Add((child.Id, position, child.Count, child.LastName));
-                    }
-
-                    position += child.Count;
-                }
-
-                if (position - start != count)
-                {
-                    throw RepositoryErrors.Integrity($"branch {id.Short}", $"its children hold {position - start} items where its parent says {count}");
-                }
-            }
-
-            frontier = next;
+            frontier = [.. frontier.SelectMany(node => ChildrenOf(node, depth, nodes[node.Id])).Where(child => child.Start < end && child.End > skip)];
         }
 
         var leaves = await objects.ReadObjectsAsync(frontier.Select(n => n.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
         try
         {
-            foreach (var (id, start, count, lastName) in frontier)
+            foreach (var leaf in frontier)
             {
-                var reader = new RecordReader(leaves[id], $"leaf {id.Short}");
-                var held = reader.ReadCount(MaximumLeaf);
-                if (held != count)
+                var position = leaf.Start;
+                foreach (var (_, _, item) in SplitLeaf(leaves[leaf.Id], leaf, read, discard))
                 {
-                    throw RepositoryErrors.Integrity($"leaf {id.Short}", $"it holds {held} items where its parent says {count}");
-                }
-
-                var lastItem = 0;
-                for (var i = 0; i < held; i++)
-                {
-                    lastItem = reader.Position;
-                    var item = read(ref reader);
-                    if (start + i >= skip && start + i < end)
+                    if (position >= skip && position < end)
                     {
                         items.Add(item);
                     }
@@ -337,12 +309,8 @@ internal static partial class ItemTree
                     {
                         discard?.Invoke(item);
                     }
-                }
 
-                reader.ExpectEnd();
-                if (lastName is not null && !ItemCodec.NameOf(leaves[id].AsSpan(lastItem)).SequenceEqual(lastName))
-                {
-                    throw RepositoryErrors.Integrity($"leaf {id.Short}", "its last item is not the one its parent names");
+                    position++;
                 }
             }
         }
