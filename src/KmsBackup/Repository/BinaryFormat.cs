@@ -32,9 +32,6 @@ internal sealed class RecordWriter
 
     public byte[] ToArray() => _buffer.AsSpan(0, _length).ToArray();
 
-    /// <summary>A read-only stream over the written bytes, without a copy; <see cref="Wipe"/> clears what it reads.</summary>
-    public MemoryStream OpenRead() => new(_buffer, 0, _length, writable: false);
-
     /// <summary>Zeroes what was written (the buffer may have held key material).</summary>
     public void Wipe()
     {
