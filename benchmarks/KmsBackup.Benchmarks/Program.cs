@@ -9,6 +9,7 @@ public static class Program
     /// prints the codec budget's ratios measured round by round in one process; <c>--export</c> and
     /// <c>--engine-incremental</c> are the halves of the side-by-side with restic (see <see cref="Workload.SideBySide"/>);
     /// <c>--fleet</c> counts store reads per scheduler tick and health report (<see cref="Workload.FleetCounts"/>);
+    /// <c>--churn</c> measures stored bytes against live bytes over days of churn, and prune costs (<see cref="Workload.ChurnCosts"/>);
     /// <c>--memory</c> measures the peak memory of whole-instance operations (<see cref="Workload.WholeInstanceMemory"/>);
     /// anything else goes to
     /// BenchmarkDotNet's switcher (e.g. <c>--filter '*'</c>). Returns non-zero when a benchmark failed
@@ -24,6 +25,11 @@ public static class Program
         if (args.Contains("--memory", StringComparer.Ordinal))
         {
             return await Workload.WholeInstanceMemory.RunAsync(args, Console.Out);
+        }
+
+        if (args.Contains("--churn", StringComparer.Ordinal))
+        {
+            return await Workload.ChurnCosts.RunAsync(args, Console.Out);
         }
 
         if (args.Contains("--fleet", StringComparer.Ordinal))

@@ -46,6 +46,16 @@ public sealed class RepositoryVerification
     /// <summary>Packs none of whose objects a recovery point refers to.</summary>
     public IReadOnlyList<string> UnreferencedPacks { get; }
 
+    /// <summary>The bytes of every pack in the store, as listed (referenced, unreferenced and duplicate objects, and pack headers).</summary>
+    public long PackBytes { get; internal init; }
+
+    /// <summary>
+    /// The bytes of the sealed objects that recovery points refer to, one copy of each: what the store would hold if
+    /// it held nothing else. <see cref="PackBytes"/> over this is the store's overhead; prunes keep it bounded by
+    /// deleting dead packs and repacking partly used ones (<see cref="BackupClientOptions.PruneRepackThreshold"/>).
+    /// </summary>
+    public long ReferencedBytes { get; internal init; }
+
     /// <summary>
     /// How many packs are sealed under each key generation of the repository, by sequence number (docs/repository-format.md,
     /// "Keys"); packs of a generation whose key record this client cannot read are counted under 0.

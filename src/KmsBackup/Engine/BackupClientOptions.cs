@@ -35,6 +35,15 @@ public sealed class BackupClientOptions
     public TimeSpan PruneGracePeriod { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
+    /// The fraction of a pack's object bytes that, once no recovery point refers to them, makes a prune repack it: its
+    /// live objects are copied into new packs and it is marked, so a later prune (after <see cref="PruneGracePeriod"/>)
+    /// deletes it. After the prunes, no pack holds this fraction or more of unused bytes, so the packs take less than
+    /// 1 / (1 − threshold) times the bytes the recovery points refer to (<see cref="RepositoryVerification.ReferencedBytes"/>).
+    /// Default 0.25 (at most 1.33 times); from 0.05 to 1, where 1 turns repacking off (wholly unused packs are still deleted).
+    /// </summary>
+    public double PruneRepackThreshold { get; set; } = 0.25;
+
+    /// <summary>
     /// How far this host's clock may run ahead of the latest time the store has seen before every deletion
     /// (retention, release, prune) is held until an operator confirms the time with
     /// <see cref="BackupClient.ConfirmClockAsync"/>. Backups keep running meanwhile. Default 48 hours; from
@@ -128,6 +137,11 @@ public sealed class BackupClientOptions
         if (PruneGracePeriod < LeaseDuration)
         {
             throw new ArgumentOutOfRangeException(nameof(PruneGracePeriod), PruneGracePeriod, "The prune grace period must be at least the lease duration.");
+        }
+
+        if (!(PruneRepackThreshold is >= 0.05 and <= 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(PruneRepackThreshold), PruneRepackThreshold, "The repack threshold is a fraction from 0.05 to 1 (1 turns repacking off).");
         }
     }
 

@@ -19,6 +19,16 @@ public sealed record PruneSummary(int RecoveryPointsDeleted, int PacksDeleted, i
     /// not be read, so what is dead cannot be known), or <see langword="null"/>. Run verify to see the damage.
     /// </summary>
     public string? CollectionBlocked { get; init; }
+
+    /// <summary>
+    /// Packs this prune repacked: each had at least <see cref="BackupClientOptions.PruneRepackThreshold"/> of its bytes
+    /// unused, so its live objects were copied into new packs and it was marked; a prune at least
+    /// <see cref="BackupClientOptions.PruneGracePeriod"/> later deletes it. Not counted in <see cref="PruneSummary.PacksMarked"/>.
+    /// </summary>
+    public int PacksRepacked { get; init; }
+
+    /// <summary>Bytes of new packs and indexes the repacking wrote.</summary>
+    public long BytesRepacked { get; init; }
 }
 
 /// <summary>What <see cref="BackupClient.RotateRepositoryKeyAsync"/> did.</summary>

@@ -49,53 +49,14 @@ internal static partial class RepositoryMaintenance
             }
 
             var entries = objects.EntriesOf(packId);
-            byte[]? pack = null;
             try
             {
-                if (entries.All(e => HasCurrentCopy(e.Id, packId)))
-                {
-                    rewritten.Add(packId);
-                    continue;
-                }
-
-                pack = await objects.ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
-                using var cipher = await objects.OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
-
-                // Open every object first: a pack with one damaged object is left whole (verify names it), not half copied.
-                var opened = new List<(byte Role, byte[] Plain)>(entries.Count);
-                try
-                {
-                    foreach (var (id, location) in entries.Where(e => !HasCurrentCopy(e.Id, packId)))
-                    {
-                        opened.Add((location.Role, cipher.OpenObject(pack, id, location)));
-                    }
-
-                    foreach (var (role, plain) in opened)
-                    {
-                        await writer.AddAsync(role, plain, cancellationToken).ConfigureAwait(false);
-                        objectsCopied++;
-                    }
-                }
-                finally
-                {
-                    foreach (var (_, plain) in opened)
-                    {
-                        CryptographicOperations.ZeroMemory(plain);
-                    }
-                }
-
+                objectsCopied += await CopyObjectsAsync(objects, writer, packId, [.. entries.Where(e => !HasCurrentCopy(e.Id, packId))], cancellationToken).ConfigureAwait(false);
                 rewritten.Add(packId);
             }
             catch (BackupIntegrityException)
             {
                 damaged++; // deleted meanwhile by a prune, or damaged: verify names it; the other packs go on
-            }
-            finally
-            {
-                if (pack is not null)
-                {
-                    CryptographicOperations.ZeroMemory(pack);
-                }
             }
         }
 

@@ -30,12 +30,14 @@ internal static partial class RepositoryMaintenance
 
         // Packs and their objects.
         var packs = new HashSet<string>(StringComparer.Ordinal);
+        var packBytes = 0L;
         await foreach (var entry in store.ListAsync(ObjectStore.PackPrefix, cancellationToken).ConfigureAwait(false))
         {
             var packId = entry.Key[(entry.Key.LastIndexOf('/') + 1)..];
             if (ObjectStore.IsPackId(packId))
             {
                 packs.Add(packId);
+                packBytes += entry.Length;
             }
             else
             {
@@ -190,10 +192,15 @@ internal static partial class RepositoryMaintenance
 
         var unreferencedObjects = indexed.Keys.Count(id => !referenced.Contains(id));
         var livePacks = objects.PacksHolding(referenced.Where(indexed.ContainsKey));
+        var referencedBytes = referenced.Sum(id => indexed.TryGetValue(id, out var location) ? (long)location.Length : 0L);
         var unreferencedPacks = packs.Where(p => !livePacks.Contains(p)).Order(StringComparer.Ordinal).ToList();
         return new RepositoryVerification(problems, packs.Count, objectsChecked, pointsChecked, unreferencedObjects, unreferencedPacks,
             packs.Where(p => !indexedPacks.Contains(p)).Count(), abandonedPoints,
             generations.GroupBy(g => (long)objects.Crypto.SequenceOf(g.Key)).ToDictionary(g => g.Key, g => g.Sum(x => x.Value)),
-            (long)objects.Crypto.SequenceOf(objects.Crypto.CurrentGeneration));
+            (long)objects.Crypto.SequenceOf(objects.Crypto.CurrentGeneration))
+        {
+            PackBytes = packBytes,
+            ReferencedBytes = referencedBytes,
+        };
     }
 }

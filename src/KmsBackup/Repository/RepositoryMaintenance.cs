@@ -18,7 +18,12 @@ internal static partial class RepositoryMaintenance
     /// point or object it refers to cannot be read, nothing is deleted or marked: what is unreadable cannot be
     /// proven dead.
     /// </summary>
-    public static async Task<PruneResult> CollectGarbageAsync(BackupRepository repository, DateTimeOffset now, TimeSpan grace, CancellationToken cancellationToken)
+    /// <param name="repository">The repository.</param>
+    /// <param name="now">The instant checked against the store's time: markers older than <paramref name="grace"/> by it are acted on.</param>
+    /// <param name="grace">How long a marker waits before its packs and points are deleted.</param>
+    /// <param name="repackThreshold">The unused fraction of a live pack's bytes that makes this prune repack it (<see cref="RepackAsync"/>); 1 turns repacking off.</param>
+    /// <param name="cancellationToken">Cancels the prune.</param>
+    public static async Task<PruneResult> CollectGarbageAsync(BackupRepository repository, DateTimeOffset now, TimeSpan grace, double repackThreshold, CancellationToken cancellationToken)
     {
         var store = repository.Store;
         var objects = repository.Objects;
@@ -133,15 +138,21 @@ internal static partial class RepositoryMaintenance
             await store.DeleteAsync(marker.Key, cancellationToken).ConfigureAwait(false);
         }
 
-        // Phase 1: mark the dead packs and abandoned points not marked yet.
+        // Repack the live packs that are partly unused: their live objects are copied, and they are marked below, after
+        // the copies are flushed; a later prune deletes each as superseded. Packs any marker read here names, and pinned
+        // ones, wait for a later prune.
+        var usable = livePacks.Where(p => allPacks.Contains(p) && !unreadable.Contains(p) && !anyMarked.Contains(p)).ToHashSet(StringComparer.Ordinal);
+        var repack = await RepackAsync(objects, live, usable, pins.Pinned, repackThreshold, cancellationToken).ConfigureAwait(false);
+
+        // Phase 1: mark the dead packs, the repacked ones and the abandoned points not marked yet.
         var pending = markers.Markers.Except(due).ToList();
         var stillMarked = pending.SelectMany(m => m.Packs).ToHashSet(StringComparer.Ordinal);
         var stillMarkedPoints = pending.SelectMany(m => m.Points).ToHashSet(StringComparer.Ordinal);
         var toMark = deadPacks.Where(p => !deleted.Contains(p) && !stillMarked.Contains(p)).Order(StringComparer.Ordinal).ToList();
         var pointsToMark = abandoned.Where(p => !dueAbandoned.Contains(p) && !stillMarkedPoints.Contains(p)).Order(StringComparer.Ordinal).ToList();
-        if (toMark.Count > 0 || pointsToMark.Count > 0)
+        if (toMark.Count > 0 || pointsToMark.Count > 0 || repack.Repacked.Count > 0)
         {
-            await repository.WritePruneMarkerAsync(now, toMark, pointsToMark, cancellationToken).ConfigureAwait(false);
+            await repository.WritePruneMarkerAsync(now, [.. toMark, .. repack.Repacked], pointsToMark, cancellationToken).ConfigureAwait(false);
         }
 
         foreach (var lapsed in pins.Lapsed)
@@ -150,8 +161,8 @@ internal static partial class RepositoryMaintenance
         }
 
         objects.Forget(deleted);
-        objects.ExcludePacks(stillMarked.Concat(toMark));
-        return new PruneResult(deleted.Count, toMark.Count, pointsDeleted, null);
+        objects.ExcludePacks(stillMarked.Concat(toMark).Concat(repack.Repacked));
+        return new PruneResult(deleted.Count, toMark.Count, pointsDeleted, null) { PacksRepacked = repack.Repacked.Count, BytesRepacked = repack.BytesWritten };
     }
 
     /// <summary>
@@ -189,4 +200,11 @@ internal readonly record struct RekeyResult(uint Generation, int PacksRewritten,
 /// <param name="PacksMarked">Packs newly marked for deletion by a later prune.</param>
 /// <param name="AbandonedPointsDeleted">Recovery points of backups without a catalog entry (an interrupted upload's) deleted now, marked by an earlier prune.</param>
 /// <param name="Blocked">Why nothing was collected (damage that makes the live set unknowable), or <see langword="null"/>.</param>
-internal readonly record struct PruneResult(int PacksDeleted, int PacksMarked, int AbandonedPointsDeleted, string? Blocked);
+internal readonly record struct PruneResult(int PacksDeleted, int PacksMarked, int AbandonedPointsDeleted, string? Blocked)
+{
+    /// <summary>Live packs repacked and marked (not counted in <see cref="PacksMarked"/>).</summary>
+    public int PacksRepacked { get; init; }
+
+    /// <summary>Bytes of new packs and indexes the repacking wrote.</summary>
+    public long BytesRepacked { get; init; }
+}

@@ -79,11 +79,13 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
         // The schedules of the few smallest failing seeds only: a soak may fail thousands.
         var logs = new SortedList<int, IReadOnlyList<string>>();
         var operations = 0L;
+        var repacks = 0;
         var watch = Stopwatch.StartNew();
         await Parallel.ForEachAsync(seeds, new ParallelOptions { MaxDegreeOfParallelism = Parallelism }, async (seed, _) =>
         {
             var (failure, log, ran) = await RunScheduleAsync(seed, withRekeys);
             Interlocked.Add(ref operations, ran);
+            Interlocked.Add(ref repacks, log.Count(line => line.Contains("PacksRepacked = ", StringComparison.Ordinal) && !line.Contains("PacksRepacked = 0", StringComparison.Ordinal)));
             if (seeds.Count == 1)
             {
                 // One seed asked for by name: show its schedule even when it passes.
@@ -105,7 +107,7 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
         });
         watch.Stop();
 
-        output.WriteLine(Invariant($"{seeds.Count} schedules ({operations} operations) in {watch.Elapsed.TotalSeconds:0.0} s: {seeds.Count / watch.Elapsed.TotalSeconds:0.0} schedules per second; {failures.Count} failed"));
+        output.WriteLine(Invariant($"{seeds.Count} schedules ({operations} operations, {repacks} prunes that repacked) in {watch.Elapsed.TotalSeconds:0.0} s: {seeds.Count / watch.Elapsed.TotalSeconds:0.0} schedules per second; {failures.Count} failed"));
         foreach (var (seed, failure) in failures.OrderBy(f => f.Key))
         {
             output.WriteLine(Invariant($"seed {seed}: {failure}"));
@@ -115,6 +117,9 @@ public abstract class InterleavingContractTests(ITestOutputHelper output)
         {
             Assert.Fail(Report(failures, logs.First().Value, seeds.Count));
         }
+
+        // The schedules' prunes repack at a low threshold: a run of many schedules that never repacked would not test repacking.
+        Assert.True(seeds.Count < 200 || repacks > 0, Invariant($"no prune repacked in {seeds.Count} schedules"));
     }
 
     /// <summary>

@@ -176,6 +176,7 @@ internal sealed partial class InterleavingSchedule
         {
             TimeProvider = host.Clock,
             LeaseHolder = $"h{host.Index}:{process.Generation}",
+            PruneRepackThreshold = 0.05, // repack whenever a live pack holds any garbage worth the name: repacks race everything
         });
         process.Scheduled = scheduled;
         host.Process = process;

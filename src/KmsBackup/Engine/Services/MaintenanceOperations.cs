@@ -106,13 +106,18 @@ internal sealed class MaintenanceOperations
             }
         }
 
-        var gc = await RepositoryMaintenance.CollectGarbageAsync(_repository, now, _options.PruneGracePeriod, cancellationToken).ConfigureAwait(false);
+        var gc = await RepositoryMaintenance.CollectGarbageAsync(_repository, now, _options.PruneGracePeriod, _options.PruneRepackThreshold, cancellationToken).ConfigureAwait(false);
         if (gc.Blocked is { } reason)
         {
             Log.CollectionBlocked(_logger, reason);
         }
 
-        return new PruneSummary(deletedPoints + gc.AbandonedPointsDeleted, gc.PacksDeleted, gc.PacksMarked) { CollectionBlocked = gc.Blocked };
+        return new PruneSummary(deletedPoints + gc.AbandonedPointsDeleted, gc.PacksDeleted, gc.PacksMarked)
+        {
+            CollectionBlocked = gc.Blocked,
+            PacksRepacked = gc.PacksRepacked,
+            BytesRepacked = gc.BytesRepacked,
+        };
     }
 
     /// <summary>Stores what time changed in one backup's state and deletes the points its retention no longer keeps, deciding on the state as read under the lease.</summary>

@@ -1,0 +1,126 @@
+using System.Security.Cryptography;
+
+namespace KmsBackup.Repository;
+// Repack: a prune copies the live objects of partly used packs into new packs, then marks the old ones.
+internal static partial class RepositoryMaintenance
+{
+    /// <summary>
+    /// Copies the live objects of each pack that has at least <paramref name="threshold"/> of its object bytes unused into
+    /// new packs, under the current key generation (docs/repository-format.md, "How a prune deletes", repack). The caller
+    /// marks the packs returned, after this has flushed the copies: until then the copies are merely extra. A pack
+    /// counts an object as used only if it is that object's <em>home</em>: the first, in ordinal order, of the usable
+    /// packs holding a copy, so a duplicate copy counts as unused and a pack whose objects all live elsewhere as well
+    /// is marked without copying anything. A pack that cannot be read or opened is left whole (verify names it).
+    /// </summary>
+    /// <param name="objects">The repository's objects, with the index the live set was computed against.</param>
+    /// <param name="live">Every object a recovery point refers to.</param>
+    /// <param name="usable">The live packs (holding a live object) that exist, have a readable index and that no marker names.</param>
+    /// <param name="keep">Usable packs not to repack (pinned by a writer).</param>
+    /// <param name="threshold">The unused fraction that makes a pack a candidate; 1 or more turns repacking off.</param>
+    /// <param name="cancellationToken">Cancels the copying; what was copied stays as extra copies.</param>
+    public static async Task<RepackResult> RepackAsync(
+        ObjectStore objects, IReadOnlySet<ObjectId> live, IReadOnlySet<string> usable, IReadOnlySet<string> keep, double threshold, CancellationToken cancellationToken)
+    {
+        if (threshold >= 1)
+        {
+            return new RepackResult([], 0, 0, 0);
+        }
+
+        string? HomeOf(ObjectId id)
+        {
+            string? home = null;
+            foreach (var pack in objects.PacksOf(id))
+            {
+                if (usable.Contains(pack) && (home is null || string.CompareOrdinal(pack, home) < 0))
+                {
+                    home = pack;
+                }
+            }
+
+            return home;
+        }
+
+        var candidates = new List<(string Pack, double Unused, List<(ObjectId Id, ObjectLocation Location)> Homed)>();
+        foreach (var pack in usable.Where(p => !keep.Contains(p)))
+        {
+            var entries = objects.EntriesOf(pack);
+            var total = entries.Sum(e => (long)e.Location.Length);
+            var homed = entries.Where(e => live.Contains(e.Id) && string.Equals(HomeOf(e.Id), pack, StringComparison.Ordinal)).ToList();
+            var used = homed.Sum(e => (long)e.Location.Length);
+            if (total > 0 && total - used >= threshold * total)
+            {
+                candidates.Add((pack, (double)(total - used) / total, homed));
+            }
+        }
+
+        var repacked = new List<string>();
+        var objectsCopied = 0;
+        var damaged = 0;
+        using var writer = new PackWriter(objects) { WriteCopies = true };
+        foreach (var (pack, _, homed) in candidates.OrderByDescending(c => c.Unused).ThenBy(c => c.Pack, StringComparer.Ordinal))
+        {
+            try
+            {
+                objectsCopied += await CopyObjectsAsync(objects, writer, pack, homed, cancellationToken).ConfigureAwait(false);
+                repacked.Add(pack);
+            }
+            catch (BackupIntegrityException)
+            {
+                damaged++; // deleted meanwhile, or damaged: verify names it; the other packs go on
+            }
+        }
+
+        await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+        return new RepackResult(repacked, objectsCopied, writer.BytesWritten, damaged);
+    }
+
+    /// <summary>
+    /// Opens <paramref name="entries"/> of one pack and adds each to <paramref name="writer"/> (same ID and role). Every
+    /// object is opened before any is added, so a pack with one damaged object is left whole, not half copied; every
+    /// opened plaintext and the pack's bytes are zeroed after.
+    /// </summary>
+    /// <returns>How many objects were copied.</returns>
+    /// <exception cref="BackupIntegrityException">The pack is gone or an object in it does not open.</exception>
+    private static async Task<int> CopyObjectsAsync(
+        ObjectStore objects, PackWriter writer, string packId, List<(ObjectId Id, ObjectLocation Location)> entries, CancellationToken cancellationToken)
+    {
+        if (entries.Count == 0)
+        {
+            return 0;
+        }
+
+        var pack = await objects.ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
+        var opened = new List<(byte Role, byte[] Plain)>(entries.Count);
+        try
+        {
+            using var cipher = await objects.OpenPackAsync(packId, pack, cancellationToken).ConfigureAwait(false);
+            foreach (var (id, location) in entries)
+            {
+                opened.Add((location.Role, cipher.OpenObject(pack, id, location)));
+            }
+
+            foreach (var (role, plain) in opened)
+            {
+                await writer.AddAsync(role, plain, cancellationToken).ConfigureAwait(false);
+            }
+
+            return opened.Count;
+        }
+        finally
+        {
+            foreach (var (_, plain) in opened)
+            {
+                CryptographicOperations.ZeroMemory(plain);
+            }
+
+            CryptographicOperations.ZeroMemory(pack);
+        }
+    }
+}
+
+/// <summary>What a prune's repacking did.</summary>
+/// <param name="Repacked">Packs whose live objects were copied (or all had copies elsewhere): the caller marks them.</param>
+/// <param name="ObjectsCopied">Objects copied into new packs.</param>
+/// <param name="BytesWritten">Bytes of new packs and indexes written.</param>
+/// <param name="PacksDamaged">Candidates that could not be read or opened, left as they are.</param>
+internal readonly record struct RepackResult(IReadOnlyList<string> Repacked, int ObjectsCopied, long BytesWritten, int PacksDamaged);
