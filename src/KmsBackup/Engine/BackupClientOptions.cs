@@ -35,11 +35,13 @@ public sealed class BackupClientOptions
     public TimeSpan PruneGracePeriod { get; set; } = TimeSpan.FromHours(1);
 
     /// <summary>
-    /// The fraction of a pack's object bytes that, once no recovery point refers to them, makes a prune repack it: its
-    /// live objects are copied into new packs and it is marked, so a later prune (after <see cref="PruneGracePeriod"/>)
-    /// deletes it. After the prunes, no pack holds this fraction or more of unused bytes, so the packs take less than
-    /// 1 / (1 − threshold) times the bytes the recovery points refer to (<see cref="RepositoryVerification.ReferencedBytes"/>).
-    /// Default 0.25 (at most 1.33 times); from 0.05 to 1, where 1 turns repacking off (wholly unused packs are still deleted).
+    /// The fraction of the packs' bytes that may be unused (no recovery point refers to them) before a prune repacks: when
+    /// the unused bytes reach it, the prune copies the live objects of the packs with the largest unused fraction into new
+    /// packs, until less than this fraction stays unused, and marks those packs, so a later prune (after
+    /// <see cref="PruneGracePeriod"/>) deletes them. Once it has, the packs take less than 1 / (1 − threshold) times the
+    /// bytes the recovery points refer to (<see cref="RepositoryVerification.ReferencedBytes"/>). Lower means less space
+    /// and more copying. Default 0.25 (at most 1.33 times); from 0.05 to 1, where 1 turns repacking off (wholly unused
+    /// packs are still deleted).
     /// </summary>
     public double PruneRepackThreshold { get; set; } = 0.25;
 

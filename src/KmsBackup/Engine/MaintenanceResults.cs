@@ -21,8 +21,8 @@ public sealed record PruneSummary(int RecoveryPointsDeleted, int PacksDeleted, i
     public string? CollectionBlocked { get; init; }
 
     /// <summary>
-    /// Packs this prune repacked: each had at least <see cref="BackupClientOptions.PruneRepackThreshold"/> of its bytes
-    /// unused, so its live objects were copied into new packs and it was marked; a prune at least
+    /// Packs this prune repacked (the unused bytes of the packs had reached <see cref="BackupClientOptions.PruneRepackThreshold"/>):
+    /// the live objects of each were copied into new packs and it was marked; a prune at least
     /// <see cref="BackupClientOptions.PruneGracePeriod"/> later deletes it. Not counted in <see cref="PruneSummary.PacksMarked"/>.
     /// </summary>
     public int PacksRepacked { get; init; }

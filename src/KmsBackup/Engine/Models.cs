@@ -151,6 +151,13 @@ public sealed record BackupDataQuery
     /// <summary>Only items whose name contains this text (ordinal, case-insensitive); <see langword="null"/> for all.</summary>
     public string? NameContains { get; init; }
 
+    /// <summary>
+    /// Only items whose name starts with this text (ordinal, case-sensitive: the views' own order); <see langword="null"/>
+    /// for all. On the fully backed up views a page seeks to the first such name, so it costs the page, not the day. With
+    /// <see cref="NameContains"/> as well, an item must match both (and the page reads the view whole).
+    /// </summary>
+    public string? NamePrefix { get; init; }
+
     /// <summary>Where the previous page ended; <see langword="null"/> for the first page.</summary>
     public string? ContinuationToken { get; init; }
 }

@@ -83,6 +83,14 @@ internal sealed partial class BackupRepository
     public Task<List<SecretRecord>> FindSecretsAsync(PointManifest manifest, IEnumerable<string> names, bool withValues, CancellationToken cancellationToken) =>
         ItemTree.FindAsync(Objects, manifest.SecretRoot, TreeNames(names), (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues), cancellationToken, SensitiveValues.Clear);
 
+    /// <summary>How many keys of a recovery point have names (ordinal) before <paramref name="name"/>: the position of the first at or after it.</summary>
+    public Task<long> RankKeyAsync(PointManifest manifest, string name, CancellationToken cancellationToken) =>
+        ItemTree.RankAsync(Objects, manifest.KeyRoot, Encoding.UTF8.GetBytes(name), (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues: false), SensitiveValues.Clear, cancellationToken);
+
+    /// <summary>How many secrets of a recovery point have names (ordinal) before <paramref name="name"/>: the position of the first at or after it.</summary>
+    public Task<long> RankSecretAsync(PointManifest manifest, string name, CancellationToken cancellationToken) =>
+        ItemTree.RankAsync(Objects, manifest.SecretRoot, Encoding.UTF8.GetBytes(name), (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues: false), SensitiveValues.Clear, cancellationToken);
+
     /// <summary>Names as a tree seeks them: UTF-8, in name order, each once; a name that is not valid UTF-16 (no item can have it) is left out.</summary>
     private static List<byte[]> TreeNames(IEnumerable<string> names)
     {

@@ -54,6 +54,41 @@ internal static partial class ItemTree
         return found;
     }
 
+    /// <summary>
+    /// How many items of the tree under <paramref name="root"/> have names (UTF-8, ordinal) before <paramref name="name"/>:
+    /// the position of the first item at or after it. Reads the one leaf that would hold the name and the branches above
+    /// it (the branches record each child's item count); the leaf is checked and zeroed as in <see cref="ReadAsync"/>.
+    /// </summary>
+    public static async Task<long> RankAsync<T>(ObjectStore objects, TreeRoot root, byte[] name, ReadItem<T> read, Action<T> discard, CancellationToken cancellationToken)
+    {
+        if (root.Count == 0)
+        {
+            return 0;
+        }
+
+        var (leaf, _, _) = (await FindLeavesAsync(new OldTree(objects, root), [name], cancellationToken).ConfigureAwait(false))[0];
+        var plain = (await objects.ReadObjectsAsync([leaf.Id], cancellationToken).ConfigureAwait(false))[leaf.Id];
+        try
+        {
+            var before = 0;
+            foreach (var (offset, _, item) in SplitLeaf(plain, leaf, read, discard))
+            {
+                if (ItemCodec.NameOf(plain.AsSpan(offset)).SequenceCompareTo(name) < 0)
+                {
+                    before++;
+                }
+
+                discard(item);
+            }
+
+            return leaf.Start + before;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(plain);
+        }
+    }
+
     /// <summary>Adds to <paramref name="found"/> the items of one leaf named among <paramref name="names"/>[<paramref name="from"/>..<paramref name="to"/>), checking the leaf against its parent's record.</summary>
     private static void PickFromLeaf<T>(byte[] plain, Node leaf, IReadOnlyList<byte[]> names, int from, int to, ReadItem<T> read, List<T> found, Action<T>? discard)
     {

@@ -5,8 +5,9 @@ namespace KmsBackup.Repository;
 internal static partial class RepositoryMaintenance
 {
     /// <summary>
-    /// Copies the live objects of each pack that has at least <paramref name="threshold"/> of its object bytes unused into
-    /// new packs, under the current key generation (docs/repository-format.md, "How a prune deletes", repack). The caller
+    /// Copies the live objects of partly used packs into new packs, under the current key generation, the packs with the
+    /// largest unused fraction first, until the unused bytes left in the usable packs are under <paramref name="threshold"/>
+    /// of their bytes (docs/repository-format.md, "How a prune deletes", repack). The caller
     /// marks the packs returned, after this has flushed the copies: until then the copies are merely extra. A pack
     /// counts an object as used only if it is that object's <em>home</em>: the first, in ordinal order, of the usable
     /// packs holding a copy, so a duplicate copy counts as unused and a pack whose objects all live elsewhere as well
@@ -16,7 +17,7 @@ internal static partial class RepositoryMaintenance
     /// <param name="live">Every object a recovery point refers to.</param>
     /// <param name="usable">The live packs (holding a live object) that exist, have a readable index and that no marker names.</param>
     /// <param name="keep">Usable packs not to repack (pinned by a writer).</param>
-    /// <param name="threshold">The unused fraction that makes a pack a candidate; 1 or more turns repacking off.</param>
+    /// <param name="threshold">The fraction of the usable packs' bytes that may stay unused; 1 or more turns repacking off.</param>
     /// <param name="cancellationToken">Cancels the copying; what was copied stays as extra copies.</param>
     public static async Task<RepackResult> RepackAsync(
         ObjectStore objects, IReadOnlySet<ObjectId> live, IReadOnlySet<string> usable, IReadOnlySet<string> keep, double threshold, CancellationToken cancellationToken)
@@ -40,24 +41,42 @@ internal static partial class RepositoryMaintenance
             return home;
         }
 
-        var candidates = new List<(string Pack, double Unused, List<(ObjectId Id, ObjectLocation Location)> Homed)>();
-        foreach (var pack in usable.Where(p => !keep.Contains(p)))
+        // Repack the packs with the largest unused fraction first, until the unused bytes left are under the threshold of
+        // all bytes: each byte copied then frees as much as it can, and the bound holds for the packs as a whole.
+        var packs = new List<(string Pack, long Total, long Unused, List<(ObjectId Id, ObjectLocation Location)> Homed)>();
+        long allBytes = 0, allUnused = 0;
+        foreach (var pack in usable)
         {
             var entries = objects.EntriesOf(pack);
             var total = entries.Sum(e => (long)e.Location.Length);
             var homed = entries.Where(e => live.Contains(e.Id) && string.Equals(HomeOf(e.Id), pack, StringComparison.Ordinal)).ToList();
-            var used = homed.Sum(e => (long)e.Location.Length);
-            if (total > 0 && total - used >= threshold * total)
+            var unused = total - homed.Sum(e => (long)e.Location.Length);
+            allBytes += total;
+            allUnused += unused;
+            if (total > 0 && unused > 0 && !keep.Contains(pack))
             {
-                candidates.Add((pack, (double)(total - used) / total, homed));
+                packs.Add((pack, total, unused, homed));
             }
+        }
+
+        var candidates = new List<(string Pack, List<(ObjectId Id, ObjectLocation Location)> Homed)>();
+        foreach (var (pack, total, unused, homed) in packs.OrderByDescending(p => (double)p.Unused / p.Total).ThenBy(p => p.Pack, StringComparer.Ordinal))
+        {
+            if (allUnused == 0 || allUnused < threshold * allBytes)
+            {
+                break;
+            }
+
+            candidates.Add((pack, homed));
+            allBytes -= unused; // its used bytes move to a new pack; its unused ones go
+            allUnused -= unused;
         }
 
         var repacked = new List<string>();
         var objectsCopied = 0;
         var damaged = 0;
         using var writer = new PackWriter(objects) { WriteCopies = true };
-        foreach (var (pack, _, homed) in candidates.OrderByDescending(c => c.Unused).ThenBy(c => c.Pack, StringComparer.Ordinal))
+        foreach (var (pack, homed) in candidates)
         {
             try
             {

@@ -113,7 +113,7 @@ public sealed class IncrementalUpdateTests
     /// </summary>
     [Fact]
     [Trait("Rule", "R1")]
-    public async Task A_restore_of_a_few_items_and_the_rotated_view_read_their_paths_not_the_point()
+    public async Task A_restore_of_a_few_items_the_rotated_view_and_a_prefix_page_read_their_paths_not_the_point()
     {
         await using var h = await EngineHarness.CreateAsync();
         await h.CreateInstanceAsync("kst-a", keyQuota: 5000);
@@ -148,6 +148,16 @@ public sealed class IncrementalUpdateTests
         counting.BytesRead.Clear();
         var rotated = await client.GetDataAsync(EngineHarness.Owner, backup.Id, date, BackupDataType.RotatedKeys).ToListAsync();
         Assert.Equal("key-0777", Assert.Single(rotated).Name);
+        Assert.InRange(PackBytes(), 1, fullBytes / 4);
+
+        // A page of the full view filtered by a name prefix seeks to the prefix, and so does its next page.
+        counting.BytesRead.Clear();
+        var prefixed = await client.GetDataPageAsync(EngineHarness.Owner, backup.Id, date, BackupDataType.FullyBackedUpKeys,
+            new BackupDataQuery { PageSize = 10, NamePrefix = "key-12" });
+        Assert.Equal(Enumerable.Range(1200, 10).Select(i => $"key-{i:D4}"), prefixed.Items.Select(i => i.Name));
+        var nextPrefixed = await client.GetDataPageAsync(EngineHarness.Owner, backup.Id, date, BackupDataType.FullyBackedUpKeys,
+            new BackupDataQuery { PageSize = 10, NamePrefix = "key-12", ContinuationToken = prefixed.ContinuationToken });
+        Assert.Equal(Enumerable.Range(1210, 10).Select(i => $"key-{i:D4}"), nextPrefixed.Items.Select(i => i.Name));
         Assert.InRange(PackBytes(), 1, fullBytes / 4);
     }
 

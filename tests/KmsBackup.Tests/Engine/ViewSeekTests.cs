@@ -23,6 +23,42 @@ public class ViewSeekTests
         return Prop.ToProperty(CheckPagingAsync(keys, secrets, size).GetAwaiter().GetResult());
     }
 
+    /// <summary>
+    /// Paging a full view by a name prefix (a prefix of some name, one between names, one before or after all, the empty
+    /// one) shows exactly the names of the whole view that start with it, in order, once each, with positional tokens.
+    /// </summary>
+    [Property(MaxTest = 10)]
+    [Trait("Rule", "D3")]
+    public Property Paging_by_a_name_prefix_shows_exactly_the_names_with_that_prefix(PositiveInt keyCount, PositiveInt pageSize, PositiveInt seed) =>
+        Prop.ToProperty(CheckPrefixPagingAsync(1 + (keyCount.Get % 150), 1 + (pageSize.Get % 12), seed.Get).GetAwaiter().GetResult());
+
+    private static async Task<bool> CheckPrefixPagingAsync(int keys, int pageSize, int seed)
+    {
+        var random = new Random(seed);
+        await using var h = await EngineHarness.CreateAsync();
+        var backup = await BackUpAsync(h, keys, secrets: 0);
+        var all = await AllAsync(h, backup.Id, BackupDataType.FullyBackedUpKeys);
+        var some = all[random.Next(all.Count)];
+        foreach (var prefix in new[] { some[..random.Next(1, some.Length + 1)], "app/key-", "app/key-5", "app/key-0", "app/key-999-", "a", "zzz", "0", "" })
+        {
+            var paged = await PageThroughAsync(h, backup.Id, BackupDataType.FullyBackedUpKeys, pageSize, null, prefix);
+            Assert.Equal(all.Where(n => n.StartsWith(prefix, StringComparison.Ordinal)), paged);
+        }
+
+        return true;
+    }
+
+    [Fact]
+    [Trait("Rule", "D3")]
+    public async Task A_name_prefix_that_is_not_valid_text_is_refused()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        var backup = await BackUpAsync(h, keys: 3, secrets: 0);
+        var e = await Assert.ThrowsAsync<ArgumentException>(() => h.Client.GetDataPageAsync(EngineHarness.Owner, backup.Id, May1, BackupDataType.FullyBackedUpKeys,
+            new BackupDataQuery { NamePrefix = "app\ud800" }));
+        Assert.Contains("surrogate", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     [Trait("Rule", "D3")]
     public async Task A_token_that_names_an_item_but_no_position_and_a_filtered_view_page_as_before()
@@ -103,14 +139,14 @@ public class ViewSeekTests
         return names;
     }
 
-    private static async Task<List<string>> PageThroughAsync(EngineHarness h, string backupId, BackupDataType type, int pageSize, string? nameContains)
+    private static async Task<List<string>> PageThroughAsync(EngineHarness h, string backupId, BackupDataType type, int pageSize, string? nameContains, string? namePrefix = null)
     {
         var names = new List<string>();
         string? token = null;
         do
         {
             var page = await h.Client.GetDataPageAsync(EngineHarness.Owner, backupId, May1, type,
-                new BackupDataQuery { PageSize = pageSize, ContinuationToken = token, NameContains = nameContains });
+                new BackupDataQuery { PageSize = pageSize, ContinuationToken = token, NameContains = nameContains, NamePrefix = namePrefix });
             Assert.True(page.Items.Count <= pageSize);
             Assert.True(page.ContinuationToken is null || page.Items.Count == pageSize);
             names.AddRange(page.Items.Select(i => i.Name));

@@ -31,13 +31,19 @@ internal sealed class BackupDataReader
             throw new ArgumentOutOfRangeException(nameof(query), query.PageSize, $"A page holds 1 to {BackupClient.MaximumPageSize} items.");
         }
 
+        if (query.NamePrefix is { } namePrefix && !IsValidUtf16(namePrefix))
+        {
+            throw new ArgumentException("The name prefix is not valid text (it holds a lone surrogate), so no item name can start with it.", nameof(query));
+        }
+
         var entry = await _catalog.LoadOwnedForAsync(callerAccount, backupId, BackupOperation.View, backupDate, cancellationToken).ConfigureAwait(false);
 
         var day = await _repository.ListPointsAsync(backupId, backupDate, cancellationToken).ConfigureAwait(false);
         var (after, position) = DecodePageToken(query.ContinuationToken);
+        var prefix = string.IsNullOrEmpty(query.NamePrefix) ? null : query.NamePrefix;
         if (type is BackupDataType.FullyBackedUpKeys or BackupDataType.FullyBackedUpSecrets && query.NameContains is null
             && (after is null || position is not null)
-            && await FullViewPageAsync(day, backupDate, type, after, position ?? 0, query.PageSize, cancellationToken).ConfigureAwait(false) is { } seeked)
+            && await FullViewPageAsync(day, backupDate, type, after, position ?? 0, query.PageSize, prefix, cancellationToken).ConfigureAwait(false) is { } seeked)
         {
             return seeked;
         }
@@ -45,6 +51,7 @@ internal sealed class BackupDataReader
         var items = await ItemsOfAsync(day, type, cancellationToken).ConfigureAwait(false);
         var filtered = items
             .Where(i => query.NameContains is null || i.Name.Contains(query.NameContains, StringComparison.OrdinalIgnoreCase))
+            .Where(i => prefix is null || i.Name.StartsWith(prefix, StringComparison.Ordinal))
             .Where(i => after is null || ItemNameComparer.Instance.Compare(i.Name, after) > 0);
         var page = filtered.Take(query.PageSize + 1).ToList();
         var hasMore = page.Count > query.PageSize;
@@ -72,7 +79,7 @@ internal sealed class BackupDataReader
     /// falls back to reading the view whole, and this returns <see langword="null"/>.
     /// </summary>
     private async Task<BackupDataPage?> FullViewPageAsync(
-        List<PointKey> day, DateOnly backupDate, BackupDataType type, string? after, long position, int pageSize, CancellationToken cancellationToken)
+        List<PointKey> day, DateOnly backupDate, BackupDataType type, string? after, long position, int pageSize, string? prefix, CancellationToken cancellationToken)
     {
         if (await FullPointOfAsync(day, cancellationToken).ConfigureAwait(false) is not { } fullKey)
         {
@@ -80,7 +87,14 @@ internal sealed class BackupDataReader
         }
 
         var manifest = await _catalog.ReadPointAsync(fullKey, cancellationToken).ConfigureAwait(false);
-        var from = after is null ? 0 : position - 1;
+
+        // A first page with a prefix starts at the first name at or after it (one leaf and its path read); a later page at the
+        // position its token carries, whatever the prefix.
+        var start = after is not null || prefix is null ? position
+            : type == BackupDataType.FullyBackedUpKeys
+                ? await _repository.RankKeyAsync(manifest, prefix, cancellationToken).ConfigureAwait(false)
+                : await _repository.RankSecretAsync(manifest, prefix, cancellationToken).ConfigureAwait(false);
+        var from = after is null ? start : position - 1;
         if (from < 0)
         {
             return null;
@@ -100,6 +114,16 @@ internal sealed class BackupDataReader
             items.RemoveAt(0);
         }
 
+        if (prefix is not null)
+        {
+            // Names with the prefix are contiguous in the view's order: the page ends at the first without it.
+            var matching = items.FindIndex(i => !i.Name.StartsWith(prefix, StringComparison.Ordinal));
+            if (matching >= 0)
+            {
+                items.RemoveRange(matching, items.Count - matching);
+            }
+        }
+
         var hasMore = items.Count > pageSize;
         if (hasMore)
         {
@@ -111,9 +135,26 @@ internal sealed class BackupDataReader
             Date = backupDate,
             Type = type,
             Items = items,
-            ContinuationToken = hasMore ? EncodeToken(items[^1].Name, position + pageSize) : null,
+            ContinuationToken = hasMore ? EncodeToken(items[^1].Name, start + pageSize) : null,
             FullPoint = BackupCatalog.ToPoint(manifest, fullKey.Date),
         };
+    }
+
+    private static bool IsValidUtf16(string text)
+    {
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     internal async IAsyncEnumerable<BackupDataItem> GetDataAsync(
