@@ -65,6 +65,12 @@ internal sealed record RestorePlanInput
     public IReadOnlySet<string> TargetKeyIds { get; init; } = ImmutableHashSet<string>.Empty;
 
     /// <summary>
+    /// The names of the chosen secrets' encrypting keys, by key ID, as the backup's data holds them (restore requests
+    /// take key names); an ID missing here is a key that data does not hold.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> EncryptionKeyNames { get; init; } = ImmutableDictionary<string, string>.Empty;
+
+    /// <summary>
     /// For hardware data: the HSM cluster the target instance is connected to, whose key material
     /// <see cref="KeyIdsWithMaterial"/> lists; <see langword="null"/> when not checked.
     /// </summary>
@@ -208,9 +214,13 @@ internal static class RestorePlanner
                 CheckNames(input, ItemType.Secret, secret.Name, uses[(ItemType.Secret, secret.Name)], refusals);
                 if (target is not null && !targetKeyIds.Contains(secret.EncryptionKeyId) && !batchKeyIds.Contains(secret.EncryptionKeyId))
                 {
-                    refusals.Add(new Refusal(BackupErrorCode.EncryptionKeyMissing, $"secret '{secret.Name}'",
-                        $"The secret '{secret.Name}' is encrypted under the key '{secret.EncryptionKeyId}', which is neither in the target instance '{input.TargetInstanceId}' nor restored earlier in this batch.",
-                        $"Restore the key '{secret.EncryptionKeyId}' first (from the fully backed-up keys of the same date), or in the same batch as the secret; then restore the secret."));
+                    refusals.Add(input.EncryptionKeyNames.TryGetValue(secret.EncryptionKeyId, out var keyName)
+                        ? new Refusal(BackupErrorCode.EncryptionKeyMissing, $"secret '{secret.Name}'",
+                            $"The secret '{secret.Name}' is encrypted under the key '{keyName}' (ID '{secret.EncryptionKeyId}'), which is neither in the target instance '{input.TargetInstanceId}' nor restored earlier in this batch.",
+                            $"Restore the key '{keyName}' (ID '{secret.EncryptionKeyId}') first (from the fully backed-up keys of the same date), or in the same batch as the secret; then restore the secret.")
+                        : new Refusal(BackupErrorCode.EncryptionKeyMissing, $"secret '{secret.Name}'",
+                            $"The secret '{secret.Name}' is encrypted under the key with the ID '{secret.EncryptionKeyId}', which is neither in the target instance '{input.TargetInstanceId}' nor restored earlier in this batch, and which this backup's data of {input.BackupDate:yyyy-MM-dd} does not hold.",
+                            $"Restore the key with the ID '{secret.EncryptionKeyId}' first, from a date whose fully backed-up keys hold it, or from another backup; then restore the secret."));
                 }
             }
 

@@ -228,6 +228,19 @@ public class RestorePlannerTests
         Assert.Equal("secret 'db-password'", refusal.Item);
         Assert.Contains("key-orders", refusal.Remedy, StringComparison.Ordinal);
 
+        // Restore requests take key names: the refusal gives the key's name and ID when the backup's data names it.
+        var named = Only(RestorePlanner.Plan(Input([], [Secret("db-password", "key-orders")]) with
+        {
+            EncryptionKeyNames = new Dictionary<string, string> { ["key-orders"] = "orders" },
+        }));
+        Assert.Contains("the key 'orders' (ID 'key-orders')", named.Message, StringComparison.Ordinal);
+        Assert.Contains("Restore the key 'orders'", named.Remedy, StringComparison.Ordinal);
+        Assert.Contains("key-orders", named.Remedy, StringComparison.Ordinal);
+
+        // A key the backup's data does not hold (deleted before that date) is named by ID, and the remedy says so.
+        Assert.Contains("does not hold", refusal.Message, StringComparison.Ordinal);
+        Assert.Contains("the key with the ID 'key-orders'", refusal.Message, StringComparison.Ordinal);
+
         Assert.True(RestorePlanner.Plan(Input([], [Secret("db-password", "key-orders")]) with { TargetKeyIds = new HashSet<string> { "key-orders" } }).CanExecute);
         Assert.True(RestorePlanner.Plan(Input([Key("orders")], [Secret("db-password", "key-orders")])).CanExecute);
     }

@@ -29,6 +29,8 @@ public class RestoreTests
             h.Client.RestoreAsync(Request(backup.Id, Source, secrets: ["db-password"], type: BackupDataType.FullyBackedUpSecrets)));
         Assert.Equal(BackupErrorCode.EncryptionKeyMissing, refused.Code);
         Assert.Equal("secret 'db-password'", refused.Item);
+        Assert.Contains("the key 'orders' (ID 'key-", refused.Message, StringComparison.Ordinal); // requests take key names
+        Assert.Contains("Restore the key 'orders'", refused.Refusal.Remedy, StringComparison.Ordinal);
         Assert.True(refused.RefusedByPlan);
         await AssertUnchangedAsync(h, Source, emptied);
 

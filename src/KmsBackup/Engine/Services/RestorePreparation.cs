@@ -83,6 +83,23 @@ internal sealed class RestorePreparation
             }
         }
 
+        // Requests take key names: a secret whose key the target lacks is refused naming the key, found by ID among the
+        // chosen keys, else in the keys of the point the secret was read from (read only then, page by page).
+        var keyNames = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (target is not null && source.Manifest is { } read)
+        {
+            var lacking = records.Secrets.Values.Select(s => s.EncryptionKeyId).Where(id => !keyIds.Contains(id)).ToHashSet(StringComparer.Ordinal);
+            foreach (var key in records.Keys.Values.Where(k => lacking.Remove(k.Id)))
+            {
+                keyNames[key.Id] = key.Name;
+            }
+
+            if (lacking.Count > 0)
+            {
+                await NameKeysAsync(read, lacking, keyNames, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
         // Hardware data (rule H7): with an HSM gateway, each key's material must be in the target's cluster.
         string? clusterId = null;
         IReadOnlySet<string>? withMaterial = null;
@@ -111,10 +128,27 @@ internal sealed class RestorePreparation
             Target = target,
             NamesInUse = namesInUse,
             TargetKeyIds = keyIds,
+            EncryptionKeyNames = keyNames,
             TargetClusterId = clusterId,
             KeyIdsWithMaterial = withMaterial,
         });
         return new PreparedRestore(plan, records, source.Snapshot is null ? null : source.Sequence);
+    }
+
+    /// <summary>Adds to <paramref name="names"/> the name of each key of the point whose ID is in <paramref name="ids"/>, reading its keys (without material) a page at a time until all are found.</summary>
+    private async Task NameKeysAsync(PointManifest manifest, HashSet<string> ids, Dictionary<string, string> names, CancellationToken cancellationToken)
+    {
+        const int Page = 4096;
+        for (long skip = 0; skip < manifest.KeyRoot.Count && ids.Count > 0; skip += Page)
+        {
+            foreach (var key in await _repository.ReadKeyRangeAsync(manifest, skip, Page, cancellationToken).ConfigureAwait(false))
+            {
+                if (ids.Remove(key.Id))
+                {
+                    names[key.Id] = key.Name;
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -160,6 +194,7 @@ internal sealed class RestorePreparation
         DateOnly date;
         DateTimeOffset? takenAt;
         long sequence;
+        PointManifest readFrom;
         if (request.PointInTime is { } at)
         {
             if (BackupLifecycle.Check(state, BackupOperation.Restore, now) is not null)
@@ -182,6 +217,7 @@ internal sealed class RestorePreparation
             }
 
             snapshot = await ReadChosenAsync(manifest, request, withValues, cancellationToken).ConfigureAwait(false);
+            readFrom = manifest;
         }
         else
         {
@@ -221,17 +257,19 @@ internal sealed class RestorePreparation
                 var (keys, secrets) = await _data.ViewRecordsAsync(day, type, withValues, records.Read, cancellationToken).ConfigureAwait(false);
                 snapshot = InstanceSnapshot.Create(manifest.Source, manifest.TakenAt, keys ?? [], secrets ?? []);
                 takenAt = manifest.TakenAt;
+                readFrom = manifest;
             }
             else
             {
                 var manifest = await _catalog.ReadPointAsync(day[^1], cancellationToken).ConfigureAwait(false);
                 snapshot = await ReadChosenAsync(manifest, request, withValues, cancellationToken).ConfigureAwait(false);
                 takenAt = manifest.TakenAt;
+                readFrom = manifest;
             }
         }
 
         records.Take(snapshot, request);
-        return new RestoreSource(date, snapshot, takenAt, sequence);
+        return new RestoreSource(date, snapshot, takenAt, sequence) { Manifest = readFrom };
     }
 
     /// <summary>The items of a point the request chooses: all of them, or those it names, found by seeking through the trees.</summary>
@@ -241,7 +279,11 @@ internal sealed class RestorePreparation
             : _repository.ReadItemsAsync(manifest, request.KeyNames, request.SecretNames, withValues, cancellationToken);
 
     /// <summary>The data read: its date, the items (null when none was read), when they were taken, and the last point read.</summary>
-    internal sealed record RestoreSource(DateOnly Date, InstanceSnapshot? Snapshot, DateTimeOffset? TakenAt, long Sequence = 0);
+    internal sealed record RestoreSource(DateOnly Date, InstanceSnapshot? Snapshot, DateTimeOffset? TakenAt, long Sequence = 0)
+    {
+        /// <summary>The manifest of the point whose keys hold the chosen secrets' keys, when data was read.</summary>
+        public PointManifest? Manifest { get; init; }
+    }
 
     /// <summary>The chosen items, by name, with their material and ciphertexts; cleared when the restore is done.</summary>
     internal sealed class RestoreRecords
