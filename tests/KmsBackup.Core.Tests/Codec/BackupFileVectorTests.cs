@@ -56,6 +56,31 @@ public class BackupFileVectorTests
         Assert.Equal(v.Plaintext.Length, await BackupFileCodec.VerifyAsync(new MemoryStream(v.File), v.DataKey));
     }
 
+    /// <summary>
+    /// The document's rule for cut files: 16 bytes or more left after the last whole segment are read as the final
+    /// segment and fail (<c>FileCorrupt</c>); 0 to 15 left are <c>FileTruncated</c>. So a one-byte cut is
+    /// <c>FileCorrupt</c> unless the final segment is the empty one.
+    /// </summary>
+    [Theory]
+    [Trait("Rule", "F2")]
+    [Trait("Rule", "F3")]
+    [MemberData(nameof(VectorNames))]
+    public async Task A_cut_file_is_FileTruncated_only_when_fewer_than_16_bytes_follow_its_last_whole_segment(string name)
+    {
+        var v = Vectors.Single(x => x.Name == name);
+        var fullSegment = v.SegmentSize + SegmentCipher.TagSize;
+        for (var cut = 1; cut <= fullSegment + SegmentCipher.TagSize && cut <= v.File.Length - BackupFileHeader.Size; cut++)
+        {
+            var left = (v.File.Length - cut - BackupFileHeader.Size) % fullSegment;
+            var expected = left < SegmentCipher.TagSize ? BackupErrorCode.FileTruncated : BackupErrorCode.FileCorrupt;
+            var error = await Assert.ThrowsAsync<BackupFileException>(() => BackupFileCodec.VerifyAsync(new MemoryStream(v.File[..^cut]), v.DataKey));
+            Assert.True(expected == error.Code, $"cut by {cut} ({left} bytes after the last whole segment): {error.Code}, expected {expected}");
+        }
+
+        var oneByte = await Assert.ThrowsAsync<BackupFileException>(() => BackupFileCodec.VerifyAsync(new MemoryStream(v.File[..^1]), v.DataKey));
+        Assert.Equal(v.Plaintext.Length % v.SegmentSize == 0 ? BackupErrorCode.FileTruncated : BackupErrorCode.FileCorrupt, oneByte.Code);
+    }
+
     [Fact]
     [Trait("Rule", "F3")]
     public void The_documented_header_layout_matches_the_vectors()
