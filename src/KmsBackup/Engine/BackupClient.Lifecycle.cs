@@ -47,6 +47,20 @@ public partial class BackupClient
     public virtual Task<BackupDetails> ResetBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken = default) =>
         _lifecycle.ResetBackupAsync(callerAccount, backupId, cancellationToken);
 
+    /// <summary>
+    /// Deletes an uploaded backup with all its data: it is <c>Released</c> from then on (final), its recovery points are
+    /// deleted, and a prune deletes the packs only they used. Only uploaded backups can be deleted (the others are reset,
+    /// or follow their instance); the seed gives uploads no way out, the SDK does (docs/domain-rules.md).
+    /// </summary>
+    /// <param name="callerAccount">The backup's owner.</param>
+    /// <param name="backupId">The uploaded backup.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The backup as deleted (<c>Released</c>).</returns>
+    /// <exception cref="BackupException">The backup is missing or not the caller's (<see cref="BackupErrorCode.NotFound"/>); it is not an
+    /// uploaded backup, or already deleted (the refusal says what to do instead); or its lease is held by another operation (<see cref="BackupErrorCode.LeaseHeld"/>).</exception>
+    public virtual Task<BackupDetails> DeleteBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken = default) =>
+        _lifecycle.DeleteBackupAsync(callerAccount, backupId, cancellationToken);
+
     /// <summary>Renews a purchased backup: extends an active one, reactivates an expired one before release (rules L4, L7).</summary>
     /// <param name="callerAccount">The backup's owner.</param>
     /// <param name="backupId">The backup.</param>

@@ -65,6 +65,52 @@ public class EngineFileTests
         Assert.True((await h.Client.VerifyAsync()).IsClean);
     }
 
+    /// <summary>Issue 16, finding 6: uploaded backups can be deleted (and only they), and one name is one upload.</summary>
+    [Fact]
+    [Trait("Rule", "F2")]
+    [Trait("Rule", "K1")]
+    public async Task An_uploaded_backup_can_be_deleted_with_its_data_and_its_name_used_once()
+    {
+        var (h, backup) = await BackedUpDayAsync();
+        await using var _ = h;
+        using var file = new MemoryStream();
+        using var download = await h.Client.DownloadAsync(EngineHarness.Owner, backup.Id, May1, file);
+        var key = download.DataKey.Span.ToArray();
+        file.Position = 0;
+        var uploaded = await h.Client.UploadAsync(EngineHarness.Owner, file, key, "copy of May 1");
+
+        // The same name again is refused before anything is read or written.
+        List<string> StoreImage() => [.. h.StoreFilesContent().Where(f => !f.Path.Contains("/leases/", StringComparison.Ordinal))
+            .Select(f => $"{f.Path} {Convert.ToHexString(f.Bytes)}").Order(StringComparer.Ordinal)];
+        var before = StoreImage();
+        file.Position = 0;
+        var twice = await Assert.ThrowsAsync<BackupException>(() => h.Client.UploadAsync(EngineHarness.Owner, file, key, "copy of May 1"));
+        Assert.Equal(BackupErrorCode.NameConflict, twice.Code);
+        Assert.Contains(uploaded.Id, twice.Message, StringComparison.Ordinal);
+        Assert.Contains("another name", twice.Remedy, StringComparison.Ordinal);
+        Assert.Equal(before, StoreImage());
+
+        // Only uploaded backups can be deleted.
+        var notUploaded = await Assert.ThrowsAsync<BackupException>(() => h.Client.DeleteBackupAsync(EngineHarness.Owner, backup.Id));
+        Assert.Equal(BackupErrorCode.OperationNotSupported, notUploaded.Code);
+        Assert.Contains("reset", notUploaded.Remedy, StringComparison.Ordinal);
+        var notOwner = await Assert.ThrowsAsync<BackupException>(() => h.Client.DeleteBackupAsync("acct-other", uploaded.Id));
+        Assert.Equal(BackupErrorCode.AccessDenied, notOwner.Code);
+
+        var deleted = await h.Client.DeleteBackupAsync(EngineHarness.Owner, uploaded.Id);
+        Assert.Equal(BackupStatus.Released, deleted.Status);
+        Assert.DoesNotContain(h.StoreFilesContent(), f => f.Path.Contains($"/points/{uploaded.Id}/", StringComparison.Ordinal));
+        await Assert.ThrowsAsync<BackupException>(() => h.Client.GetDataPageAsync(EngineHarness.Owner, uploaded.Id, May1, BackupDataType.FullyBackedUpKeys));
+        await Assert.ThrowsAsync<BackupException>(() => h.Client.DeleteBackupAsync(EngineHarness.Owner, uploaded.Id));
+
+        // The source is untouched, the store verifies, and the name can be used again.
+        Assert.NotEmpty(await NamesAsync(h, backup.Id, BackupDataType.FullyBackedUpKeys));
+        Assert.True((await h.Client.VerifyAsync()).IsClean);
+        file.Position = 0;
+        var again = await h.Client.UploadAsync(EngineHarness.Owner, file, key, "copy of May 1");
+        Assert.NotEqual(uploaded.Id, again.Id);
+    }
+
     [Fact]
     [Trait("Rule", "F1")]
     public async Task The_data_key_is_returned_once_and_stored_nowhere()

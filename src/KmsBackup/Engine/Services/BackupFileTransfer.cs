@@ -125,6 +125,8 @@ internal sealed class BackupFileTransfer
             throw badName.ToException();
         }
 
+        await RefuseNameInUseAsync(callerAccount, backupName, cancellationToken).ConfigureAwait(false);
+
         // Everything is read and checked before the first write: a refused file leaves the store as it was.
         using var day = await ReadUploadAsync(file, dataKey, backupName, cancellationToken).ConfigureAwait(false);
 
@@ -172,6 +174,27 @@ internal sealed class BackupFileTransfer
     internal const int UploadAttempts = 5;
 
     /// <summary>Decrypts, parses and validates an uploaded file as a stream, writing nothing.</summary>
+    /// <summary>
+    /// Refuses a name that another uploaded backup of the account has (not deleted): the name is how the account tells its
+    /// uploads apart. Two uploads of one name at the same instant, on two hosts, can both pass this check.
+    /// </summary>
+    private async Task RefuseNameInUseAsync(string callerAccount, string backupName, CancellationToken cancellationToken)
+    {
+        foreach (var stored in (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).States)
+        {
+            var entry = _catalog.Observe(stored);
+            if (entry.State.Kind == BackupKind.Uploaded && entry.State.Status != BackupStatus.Released &&
+                string.Equals(entry.OwnerAccount, callerAccount, StringComparison.Ordinal) &&
+                string.Equals(entry.State.Alias, backupName, StringComparison.Ordinal))
+            {
+                throw new BackupException(new Refusal(
+                    BackupErrorCode.NameConflict, $"uploaded file '{backupName}'",
+                    $"The account already has an uploaded backup named '{backupName}' ('{entry.State.Id}', the date {entry.State.UploadedDate:yyyy-MM-dd}). Nothing was imported.",
+                    $"Upload under another name, or delete the backup '{entry.State.Id}' first (DeleteBackupAsync, or kmsbackup backups delete)."));
+            }
+        }
+    }
+
     internal async Task<UploadedDay> ReadUploadAsync(Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken)
     {
         var maximum = _options.MaximumUploadSize;

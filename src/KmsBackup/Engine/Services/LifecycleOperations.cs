@@ -92,6 +92,13 @@ internal sealed class LifecycleOperations
         return _catalog.ToDetails(updated, null);
     }
 
+    internal async Task<BackupDetails> DeleteBackupAsync(string callerAccount, string backupId, CancellationToken cancellationToken = default)
+    {
+        var entry = await _catalog.LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
+        var updated = await ApplyAsync(entry, new DeleteBackup(), cancellationToken).ConfigureAwait(false);
+        return _catalog.ToDetails(updated, null);
+    }
+
     internal async Task<BackupDetails> RenewBackupAsync(string callerAccount, string backupId, PurchaseTerm term, CancellationToken cancellationToken = default)
     {
         var entry = await _catalog.LoadOwnedAsync(callerAccount, backupId, cancellationToken).ConfigureAwait(false);
