@@ -55,6 +55,7 @@ internal static partial class CommandTree
             new VersionOption(),
         };
         globals.AddTo(root);
+        root.Add(InitCommand(host, globals));
         root.Add(BackupsCommand(host, globals));
         root.Add(InstancesCommand(host, globals));
         root.Add(DataCommand(host, globals));

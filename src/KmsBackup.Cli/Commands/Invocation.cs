@@ -30,6 +30,13 @@ internal sealed class Invocation(ParseResult result, CliHost host, GlobalOptions
     public async Task<LocalFolder> FolderAsync(CancellationToken cancellationToken) =>
         _folder ??= await LocalFolder.OpenAsync(Host, globals.Paths(Result, Host), Time, cancellationToken).ConfigureAwait(false);
 
+    /// <summary>Creates a new folder (the one command that does) and keeps it open as this run's folder.</summary>
+    public async Task<LocalFolder> InitializeFolderAsync(CancellationToken cancellationToken) =>
+        _folder ??= await LocalFolder.InitializeAsync(Host, globals.Paths(Result, Host), Time, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Where this run's folder is.</summary>
+    public LocalFolderPaths Paths => globals.Paths(Result, Host);
+
     public async Task<BackupClient> ClientAsync(CancellationToken cancellationToken) =>
         (await FolderAsync(cancellationToken).ConfigureAwait(false)).Client;
 

@@ -110,6 +110,8 @@ internal sealed record JsonStoreClock(string LocalTime, string? StoreTime, bool 
 
 internal sealed record JsonInstance(string Id, string Kind, string Region, string Owner, bool Enabled, string? ReleasedAt);
 
+internal sealed record JsonInit(string Store, string Kms, string KeyFile);
+
 internal sealed record JsonError(string Code, string Item, string Message, string Remedy, int ExitCode);
 
 internal sealed record JsonErrorDocument(JsonError Error, JsonPlan? Plan = null);
