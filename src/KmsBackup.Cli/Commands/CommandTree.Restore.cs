@@ -100,7 +100,7 @@ internal static partial class CommandTree
         {
             var request = planOptions.Request(inv);
             var result = await (await inv.ClientAsync(ct).ConfigureAwait(false)).PlanRestoreAsync(request, ct).ConfigureAwait(false);
-            inv.Write(JsonPlan.From(result), c => Render.Plan(c, result));
+            inv.Write(JsonPlan.From(result), c => Render.Plan(c, result, inv.Wide));
             return result.CanExecute ? ExitCodes.Ok : ExitCodes.Refused;
         });
 
@@ -126,7 +126,7 @@ internal static partial class CommandTree
                 operations.Add(operation);
             }
 
-            inv.Write(operations.Select(JsonRestoreOperation.From).ToList(), c => Render.RestoreOperations(c, operations));
+            inv.Write(operations.Select(JsonRestoreOperation.From).ToList(), c => Render.RestoreOperations(c, operations, inv.Wide));
             return ExitCodes.Ok;
         });
 
@@ -219,7 +219,7 @@ internal static partial class CommandTree
         new JsonRestore(result.OperationId, [.. result.Restored.Select(i => i.Name)], [.. result.AlreadyRestored.Select(i => i.Name)], JsonPlan.From(result.Plan)),
         c =>
         {
-            Render.Plan(c, result.Plan);
+            Render.Plan(c, result.Plan, inv.Wide);
             c.MarkupLine($"[green]Restored[/] {result.Restored.Count} item(s) into {Markup.Escape(result.Plan.TargetInstanceId)} (operation {Markup.Escape(result.OperationId)})"
                 + (result.AlreadyRestored.Count > 0 ? $"; {result.AlreadyRestored.Count} already restored by an earlier run." : "."));
         });

@@ -125,7 +125,7 @@ internal static partial class CommandTree
                 backups.Add(backup);
             }
 
-            inv.Write(backups.Select(JsonBackup.From).ToList(), c => Render.Backups(c, backups));
+            inv.Write(backups.Select(JsonBackup.From).ToList(), c => Render.Backups(c, backups, inv.Wide));
             return ExitCodes.Ok;
         });
 
@@ -155,7 +155,7 @@ internal static partial class CommandTree
 
             inv.Write(
                 instances.Select(i => new JsonInstance(i.Info.Id, Names.Of(i.Info.Kind), i.Info.Region, i.OwnerAccount, i.Info.IsEnabled, Names.Instant(i.ReleasedAt))).ToList(),
-                c => Render.Instances(c, instances));
+                c => Render.Instances(c, instances, inv.Wide));
             return ExitCodes.Ok;
         });
 
@@ -196,7 +196,7 @@ internal static partial class CommandTree
                 {
                     foreach (var (t, items) in views)
                     {
-                        Render.View(c, backupId, day, t, items);
+                        Render.View(c, backupId, day, t, items, inv.Wide);
                     }
                 });
             return ExitCodes.Ok;

@@ -19,6 +19,9 @@ internal sealed class Invocation(ParseResult result, CliHost host, GlobalOptions
 
     public bool Json { get; } = result.GetValue(globals.Json);
 
+    /// <summary>Whether tables show every column, however wide (<c>--wide</c>); else they fit the width.</summary>
+    public bool Wide { get; } = result.GetValue(globals.Wide);
+
     public IAnsiConsole Console => Host.Console;
 
     public TimeProvider Time { get; } = globals.TimeOf(result, host);

@@ -41,7 +41,7 @@ internal static class ErrorReport
         if (plan is not null)
         {
             // The whole plan, so that every violation and its remedy is seen at once, not one per attempt.
-            Render.Plan(invocation.Console, plan);
+            Render.Plan(invocation.Console, plan, invocation.Wide);
         }
 
         var console = invocation.Host.ErrorConsole;
