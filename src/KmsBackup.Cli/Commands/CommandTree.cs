@@ -70,7 +70,44 @@ internal static partial class CommandTree
         root.Add(ClockCommand(host, globals));
         root.Add(RepositoryKeyCommand(host, globals));
         root.Add(RunCommand(host, globals));
+        root.Add(HealthCommand(host, globals));
+        RequireCommands(root, root.Name, host);
         return root;
+    }
+
+    /// <summary>
+    /// Gives every command that only groups others (the tool itself, 'backups', 'restore', ...) an action that says
+    /// which commands it has, instead of the parser's "Required command was not provided".
+    /// </summary>
+    private static void RequireCommands(Command command, string path, CliHost host)
+    {
+        if (command.Subcommands.Count == 0)
+        {
+            return;
+        }
+
+        if (command.Action is null)
+        {
+            var message = $"'{path}' needs a command: {string.Join(", ", command.Subcommands.Select(c => c.Name))}.";
+            var remedy = $"Run '{path} --help' for what each does.";
+            command.SetAction(async (result, cancellationToken) =>
+            {
+                if (result.GetValue<bool>("--json"))
+                {
+                    Json.Write(host.Output, new JsonErrorDocument(new JsonError("Usage", path, message, remedy, ExitCodes.Usage)));
+                    return ExitCodes.Usage;
+                }
+
+                await host.Error.WriteLineAsync($"Usage: {message}").ConfigureAwait(false);
+                await host.Error.WriteLineAsync(remedy).ConfigureAwait(false);
+                return ExitCodes.Usage;
+            });
+        }
+
+        foreach (var subcommand in command.Subcommands)
+        {
+            RequireCommands(subcommand, $"{path} {subcommand.Name}", host);
+        }
     }
 
     private static void Handle(Command command, CliHost host, GlobalOptions globals, Func<Invocation, CancellationToken, Task<int>> handler) =>
@@ -97,7 +134,9 @@ internal static partial class CommandTree
 
     private static Option<BackupDataType?> DataTypeOption(string description) => new("--type")
     {
-        Description = description + " One of: " + string.Join(", ", Names.DataTypeNames) + ".",
+        // Without a help name the parser would show the enum's members, spellings the tool did not accept.
+        HelpName = "type",
+        Description = description + " One of: " + string.Join(", ", Names.DataTypeNames) + " (the SDK's names, such as FullyBackedUpKeys, work too).",
         CustomParser = result =>
         {
             var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";

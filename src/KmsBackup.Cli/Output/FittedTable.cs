@@ -89,7 +89,7 @@ internal sealed class FittedTable
         var hidden = _columns.Where((_, i) => !shown.Contains(i)).Select(c => c.Header).ToList();
         if (hidden.Count > 0)
         {
-            console.MarkupLine($"[grey]{hidden.Count} column(s) hidden at {width} columns, --wide shows them: {Markup.Escape(string.Join(", ", hidden))}[/]");
+            console.MarkupLine($"[grey]Hidden at {width} columns (--wide shows them): {Markup.Escape(string.Join(", ", hidden))}[/]");
         }
     }
 

@@ -62,7 +62,7 @@ internal static class Render
         }
 
         var table = new FittedTable()
-            .Column("Name", 0).Column("ID", 0).Column("Creator", 3).Column("Created", 2).Column("Last rotated", 4).Column("Versions", 1).Column("Description", 5, wrap: true);
+            .Column("Name", 0).Column("ID", 0).Column("Creator", 2).Column("Created", 1).Column("Last rotated", 4).Column("Versions", 3).Column("Description", 5, wrap: true);
         foreach (var i in items)
         {
             table.Row(
@@ -114,6 +114,8 @@ internal static class Render
             {
                 var outcome = i.Outcome switch
                 {
+                    // A refused plan restores nothing, the items it has no objection to included.
+                    RestoreItemOutcome.Restore when !plan.CanExecute => "[yellow]not restored[/]",
                     RestoreItemOutcome.Restore => "[green]restore[/]",
                     RestoreItemOutcome.AlreadyRestored => "already restored",
                     _ => "[red]refused[/]",
@@ -149,6 +151,31 @@ internal static class Render
         {
             table.Row(E(i.Info.Id), E(Names.Of(i.Info.Kind)), E(i.Info.Region), E(i.OwnerAccount),
                 i.ReleasedAt is { } released ? $"released {E(Names.Instant(released))}" : i.Info.IsEnabled ? "enabled" : "disabled");
+        }
+
+        table.Write(console, wide);
+    }
+
+    public static void Health(IAnsiConsole console, IReadOnlyList<BackupHealth> report, bool wide)
+    {
+        if (report.Count == 0)
+        {
+            console.MarkupLine("No backups are run from this folder (none is bound to an instance of its service).");
+            return;
+        }
+
+        var table = new FittedTable()
+            .Column("Backup", 0).Column("Status", 0).Column("Next run", 1).Column("Behind by", 1).Column("Last success", 2)
+            .Column("Instance", 3).Column("Failures", 4).Column("Kind", 5).Column("Expires", 6);
+        foreach (var h in report)
+        {
+            table.Row(
+                E(h.BackupId), E(Names.Of(h.Status)),
+                E(h.NextRun is { } run ? $"{Names.Of(run.Kind)} due {Names.Instant(run.DueAt)}" : "-"),
+                h.Lag > TimeSpan.Zero ? $"[yellow]{E(Names.Duration(h.Lag))}[/]" : "-",
+                E(Names.Instant(h.LastSuccessAt) ?? "never"), E(h.InstanceId ?? "-"),
+                h.ConsecutiveFailures > 0 ? $"[red]{h.ConsecutiveFailures} ({E(h.LastErrorType)})[/]" : "0",
+                E(Names.Of(h.Kind)), E(Names.Instant(h.ExpiresAt) ?? "-"));
         }
 
         table.Write(console, wide);
