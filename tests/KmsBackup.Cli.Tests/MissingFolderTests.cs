@@ -69,6 +69,26 @@ public sealed class MissingFolderTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_download_from_a_mistyped_store_writes_neither_the_file_nor_the_key_file()
+    {
+        var output = Directory.CreateTempSubdirectory("kmsbackup-cli-out-");
+        try
+        {
+            var run = await RunAsync(
+                "download", _folder.BackupId, "--date", "2026-05-02", "--store", _typo,
+                "--out", Path.Combine(output.FullName, "day2.kbf"), "--data-key-out", Path.Combine(output.FullName, "day2.key"));
+
+            AssertExit(ExitCodes.NotFound, run);
+            Assert.Empty(output.EnumerateFileSystemInfos());
+            Assert.False(Directory.Exists(_typo));
+        }
+        finally
+        {
+            output.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task An_existing_empty_folder_is_no_store_and_no_service_and_stays_empty()
     {
         Directory.CreateDirectory(_typo);
