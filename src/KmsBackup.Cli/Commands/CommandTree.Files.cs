@@ -31,13 +31,15 @@ internal static partial class CommandTree
                 throw new UsageException($"The file '{path}' exists; choose another --out or add --force.");
             }
 
+            // The folder first: a mistyped store or service is refused before any file is written.
+            var client = await inv.ClientAsync(ct).ConfigureAwait(false);
+
             // The key file is created before anything is downloaded, exclusively and owner-only: a check now and a
             // create later would leave a moment to plant a file or a link there and receive the key.
             var keyFile = keyPath is null ? null : CreateKeyFile(files, keyPath);
             BackupFileDownload download;
             try
             {
-                var client = await inv.ClientAsync(ct).ConfigureAwait(false);
                 download = await DownloadToFileAsync(inv, files, client, path, inv.Value(id), inv.Value(date), ct).ConfigureAwait(false);
             }
             catch

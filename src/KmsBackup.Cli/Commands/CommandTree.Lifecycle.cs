@@ -6,6 +6,25 @@ namespace KmsBackup.Cli.Commands;
 
 internal static partial class CommandTree
 {
+    private static Command InitCommand(CliHost host, GlobalOptions globals)
+    {
+        var command = new Command("init", "Create a new, empty folder: the repository key file, the embedded key management service and the backup store. The only command that creates them; it refuses a folder that has any of them.");
+        Handle(command, host, globals, async (inv, ct) =>
+        {
+            await inv.InitializeFolderAsync(ct).ConfigureAwait(false);
+            var paths = inv.Paths;
+            inv.Write(new JsonInit(paths.Store, paths.Kms, paths.KeyFile), c =>
+            {
+                c.MarkupLine("[green]Created[/] a new KmsBackup folder:");
+                c.MarkupLine($"  store     {Markup.Escape(paths.Store)}");
+                c.MarkupLine($"  service   {Markup.Escape(paths.Kms)}");
+                c.MarkupLine($"  key file  {Markup.Escape(paths.KeyFile)} (keep it safe: without it the store cannot be read)");
+            });
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
     private static Command ExtendCommand(CliHost host, GlobalOptions globals)
     {
         var id = BackupIdArgument();

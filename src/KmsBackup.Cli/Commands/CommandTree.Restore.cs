@@ -94,14 +94,15 @@ internal static partial class CommandTree
     private static Command RestoreCommand(CliHost host, GlobalOptions globals)
     {
         var planOptions = new RestoreOptions();
-        var plan = new Command("plan", "Plan a restore without writing anything: every item with its outcome, every violated precondition with its code and remedy. Exits 3 when the plan has violations.");
+        var plan = new Command("plan", "Plan a restore without writing anything: every item with its outcome, every violated precondition with its code and remedy. A refused plan exits as its first violation's code does: 4 for a backup, date or target that does not exist, 3 for a rule.");
         planOptions.AddTo(plan);
         Handle(plan, host, globals, async (inv, ct) =>
         {
             var request = planOptions.Request(inv);
             var result = await (await inv.ClientAsync(ct).ConfigureAwait(false)).PlanRestoreAsync(request, ct).ConfigureAwait(false);
-            inv.Write(JsonPlan.From(result), c => Render.Plan(c, result));
-            return result.CanExecute ? ExitCodes.Ok : ExitCodes.Refused;
+            inv.Write(JsonPlan.From(result), c => Render.Plan(c, result, inv.Wide));
+            // The same exit code as 'restore run' of this plan, which refuses with its first violation.
+            return result.CanExecute ? ExitCodes.Ok : ExitCodes.Of(result.AllRefusals.First().Code);
         });
 
         var runOptions = new RestoreOptions();
@@ -126,7 +127,7 @@ internal static partial class CommandTree
                 operations.Add(operation);
             }
 
-            inv.Write(operations.Select(JsonRestoreOperation.From).ToList(), c => Render.RestoreOperations(c, operations));
+            inv.Write(operations.Select(JsonRestoreOperation.From).ToList(), c => Render.RestoreOperations(c, operations, inv.Wide));
             return ExitCodes.Ok;
         });
 
@@ -219,7 +220,7 @@ internal static partial class CommandTree
         new JsonRestore(result.OperationId, [.. result.Restored.Select(i => i.Name)], [.. result.AlreadyRestored.Select(i => i.Name)], JsonPlan.From(result.Plan)),
         c =>
         {
-            Render.Plan(c, result.Plan);
+            Render.Plan(c, result.Plan, inv.Wide);
             c.MarkupLine($"[green]Restored[/] {result.Restored.Count} item(s) into {Markup.Escape(result.Plan.TargetInstanceId)} (operation {Markup.Escape(result.OperationId)})"
                 + (result.AlreadyRestored.Count > 0 ? $"; {result.AlreadyRestored.Count} already restored by an earlier run." : "."));
         });

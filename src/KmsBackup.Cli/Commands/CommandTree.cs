@@ -55,6 +55,7 @@ internal static partial class CommandTree
             new VersionOption(),
         };
         globals.AddTo(root);
+        root.Add(InitCommand(host, globals));
         root.Add(BackupsCommand(host, globals));
         root.Add(InstancesCommand(host, globals));
         root.Add(DataCommand(host, globals));
@@ -69,7 +70,44 @@ internal static partial class CommandTree
         root.Add(ClockCommand(host, globals));
         root.Add(RepositoryKeyCommand(host, globals));
         root.Add(RunCommand(host, globals));
+        root.Add(HealthCommand(host, globals));
+        RequireCommands(root, root.Name, host);
         return root;
+    }
+
+    /// <summary>
+    /// Gives every command that only groups others (the tool itself, 'backups', 'restore', ...) an action that says
+    /// which commands it has, instead of the parser's "Required command was not provided".
+    /// </summary>
+    private static void RequireCommands(Command command, string path, CliHost host)
+    {
+        if (command.Subcommands.Count == 0)
+        {
+            return;
+        }
+
+        if (command.Action is null)
+        {
+            var message = $"'{path}' needs a command: {string.Join(", ", command.Subcommands.Select(c => c.Name))}.";
+            var remedy = $"Run '{path} --help' for what each does.";
+            command.SetAction(async (result, cancellationToken) =>
+            {
+                if (result.GetValue<bool>("--json"))
+                {
+                    Json.Write(host.Output, new JsonErrorDocument(new JsonError("Usage", path, message, remedy, ExitCodes.Usage)));
+                    return ExitCodes.Usage;
+                }
+
+                await host.Error.WriteLineAsync($"Usage: {message}").ConfigureAwait(false);
+                await host.Error.WriteLineAsync(remedy).ConfigureAwait(false);
+                return ExitCodes.Usage;
+            });
+        }
+
+        foreach (var subcommand in command.Subcommands)
+        {
+            RequireCommands(subcommand, $"{path} {subcommand.Name}", host);
+        }
     }
 
     private static void Handle(Command command, CliHost host, GlobalOptions globals, Func<Invocation, CancellationToken, Task<int>> handler) =>
@@ -96,7 +134,9 @@ internal static partial class CommandTree
 
     private static Option<BackupDataType?> DataTypeOption(string description) => new("--type")
     {
-        Description = description + " One of: " + string.Join(", ", Names.DataTypeNames) + ".",
+        // Without a help name the parser would show the enum's members, spellings the tool did not accept.
+        HelpName = "type",
+        Description = description + " One of: " + string.Join(", ", Names.DataTypeNames) + " (the SDK's names, such as FullyBackedUpKeys, work too).",
         CustomParser = result =>
         {
             var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
@@ -124,7 +164,7 @@ internal static partial class CommandTree
                 backups.Add(backup);
             }
 
-            inv.Write(backups.Select(JsonBackup.From).ToList(), c => Render.Backups(c, backups));
+            inv.Write(backups.Select(JsonBackup.From).ToList(), c => Render.Backups(c, backups, inv.Wide));
             return ExitCodes.Ok;
         });
 
@@ -154,7 +194,7 @@ internal static partial class CommandTree
 
             inv.Write(
                 instances.Select(i => new JsonInstance(i.Info.Id, Names.Of(i.Info.Kind), i.Info.Region, i.OwnerAccount, i.Info.IsEnabled, Names.Instant(i.ReleasedAt))).ToList(),
-                c => Render.Instances(c, instances));
+                c => Render.Instances(c, instances, inv.Wide));
             return ExitCodes.Ok;
         });
 
@@ -195,7 +235,7 @@ internal static partial class CommandTree
                 {
                     foreach (var (t, items) in views)
                     {
-                        Render.View(c, backupId, day, t, items);
+                        Render.View(c, backupId, day, t, items, inv.Wide);
                     }
                 });
             return ExitCodes.Ok;

@@ -63,6 +63,12 @@ internal sealed class GlobalOptions
         Recursive = true,
     };
 
+    public Option<bool> Wide { get; } = new("--wide")
+    {
+        Description = $"Tables show every column, however wide. Without it they fit the terminal (or ${CliHost.ColumnsVariable}) by hiding the least needed columns, and say which; IDs and names are never split over lines.",
+        Recursive = true,
+    };
+
     public void AddTo(Command root)
     {
         root.Add(Root);
@@ -72,6 +78,7 @@ internal sealed class GlobalOptions
         root.Add(Account);
         root.Add(Now);
         root.Add(Json);
+        root.Add(Wide);
     }
 
     public LocalFolderPaths Paths(ParseResult result, CliHost host)

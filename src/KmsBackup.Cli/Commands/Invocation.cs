@@ -19,6 +19,9 @@ internal sealed class Invocation(ParseResult result, CliHost host, GlobalOptions
 
     public bool Json { get; } = result.GetValue(globals.Json);
 
+    /// <summary>Whether tables show every column, however wide (<c>--wide</c>); else they fit the width.</summary>
+    public bool Wide { get; } = result.GetValue(globals.Wide);
+
     public IAnsiConsole Console => Host.Console;
 
     public TimeProvider Time { get; } = globals.TimeOf(result, host);
@@ -29,6 +32,13 @@ internal sealed class Invocation(ParseResult result, CliHost host, GlobalOptions
 
     public async Task<LocalFolder> FolderAsync(CancellationToken cancellationToken) =>
         _folder ??= await LocalFolder.OpenAsync(Host, globals.Paths(Result, Host), Time, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Creates a new folder (the one command that does) and keeps it open as this run's folder.</summary>
+    public async Task<LocalFolder> InitializeFolderAsync(CancellationToken cancellationToken) =>
+        _folder ??= await LocalFolder.InitializeAsync(Host, globals.Paths(Result, Host), Time, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>Where this run's folder is.</summary>
+    public LocalFolderPaths Paths => globals.Paths(Result, Host);
 
     public async Task<BackupClient> ClientAsync(CancellationToken cancellationToken) =>
         (await FolderAsync(cancellationToken).ConfigureAwait(false)).Client;

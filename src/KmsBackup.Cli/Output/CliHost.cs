@@ -16,7 +16,8 @@ internal sealed class CliHost
     /// <param name="error">Standard error: refusals and errors in text mode.</param>
     /// <param name="environment">Reads an environment variable.</param>
     /// <param name="interactive">Whether output is a terminal (progress bars, colours).</param>
-    public CliHost(IFileSystem fileSystem, TimeProvider time, TextWriter output, TextWriter error, Func<string, string?> environment, bool interactive)
+    /// <param name="terminalWidth">The terminal's width in columns, if output is a terminal that reports one.</param>
+    public CliHost(IFileSystem fileSystem, TimeProvider time, TextWriter output, TextWriter error, Func<string, string?> environment, bool interactive, int? terminalWidth = null)
     {
         FileSystem = fileSystem;
         Time = time;
@@ -24,6 +25,7 @@ internal sealed class CliHost
         Error = error;
         Environment = environment;
         Interactive = interactive;
+        Width = WidthOf(environment(ColumnsVariable), terminalWidth);
         Console = AnsiConsole.Create(new AnsiConsoleSettings
         {
             Out = new AnsiConsoleOutput(output),
@@ -31,11 +33,7 @@ internal sealed class CliHost
             ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = interactive ? InteractionSupport.Yes : InteractionSupport.No,
         });
-        if (!interactive)
-        {
-            // Captured or piped output is read by programs and people alike: no wrapping at 80 columns.
-            Console.Profile.Width = 240;
-        }
+        Console.Profile.Width = Width;
 
         ErrorConsole = AnsiConsole.Create(new AnsiConsoleSettings
         {
@@ -44,13 +42,25 @@ internal sealed class CliHost
             ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = InteractionSupport.No,
         });
-        if (!interactive)
-        {
-            ErrorConsole.Profile.Width = 240;
-        }
+        ErrorConsole.Profile.Width = Width;
     }
 
+    /// <summary>The variable that sets the width tables and lines fit in, as shells and terminals set it.</summary>
+    public const string ColumnsVariable = "COLUMNS";
+
+    /// <summary>Output that is neither a terminal nor given a width (piped, captured) is read by programs and people alike: wide enough not to wrap.</summary>
+    public const int UnboundedWidth = 240;
+
+    /// <summary>The narrowest width the tool lays out for; a smaller COLUMNS is taken as this.</summary>
+    public const int MinimumWidth = 40;
+
     public IFileSystem FileSystem { get; }
+
+    /// <summary>
+    /// The width in columns that tables and lines fit in: <c>COLUMNS</c> when set, else the terminal's width, else
+    /// <see cref="UnboundedWidth"/>.
+    /// </summary>
+    public int Width { get; }
 
     public TimeProvider Time { get; }
 
@@ -75,5 +85,29 @@ internal sealed class CliHost
         global::System.Console.Out,
         global::System.Console.Error,
         global::System.Environment.GetEnvironmentVariable,
-        !global::System.Console.IsOutputRedirected);
+        !global::System.Console.IsOutputRedirected,
+        TerminalWidth());
+
+    private static int WidthOf(string? columns, int? terminalWidth) =>
+        int.TryParse(columns, global::System.Globalization.NumberStyles.None, global::System.Globalization.CultureInfo.InvariantCulture, out var width) && width > 0
+            ? Math.Max(width, MinimumWidth)
+            : terminalWidth is > 0 and var terminal ? Math.Max(terminal, MinimumWidth) : UnboundedWidth;
+
+    private static int? TerminalWidth()
+    {
+        if (global::System.Console.IsOutputRedirected)
+        {
+            return null;
+        }
+
+        try
+        {
+            return global::System.Console.WindowWidth;
+        }
+        catch (IOException)
+        {
+            // No console to ask (a detached process): lay out as for piped output.
+            return null;
+        }
+    }
 }

@@ -12,10 +12,7 @@ internal static class ErrorReport
     {
         UsageException or ArgumentException => ExitCodes.Usage,
         BackupFileException or BackupIntegrityException => ExitCodes.Integrity,
-        BackupException b when b.Code == BackupErrorCode.IntegrityViolation || b.Code == BackupErrorCode.StoreLinkRefused => ExitCodes.Integrity,
-        BackupException b when b.Code == BackupErrorCode.NotFound => ExitCodes.NotFound,
-        BackupException b when b.Code == BackupErrorCode.LeaseHeld || b.Code == BackupErrorCode.LeaseLost || b.Code == BackupErrorCode.StoreUnavailable || b.Code == BackupErrorCode.TemporaryFolderUnavailable => ExitCodes.Unavailable,
-        BackupException => ExitCodes.Refused,
+        BackupException b => ExitCodes.Of(b.Code),
         OperationCanceledException => ExitCodes.Cancelled,
         FileNotFoundException or DirectoryNotFoundException => ExitCodes.NotFound,
         _ => ExitCodes.Error,
@@ -41,7 +38,7 @@ internal static class ErrorReport
         if (plan is not null)
         {
             // The whole plan, so that every violation and its remedy is seen at once, not one per attempt.
-            Render.Plan(invocation.Console, plan);
+            Render.Plan(invocation.Console, plan, invocation.Wide);
         }
 
         var console = invocation.Host.ErrorConsole;

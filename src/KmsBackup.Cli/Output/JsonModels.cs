@@ -110,6 +110,23 @@ internal sealed record JsonStoreClock(string LocalTime, string? StoreTime, bool 
 
 internal sealed record JsonInstance(string Id, string Kind, string Region, string Owner, bool Enabled, string? ReleasedAt);
 
+internal sealed record JsonScheduledRun(string Kind, string DueAt, string Reason)
+{
+    public static JsonScheduledRun From(ScheduledRun run) => new(Names.Of(run.Kind), Names.Instant(run.DueAt), Names.Of(run.Reason));
+}
+
+internal sealed record JsonHealth(
+    string BackupId, string Kind, string Status, string? Instance, JsonPoint? LatestPoint, string? LastSuccessAt, string? LastFailureAt,
+    string? LastErrorType, string? LastErrorMessage, int ConsecutiveFailures, JsonScheduledRun? NextRun, double LagSeconds, string? ExpiresAt)
+{
+    public static JsonHealth From(BackupHealth h) => new(
+        h.BackupId, Names.Of(h.Kind), Names.Of(h.Status), h.InstanceId, h.LatestPoint is { } p ? JsonPoint.From(p) : null,
+        Names.Instant(h.LastSuccessAt), Names.Instant(h.LastFailureAt), h.LastErrorType, h.LastErrorMessage, h.ConsecutiveFailures,
+        h.NextRun is { } run ? JsonScheduledRun.From(run) : null, h.Lag.TotalSeconds, Names.Instant(h.ExpiresAt));
+}
+
+internal sealed record JsonInit(string Store, string Kms, string KeyFile);
+
 internal sealed record JsonError(string Code, string Item, string Message, string Remedy, int ExitCode);
 
 internal sealed record JsonErrorDocument(JsonError Error, JsonPlan? Plan = null);

@@ -24,11 +24,12 @@ internal static class Names
     /// <summary>The seed's title of a data type, as the console shows it.</summary>
     public static string Title(BackupDataType type) => s_dataTypes.First(t => t.Type == type).Title;
 
+    /// <summary>Parses a data type as the tool spells it (<c>fully-backed-up-keys</c>) or as the SDK names it (<c>FullyBackedUpKeys</c>), in any case.</summary>
     public static bool TryParseDataType(string text, out BackupDataType type)
     {
         foreach (var (t, name, _) in s_dataTypes)
         {
-            if (string.Equals(name, text, StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(name, text, StringComparison.OrdinalIgnoreCase) || string.Equals(t.ToString(), text, StringComparison.OrdinalIgnoreCase))
             {
                 type = t;
                 return true;
@@ -63,6 +64,19 @@ internal static class Names
     };
 
     public static string Of(BackupRunKind kind) => kind == BackupRunKind.Full ? "full" : "incremental";
+
+    /// <summary>A schedule reason in the tool's spelling: <c>daily-full</c>, <c>catch-up-incremental</c>.</summary>
+    public static string Of(ScheduleReason reason) => string.Concat(reason.ToString().Select((c, i) => char.IsUpper(c) ? (i > 0 ? "-" : "") + char.ToLowerInvariant(c) : c.ToString()));
+
+    /// <summary>A duration in its two largest units, e.g. <c>1d 2h</c>, <c>30m</c>, <c>0s</c>.</summary>
+    public static string Duration(TimeSpan duration)
+    {
+        var sign = duration < TimeSpan.Zero ? "-" : "";
+        duration = duration.Duration();
+        var parts = new (long Value, string Unit)[] { (duration.Days, "d"), (duration.Hours, "h"), (duration.Minutes, "m"), (duration.Seconds, "s") }
+            .SkipWhile(p => p.Value == 0).Take(2).Where(p => p.Value != 0).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Value}{p.Unit}")).ToList();
+        return parts.Count == 0 ? "0s" : sign + string.Join(' ', parts);
+    }
 
     public static string Date(DateOnly date) => date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 

@@ -7,7 +7,7 @@ internal static class Render
 {
     private static string E(string? text) => Markup.Escape(text ?? "");
 
-    public static void Backups(IAnsiConsole console, IReadOnlyList<BackupDetails> backups)
+    public static void Backups(IAnsiConsole console, IReadOnlyList<BackupDetails> backups, bool wide)
     {
         if (backups.Count == 0)
         {
@@ -15,10 +15,12 @@ internal static class Render
             return;
         }
 
-        var table = new Table().AddColumns("ID", "Type", "Status", "Backup object", "Alias", "Viewable days", "Queryable range", "Expires", "Latest point");
+        var table = new FittedTable()
+            .Column("ID", 0).Column("Type", 1).Column("Status", 0).Column("Backup object", 3).Column("Alias", 5)
+            .Column("Viewable days", 6).Column("Queryable range", 2).Column("Expires", 4).Column("Latest point", 7);
         foreach (var b in backups)
         {
-            table.AddRow(
+            table.Row(
                 E(b.Id), E(b.Label), E(Names.Of(b.Status)),
                 E(b.Instance is { } i ? $"{i.Id} ({Names.Of(i.Kind)}, {i.Region})" : "-"),
                 E(b.Alias ?? "-"), b.ViewableDays.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -27,7 +29,7 @@ internal static class Render
                 E(b.LatestPoint is { } p ? $"#{p.Sequence} {Names.Of(p.Kind)} {Names.Instant(p.TakenAt)}" : "-"));
         }
 
-        console.Write(table);
+        table.Write(console, wide);
     }
 
     public static void Backup(IAnsiConsole console, BackupDetails b)
@@ -51,7 +53,7 @@ internal static class Render
         console.Write(grid);
     }
 
-    public static void View(IAnsiConsole console, string backupId, DateOnly date, BackupDataType type, IReadOnlyList<BackupDataItem> items)
+    public static void View(IAnsiConsole console, string backupId, DateOnly date, BackupDataType type, IReadOnlyList<BackupDataItem> items, bool wide)
     {
         console.MarkupLine($"[bold]{E(Names.Title(type))}[/] of backup {E(backupId)} on {Names.Date(date)}: {items.Count}");
         if (items.Count == 0)
@@ -59,18 +61,19 @@ internal static class Render
             return;
         }
 
-        var table = new Table().AddColumns("Name", "ID", "Creator", "Created", "Last rotated", "Versions", "Description");
+        var table = new FittedTable()
+            .Column("Name", 0).Column("ID", 0).Column("Creator", 2).Column("Created", 1).Column("Last rotated", 4).Column("Versions", 3).Column("Description", 5, wrap: true);
         foreach (var i in items)
         {
-            table.AddRow(
+            table.Row(
                 E(i.Name), E(i.KeyId ?? (i.EncryptionKeyId is { } k ? $"key {k}" : "-")), E(i.CreatorAccount), E(Names.Instant(i.CreatedAt)),
                 E(Names.Instant(i.LastRotatedAt) ?? "-"), i.VersionCount.ToString(System.Globalization.CultureInfo.InvariantCulture), E(i.Description ?? ""));
         }
 
-        console.Write(table);
+        table.Write(console, wide);
     }
 
-    public static void RestoreOperations(IAnsiConsole console, IReadOnlyList<RestoreOperation> operations)
+    public static void RestoreOperations(IAnsiConsole console, IReadOnlyList<RestoreOperation> operations, bool wide)
     {
         if (operations.Count == 0)
         {
@@ -78,16 +81,17 @@ internal static class Render
             return;
         }
 
-        var table = new Table().AddColumns("Operation", "Backup", "Date", "Target", "Started", "Runs", "In the target");
+        var table = new FittedTable()
+            .Column("Operation", 0).Column("Backup", 2).Column("Date", 1).Column("Target", 0).Column("Started", 3).Column("Runs", 4).Column("In the target", 1, wrap: true);
         foreach (var o in operations)
         {
-            table.AddRow(
+            table.Row(
                 E(o.OperationId), E(o.BackupId), Names.Date(o.BackupDate), E(o.TargetInstanceId), E(Names.Instant(o.StartedAt)),
                 o.Runs.ToString(System.Globalization.CultureInfo.InvariantCulture),
                 E($"{o.ItemsInTarget.Count} of {o.Items.Count}{(o.ItemsInTarget.Count > 0 ? ": " + string.Join(", ", o.ItemsInTarget) : "")}"));
         }
 
-        console.Write(table);
+        table.Write(console, wide);
         console.MarkupLine("Finish one with 'kmsbackup restore resume <operation-id>', or undo it with 'kmsbackup restore rollback <operation-id>'.");
     }
 
@@ -98,26 +102,28 @@ internal static class Render
             + (result.Skipped.Count > 0 ? $"; {result.Skipped.Count} planned item(s) were not there as the operation created them." : "."));
     }
 
-    public static void Plan(IAnsiConsole console, RestorePlan plan)
+    public static void Plan(IAnsiConsole console, RestorePlan plan, bool wide)
     {
         console.MarkupLine(
             $"[bold]Restore plan[/] {E(plan.OperationId)}: backup {E(plan.BackupId)} {Names.Date(plan.BackupDate)}"
             + $"{(plan.PointTakenAt is { } at ? $" (point of {Names.Instant(at)})" : "")} into {E(plan.TargetInstanceId)}{(plan.TargetRegion is { } r ? $" ({E(r)})" : "")}");
         if (plan.Items.Length > 0)
         {
-            var table = new Table().AddColumns("Type", "Name", "ID", "Versions", "Outcome");
+            var table = new FittedTable().Column("Type", 1).Column("Name", 0).Column("ID", 2).Column("Versions", 3).Column("Outcome", 0);
             foreach (var i in plan.Items)
             {
                 var outcome = i.Outcome switch
                 {
+                    // A refused plan restores nothing, the items it has no objection to included.
+                    RestoreItemOutcome.Restore when !plan.CanExecute => "[yellow]not restored[/]",
                     RestoreItemOutcome.Restore => "[green]restore[/]",
                     RestoreItemOutcome.AlreadyRestored => "already restored",
                     _ => "[red]refused[/]",
                 };
-                table.AddRow(E(Names.Of(i.Type)), E(i.Name), E(i.KeyId ?? "-"), i.VersionCount.ToString(System.Globalization.CultureInfo.InvariantCulture), outcome);
+                table.Row(E(Names.Of(i.Type)), E(i.Name), E(i.KeyId ?? "-"), i.VersionCount.ToString(System.Globalization.CultureInfo.InvariantCulture), outcome);
             }
 
-            console.Write(table);
+            table.Write(console, wide);
         }
 
         var refusals = plan.AllRefusals.ToList();
@@ -132,7 +138,7 @@ internal static class Render
             : $"[red]Refused[/]: {refusals.Count} violation(s); nothing would be written.");
     }
 
-    public static void Instances(IAnsiConsole console, IReadOnlyList<InstanceDescription> instances)
+    public static void Instances(IAnsiConsole console, IReadOnlyList<InstanceDescription> instances, bool wide)
     {
         if (instances.Count == 0)
         {
@@ -140,14 +146,39 @@ internal static class Render
             return;
         }
 
-        var table = new Table().AddColumns("ID", "Kind", "Region", "Owner", "State");
+        var table = new FittedTable().Column("ID", 0).Column("Kind", 2).Column("Region", 1).Column("Owner", 1).Column("State", 0);
         foreach (var i in instances)
         {
-            table.AddRow(E(i.Info.Id), E(Names.Of(i.Info.Kind)), E(i.Info.Region), E(i.OwnerAccount),
+            table.Row(E(i.Info.Id), E(Names.Of(i.Info.Kind)), E(i.Info.Region), E(i.OwnerAccount),
                 i.ReleasedAt is { } released ? $"released {E(Names.Instant(released))}" : i.Info.IsEnabled ? "enabled" : "disabled");
         }
 
-        console.Write(table);
+        table.Write(console, wide);
+    }
+
+    public static void Health(IAnsiConsole console, IReadOnlyList<BackupHealth> report, bool wide)
+    {
+        if (report.Count == 0)
+        {
+            console.MarkupLine("No backups are run from this folder (none is bound to an instance of its service).");
+            return;
+        }
+
+        var table = new FittedTable()
+            .Column("Backup", 0).Column("Status", 0).Column("Next run", 1).Column("Behind by", 1).Column("Last success", 2)
+            .Column("Instance", 3).Column("Failures", 4).Column("Kind", 5).Column("Expires", 6);
+        foreach (var h in report)
+        {
+            table.Row(
+                E(h.BackupId), E(Names.Of(h.Status)),
+                E(h.NextRun is { } run ? $"{Names.Of(run.Kind)} due {Names.Instant(run.DueAt)}" : "-"),
+                h.Lag > TimeSpan.Zero ? $"[yellow]{E(Names.Duration(h.Lag))}[/]" : "-",
+                E(Names.Instant(h.LastSuccessAt) ?? "never"), E(h.InstanceId ?? "-"),
+                h.ConsecutiveFailures > 0 ? $"[red]{h.ConsecutiveFailures} ({E(h.LastErrorType)})[/]" : "0",
+                E(Names.Of(h.Kind)), E(Names.Instant(h.ExpiresAt) ?? "-"));
+        }
+
+        table.Write(console, wide);
     }
 
     public static void Clock(IAnsiConsole console, StoreClockStatus status)
