@@ -6,7 +6,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace KmsBackup.Benchmarks.Workload;
 
 /// <summary>
-/// <c>--churn [--items N] [--days D] [--changes C] [--thresholds 0.25,1]</c> (issue 15, item 4): what the store holds after D days (default 30) of
+/// <c>--churn [--items N] [--days D] [--changes C] [--thresholds 0.2,1]</c> (issue 15, item 4): what the store holds after D days (default 30) of
 /// C changes a day (default 1% of N; N default 100,000) to the benchmarks' synthetic instance, backed up by a default
 /// backup (7 viewable days, kept 7 days), with one prune a day; and what each prune cost against the garbage it found.
 /// </summary>
@@ -14,7 +14,7 @@ namespace KmsBackup.Benchmarks.Workload;
 /// Each day: the full at 00:00, then four incrementals (06:00, 12:00, 18:00, 23:55), each after a quarter of the day's
 /// changes (a third each added, rotated and deleted: <see cref="SyntheticInstanceGateway.MakeChanges"/>); the prune at
 /// 00:30, after the next full, so each prune deletes what the one before marked (grace 1 hour). The same history runs
-/// once per threshold in one process (default: repacking on at the default threshold, 0.25, and off, threshold 1), from
+/// once per threshold in one process (default: repacking on at the default threshold, 0.2, and off, threshold 1), from
 /// the same seed.
 /// Stored bytes are the packs' (<see cref="RepositoryVerification.PackBytes"/>); live bytes are what the kept recovery
 /// points refer to, one copy of each object (<see cref="RepositoryVerification.ReferencedBytes"/>), both from a verify
@@ -34,7 +34,7 @@ internal static class ChurnCosts
         var index = Array.IndexOf(args, "--thresholds");
         var thresholds = index >= 0 && index + 1 < args.Length
             ? args[index + 1].Split(',').Select(t => double.Parse(t, CultureInfo.InvariantCulture)).ToArray()
-            : [0.25, 1];
+            : [0.2, 1];
         var results = new List<(double Threshold, Result Result)>();
         foreach (var threshold in thresholds)
         {
@@ -51,7 +51,7 @@ internal static class ChurnCosts
         }
 
         // The budget: with the default threshold, stored bytes at most 1.5 times live.
-        return results.Where(r => r.Threshold == 0.25).All(r => (double)r.Result.Stored / r.Result.Live <= 1.5) ? 0 : 2;
+        return results.Where(r => r.Threshold == new BackupClientOptions().PruneRepackThreshold).All(r => (double)r.Result.Stored / r.Result.Live <= 1.5) ? 0 : 2;
     }
 
     private static async Task<Result> RunAsync(TextWriter output, int items, int days, int changes, double threshold)

@@ -40,10 +40,10 @@ public sealed class BackupClientOptions
     /// packs, until less than this fraction stays unused, and marks those packs, so a later prune (after
     /// <see cref="PruneGracePeriod"/>) deletes them. Once it has, the packs take less than 1 / (1 − threshold) times the
     /// bytes the recovery points refer to (<see cref="RepositoryVerification.ReferencedBytes"/>). Lower means less space
-    /// and more copying. Default 0.25 (at most 1.33 times); from 0.05 to 1, where 1 turns repacking off (wholly unused
+    /// and more copying. Default 0.2 (at most 1.25 times); from 0.05 to 1, where 1 turns repacking off (wholly unused
     /// packs are still deleted).
     /// </summary>
-    public double PruneRepackThreshold { get; set; } = 0.25;
+    public double PruneRepackThreshold { get; set; } = 0.2;
 
     /// <summary>
     /// How far this host's clock may run ahead of the latest time the store has seen before every deletion
