@@ -353,6 +353,18 @@ public sealed class CommandTests : IAsyncLifetime
         AssertExit(ExitCodes.Ok, upload);
         Assert.Equal("Upload", upload.Json().GetProperty("type").GetString());
         Assert.Equal("2026-05-02", upload.Json().GetProperty("queryableRange").GetProperty("start").GetString());
+
+        // One name, one upload; an uploaded backup can be deleted (with --yes), a default one cannot.
+        var again = await _folder.RunAsync("upload", file, "--name", "day2-upload", "--data-key", key, "--json");
+        Assert.Equal("NameConflict", again.Json().GetProperty("error").GetProperty("code").GetString());
+        var uploaded = upload.Json().GetProperty("id").GetString()!;
+        AssertExit(ExitCodes.Usage, await _folder.RunAsync("delete", uploaded));
+        var notUploaded = await _folder.RunAsync("delete", Backup, "--yes", "--json");
+        Assert.Equal("OperationNotSupported", notUploaded.Json().GetProperty("error").GetProperty("code").GetString());
+        var deleted = await _folder.RunAsync("delete", uploaded, "--yes", "--json");
+        AssertExit(ExitCodes.Ok, deleted);
+        Assert.Equal("released", deleted.Json().GetProperty("status").GetString());
+        AssertExit(ExitCodes.Ok, await _folder.RunAsync("upload", file, "--name", "day2-upload", "--data-key", key));
     }
 
     [Fact]

@@ -62,6 +62,25 @@ internal static partial class CommandTree
         return command;
     }
 
+    private static Command DeleteCommand(CliHost host, GlobalOptions globals)
+    {
+        var id = BackupIdArgument();
+        var yes = new Option<bool>("--yes") { Description = "Confirm: delete permanently deletes the uploaded backup and its data." };
+        var command = new Command("delete", "Delete an uploaded backup with its data (only uploaded backups can be deleted; reset a default or purchased one).") { id, yes };
+        Handle(command, host, globals, async (inv, ct) =>
+        {
+            if (!inv.Value(yes))
+            {
+                throw new UsageException("Delete permanently deletes the uploaded backup and its data; add --yes to confirm.");
+            }
+
+            var backup = await (await inv.ClientAsync(ct).ConfigureAwait(false)).DeleteBackupAsync(inv.Account, inv.Value(id), ct).ConfigureAwait(false);
+            inv.Write(JsonBackup.From(backup), c => c.MarkupLine($"Deleted {Markup.Escape(backup.Id)} and its data; it is {Names.Of(backup.Status)}."));
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
     private static Command RenewCommand(CliHost host, GlobalOptions globals)
     {
         var id = BackupIdArgument();

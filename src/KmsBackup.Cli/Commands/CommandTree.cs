@@ -62,6 +62,7 @@ internal static partial class CommandTree
         root.Add(RestoreCommand(host, globals));
         root.Add(ExtendCommand(host, globals));
         root.Add(ResetCommand(host, globals));
+        root.Add(DeleteCommand(host, globals));
         root.Add(RenewCommand(host, globals));
         root.Add(DownloadCommand(host, globals));
         root.Add(UploadCommand(host, globals));

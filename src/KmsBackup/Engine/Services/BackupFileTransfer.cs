@@ -190,7 +190,7 @@ internal sealed class BackupFileTransfer
                 throw new BackupException(new Refusal(
                     BackupErrorCode.NameConflict, $"uploaded file '{backupName}'",
                     $"The account already has an uploaded backup named '{backupName}' ('{entry.State.Id}', the date {entry.State.UploadedDate:yyyy-MM-dd}). Nothing was imported.",
-                    $"Upload under another name, or delete the backup '{entry.State.Id}' first (DeleteBackupAsync, or kmsbackup backups delete)."));
+                    $"Upload under another name, or delete the backup '{entry.State.Id}' first (DeleteBackupAsync, or kmsbackup delete)."));
             }
         }
     }
