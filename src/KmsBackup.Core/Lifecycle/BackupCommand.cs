@@ -59,6 +59,9 @@ internal sealed record DeleteBackup : BackupCommand
 /// <param name="InstanceId">The released instance.</param>
 internal sealed record InstanceReleased(string InstanceId) : BackupCommand
 {
+    /// <summary>When the instance was released, if known (as its service reports it); else the instant the command is applied. Never later than that instant.</summary>
+    public DateTimeOffset? At { get; init; }
+
     /// <inheritdoc />
     public override BackupOperation Operation => BackupOperation.None;
 }

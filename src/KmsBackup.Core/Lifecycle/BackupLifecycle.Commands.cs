@@ -60,7 +60,7 @@ internal static partial class BackupLifecycle
             return LifecycleOutcome.Accepted(state, effects);
         }
 
-        return LifecycleOutcome.Accepted(state with { InstanceReleasedAt = now }, effects);
+        return LifecycleOutcome.Accepted(state with { InstanceReleasedAt = released.At is { } at && at < now ? at : now }, effects);
     }
 
     private static StepResult ApplyEnable(BackupState state, EnableBackup enable, DateTimeOffset now)

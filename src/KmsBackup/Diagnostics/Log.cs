@@ -36,6 +36,12 @@ internal static partial class Log
     [LoggerMessage(1008, LogLevel.Warning, "Backup {BackupId}: the last point's trees could not be read ({ErrorType}), so this incremental reads the whole instance instead of following the change feed; run verify to see what is damaged")]
     public static partial void IncrementalFellBackToSnapshot(ILogger logger, string backupId, string errorType);
 
+    [LoggerMessage(1010, LogLevel.Information, "Instance {InstanceId} gets no automatic backup ({Code}): {Reason}")]
+    public static partial void NoAutomaticBackup(ILogger logger, string instanceId, string code, string reason);
+
+    [LoggerMessage(1009, LogLevel.Warning, "Backup {BackupId}: its instance {InstanceId} was released at {ReleasedAt} and the host did not report it (OnInstanceReleasedAsync); the release is stored as of that time and the backup stops running")]
+    public static partial void InstanceReleaseLearned(ILogger logger, string backupId, string instanceId, DateTimeOffset releasedAt);
+
     [LoggerMessage(1101, LogLevel.Information, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId}: {Restored} items restored, {AlreadyRestored} already there")]
     public static partial void RestoreCompleted(ILogger logger, string operationId, string backupId, string targetInstanceId, int restored, int alreadyRestored);
 

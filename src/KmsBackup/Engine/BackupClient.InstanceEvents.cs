@@ -11,11 +11,32 @@ public partial class BackupClient
     /// </summary>
     /// <param name="instanceId">The instance that was enabled.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The automatic backup, or <see langword="null"/> when the instance is not eligible or already has one.</returns>
+    /// <returns>
+    /// The automatic backup, or <see langword="null"/> when the instance gets none: not eligible (created before the
+    /// cutoff, or a hardware image older than 3.9.1), not enabled, or it already has one. The reason is logged (event
+    /// 1010); <see cref="CreateAutomaticBackupAsync"/> throws it instead, as a typed error.
+    /// </returns>
     public virtual Task<BackupDetails?> OnInstanceEnabledAsync(string instanceId, CancellationToken cancellationToken = default) =>
         _lifecycle.OnInstanceEnabledAsync(instanceId, cancellationToken);
 
-    /// <summary>Tells the client that an instance was released: its backups take no new data, and its automatic backup is deleted 90 days later (rules L2, W6).</summary>
+    /// <summary>
+    /// As <see cref="OnInstanceEnabledAsync"/>, but an instance that gets no automatic backup is a typed error that says why
+    /// and what to do: for a host that wants the reason, or an operator creating one by hand.
+    /// </summary>
+    /// <param name="instanceId">The enabled instance.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The new automatic backup, with its first full backup when it ran.</returns>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.AutomaticBackupExists"/> (naming the backup it has),
+    /// <see cref="BackupErrorCode.InstanceNotEligible"/> (created before the cutoff), <see cref="BackupErrorCode.ImageVersionTooOld"/>,
+    /// <see cref="BackupErrorCode.InstanceNotEnabled"/>, or <see cref="BackupErrorCode.NotFound"/>.</exception>
+    public virtual Task<BackupDetails> CreateAutomaticBackupAsync(string instanceId, CancellationToken cancellationToken = default) =>
+        _lifecycle.CreateAutomaticBackupAsync(instanceId, cancellationToken);
+
+    /// <summary>
+    /// Tells the client that an instance was released: its backups take no new data, and its automatic backup is deleted 90
+    /// days later (rules L2, W6). A host that does not call this loses nothing: the scheduler learns a release from the
+    /// gateway (<see cref="InstanceDescription.ReleasedAt"/>) on its next tick, dated when it happened (log event 1009).
+    /// </summary>
     /// <param name="instanceId">The released instance.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     public virtual Task OnInstanceReleasedAsync(string instanceId, CancellationToken cancellationToken = default) =>

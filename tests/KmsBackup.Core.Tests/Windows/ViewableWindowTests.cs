@@ -290,6 +290,19 @@ public class ViewableWindowTests
             : refusal?.Code == BackupErrorCode.BackupReleased;
     }
 
+    /// <summary>A release learned later (from the service) dates from when it happened, and never from a time after it was learned.</summary>
+    [Property]
+    [Trait("Rule", "L2")]
+    public bool A_release_learned_late_is_dated_when_it_happened_never_in_the_future(int minutesFromNow)
+    {
+        var enabled = At("2026-01-01T00:00:00Z");
+        var now = At("2026-03-01T10:00:00Z");
+        var at = now.AddMinutes(minutesFromNow % (100 * 24 * 60));
+        var backup = BackupLifecycle.CreateAutomatic("a", DomainArbitraries.SoftwareInstance, [], AutomaticBackupCutoffs.Default, BackupTimeZone.Utc, enabled).GetBackupsOrThrow()[0];
+        var released = BackupLifecycle.Apply(backup, new InstanceReleased(DomainArbitraries.SoftwareInstance.Id) { At = at }, now).GetStateOrThrow();
+        return released.InstanceReleasedAt == (at < now ? at : now);
+    }
+
     [Fact]
     [Trait("Rule", "W6")]
     public void Releasing_another_instance_changes_nothing()

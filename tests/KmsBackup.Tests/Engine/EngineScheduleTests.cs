@@ -121,4 +121,58 @@ public class EngineScheduleTests
         Assert.All(runs.Where(r => r.Point.BackupId == purchased.Id), r => Assert.True(r.Point.TakenAt < EngineHarness.Start.AddMonths(1)));
         Assert.Equal(BackupStatus.Expired, (await h.Client.GetBackupAsync(EngineHarness.Owner, purchased.Id)).Status);
     }
+
+    /// <summary>
+    /// Issue 16, finding 6: a host that never reports a release (no <see cref="BackupClient.OnInstanceReleasedAsync"/>)
+    /// still stops the automatic backup and starts its 90-day clock: the scheduler learns the release from the gateway,
+    /// dated when the instance was released, not when the host noticed.
+    /// </summary>
+    [Fact]
+    [Trait("Rule", "S5")]
+    [Trait("Rule", "L2")]
+    public async Task A_release_the_host_never_reports_is_learned_from_the_gateway_by_the_scheduler()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync("kst-a");
+        var automatic = (await h.Client.OnInstanceEnabledAsync("kst-a"))!;
+        var released = await h.Kms.ReleaseInstanceAsync("kst-a");
+        var releasedAt = released.ReleasedAt!.Value;
+
+        h.Clock.Advance(TimeSpan.FromHours(1)); // the host's scheduler ticks an hour later
+        var runs = await h.RunUntilAsync(h.Clock.GetUtcNow().AddDays(2), TimeSpan.FromHours(1));
+        Assert.DoesNotContain(runs, r => r.Point.BackupId == automatic.Id);
+
+        var details = await h.Client.GetBackupAsync(EngineHarness.Owner, automatic.Id);
+        Assert.Equal(releasedAt.AddDays(90), details.ReleaseDueAt);
+    }
+
+    /// <summary>Issue 16, finding 6: an instance that gets no automatic backup is told why, as a typed error.</summary>
+    [Fact]
+    [Trait("Rule", "K4")]
+    [Trait("Rule", "K5")]
+    public async Task Creating_an_automatic_backup_says_why_an_instance_gets_none()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync("kst-a");
+        var first = await h.Client.CreateAutomaticBackupAsync("kst-a");
+
+        var again = await Assert.ThrowsAsync<BackupException>(() => h.Client.CreateAutomaticBackupAsync("kst-a"));
+        Assert.Equal(BackupErrorCode.AutomaticBackupExists, again.Code);
+        Assert.Contains(first.Id, again.Message, StringComparison.Ordinal);
+        Assert.Null(await h.Client.OnInstanceEnabledAsync("kst-a")); // the event handler still answers null
+
+        await h.Kms.CreateInstanceAsync(new DevelopmentKms.EmbeddedInstanceSpec("kst-old", InstanceKind.Software, EngineHarness.Region, EngineHarness.Owner)
+        {
+            CreatedAt = new DateTimeOffset(2024, 1, 1, 0, 0, 0, TimeSpan.Zero),
+        });
+        var old = await Assert.ThrowsAsync<BackupException>(() => h.Client.CreateAutomaticBackupAsync("kst-old"));
+        Assert.Equal(BackupErrorCode.InstanceNotEligible, old.Code);
+        Assert.Contains("default or purchased", old.Remedy, StringComparison.Ordinal);
+
+        await h.Kms.ReleaseInstanceAsync("kst-a");
+        await h.CreateInstanceAsync("kst-b");
+        await h.Kms.ReleaseInstanceAsync("kst-b");
+        var released = await Assert.ThrowsAsync<BackupException>(() => h.Client.CreateAutomaticBackupAsync("kst-b"));
+        Assert.Equal(BackupErrorCode.InstanceNotEnabled, released.Code);
+    }
 }

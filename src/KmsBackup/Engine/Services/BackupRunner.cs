@@ -63,8 +63,19 @@ internal sealed class BackupRunner
             try
             {
                 if (entry.State.Instance is not { } instance ||
-                    await _instances.GetInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false) is null)
+                    await _instances.GetInstanceAsync(instance.Id, cancellationToken).ConfigureAwait(false) is not { } described)
                 {
+                    continue;
+                }
+
+                // A release the host did not report (OnInstanceReleasedAsync) is learned here, dated when the service
+                // released the instance: the backup stops running and its clock (90 days for an automatic one) starts.
+                if (described.ReleasedAt is { } releasedAt && entry.State.InstanceReleasedAt is null && entry.State.Status != BackupStatus.Released)
+                {
+                    await _catalog.ChangeStateAsync(entry.State.Id,
+                        current => BackupLifecycle.Apply(current.State, new InstanceReleased(instance.Id) { At = releasedAt }, _catalog.Clock.GetUtcNow()),
+                        cancellationToken).ConfigureAwait(false);
+                    Log.InstanceReleaseLearned(_logger, entry.State.Id, instance.Id, releasedAt);
                     continue;
                 }
 

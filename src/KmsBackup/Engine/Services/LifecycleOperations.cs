@@ -1,3 +1,4 @@
+using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 using System.Runtime.CompilerServices;
 
@@ -46,12 +47,27 @@ internal sealed class LifecycleOperations
 
     internal async Task<BackupDetails?> OnInstanceEnabledAsync(string instanceId, CancellationToken cancellationToken = default)
     {
+        try
+        {
+            return await CreateAutomaticBackupAsync(instanceId, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.InstanceNotEligible || e.Code == BackupErrorCode.AutomaticBackupExists ||
+            e.Code == BackupErrorCode.InstanceNotEnabled || e.Code == BackupErrorCode.ImageVersionTooOld)
+        {
+            Log.NoAutomaticBackup(_catalog.Logger, instanceId, e.Code.ToString(), e.Refusal.Message);
+            return null;
+        }
+    }
+
+    internal async Task<BackupDetails> CreateAutomaticBackupAsync(string instanceId, CancellationToken cancellationToken = default)
+    {
         var instance = await _catalog.GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false);
         var existing = (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).States.Select(e => e.State);
-        var outcome = BackupLifecycle.CreateAutomatic(BackupCatalog.NewId("bka"), instance.Info, existing, _options.AutomaticBackupCutoffs, _options.TimeZone, _catalog.Clock.GetUtcNow());
+        var info = instance.ReleasedAt is null ? instance.Info : instance.Info with { IsEnabled = false };
+        var outcome = BackupLifecycle.CreateAutomatic(BackupCatalog.NewId("bka"), info, existing, _options.AutomaticBackupCutoffs, _options.TimeZone, _catalog.Clock.GetUtcNow());
         if (!outcome.IsAccepted)
         {
-            return null;
+            throw outcome.Refusal.ToException();
         }
 
         var entry = await _repository.SaveStateAsync(new CatalogEntry(outcome.Backups[0], instance.OwnerAccount), cancellationToken).ConfigureAwait(false);
