@@ -131,6 +131,17 @@ public sealed partial class ExitCodeAndHelpTests : IAsyncLifetime
         }
     }
 
+    /// <summary>Issue 16, finding 8: JSON output keeps quotes and '+' as they are (a base64 data key copied from it must be the key).</summary>
+    [Fact]
+    public async Task Json_output_does_not_escape_quotes_or_plus()
+    {
+        var run = await CliProcess.RunAsync(new Dictionary<string, string>(), "restore", "--json");
+
+        AssertExit(ExitCodes.Usage, run);
+        Assert.Contains("'kmsbackup restore' needs a command", run.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("\\u0027", run.Output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Help_lists_every_exit_code_the_code_defines()
     {

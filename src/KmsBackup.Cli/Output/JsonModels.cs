@@ -137,6 +137,10 @@ internal static class Json
     {
         WriteIndented = true,
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+
+        // Output for terminals, files and scripts, never embedded in HTML: '+' in a base64 data key, and quotes in messages,
+        // stay as they are, so a value copied from the output is the value.
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
     };
 
     /// <summary>Writes one JSON document and a newline to the raw output (never through the rich console, which would wrap lines).</summary>

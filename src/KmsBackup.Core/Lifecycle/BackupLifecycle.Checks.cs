@@ -99,7 +99,7 @@ internal static partial class BackupLifecycle
         {
             return new Refusal(
                 BackupErrorCode.OperationNotSupported, state.Named,
-                $"A {Lower(state.Kind)} backup ({state.Label}) does not support {operation}: {state.Named}.",
+                $"{(state.Kind == BackupKind.Automatic ? "An" : "A")} {Lower(state.Kind)} backup ({state.Label}) does not support {operation}: {state.Named}.",
                 UnsupportedRemedy(state.Kind, operation));
         }
 
