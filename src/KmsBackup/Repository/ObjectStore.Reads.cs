@@ -14,6 +14,24 @@ internal sealed partial class ObjectStore
     /// </summary>
     public async Task<Dictionary<ObjectId, byte[]>> ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, CancellationToken cancellationToken)
     {
+        var opened = new OpenedArrays(ids.Count);
+        await ReadObjectsAsync(ids, opened, cancellationToken).ConfigureAwait(false);
+        return opened.Objects;
+    }
+
+    /// <summary>
+    /// Reads and opens objects as <see cref="ReadObjectsAsync(IReadOnlyCollection{ObjectId}, CancellationToken)"/> does,
+    /// into <paramref name="buffer"/> (cleared first) instead of an array each: a walk that reads many leaves reuses one
+    /// pinned buffer, which it clears (zeroes) once it is done with them.
+    /// </summary>
+    public Task ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, PlaintextBuffer buffer, CancellationToken cancellationToken)
+    {
+        buffer.Clear();
+        return ReadObjectsAsync(ids, (OpenedObjects)buffer, cancellationToken);
+    }
+
+    private async Task ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, OpenedObjects opened, CancellationToken cancellationToken)
+    {
         if (ids.Any(id => !TryGetLocation(id, out _)))
         {
             await RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
@@ -21,14 +39,14 @@ internal sealed partial class ObjectStore
 
         try
         {
-            return await ReadLocatedAsync(ids, cancellationToken).ConfigureAwait(false);
+            await ReadLocatedAsync(ids, opened, cancellationToken).ConfigureAwait(false);
         }
         catch (PackMissingException)
         {
             await RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                return await ReadLocatedAsync(ids, cancellationToken).ConfigureAwait(false);
+                await ReadLocatedAsync(ids, opened, cancellationToken).ConfigureAwait(false);
             }
             catch (PackMissingException e)
             {
@@ -37,9 +55,10 @@ internal sealed partial class ObjectStore
         }
     }
 
-    private async Task<Dictionary<ObjectId, byte[]>> ReadLocatedAsync(IReadOnlyCollection<ObjectId> ids, CancellationToken cancellationToken)
+    private async Task ReadLocatedAsync(IReadOnlyCollection<ObjectId> ids, OpenedObjects opened, CancellationToken cancellationToken)
     {
         var byPack = new Dictionary<string, List<(ObjectId Id, ObjectLocation Location)>>(StringComparer.Ordinal);
+        var plaintextBytes = 0L;
         foreach (var id in ids)
         {
             if (!TryGetLocation(id, out var location))
@@ -53,11 +72,12 @@ internal sealed partial class ObjectStore
             }
 
             list.Add((id, location));
+            plaintextBytes += Math.Max(0, location.Length - RepositoryCrypto.Overhead);
         }
 
-        var result = new Dictionary<ObjectId, byte[]>(ids.Count);
         try
         {
+            opened.Reserve(plaintextBytes);
             foreach (var (packId, entries) in byPack)
             {
                 entries.Sort(static (a, b) => a.Location.Offset.CompareTo(b.Location.Offset));
@@ -78,22 +98,52 @@ internal sealed partial class ObjectStore
                         throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
                     }
 
-                    result[id] = cipher.OpenObject(range.Bytes.AsSpan(start, location.Length), id, location.Role);
+                    opened.Open(cipher, range.Bytes.AsSpan(start, location.Length), id, location.Role);
                 }
             }
         }
         catch
         {
             // The objects opened so far may be leaves: the caller, which would wipe them, never gets them.
-            foreach (var plaintext in result.Values)
+            opened.Discard();
+            throw;
+        }
+    }
+
+    /// <summary>Where <see cref="ReadLocatedAsync"/> opens objects to.</summary>
+    internal abstract class OpenedObjects
+    {
+        /// <summary>Makes room for this many bytes of plaintext, the sum of the objects about to be opened.</summary>
+        public abstract void Reserve(long plaintextBytes);
+
+        /// <summary>Opens an object (see <see cref="PackCipher.OpenObject(ReadOnlySpan{byte}, ObjectId, byte, Span{byte})"/>) and keeps its plaintext.</summary>
+        public abstract void Open(PackCipher cipher, ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role);
+
+        /// <summary>Zeroes and forgets every plaintext opened so far.</summary>
+        public abstract void Discard();
+    }
+
+    /// <summary>Each object in a pinned array of its own.</summary>
+    private sealed class OpenedArrays(int count) : OpenedObjects
+    {
+        public Dictionary<ObjectId, byte[]> Objects { get; } = new(count);
+
+        public override void Reserve(long plaintextBytes)
+        {
+        }
+
+        public override void Open(PackCipher cipher, ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role) =>
+            Objects[id] = cipher.OpenObject(sealedBytes, id, role);
+
+        public override void Discard()
+        {
+            foreach (var plaintext in Objects.Values)
             {
                 CryptographicOperations.ZeroMemory(plaintext);
             }
 
-            throw;
+            Objects.Clear();
         }
-
-        return result;
     }
 
     /// <summary>
