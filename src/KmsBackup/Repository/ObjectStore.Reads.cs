@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 
@@ -82,23 +83,30 @@ internal sealed partial class ObjectStore
             {
                 entries.Sort(static (a, b) => a.Location.Offset.CompareTo(b.Location.Offset));
                 var ranges = await ReadRangesAsync(packId, entries, cancellationToken).ConfigureAwait(false);
-                using var cipher = await OpenPackAsync(packId, ranges[0].Bytes, cancellationToken).ConfigureAwait(false);
-                var next = 0;
-                foreach (var (id, location) in entries)
+                try
                 {
-                    while (location.Offset >= ranges[next].Start + ranges[next].Bytes.Length && next < ranges.Count - 1)
+                    using var cipher = await OpenPackAsync(packId, ranges[0].Bytes, cancellationToken).ConfigureAwait(false);
+                    var next = 0;
+                    foreach (var (id, location) in entries)
                     {
-                        next++;
-                    }
+                        while (location.Offset >= ranges[next].Start + ranges[next].Bytes.Length && next < ranges.Count - 1)
+                        {
+                            next++;
+                        }
 
-                    var range = ranges[next];
-                    var start = location.Offset - range.Start;
-                    if (start < 0 || (long)start + location.Length > range.Bytes.Length)
-                    {
-                        throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
-                    }
+                        var range = ranges[next];
+                        var start = location.Offset - range.Start;
+                        if (start < 0 || (long)start + location.Length > range.Bytes.Length)
+                        {
+                            throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
+                        }
 
-                    opened.Open(cipher, range.Bytes.AsSpan(start, location.Length), id, location.Role);
+                        opened.Open(cipher, range.Bytes.Span.Slice(start, location.Length), id, location.Role);
+                    }
+                }
+                finally
+                {
+                    ReturnRanges(ranges);
                 }
             }
         }
@@ -157,7 +165,7 @@ internal sealed partial class ObjectStore
     /// offset) with ranged reads, so that a few small objects do not cost their whole pack: the header and each object,
     /// those less than <see cref="RangeMergeGap"/> apart in one read. The first range starts at the header.
     /// </summary>
-    private async Task<List<(int Start, byte[] Bytes)>> ReadRangesAsync(string packId, List<(ObjectId Id, ObjectLocation Location)> entries, CancellationToken cancellationToken)
+    private async Task<List<(int Start, Memory<byte> Bytes, byte[] Rented)>> ReadRangesAsync(string packId, List<(ObjectId Id, ObjectLocation Location)> entries, CancellationToken cancellationToken)
     {
         var planned = new List<(int Start, int End)> { (0, PackHeaderSize) };
         foreach (var (_, location) in entries)
@@ -174,16 +182,40 @@ internal sealed partial class ObjectStore
             }
         }
 
-        var ranges = new List<(int Start, byte[] Bytes)>(planned.Count);
-        foreach (var (start, end) in planned)
+        // Into buffers from the shared pool: a walk reads a range of a few hundred KB per batch of leaves, and a new array
+        // for each went to the large object heap, whose churn cost a download as much as its decryption. The ranges are
+        // sealed bytes (nothing to wipe).
+        var ranges = new List<(int Start, Memory<byte> Bytes, byte[] Rented)>(planned.Count);
+        try
         {
-            // A pack deleted between two ranges (a prune's repack) is missing as a whole: the caller refreshes the index.
-            var bytes = await _store.TryReadRangeAsync(PackKey(packId), start, end - start, cancellationToken).ConfigureAwait(false)
-                ?? throw new PackMissingException(packId);
-            ranges.Add((start, bytes));
+            foreach (var (start, end) in planned)
+            {
+                var rented = ArrayPool<byte>.Shared.Rent(end - start);
+                ranges.Add((start, Memory<byte>.Empty, rented));
+
+                // A pack deleted between two ranges (a prune's repack) is missing as a whole: the caller refreshes the index.
+                var read = await _store.TryReadRangeIntoAsync(PackKey(packId), start, rented.AsMemory(0, end - start), cancellationToken).ConfigureAwait(false)
+                    ?? throw new PackMissingException(packId);
+                ranges[^1] = (start, rented.AsMemory(0, read), rented);
+            }
+        }
+        catch
+        {
+            ReturnRanges(ranges);
+            throw;
         }
 
         return ranges;
+    }
+
+    private static void ReturnRanges(List<(int Start, Memory<byte> Bytes, byte[] Rented)> ranges)
+    {
+        foreach (var (_, _, rented) in ranges)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+
+        ranges.Clear();
     }
 
     public async Task<byte[]> ReadPackAsync(string packId, CancellationToken cancellationToken)
@@ -198,7 +230,7 @@ internal sealed partial class ObjectStore
     /// Checks a pack's header against its index (the key generation and salt must be the ones the authenticated
     /// index records) and returns the cipher of its objects.
     /// </summary>
-    public Task<PackCipher> OpenPackAsync(string packId, byte[] pack, CancellationToken cancellationToken)
+    public Task<PackCipher> OpenPackAsync(string packId, ReadOnlyMemory<byte> pack, CancellationToken cancellationToken)
     {
         PackKeyInfo? known;
         lock (_gate)
@@ -210,12 +242,11 @@ internal sealed partial class ObjectStore
     }
 
     /// <summary>Checks a pack's header against <paramref name="known"/>, what its index records, and returns the cipher of its objects.</summary>
-    public async Task<PackCipher> OpenPackAsync(string packId, byte[] pack, PackKeyInfo? known, CancellationToken cancellationToken)
+    public async Task<PackCipher> OpenPackAsync(string packId, ReadOnlyMemory<byte> pack, PackKeyInfo? known, CancellationToken cancellationToken)
     {
-        CheckPackHeader(pack, packId);
-        var generation = BinaryPrimitives.ReadUInt32LittleEndian(pack.AsSpan(s_packMagic.Length, 4));
-        var salt = pack.AsSpan(s_packMagic.Length + 4, RepositoryCrypto.PackSaltSize);
-        if (known is null || known.Generation != generation || !salt.SequenceEqual(known.Salt))
+        CheckPackHeader(pack.Span, packId);
+        var generation = BinaryPrimitives.ReadUInt32LittleEndian(pack.Span.Slice(s_packMagic.Length, 4));
+        if (known is null || known.Generation != generation || !pack.Span.Slice(s_packMagic.Length + 4, RepositoryCrypto.PackSaltSize).SequenceEqual(known.Salt))
         {
             throw RepositoryErrors.Integrity($"pack {Short(packId)}", known is null ? "no readable index describes it" : "its key header differs from its index");
         }
@@ -224,9 +255,9 @@ internal sealed partial class ObjectStore
         return await WithKeysAsync(() => _crypto.OpenPackCipher(known.Generation, known.Salt, what), cancellationToken).ConfigureAwait(false);
     }
 
-    private static void CheckPackHeader(byte[] pack, string packId)
+    private static void CheckPackHeader(ReadOnlySpan<byte> pack, string packId)
     {
-        if (pack.Length < PackHeaderSize || !pack.AsSpan(0, s_packMagic.Length).SequenceEqual(s_packMagic))
+        if (pack.Length < PackHeaderSize || !pack[..s_packMagic.Length].SequenceEqual(s_packMagic))
         {
             throw RepositoryErrors.Integrity($"pack {Short(packId)}", "its header is not a pack header");
         }
