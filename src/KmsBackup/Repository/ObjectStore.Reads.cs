@@ -165,7 +165,7 @@ internal sealed partial class ObjectStore
     /// offset) with ranged reads, so that a few small objects do not cost their whole pack: the header and each object,
     /// those less than <see cref="RangeMergeGap"/> apart in one read. The first range starts at the header.
     /// </summary>
-    private async Task<List<(int Start, Memory<byte> Bytes, byte[] Rented)>> ReadRangesAsync(string packId, List<(ObjectId Id, ObjectLocation Location)> entries, CancellationToken cancellationToken)
+    private async Task<List<(int Start, Memory<byte> Bytes, byte[]? Rented)>> ReadRangesAsync(string packId, List<(ObjectId Id, ObjectLocation Location)> entries, CancellationToken cancellationToken)
     {
         var planned = new List<(int Start, int End)> { (0, PackHeaderSize) };
         foreach (var (_, location) in entries)
@@ -184,19 +184,21 @@ internal sealed partial class ObjectStore
 
         // Into buffers from the shared pool: a walk reads a range of a few hundred KB per batch of leaves, and a new array
         // for each went to the large object heap, whose churn cost a download as much as its decryption. The ranges are
-        // sealed bytes (nothing to wipe).
-        var ranges = new List<(int Start, Memory<byte> Bytes, byte[] Rented)>(planned.Count);
+        // sealed bytes (nothing to wipe). A larger range (a whole tree read at once) gets an array of its own, so that the
+        // pool does not keep pack-sized arrays.
+        var ranges = new List<(int Start, Memory<byte> Bytes, byte[]? Rented)>(planned.Count);
         try
         {
             foreach (var (start, end) in planned)
             {
-                var rented = ArrayPool<byte>.Shared.Rent(end - start);
+                var rented = end - start <= PooledRangeLimit ? ArrayPool<byte>.Shared.Rent(end - start) : null;
                 ranges.Add((start, Memory<byte>.Empty, rented));
+                var buffer = rented ?? GC.AllocateUninitializedArray<byte>(end - start);
 
                 // A pack deleted between two ranges (a prune's repack) is missing as a whole: the caller refreshes the index.
-                var read = await _store.TryReadRangeIntoAsync(PackKey(packId), start, rented.AsMemory(0, end - start), cancellationToken).ConfigureAwait(false)
+                var read = await _store.TryReadRangeIntoAsync(PackKey(packId), start, buffer.AsMemory(0, end - start), cancellationToken).ConfigureAwait(false)
                     ?? throw new PackMissingException(packId);
-                ranges[^1] = (start, rented.AsMemory(0, read), rented);
+                ranges[^1] = (start, buffer.AsMemory(0, read), rented);
             }
         }
         catch
@@ -208,11 +210,17 @@ internal sealed partial class ObjectStore
         return ranges;
     }
 
-    private static void ReturnRanges(List<(int Start, Memory<byte> Bytes, byte[] Rented)> ranges)
+    /// <summary>The largest range read into a pooled buffer.</summary>
+    internal const int PooledRangeLimit = 1024 * 1024;
+
+    private static void ReturnRanges(List<(int Start, Memory<byte> Bytes, byte[]? Rented)> ranges)
     {
         foreach (var (_, _, rented) in ranges)
         {
-            ArrayPool<byte>.Shared.Return(rented);
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
         }
 
         ranges.Clear();
