@@ -128,13 +128,35 @@ public sealed partial class AzureBlobBackupStore : BackupStore
 
     /// <inheritdoc />
     /// <remarks>One ranged GET (an HTTP <c>Range</c> header): only the range crosses the network.</remarks>
-    protected override async Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken)
+    protected override async Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken) =>
+        (await DownloadRangeAsync(key, offset, length, cancellationToken).ConfigureAwait(false))?.ToArray();
+
+    /// <inheritdoc />
+    protected override async Task<int?> TryReadRangeIntoCoreAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        if (await DownloadRangeAsync(key, offset, destination.Length, cancellationToken).ConfigureAwait(false) is not { } content)
+        {
+            return null;
+        }
+
+        var bytes = content.ToMemory();
+        if (bytes.Length > destination.Length)
+        {
+            throw Unavailable(ObjectItem(key), $"read {destination.Length} bytes at {offset} of the object '{key}'", new InvalidDataException($"The service returned {bytes.Length} bytes for a range of {destination.Length}."));
+        }
+
+        bytes.CopyTo(destination);
+        return bytes.Length;
+    }
+
+    /// <summary>Up to <paramref name="length"/> bytes of the blob from <paramref name="offset"/>, or <see langword="null"/> when there is no such blob.</summary>
+    private async Task<BinaryData?> DownloadRangeAsync(string key, long offset, int length, CancellationToken cancellationToken)
     {
         var blob = _container.GetBlobClient(_objectsPrefix + key);
         try
         {
             var response = await blob.DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(offset, length) }, cancellationToken).ConfigureAwait(false);
-            return response.Value.Content.ToArray();
+            return response.Value.Content;
         }
         catch (RequestFailedException ex) when (ex.Status == (int)HttpStatusCode.NotFound)
         {
@@ -142,7 +164,7 @@ public sealed partial class AzureBlobBackupStore : BackupStore
         }
         catch (RequestFailedException ex) when (ex.Status == (int)HttpStatusCode.RequestedRangeNotSatisfiable)
         {
-            return []; // the blob ends at or before the offset
+            return BinaryData.Empty; // the blob ends at or before the offset
         }
         catch (Exception ex) when (IsStoreFailure(ex, cancellationToken))
         {

@@ -110,6 +110,23 @@ internal sealed class CountingMemoryStore(TimeProvider time) : BackupStore(time)
         }
     }
 
+    protected override Task<int?> TryReadRangeIntoCoreAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _reads);
+        lock (_gate)
+        {
+            if (!_objects.TryGetValue(key, out var content))
+            {
+                return Task.FromResult<int?>(null);
+            }
+
+            var available = content.AsSpan((int)Math.Min(offset, content.Length));
+            var count = Math.Min(destination.Length, available.Length);
+            available[..count].CopyTo(destination.Span);
+            return Task.FromResult<int?>(count);
+        }
+    }
+
     protected override async IAsyncEnumerable<StoreObject> ListCoreAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         StoreObject[] listed;

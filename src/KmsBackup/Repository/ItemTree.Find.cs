@@ -163,12 +163,7 @@ internal static partial class ItemTree
         try
         {
             var reader = new RecordReader(plain, $"leaf {leaf.Id.Short}");
-            var held = reader.ReadCount(MaximumLeaf);
-            if (held != leaf.Count)
-            {
-                throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", $"it holds {held} items where its parent says {leaf.Count}");
-            }
-
+            var held = CheckedLeafCount(ref reader, leaf);
             for (var i = 0; i < held; i++)
             {
                 var start = reader.Position;
@@ -177,17 +172,34 @@ internal static partial class ItemTree
             }
 
             reader.ExpectEnd();
-            if (leaf.LastName is { } lastName && (held == 0 || !ItemCodec.NameOf(plain.AsSpan(items[^1].Offset)).SequenceEqual(lastName)))
-            {
-                throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", "its last item is not the one its parent names");
-            }
-
+            CheckLeafLastName(plain, leaf, held == 0 ? null : items[^1].Offset);
             return items;
         }
         catch when (discard is not null)
         {
             items.ForEach(i => discard(i.Item));
             throw;
+        }
+    }
+
+    /// <summary>Reads a leaf's item count and checks it against its parent's record.</summary>
+    private static int CheckedLeafCount(ref RecordReader reader, Node leaf)
+    {
+        var held = reader.ReadCount(MaximumLeaf);
+        if (held != leaf.Count)
+        {
+            throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", $"it holds {held} items where its parent says {leaf.Count}");
+        }
+
+        return held;
+    }
+
+    /// <summary>Checks a leaf's last item (at <paramref name="lastItem"/>, none if the leaf is empty) against the name its parent records.</summary>
+    private static void CheckLeafLastName(ReadOnlySpan<byte> plain, Node leaf, int? lastItem)
+    {
+        if (leaf.LastName is { } lastName && (lastItem is not { } offset || !ItemCodec.NameOf(plain[offset..]).SequenceEqual(lastName)))
+        {
+            throw RepositoryErrors.Integrity($"leaf {leaf.Id.Short}", "its last item is not the one its parent names");
         }
     }
 

@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using System.Security.Cryptography;
 
 namespace KmsBackup.Repository;
 
@@ -19,10 +18,12 @@ internal static partial class ItemTree
     public static async IAsyncEnumerable<ReadOnlyMemory<byte>> LeavesAsync<T>(
         ObjectStore objects, TreeRoot root, ReadItem<T> skip, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        // Each batch of leaves is opened into this one buffer, cleared (zeroed) before the next.
+        using var buffer = new PlaintextBuffer();
         var top = new Node(root.Id, 0, root.Count, null);
         if (root.Level == 0)
         {
-            await foreach (var leaf in LeafBatchAsync(objects, [top], skip, cancellationToken).ConfigureAwait(false))
+            await foreach (var leaf in LeafBatchAsync(objects, buffer, [top], skip, cancellationToken).ConfigureAwait(false))
             {
                 yield return leaf;
             }
@@ -31,21 +32,21 @@ internal static partial class ItemTree
         }
 
         var plain = (await objects.ReadObjectsAsync([root.Id], cancellationToken).ConfigureAwait(false))[root.Id];
-        await foreach (var leaf in WalkBranchAsync(objects, top, root.Level, plain, skip, cancellationToken).ConfigureAwait(false))
+        await foreach (var leaf in WalkBranchAsync(objects, buffer, top, root.Level, plain, skip, cancellationToken).ConfigureAwait(false))
         {
             yield return leaf;
         }
     }
 
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> WalkBranchAsync<T>(
-        ObjectStore objects, Node node, int level, byte[] plain, ReadItem<T> skip, [EnumeratorCancellation] CancellationToken cancellationToken)
+        ObjectStore objects, PlaintextBuffer buffer, Node node, int level, byte[] plain, ReadItem<T> skip, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var children = ChildrenOf(node, level, plain);
         if (level == 1)
         {
             for (var i = 0; i < children.Count; i += WalkBatch)
             {
-                await foreach (var leaf in LeafBatchAsync(objects, children.GetRange(i, Math.Min(WalkBatch, children.Count - i)), skip, cancellationToken).ConfigureAwait(false))
+                await foreach (var leaf in LeafBatchAsync(objects, buffer, children.GetRange(i, Math.Min(WalkBatch, children.Count - i)), skip, cancellationToken).ConfigureAwait(false))
                 {
                     yield return leaf;
                 }
@@ -58,7 +59,7 @@ internal static partial class ItemTree
         var below = await objects.ReadObjectsAsync(children.Select(c => c.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
         foreach (var child in children)
         {
-            await foreach (var leaf in WalkBranchAsync(objects, child, level - 1, below[child.Id], skip, cancellationToken).ConfigureAwait(false))
+            await foreach (var leaf in WalkBranchAsync(objects, buffer, child, level - 1, below[child.Id], skip, cancellationToken).ConfigureAwait(false))
             {
                 yield return leaf;
             }
@@ -66,22 +67,19 @@ internal static partial class ItemTree
     }
 
     private static async IAsyncEnumerable<ReadOnlyMemory<byte>> LeafBatchAsync<T>(
-        ObjectStore objects, List<Node> leaves, ReadItem<T> skip, [EnumeratorCancellation] CancellationToken cancellationToken)
+        ObjectStore objects, PlaintextBuffer buffer, List<Node> leaves, ReadItem<T> skip, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var plain = await objects.ReadObjectsAsync(leaves.Select(l => l.Id).Distinct().ToList(), cancellationToken).ConfigureAwait(false);
+        await objects.ReadObjectsAsync(leaves.Select(l => l.Id).Distinct().ToList(), buffer, cancellationToken).ConfigureAwait(false);
         try
         {
             foreach (var leaf in leaves)
             {
-                yield return ItemsOf(plain[leaf.Id], leaf, skip);
+                yield return ItemsOf(buffer[leaf.Id], leaf, skip);
             }
         }
         finally
         {
-            foreach (var bytes in plain.Values)
-            {
-                CryptographicOperations.ZeroMemory(bytes);
-            }
+            buffer.Clear();
         }
     }
 
@@ -110,7 +108,24 @@ internal static partial class ItemTree
         return nodes;
     }
 
-    /// <summary>A leaf's items, after its count, checked against the parent's record (see <see cref="SplitLeaf"/>).</summary>
-    private static ReadOnlyMemory<byte> ItemsOf<T>(byte[] plain, Node leaf, ReadItem<T> skip) =>
-        SplitLeaf(plain, leaf, skip, discard: null) is [var (first, _, _), ..] ? plain.AsMemory(first) : ReadOnlyMemory<byte>.Empty;
+    /// <summary>
+    /// A leaf's items, after its count, checked against the parent's record as <see cref="SplitLeaf"/> checks them (its
+    /// item count, each item read to its end, nothing after the last, and the last item's name).
+    /// </summary>
+    private static ReadOnlyMemory<byte> ItemsOf<T>(Memory<byte> plain, Node leaf, ReadItem<T> skip)
+    {
+        var reader = new RecordReader(plain.Span, $"leaf {leaf.Id.Short}");
+        var held = CheckedLeafCount(ref reader, leaf);
+        var first = reader.Position;
+        var last = first;
+        for (var i = 0; i < held; i++)
+        {
+            last = reader.Position;
+            skip(ref reader);
+        }
+
+        reader.ExpectEnd();
+        CheckLeafLastName(plain.Span, leaf, held == 0 ? null : last);
+        return held == 0 ? ReadOnlyMemory<byte>.Empty : plain[first..];
+    }
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Security.Cryptography;
 
@@ -14,6 +15,24 @@ internal sealed partial class ObjectStore
     /// </summary>
     public async Task<Dictionary<ObjectId, byte[]>> ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, CancellationToken cancellationToken)
     {
+        var opened = new OpenedArrays(ids.Count);
+        await ReadObjectsAsync(ids, opened, cancellationToken).ConfigureAwait(false);
+        return opened.Objects;
+    }
+
+    /// <summary>
+    /// Reads and opens objects as <see cref="ReadObjectsAsync(IReadOnlyCollection{ObjectId}, CancellationToken)"/> does,
+    /// into <paramref name="buffer"/> (cleared first) instead of an array each: a walk that reads many leaves reuses one
+    /// pinned buffer, which it clears (zeroes) once it is done with them.
+    /// </summary>
+    public Task ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, PlaintextBuffer buffer, CancellationToken cancellationToken)
+    {
+        buffer.Clear();
+        return ReadObjectsAsync(ids, (OpenedObjects)buffer, cancellationToken);
+    }
+
+    private async Task ReadObjectsAsync(IReadOnlyCollection<ObjectId> ids, OpenedObjects opened, CancellationToken cancellationToken)
+    {
         if (ids.Any(id => !TryGetLocation(id, out _)))
         {
             await RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
@@ -21,14 +40,14 @@ internal sealed partial class ObjectStore
 
         try
         {
-            return await ReadLocatedAsync(ids, cancellationToken).ConfigureAwait(false);
+            await ReadLocatedAsync(ids, opened, cancellationToken).ConfigureAwait(false);
         }
         catch (PackMissingException)
         {
             await RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
             try
             {
-                return await ReadLocatedAsync(ids, cancellationToken).ConfigureAwait(false);
+                await ReadLocatedAsync(ids, opened, cancellationToken).ConfigureAwait(false);
             }
             catch (PackMissingException e)
             {
@@ -37,9 +56,10 @@ internal sealed partial class ObjectStore
         }
     }
 
-    private async Task<Dictionary<ObjectId, byte[]>> ReadLocatedAsync(IReadOnlyCollection<ObjectId> ids, CancellationToken cancellationToken)
+    private async Task ReadLocatedAsync(IReadOnlyCollection<ObjectId> ids, OpenedObjects opened, CancellationToken cancellationToken)
     {
         var byPack = new Dictionary<string, List<(ObjectId Id, ObjectLocation Location)>>(StringComparer.Ordinal);
+        var plaintextBytes = 0L;
         foreach (var id in ids)
         {
             if (!TryGetLocation(id, out var location))
@@ -53,47 +73,85 @@ internal sealed partial class ObjectStore
             }
 
             list.Add((id, location));
+            plaintextBytes += Math.Max(0, location.Length - RepositoryCrypto.Overhead);
         }
 
-        var result = new Dictionary<ObjectId, byte[]>(ids.Count);
         try
         {
+            opened.Reserve(plaintextBytes);
             foreach (var (packId, entries) in byPack)
             {
                 entries.Sort(static (a, b) => a.Location.Offset.CompareTo(b.Location.Offset));
                 var ranges = await ReadRangesAsync(packId, entries, cancellationToken).ConfigureAwait(false);
-                using var cipher = await OpenPackAsync(packId, ranges[0].Bytes, cancellationToken).ConfigureAwait(false);
-                var next = 0;
-                foreach (var (id, location) in entries)
+                try
                 {
-                    while (location.Offset >= ranges[next].Start + ranges[next].Bytes.Length && next < ranges.Count - 1)
+                    using var cipher = await OpenPackAsync(packId, ranges[0].Bytes, cancellationToken).ConfigureAwait(false);
+                    var next = 0;
+                    foreach (var (id, location) in entries)
                     {
-                        next++;
-                    }
+                        while (location.Offset >= ranges[next].Start + ranges[next].Bytes.Length && next < ranges.Count - 1)
+                        {
+                            next++;
+                        }
 
-                    var range = ranges[next];
-                    var start = location.Offset - range.Start;
-                    if (start < 0 || (long)start + location.Length > range.Bytes.Length)
-                    {
-                        throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
-                    }
+                        var range = ranges[next];
+                        var start = location.Offset - range.Start;
+                        if (start < 0 || (long)start + location.Length > range.Bytes.Length)
+                        {
+                            throw RepositoryErrors.Integrity($"object {id.Short}", $"pack {Short(packId)} is shorter than its index says");
+                        }
 
-                    result[id] = cipher.OpenObject(range.Bytes.AsSpan(start, location.Length), id, location.Role);
+                        opened.Open(cipher, range.Bytes.Span.Slice(start, location.Length), id, location.Role);
+                    }
+                }
+                finally
+                {
+                    ReturnRanges(ranges);
                 }
             }
         }
         catch
         {
             // The objects opened so far may be leaves: the caller, which would wipe them, never gets them.
-            foreach (var plaintext in result.Values)
+            opened.Discard();
+            throw;
+        }
+    }
+
+    /// <summary>Where <see cref="ReadLocatedAsync"/> opens objects to.</summary>
+    internal abstract class OpenedObjects
+    {
+        /// <summary>Makes room for this many bytes of plaintext, the sum of the objects about to be opened.</summary>
+        public abstract void Reserve(long plaintextBytes);
+
+        /// <summary>Opens an object (see <see cref="PackCipher.OpenObject(ReadOnlySpan{byte}, ObjectId, byte, Span{byte})"/>) and keeps its plaintext.</summary>
+        public abstract void Open(PackCipher cipher, ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role);
+
+        /// <summary>Zeroes and forgets every plaintext opened so far.</summary>
+        public abstract void Discard();
+    }
+
+    /// <summary>Each object in a pinned array of its own.</summary>
+    private sealed class OpenedArrays(int count) : OpenedObjects
+    {
+        public Dictionary<ObjectId, byte[]> Objects { get; } = new(count);
+
+        public override void Reserve(long plaintextBytes)
+        {
+        }
+
+        public override void Open(PackCipher cipher, ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role) =>
+            Objects[id] = cipher.OpenObject(sealedBytes, id, role);
+
+        public override void Discard()
+        {
+            foreach (var plaintext in Objects.Values)
             {
                 CryptographicOperations.ZeroMemory(plaintext);
             }
 
-            throw;
+            Objects.Clear();
         }
-
-        return result;
     }
 
     /// <summary>
@@ -107,7 +165,7 @@ internal sealed partial class ObjectStore
     /// offset) with ranged reads, so that a few small objects do not cost their whole pack: the header and each object,
     /// those less than <see cref="RangeMergeGap"/> apart in one read. The first range starts at the header.
     /// </summary>
-    private async Task<List<(int Start, byte[] Bytes)>> ReadRangesAsync(string packId, List<(ObjectId Id, ObjectLocation Location)> entries, CancellationToken cancellationToken)
+    private async Task<List<(int Start, Memory<byte> Bytes, byte[]? Rented)>> ReadRangesAsync(string packId, List<(ObjectId Id, ObjectLocation Location)> entries, CancellationToken cancellationToken)
     {
         var planned = new List<(int Start, int End)> { (0, PackHeaderSize) };
         foreach (var (_, location) in entries)
@@ -124,16 +182,48 @@ internal sealed partial class ObjectStore
             }
         }
 
-        var ranges = new List<(int Start, byte[] Bytes)>(planned.Count);
-        foreach (var (start, end) in planned)
+        // Into buffers from the shared pool: a walk reads a range of a few hundred KB per batch of leaves, and a new array
+        // for each went to the large object heap, whose churn cost a download as much as its decryption. The ranges are
+        // sealed bytes (nothing to wipe). A larger range (a whole tree read at once) gets an array of its own, so that the
+        // pool does not keep pack-sized arrays.
+        var ranges = new List<(int Start, Memory<byte> Bytes, byte[]? Rented)>(planned.Count);
+        try
         {
-            // A pack deleted between two ranges (a prune's repack) is missing as a whole: the caller refreshes the index.
-            var bytes = await _store.TryReadRangeAsync(PackKey(packId), start, end - start, cancellationToken).ConfigureAwait(false)
-                ?? throw new PackMissingException(packId);
-            ranges.Add((start, bytes));
+            foreach (var (start, end) in planned)
+            {
+                var rented = end - start <= PooledRangeLimit ? ArrayPool<byte>.Shared.Rent(end - start) : null;
+                ranges.Add((start, Memory<byte>.Empty, rented));
+                var buffer = rented ?? GC.AllocateUninitializedArray<byte>(end - start);
+
+                // A pack deleted between two ranges (a prune's repack) is missing as a whole: the caller refreshes the index.
+                var read = await _store.TryReadRangeIntoAsync(PackKey(packId), start, buffer.AsMemory(0, end - start), cancellationToken).ConfigureAwait(false)
+                    ?? throw new PackMissingException(packId);
+                ranges[^1] = (start, buffer.AsMemory(0, read), rented);
+            }
+        }
+        catch
+        {
+            ReturnRanges(ranges);
+            throw;
         }
 
         return ranges;
+    }
+
+    /// <summary>The largest range read into a pooled buffer.</summary>
+    internal const int PooledRangeLimit = 1024 * 1024;
+
+    private static void ReturnRanges(List<(int Start, Memory<byte> Bytes, byte[]? Rented)> ranges)
+    {
+        foreach (var (_, _, rented) in ranges)
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+
+        ranges.Clear();
     }
 
     public async Task<byte[]> ReadPackAsync(string packId, CancellationToken cancellationToken)
@@ -148,7 +238,7 @@ internal sealed partial class ObjectStore
     /// Checks a pack's header against its index (the key generation and salt must be the ones the authenticated
     /// index records) and returns the cipher of its objects.
     /// </summary>
-    public Task<PackCipher> OpenPackAsync(string packId, byte[] pack, CancellationToken cancellationToken)
+    public Task<PackCipher> OpenPackAsync(string packId, ReadOnlyMemory<byte> pack, CancellationToken cancellationToken)
     {
         PackKeyInfo? known;
         lock (_gate)
@@ -160,12 +250,11 @@ internal sealed partial class ObjectStore
     }
 
     /// <summary>Checks a pack's header against <paramref name="known"/>, what its index records, and returns the cipher of its objects.</summary>
-    public async Task<PackCipher> OpenPackAsync(string packId, byte[] pack, PackKeyInfo? known, CancellationToken cancellationToken)
+    public async Task<PackCipher> OpenPackAsync(string packId, ReadOnlyMemory<byte> pack, PackKeyInfo? known, CancellationToken cancellationToken)
     {
-        CheckPackHeader(pack, packId);
-        var generation = BinaryPrimitives.ReadUInt32LittleEndian(pack.AsSpan(s_packMagic.Length, 4));
-        var salt = pack.AsSpan(s_packMagic.Length + 4, RepositoryCrypto.PackSaltSize);
-        if (known is null || known.Generation != generation || !salt.SequenceEqual(known.Salt))
+        CheckPackHeader(pack.Span, packId);
+        var generation = BinaryPrimitives.ReadUInt32LittleEndian(pack.Span.Slice(s_packMagic.Length, 4));
+        if (known is null || known.Generation != generation || !pack.Span.Slice(s_packMagic.Length + 4, RepositoryCrypto.PackSaltSize).SequenceEqual(known.Salt))
         {
             throw RepositoryErrors.Integrity($"pack {Short(packId)}", known is null ? "no readable index describes it" : "its key header differs from its index");
         }
@@ -174,9 +263,9 @@ internal sealed partial class ObjectStore
         return await WithKeysAsync(() => _crypto.OpenPackCipher(known.Generation, known.Salt, what), cancellationToken).ConfigureAwait(false);
     }
 
-    private static void CheckPackHeader(byte[] pack, string packId)
+    private static void CheckPackHeader(ReadOnlySpan<byte> pack, string packId)
     {
-        if (pack.Length < PackHeaderSize || !pack.AsSpan(0, s_packMagic.Length).SequenceEqual(s_packMagic))
+        if (pack.Length < PackHeaderSize || !pack[..s_packMagic.Length].SequenceEqual(s_packMagic))
         {
             throw RepositoryErrors.Integrity($"pack {Short(packId)}", "its header is not a pack header");
         }

@@ -154,7 +154,16 @@ internal sealed class RepositoryCrypto : IDisposable
 
     public ObjectId IdOf(byte role, ReadOnlySpan<byte> plaintext)
     {
-        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _macKey);
+        using var hmac = CreateIdMac();
+        return IdOf(hmac, role, plaintext);
+    }
+
+    /// <summary>A MAC under the repository's MAC key, for <see cref="IdOf(IncrementalHash, byte, ReadOnlySpan{byte})"/>; the caller disposes it.</summary>
+    public IncrementalHash CreateIdMac() => IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, _macKey);
+
+    /// <summary>The ID of an object, computed with <paramref name="hmac"/> (from <see cref="CreateIdMac"/>), which is left ready for the next.</summary>
+    public static ObjectId IdOf(IncrementalHash hmac, byte role, ReadOnlySpan<byte> plaintext)
+    {
         hmac.AppendData([role]);
         hmac.AppendData(plaintext);
         Span<byte> mac = stackalloc byte[32];
@@ -275,6 +284,7 @@ internal sealed class PackCipher : IDisposable
 {
     private readonly RepositoryCrypto _crypto;
     private readonly AesGcm _aes;
+    private IncrementalHash? _idMac;
 
     internal PackCipher(RepositoryCrypto crypto, uint generation, byte[] salt, AesGcm aes)
     {
@@ -315,19 +325,29 @@ internal sealed class PackCipher : IDisposable
     /// <summary>Opens an object of this pack and checks that its plaintext MAC is its ID.</summary>
     public byte[] OpenObject(ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role)
     {
-        var what = $"object {id.Short}";
+        // Pinned: an object's plaintext may be a tree leaf (key material, secret ciphertexts), and a compacting GC would
+        // leave a copy of a movable array behind that the reader's wipe never reaches.
+        var plaintext = GC.AllocateUninitializedArray<byte>(Math.Max(0, sealedBytes.Length - RepositoryCrypto.Overhead), pinned: true);
+        OpenObject(sealedBytes, id, role, plaintext);
+        return plaintext;
+    }
+
+    /// <summary>
+    /// Opens an object of this pack into the start of <paramref name="destination"/> and checks that its plaintext MAC is
+    /// its ID; returns the plaintext's length. On failure, what was written to <paramref name="destination"/> is zeroed.
+    /// </summary>
+    public int OpenObject(ReadOnlySpan<byte> sealedBytes, ObjectId id, byte role, Span<byte> destination)
+    {
         if (sealedBytes.Length < RepositoryCrypto.Overhead)
         {
-            throw RepositoryErrors.Integrity(what, "it is shorter than its nonce and tag");
+            throw RepositoryErrors.Integrity($"object {id.Short}", "it is shorter than its nonce and tag");
         }
 
         Span<byte> ad = stackalloc byte[ObjectId.Size + 1];
         id.Write(ad);
         ad[ObjectId.Size] = role;
 
-        // Pinned: an object's plaintext may be a tree leaf (key material, secret ciphertexts), and a compacting GC would
-        // leave a copy of a movable array behind that the reader's wipe never reaches.
-        var plaintext = GC.AllocateUninitializedArray<byte>(sealedBytes.Length - RepositoryCrypto.Overhead, pinned: true);
+        var plaintext = destination[..(sealedBytes.Length - RepositoryCrypto.Overhead)];
         try
         {
             _aes.Decrypt(
@@ -336,19 +356,25 @@ internal sealed class PackCipher : IDisposable
         }
         catch (AuthenticationTagMismatchException)
         {
-            throw RepositoryErrors.Integrity(what, "its authentication tag does not match (it was changed or damaged)");
+            throw RepositoryErrors.Integrity($"object {id.Short}", "its authentication tag does not match (it was changed or damaged)");
         }
 
-        if (_crypto.IdOf(role, plaintext) != id)
+        // One keyed MAC for all the objects opened through this cipher: keying a MAC per object cost as much as the MAC.
+        _idMac ??= _crypto.CreateIdMac();
+        if (RepositoryCrypto.IdOf(_idMac, role, plaintext) != id)
         {
             CryptographicOperations.ZeroMemory(plaintext);
-            throw RepositoryErrors.Integrity(what, "its content does not match its ID");
+            throw RepositoryErrors.Integrity($"object {id.Short}", "its content does not match its ID");
         }
 
-        return plaintext;
+        return plaintext.Length;
     }
 
-    public void Dispose() => _aes.Dispose();
+    public void Dispose()
+    {
+        _aes.Dispose();
+        _idMac?.Dispose();
+    }
 }
 
 /// <summary>

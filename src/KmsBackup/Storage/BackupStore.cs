@@ -108,6 +108,38 @@ public abstract partial class BackupStore
         return range;
     }
 
+    /// <summary>
+    /// Reads up to <paramref name="destination"/>'s length of bytes of the object <paramref name="key"/> from
+    /// <paramref name="offset"/> into <paramref name="destination"/>: the ranged read of
+    /// <see cref="TryReadRangeAsync(string, long, int, CancellationToken)"/> into a buffer the caller owns, so that a
+    /// reader of many ranges (a download, a verify) can reuse one buffer instead of allocating one per range.
+    /// </summary>
+    /// <param name="key">The object's key.</param>
+    /// <param name="offset">Where the range starts, from 0.</param>
+    /// <param name="destination">Where the bytes go, from its start; at least 1 byte long.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <returns>
+    /// How many bytes were read: <paramref name="destination"/>'s length, or fewer when the object ends first (0 when it
+    /// ends at or before <paramref name="offset"/>); <see langword="null"/> when there is no such object.
+    /// </returns>
+    /// <exception cref="ArgumentException"><paramref name="key"/> breaks the key rules or is under <c>leases/</c>.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="offset"/> is negative or <paramref name="destination"/> is empty.</exception>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    public async Task<int?> TryReadRangeIntoAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        ValidateObjectKey(key);
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfLessThan(destination.Length, 1, nameof(destination));
+        cancellationToken.ThrowIfCancellationRequested();
+        var read = await TryReadRangeIntoCoreAsync(key, offset, destination, cancellationToken).ConfigureAwait(false);
+        if (read is < 0 || read > destination.Length)
+        {
+            throw new InvalidOperationException($"The store said it read {read} bytes into a buffer of {destination.Length} for '{key}': a store's ranged read returns at most the length asked for.");
+        }
+
+        return read;
+    }
+
     /// <summary>Lists the complete objects whose keys start with <paramref name="prefix"/>, in ordinal key order.</summary>
     /// <param name="prefix">A key prefix, possibly empty: a key whose last segment may be partial (or empty, after a trailing <c>/</c>).</param>
     /// <param name="cancellationToken">Cancels the listing.</param>
@@ -170,6 +202,35 @@ public abstract partial class BackupStore
     {
         var whole = await TryReadCoreAsync(key, cancellationToken).ConfigureAwait(false);
         return whole is null ? null : Slice(whole, offset, length);
+    }
+
+    /// <summary>
+    /// The primitive ranged read into a buffer: up to <paramref name="destination"/>'s length of bytes from
+    /// <paramref name="offset"/>, written from its start; returns how many (fewer, or none, when the object ends first),
+    /// or <see langword="null"/> when there is no such object. By default it calls
+    /// <see cref="TryReadRangeCoreAsync(string, long, int, CancellationToken)"/> and copies the range, which is correct
+    /// for every store; a store that can read straight into the buffer overrides it to save the allocation and the copy.
+    /// </summary>
+    /// <param name="key">A valid object key (<see cref="ValidateKey"/>), never under <c>leases/</c>.</param>
+    /// <param name="offset">Where the range starts, 0 or more.</param>
+    /// <param name="destination">Where the bytes go; 1 byte long or more.</param>
+    /// <param name="cancellationToken">Cancels the read.</param>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.StoreUnavailable"/>: the store failed.</exception>
+    protected virtual async Task<int?> TryReadRangeIntoCoreAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        var range = await TryReadRangeCoreAsync(key, offset, destination.Length, cancellationToken).ConfigureAwait(false);
+        if (range is null)
+        {
+            return null;
+        }
+
+        if (range.Length > destination.Length)
+        {
+            throw new InvalidOperationException($"The store returned {range.Length} bytes for a range of {destination.Length} of '{key}': a store's ranged read returns at most the length asked for.");
+        }
+
+        range.CopyTo(destination);
+        return range.Length;
     }
 
     /// <summary>The part of <paramref name="content"/> that a ranged read of <paramref name="offset"/> and <paramref name="length"/> returns.</summary>

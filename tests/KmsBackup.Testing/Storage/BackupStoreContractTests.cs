@@ -117,6 +117,47 @@ public abstract class BackupStoreContractTests
         Assert.Equal(expected, range);
     }
 
+    [Theory]
+    [InlineData(0, 100)]
+    [InlineData(1, 1)]
+    [InlineData(37, 500)]
+    [InlineData(950, 100)]
+    [InlineData(999, 1)]
+    [InlineData(1000, 10)]
+    [InlineData(5000, 10)]
+    public async Task A_ranged_read_into_a_buffer_writes_the_bytes_of_the_range_from_its_start_and_says_how_many(int offset, int length)
+    {
+        var content = Content(1000, seed: 4);
+        Assert.True(await Store.TryCreateAsync("data/ab/object-1", content));
+        var buffer = new byte[length + 8];
+        buffer.AsSpan().Fill(0xEE);
+
+        var read = await CreateStore().TryReadRangeIntoAsync("data/ab/object-1", offset, buffer.AsMemory(0, length));
+
+        var expected = content.AsSpan(Math.Min(offset, content.Length), Math.Clamp(content.Length - offset, 0, length)).ToArray();
+        Assert.Equal(expected.Length, read);
+        Assert.Equal(expected, buffer.AsSpan(0, expected.Length).ToArray());
+        Assert.All(buffer[expected.Length..], b => Assert.Equal(0xEE, b));
+    }
+
+    [Fact]
+    public async Task A_ranged_read_into_a_buffer_of_an_absent_object_returns_null_and_bad_arguments_are_refused()
+    {
+        Assert.True(await Store.TryCreateAsync("data/ab/object-1", Content(10, seed: 1)));
+        var large = RandomNumberGenerator.GetBytes(LargeObjectLength);
+        Assert.True(await Store.TryCreateAsync("data/large", large));
+        var buffer = new byte[4096];
+
+        Assert.Equal(4096, await CreateStore().TryReadRangeIntoAsync("data/large", LargeObjectLength / 2, buffer));
+        Assert.Equal(large.AsSpan(LargeObjectLength / 2, 4096).ToArray(), buffer);
+        Assert.Null(await Store.TryReadRangeIntoAsync("data/ab/object-2", 0, buffer));
+        Assert.Null(await Store.TryReadRangeIntoAsync("data/ab", 0, buffer));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.TryReadRangeIntoAsync("data/ab/object-1", -1, buffer));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => Store.TryReadRangeIntoAsync("data/ab/object-1", 0, Memory<byte>.Empty));
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => Store.TryReadRangeIntoAsync("leases/x/y", 0, buffer));
+        await Assert.ThrowsAnyAsync<ArgumentException>(() => Store.TryReadRangeIntoAsync("../escape", 0, buffer));
+    }
+
     [Fact]
     public async Task A_ranged_read_of_a_large_object_returns_the_range_from_its_middle_and_its_end()
     {

@@ -72,7 +72,7 @@ internal sealed class BackupFileTransfer
     }
 
     /// <summary>Writes a day's payload (docs/backup-file-format.md) into <paramref name="buffer"/>, yielding after each piece.</summary>
-    private async IAsyncEnumerable<int> WritePayloadAsync(
+    private async IAsyncEnumerable<ReadOnlyMemory<byte>> WritePayloadAsync(
         RecordWriter buffer, string backupId, DateOnly backupDate, string timeZone, PointManifest full, PointManifest last, List<ItemChange> changes,
         [EnumeratorCancellation] CancellationToken cancellationToken)
     {
@@ -98,7 +98,7 @@ internal sealed class BackupFileTransfer
             buffer.WriteString(change.Name);
         }
 
-        yield return 0;
+        yield return ReadOnlyMemory<byte>.Empty;
     }
 
     internal async Task<BackupDetails> UploadAsync(string callerAccount, Stream file, ReadOnlyMemory<byte> dataKey, string backupName, CancellationToken cancellationToken = default)
@@ -238,9 +238,10 @@ internal sealed class BackupFileTransfer
     /// <summary>
     /// Writes one recovery point's snapshot into the payload: its source, then its keys and its secrets, each a count and
     /// the items in name order, copied leaf by leaf from the trees (a leaf holds its items in the payload's encoding).
-    /// Yields after each leaf; the leaf's plaintext is zeroed once the stream has taken it.
+    /// Yields each leaf in place, after the records written before it; the walk zeroes the leaf's plaintext once the
+    /// stream has taken it and asks for the next.
     /// </summary>
-    private async IAsyncEnumerable<int> WriteSnapshotAsync(RecordWriter payload, PointManifest point, [EnumeratorCancellation] CancellationToken cancellationToken)
+    private async IAsyncEnumerable<ReadOnlyMemory<byte>> WriteSnapshotAsync(RecordWriter payload, PointManifest point, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         payload.WriteInstant(point.TakenAt);
         payload.WriteString(point.Source.InstanceId);
@@ -250,15 +251,13 @@ internal sealed class BackupFileTransfer
         payload.WriteVarUInt((ulong)point.KeyRoot.Count);
         await foreach (var leaf in ItemTree.LeavesAsync(_repository.Objects, point.KeyRoot, ItemCodec.SkipKey, cancellationToken).ConfigureAwait(false))
         {
-            payload.WriteRaw(leaf.Span);
-            yield return 0;
+            yield return leaf;
         }
 
         payload.WriteVarUInt((ulong)point.SecretRoot.Count);
         await foreach (var leaf in ItemTree.LeavesAsync(_repository.Objects, point.SecretRoot, ItemCodec.SkipSecret, cancellationToken).ConfigureAwait(false))
         {
-            payload.WriteRaw(leaf.Span);
-            yield return 0;
+            yield return leaf;
         }
     }
 

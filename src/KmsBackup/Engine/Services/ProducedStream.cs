@@ -3,21 +3,27 @@ using KmsBackup.Repository;
 namespace KmsBackup;
 
 /// <summary>
-/// A read-only stream of what a producer writes, piece by piece, into one pinned buffer: the producer writes a piece
-/// and yields; the stream hands the piece out, zeroes it, and asks for the next. So a payload of key material and secret
-/// ciphertexts is encrypted as it is made, in memory bounded by its largest piece (a tree leaf), and no copy of it
-/// outlives the stream: the buffer is zeroed piece by piece and when the stream is disposed.
+/// A read-only stream of what a producer makes, piece by piece: the producer writes small records into one pinned
+/// buffer and yields a piece (possibly empty) that follows them; the stream hands out what the buffer holds, zeroes it,
+/// then hands out the piece in place (a tree leaf, which its owner zeroes), and asks for the next. So a payload of key
+/// material and secret ciphertexts is encrypted as it is made, in memory bounded by the producer's largest piece, and
+/// each leaf is copied once, into the encryptor's segment, instead of through the buffer as well. No copy of it
+/// outlives the stream: the buffer is zeroed as it goes and when the stream is disposed.
 /// </summary>
 internal sealed class ProducedStream : Stream
 {
     private readonly RecordWriter _buffer = new(64 * 1024, pinned: true);
-    private readonly Func<RecordWriter, CancellationToken, IAsyncEnumerable<int>> _produce;
-    private IAsyncEnumerator<int>? _pieces;
+    private readonly Func<RecordWriter, CancellationToken, IAsyncEnumerable<ReadOnlyMemory<byte>>> _produce;
+    private IAsyncEnumerator<ReadOnlyMemory<byte>>? _pieces;
     private int _offset;
+    private ReadOnlyMemory<byte> _piece;
     private bool _done;
 
-    /// <param name="produce">Writes the stream's content into the buffer it is given, yielding after each piece.</param>
-    public ProducedStream(Func<RecordWriter, CancellationToken, IAsyncEnumerable<int>> produce)
+    /// <param name="produce">
+    /// Makes the stream's content: writes records into the buffer it is given and yields pieces; each piece comes after
+    /// what was written before it, and must stay valid until the producer is asked for the next.
+    /// </param>
+    public ProducedStream(Func<RecordWriter, CancellationToken, IAsyncEnumerable<ReadOnlyMemory<byte>>> produce)
     {
         _produce = produce;
     }
@@ -34,7 +40,7 @@ internal sealed class ProducedStream : Stream
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        while (_offset == _buffer.Length)
+        while (_offset == _buffer.Length && _piece.IsEmpty)
         {
             if (_done)
             {
@@ -45,11 +51,24 @@ internal sealed class ProducedStream : Stream
             _offset = 0;
             _pieces ??= _produce(_buffer, cancellationToken).GetAsyncEnumerator(cancellationToken);
             _done = !await _pieces.MoveNextAsync().ConfigureAwait(false);
+            _piece = _done ? ReadOnlyMemory<byte>.Empty : _pieces.Current;
         }
 
-        var count = Math.Min(buffer.Length, _buffer.Length - _offset);
-        _buffer.WrittenSpan.Slice(_offset, count).CopyTo(buffer.Span);
-        _offset += count;
+        // What the producer wrote into the buffer comes first, then the piece it yielded after it.
+        int count;
+        if (_offset < _buffer.Length)
+        {
+            count = Math.Min(buffer.Length, _buffer.Length - _offset);
+            _buffer.WrittenSpan.Slice(_offset, count).CopyTo(buffer.Span);
+            _offset += count;
+        }
+        else
+        {
+            count = Math.Min(buffer.Length, _piece.Length);
+            _piece.Span[..count].CopyTo(buffer.Span);
+            _piece = _piece[count..];
+        }
+
         return count;
     }
 
@@ -78,6 +97,7 @@ internal sealed class ProducedStream : Stream
             _pieces = null;
         }
 
+        _piece = ReadOnlyMemory<byte>.Empty;
         _buffer.Wipe();
         await base.DisposeAsync().ConfigureAwait(false);
     }
@@ -90,6 +110,7 @@ internal sealed class ProducedStream : Stream
             _pieces = null;
         }
 
+        _piece = ReadOnlyMemory<byte>.Empty;
         _buffer.Wipe();
         base.Dispose(disposing);
     }

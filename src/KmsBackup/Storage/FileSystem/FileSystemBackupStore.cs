@@ -102,16 +102,23 @@ public sealed partial class FileSystemBackupStore : BackupStore
     }
 
     /// <inheritdoc />
-    protected override Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken) =>
-        ReadObjectAsync(key, static (stream, path, _, _, token) => ReadToEndAsync(stream, path, token), 0, 0, cancellationToken);
+    protected override async Task<byte[]?> TryReadCoreAsync(string key, CancellationToken cancellationToken) =>
+        (await ReadObjectAsync(key, static (stream, path, token) => ReadToEndAsync(stream, path, token), cancellationToken).ConfigureAwait(false)).Content;
 
     /// <inheritdoc />
     /// <remarks>Seeks in the object's file and reads the range only, through the same link-refusing open as a whole read.</remarks>
-    protected override Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken) =>
-        ReadObjectAsync(key, ReadRangeAsync, offset, length, cancellationToken);
+    protected override async Task<byte[]?> TryReadRangeCoreAsync(string key, long offset, int length, CancellationToken cancellationToken) =>
+        (await ReadObjectAsync(key, (stream, path, token) => ReadRangeAsync(stream, path, offset, length, token), cancellationToken).ConfigureAwait(false)).Content;
 
-    private async Task<byte[]?> ReadObjectAsync(
-        string key, Func<Stream, string, long, int, CancellationToken, Task<byte[]>> read, long offset, int length, CancellationToken cancellationToken)
+    /// <inheritdoc />
+    /// <remarks>Seeks in the object's file and reads the range straight into <paramref name="destination"/>, through the same link-refusing open as a whole read.</remarks>
+    protected override async Task<int?> TryReadRangeIntoCoreAsync(string key, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        var (found, read) = await ReadObjectAsync(key, (stream, path, token) => ReadRangeIntoAsync(stream, path, offset, destination, token), cancellationToken).ConfigureAwait(false);
+        return found ? read : null;
+    }
+
+    private async Task<(bool Found, T Content)> ReadObjectAsync<T>(string key, Func<Stream, string, CancellationToken, Task<T>> read, CancellationToken cancellationToken)
     {
         var (segments, name) = ObjectLocation(key);
         using (await EnterAsync(cancellationToken).ConfigureAwait(false))
@@ -122,17 +129,17 @@ public sealed partial class FileSystemBackupStore : BackupStore
                 var stream = folder?.OpenRead(name);
                 if (stream is null)
                 {
-                    return null;
+                    return default;
                 }
 
                 await using (stream.ConfigureAwait(false))
                 {
-                    return await read(stream, folder!.Child(name), offset, length, cancellationToken).ConfigureAwait(false);
+                    return (true, await read(stream, folder!.Child(name), cancellationToken).ConfigureAwait(false));
                 }
             }
             catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
             {
-                return null; // deleted meanwhile
+                return default; // deleted meanwhile
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
             {
@@ -313,6 +320,19 @@ public sealed partial class FileSystemBackupStore : BackupStore
         return available <= 0 ? [] : await ReadExactlyAsync(stream, relativePath, offset, (int)Math.Min(length, available), cancellationToken).ConfigureAwait(false);
     }
 
+    private static async Task<int> ReadRangeIntoAsync(Stream stream, string relativePath, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        var available = RegularFileLength(stream, relativePath) - offset;
+        if (available <= 0)
+        {
+            return 0;
+        }
+
+        var count = (int)Math.Min(destination.Length, available);
+        await ReadExactlyAsync(stream, relativePath, offset, destination[..count], cancellationToken).ConfigureAwait(false);
+        return count;
+    }
+
     private static long RegularFileLength(Stream stream, string relativePath) =>
         stream.CanSeek
             ? stream.Length
@@ -321,20 +341,24 @@ public sealed partial class FileSystemBackupStore : BackupStore
     private static async Task<byte[]> ReadExactlyAsync(Stream stream, string relativePath, long offset, int count, CancellationToken cancellationToken)
     {
         var content = new byte[count];
+        await ReadExactlyAsync(stream, relativePath, offset, content, cancellationToken).ConfigureAwait(false);
+        return content;
+    }
+
+    private static async Task ReadExactlyAsync(Stream stream, string relativePath, long offset, Memory<byte> content, CancellationToken cancellationToken)
+    {
         stream.Position = offset;
         var read = 0;
         while (read < content.Length)
         {
-            var n = await stream.ReadAsync(content.AsMemory(read), cancellationToken).ConfigureAwait(false);
+            var n = await stream.ReadAsync(content[read..], cancellationToken).ConfigureAwait(false);
             if (n == 0)
             {
-                throw new IOException($"The file '{relativePath}' ended after {read} of the {count} bytes expected at {offset}; objects never change, so the store's folder was altered.");
+                throw new IOException($"The file '{relativePath}' ended after {read} of the {content.Length} bytes expected at {offset}; objects never change, so the store's folder was altered.");
             }
 
             read += n;
         }
-
-        return content;
     }
 
     /// <summary>The folder of an object (its segments below the root) and its name in that folder.</summary>
