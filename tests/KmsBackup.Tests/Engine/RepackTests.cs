@@ -21,21 +21,7 @@ public class RepackTests
     public async Task A_pack_whose_points_passed_retention_is_repacked_and_every_kept_view_reads_the_same()
     {
         await using var h = await EngineHarness.CreateAsync();
-        await h.CreateInstanceAsync("kst-a", keyQuota: 1000);
-        for (var i = 0; i < 400; i++)
-        {
-            await h.Kms.GenerateKeyAsync("kst-a", $"key-{i:D3}", Owner, description: new string('d', 200));
-        }
-
-        var backup = await h.Client.CreateDefaultBackupAsync(Owner);
-        await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
-        for (var i = 0; i < 240; i++)
-        {
-            await h.Kms.RotateKeyAsync("kst-a", $"key-{i:D3}");
-        }
-
-        // Ten days of daily runs: the first day's points leave the default backup's 7 days.
-        await h.RunUntilAsync(EngineHarness.Start.AddDays(10), TimeSpan.FromDays(1));
+        var backup = await RotateMostOfOnePackAsync(h);
         using var reader = await h.OpenAnotherClientAsync("reader"); // its index names the old packs
         var before = await KeptViewsAsync(reader, backup.Id);
         Assert.Contains(before, v => v.Contains("key-399", StringComparison.Ordinal));
@@ -62,20 +48,7 @@ public class RepackTests
     public async Task With_repacking_off_the_partly_used_pack_stays()
     {
         await using var h = await EngineHarness.CreateAsync(o => o.PruneRepackThreshold = 1);
-        await h.CreateInstanceAsync("kst-a", keyQuota: 1000);
-        for (var i = 0; i < 400; i++)
-        {
-            await h.Kms.GenerateKeyAsync("kst-a", $"key-{i:D3}", Owner, description: new string('d', 200));
-        }
-
-        var backup = await h.Client.CreateDefaultBackupAsync(Owner);
-        await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
-        for (var i = 0; i < 240; i++)
-        {
-            await h.Kms.RotateKeyAsync("kst-a", $"key-{i:D3}");
-        }
-
-        await h.RunUntilAsync(EngineHarness.Start.AddDays(10), TimeSpan.FromDays(1));
+        await RotateMostOfOnePackAsync(h);
         var first = await h.Client.PruneAsync();
         h.Clock.Advance(TimeSpan.FromHours(2));
         var second = await h.Client.PruneAsync();
@@ -170,6 +143,26 @@ public class RepackTests
             var e = Assert.Throws<ArgumentOutOfRangeException>(options.Validate);
             Assert.Equal(nameof(BackupClientOptions.PruneRepackThreshold), e.ParamName);
         }
+    }
+
+    /// <summary>400 keys backed up in one pack, the first 240 rotated, then ten days of daily runs: the first day's points leave the default backup's 7 days.</summary>
+    private static async Task<BackupDetails> RotateMostOfOnePackAsync(EngineHarness h)
+    {
+        await h.CreateInstanceAsync("kst-a", keyQuota: 1000);
+        for (var i = 0; i < 400; i++)
+        {
+            await h.Kms.GenerateKeyAsync("kst-a", $"key-{i:D3}", Owner, description: new string('d', 200));
+        }
+
+        var backup = await h.Client.CreateDefaultBackupAsync(Owner);
+        await h.Client.EnableBackupAsync(Owner, backup.Id, "kst-a", InstanceKind.Software);
+        for (var i = 0; i < 240; i++)
+        {
+            await h.Kms.RotateKeyAsync("kst-a", $"key-{i:D3}");
+        }
+
+        await h.RunUntilAsync(EngineHarness.Start.AddDays(10), TimeSpan.FromDays(1));
+        return backup;
     }
 
     private static async Task<List<string>> KeptViewsAsync(BackupClient client, string backupId, DateOnly? today = null)
