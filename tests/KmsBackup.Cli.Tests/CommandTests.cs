@@ -259,6 +259,10 @@ public sealed class CommandTests : IAsyncLifetime
         AssertExit(ExitCodes.Usage, run);
         Assert.Equal("Usage", run.Json().GetProperty("error").GetProperty("code").GetString());
         Assert.Contains("--date", run.Json().GetProperty("error").GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Equal("Run 'kmsbackup restore plan --help' for the options.", run.Json().GetProperty("error").GetProperty("remedy").GetString()); // the command itself, not '<command>'
+
+        var reset = await _folder.RunAsync("reset", Backup, "--json");
+        Assert.Equal("Run 'kmsbackup reset --help' for the options.", reset.Json().GetProperty("error").GetProperty("remedy").GetString());
     }
 
     [Fact]

@@ -197,7 +197,7 @@ internal static partial class CommandTree
                     c.MarkupLine($"{results.Count} backup run(s).");
                     foreach (var r in results)
                     {
-                        c.MarkupLine($"  {Markup.Escape(r.Point.BackupId)}: #{r.Point.Sequence} {Names.Of(r.Point.Kind)}, {r.Point.KeyCount} keys, {r.Point.SecretCount} secrets, {r.BytesWritten} bytes written");
+                        c.MarkupLine($"  {Markup.Escape(r.Point.BackupId)}: #{r.Point.Sequence} {Names.Of(r.Point.Kind)}, {Names.Count(r.Point.KeyCount, "key")}, {Names.Count(r.Point.SecretCount, "secret")}, {Names.Count(r.BytesWritten, "byte")} written");
                     }
                 });
             }

@@ -26,7 +26,7 @@ internal static partial class CommandTree
             if (args.Contains("--json", StringComparer.Ordinal))
             {
                 var message = string.Join(" ", result.Errors.Select(e => e.Message));
-                Json.Write(host.Output, new JsonErrorDocument(new JsonError("Usage", "", message, "Run 'kmsbackup <command> --help' for the options.", ExitCodes.Usage)));
+                Json.Write(host.Output, new JsonErrorDocument(new JsonError("Usage", "", message, $"Run '{Invocation.PathOf(result)} --help' for the options.", ExitCodes.Usage)));
                 return ExitCodes.Usage;
             }
 
@@ -35,7 +35,7 @@ internal static partial class CommandTree
                 await host.Error.WriteLineAsync($"Usage: {error.Message}").ConfigureAwait(false);
             }
 
-            await host.Error.WriteLineAsync("Run 'kmsbackup --help' (or 'kmsbackup <command> --help') for usage.").ConfigureAwait(false);
+            await host.Error.WriteLineAsync($"Run '{Invocation.PathOf(result)} --help' for usage.").ConfigureAwait(false);
             return ExitCodes.Usage;
         }
 

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using KmsBackup.Cli.Output;
 using KmsBackup.Cli.Workspace;
 using Spectre.Console;
@@ -42,6 +43,21 @@ internal sealed class Invocation(ParseResult result, CliHost host, GlobalOptions
 
     public async Task<BackupClient> ClientAsync(CancellationToken cancellationToken) =>
         (await FolderAsync(cancellationToken).ConfigureAwait(false)).Client;
+
+    /// <summary>The command line's command, as typed after the tool's name (e.g. <c>kmsbackup restore plan</c>), for remedies that name it.</summary>
+    public string CommandPath => PathOf(Result);
+
+    /// <summary>The path of the command <paramref name="result"/> parsed to, from the tool's name.</summary>
+    public static string PathOf(ParseResult result)
+    {
+        var names = new List<string>();
+        for (SymbolResult? symbol = result.CommandResult; symbol is CommandResult command; symbol = command.Parent)
+        {
+            names.Insert(0, command.Command.Name);
+        }
+
+        return string.Join(' ', names);
+    }
 
     public T Value<T>(Option<T> option) => Result.GetValue(option)!;
 

@@ -24,7 +24,7 @@ internal static class ErrorReport
         var error = e switch
         {
             BackupException b => new JsonError(b.Code.ToString(), b.Item, b.Refusal.Message, b.Remedy, exitCode),
-            UsageException or ArgumentException => new JsonError("Usage", "", e.Message, "Run 'kmsbackup <command> --help' for the options.", exitCode),
+            UsageException or ArgumentException => new JsonError("Usage", "", e.Message, $"Run '{invocation.CommandPath} --help' for the options.", exitCode),
             OperationCanceledException => new JsonError("Cancelled", "", "The command was cancelled.", "Run it again.", exitCode),
             _ => new JsonError("Error", "", e.Message, "Check the paths and permissions, then retry.", exitCode),
         };

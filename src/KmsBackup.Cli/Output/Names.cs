@@ -78,6 +78,9 @@ internal static class Names
         return parts.Count == 0 ? "0s" : sign + string.Join(' ', parts);
     }
 
+    /// <summary>A count and its noun, singular for one: <c>1 key</c>, <c>2 keys</c>.</summary>
+    public static string Count(long count, string noun) => string.Create(CultureInfo.InvariantCulture, $"{count:N0} {noun}{(count == 1 ? string.Empty : "s")}");
+
     public static string Date(DateOnly date) => date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
 
     public static string Instant(DateTimeOffset instant) => instant.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);

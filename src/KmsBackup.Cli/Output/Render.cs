@@ -49,7 +49,7 @@ internal static class Render
         Row("Enabled", Names.Instant(b.EnabledAt));
         Row("Expires", Names.Instant(b.ExpiresAt));
         Row("Release due", Names.Instant(b.ReleaseDueAt));
-        Row("Latest point", b.LatestPoint is { } p ? $"#{p.Sequence} {Names.Of(p.Kind)} {Names.Instant(p.TakenAt)}: {p.KeyCount} keys, {p.SecretCount} secrets" : null);
+        Row("Latest point", b.LatestPoint is { } p ? $"#{p.Sequence} {Names.Of(p.Kind)} {Names.Instant(p.TakenAt)}: {Names.Count(p.KeyCount, "key")}, {Names.Count(p.SecretCount, "secret")}" : null);
         console.Write(grid);
     }
 
@@ -134,7 +134,7 @@ internal static class Render
         }
 
         console.MarkupLine(plan.CanExecute
-            ? $"[green]Can restore[/]: {plan.KeysToRestore} keys, {plan.SecretsToRestore} secrets; {plan.AlreadyRestored} already restored."
+            ? $"[green]Can restore[/]: {Names.Count(plan.KeysToRestore, "key")}, {Names.Count(plan.SecretsToRestore, "secret")}; {plan.AlreadyRestored} already restored."
             : $"[red]Refused[/]: {refusals.Count} violation(s); nothing would be written.");
     }
 
