@@ -84,19 +84,22 @@ public sealed class BackupSchedulerService : BackgroundService
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.WhenAll(_clients.Names.Select(name => RunInstanceAsync(name, stoppingToken)));
 
+    /// <summary>How logs name a client: its options name, or "the default client" for the unnamed one.</summary>
+    private static string Shown(string name) => name.Length == 0 ? "the default client" : name;
+
     private async Task RunInstanceAsync(string name, CancellationToken stoppingToken)
     {
         var options = _options.Get(name).Scheduler;
         if (!options.Enabled)
         {
-            Log.SchedulerDisabled(_logger, name);
+            Log.SchedulerDisabled(_logger, Shown(name));
             return;
         }
 
         await Task.Yield();
         long ticks = 0;
         using var timer = new PeriodicTimer(options.Tick, _time);
-        Log.SchedulerStarted(_logger, name, options.Tick);
+        Log.SchedulerStarted(_logger, Shown(name), options.Tick);
         try
         {
             do
@@ -111,7 +114,7 @@ public sealed class BackupSchedulerService : BackgroundService
             // The host is stopping.
         }
 
-        Log.SchedulerStopped(_logger, name, ticks);
+        Log.SchedulerStopped(_logger, Shown(name), ticks);
     }
 
     private async Task TickAsync(string name, CancellationToken stoppingToken)
@@ -125,7 +128,7 @@ public sealed class BackupSchedulerService : BackgroundService
             var client = await _clients.GetClientAsync(name, stoppingToken).ConfigureAwait(false);
             var report = await client.RunDueBackupsAsync(stoppingToken).ConfigureAwait(false);
             (runs, failures) = (report, report.Failures);
-            Log.TickCompleted(_logger, name, runs.Count, failures.Count);
+            Log.TickCompleted(_logger, Shown(name), runs.Count, failures.Count);
             if (_options.Get(name).Scheduler.RekeyPacksPerTick is > 0 and var budget)
             {
                 try
@@ -135,7 +138,7 @@ public sealed class BackupSchedulerService : BackgroundService
                 catch (Exception e) when (e is not OutOfMemoryException && !stoppingToken.IsCancellationRequested)
                 {
                     // The backups of this tick ran; the rekey tries again at the next tick.
-                    Log.RekeyFailed(_logger, e, name, BackupTelemetry.ErrorType(e));
+                    Log.RekeyFailed(_logger, e, Shown(name), BackupTelemetry.ErrorType(e));
                 }
             }
         }
@@ -146,7 +149,7 @@ public sealed class BackupSchedulerService : BackgroundService
         catch (Exception e) when (e is not OutOfMemoryException)
         {
             error = e;
-            Log.TickFailed(_logger, e, name, BackupTelemetry.ErrorType(e));
+            Log.TickFailed(_logger, e, Shown(name), BackupTelemetry.ErrorType(e));
         }
 
         try
@@ -155,7 +158,7 @@ public sealed class BackupSchedulerService : BackgroundService
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            Log.TickFailed(_logger, e, name, BackupTelemetry.ErrorType(e));
+            Log.TickFailed(_logger, e, Shown(name), BackupTelemetry.ErrorType(e));
         }
     }
 }

@@ -286,6 +286,10 @@ public class SchedulerTests
 
         Assert.True(h.Scheduler.ExecuteTask!.IsCompletedSuccessfully);
         Assert.Contains(h.Logs.GetSnapshot(), r => r.Id.Id == 2002);
+
+        // The unnamed client is named in the logs (issue 16, finding 8: "scheduler started for : ...").
+        var started = Assert.Single(h.Logs.GetSnapshot(), r => r.Id.Id == 2001);
+        Assert.StartsWith("KmsBackup scheduler started for the default client: a tick every", started.Message, StringComparison.Ordinal);
         h.Host.Dispose();
     }
 
