@@ -181,7 +181,7 @@ internal static class HardwareRules
         {
             refusals.Add(new Refusal(
                 BackupErrorCode.ClusterTooFewHsms, item,
-                string.Create(CultureInfo.InvariantCulture, $"The HSM cluster '{target.ClusterId}' has {target.Hsms.Count} HSMs in {target.ZoneCount} availability zones; a restore target needs at least two HSMs across at least two zones."),
+                string.Create(CultureInfo.InvariantCulture, $"The HSM cluster '{target.ClusterId}' has {target.Hsms.Count} {(target.Hsms.Count == 1 ? "HSM" : "HSMs")} in {target.ZoneCount} availability {(target.ZoneCount == 1 ? "zone" : "zones")}; a restore target needs at least two HSMs across at least two zones."),
                 "Purchase an HSM cluster with at least two HSMs across dual availability zones."));
         }
 

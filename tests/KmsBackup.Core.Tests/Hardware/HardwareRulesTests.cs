@@ -151,6 +151,10 @@ public class HardwareRulesTests
         Assert.Equal("cluster 'cls-new'", refusal.Item);
         Assert.Contains("cls-new", refusal.Message, StringComparison.Ordinal);
         Assert.Contains(remedy, refusal.Remedy, StringComparison.Ordinal);
+        if (what == "one-hsm")
+        {
+            Assert.Contains("has 1 HSM in 1 availability zone;", refusal.Message, StringComparison.Ordinal); // not "1 HSMs", "1 availability zones"
+        }
     }
 
     [Fact]
