@@ -124,7 +124,7 @@ internal static class EmbeddedRefusals
     public static BackupException FolderInUse(string folder, Exception cause) =>
         new(new Refusal(BackupErrorCode.LeaseHeld, $"folder '{folder}'",
             $"Another embedded key management service (in this or another process) has the folder '{folder}' open.",
-            "Dispose of the other service first, or open another folder."), cause);
+            "Wait for the other process that uses the folder (another kmsbackup command, or a host app) to finish, or stop it; in code, dispose of the other EmbeddedKeyManagementService first. Or use another folder."), cause);
 
     private static BackupException Refuse(BackupErrorCode code, string item, string message, string remedy) =>
         new Refusal(code, item, message, remedy).ToException();

@@ -250,6 +250,7 @@ public sealed class EmbeddedRealDiskTests : IDisposable
 
             var second = Assert.Throws<BackupException>(() => new EmbeddedKeyManagementService(_fileSystem, _root, _time));
             Assert.Equal(BackupErrorCode.LeaseHeld, second.Code);
+            Assert.Contains("another kmsbackup command", second.Remedy, StringComparison.Ordinal); // the remedy also reads right to a tool user
         }
 
         foreach (var file in Directory.EnumerateFiles(_root, "*", SearchOption.AllDirectories))
