@@ -68,6 +68,19 @@ public sealed class TableWidthTests : IAsyncLifetime
         }
     }
 
+    /// <summary>Issue 16, finding 5: the secrets view's ID column is the encrypting key's, and says so.</summary>
+    [Fact]
+    public async Task The_secrets_view_names_its_key_column_for_what_it_is()
+    {
+        var secrets = await RunAsync(160, "data", _folder.BackupId, "--date", "2026-05-02", "--type", "fully-backed-up-secrets", "--wide");
+        Assert.Equal(ExitCodes.Ok, secrets.ExitCode);
+        Assert.Contains(Lines(secrets), l => l.Contains(" Encrypting key ID ", StringComparison.Ordinal));
+        Assert.DoesNotContain("key key-", secrets.Output, StringComparison.Ordinal);
+
+        var keys = await RunAsync(160, "data", _folder.BackupId, "--date", "2026-05-02", "--type", "fully-backed-up-keys", "--wide");
+        Assert.Contains(Lines(keys), l => l.Contains(" Key ID ", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task A_wider_terminal_shows_more_columns_and_wide_shows_them_all()
     {

@@ -62,11 +62,11 @@ internal static class Render
         }
 
         var table = new FittedTable()
-            .Column("Name", 0).Column("ID", 0).Column("Creator", 2).Column("Created", 1).Column("Last rotated", 4).Column("Versions", 3).Column("Description", 5, wrap: true);
+            .Column("Name", 0).Column(items[0].Type == ItemType.Key ? "Key ID" : "Encrypting key ID", 0).Column("Creator", 2).Column("Created", 1).Column("Last rotated", 4).Column("Versions", 3).Column("Description", 5, wrap: true);
         foreach (var i in items)
         {
             table.Row(
-                E(i.Name), E(i.KeyId ?? (i.EncryptionKeyId is { } k ? $"key {k}" : "-")), E(i.CreatorAccount), E(Names.Instant(i.CreatedAt)),
+                E(i.Name), E(i.KeyId ?? i.EncryptionKeyId ?? "-"), E(i.CreatorAccount), E(Names.Instant(i.CreatedAt)),
                 E(Names.Instant(i.LastRotatedAt) ?? "-"), i.VersionCount.ToString(System.Globalization.CultureInfo.InvariantCulture), E(i.Description ?? ""));
         }
 
