@@ -492,6 +492,11 @@ public sealed class CommandTests : IAsyncLifetime
         AssertExit(ExitCodes.Ok, clean);
         Assert.True(clean.Json().GetProperty("clean").GetBoolean());
         Assert.True(clean.Json().GetProperty("pointsChecked").GetInt32() > 0);
+        Assert.True(clean.Json().GetProperty("packBytes").GetInt64() >= clean.Json().GetProperty("referencedBytes").GetInt64());
+        var text = await _folder.RunAsync("verify");
+        Assert.Contains("Clean: ", text.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Clean: clean:", text.Output, StringComparison.Ordinal); // issue 16, finding 8
+        Assert.Contains("MB that recovery points refer to", text.Output, StringComparison.Ordinal);
 
         var pack = Directory.EnumerateFiles(Path.Combine(_folder.Root, "store"), "*", SearchOption.AllDirectories)
             .Where(p => p.Contains($"{Path.DirectorySeparatorChar}packs{Path.DirectorySeparatorChar}", StringComparison.Ordinal))

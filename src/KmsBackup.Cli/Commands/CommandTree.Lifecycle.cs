@@ -177,7 +177,8 @@ internal static partial class CommandTree
             inv.Write(
                 new JsonStoreVerification(result.IsClean, result.PacksChecked, result.ObjectsChecked, result.PointsChecked, result.UnreferencedObjects,
                     result.UnreferencedPacks.Count, [.. result.Problems.Select(p => new JsonProblem(p.Item, p.Description))],
-                    result.CurrentKeyGeneration, result.PacksByKeyGeneration.ToDictionary(g => g.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), g => g.Value)),
+                    result.CurrentKeyGeneration, result.PacksByKeyGeneration.ToDictionary(g => g.Key.ToString(System.Globalization.CultureInfo.InvariantCulture), g => g.Value),
+                    result.PackBytes, result.ReferencedBytes),
                 c => Render.Verification(c, result));
             return result.IsClean ? ExitCodes.Ok : ExitCodes.Integrity;
         });

@@ -95,7 +95,7 @@ internal sealed record JsonProblem(string Item, string Description);
 
 internal sealed record JsonStoreVerification(
     bool Clean, int PacksChecked, int ObjectsChecked, int PointsChecked, int UnreferencedObjects, int UnreferencedPacks,
-    IReadOnlyList<JsonProblem> Problems, long KeyGeneration, IReadOnlyDictionary<string, int> PacksByKeyGeneration);
+    IReadOnlyList<JsonProblem> Problems, long KeyGeneration, IReadOnlyDictionary<string, int> PacksByKeyGeneration, long PackBytes, long ReferencedBytes);
 
 internal sealed record JsonKeyRotation(long KeyGeneration, string GenerationId);
 

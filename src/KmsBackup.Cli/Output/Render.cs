@@ -191,7 +191,12 @@ internal static class Render
 
     public static void Verification(IAnsiConsole console, RepositoryVerification v)
     {
-        console.MarkupLine(v.IsClean ? $"[green]Clean[/]: {E(v.ToString())}" : $"[red]Damaged[/]: {E(v.ToString())}");
+        // The summary's own first word ("clean" or "N problems") would repeat the verdict: "Clean: clean: ...".
+        var summary = v.ToString();
+        var details = v.IsClean && summary.IndexOf(": ", StringComparison.Ordinal) is var colon and >= 0 ? summary[(colon + 2)..] : summary;
+        var space = string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"; packs {v.PackBytes / 1e6:F1} MB for {v.ReferencedBytes / 1e6:F1} MB that recovery points refer to");
+        console.MarkupLine(v.IsClean ? $"[green]Clean[/]: {E(details + space)}" : $"[red]Damaged[/]: {E(details + space)}");
         foreach (var problem in v.Problems)
         {
             console.MarkupLine($"  [red]{E(problem.Item)}[/]: {E(problem.Description)}");
