@@ -134,6 +134,11 @@ public sealed class CommandTests : IAsyncLifetime
         Assert.Contains("Fully Backed up Keys", run.Output, StringComparison.Ordinal);
         Assert.Contains("orders", run.Output, StringComparison.Ordinal);
         Assert.DoesNotContain("Rotated Keys", run.Output, StringComparison.Ordinal);
+
+        var prefixed = await _folder.RunAsync("data", Backup, "--date", "2026-05-02", "--type", "fully-backed-up-keys", "--name-prefix", "ord", "--json");
+        AssertExit(ExitCodes.Ok, prefixed);
+        var names = prefixed.Json().GetProperty("views")[0].GetProperty("items").EnumerateArray().Select(i => i.GetProperty("name").GetString()).ToList();
+        Assert.Equal(["orders"], names);
     }
 
     [Fact]

@@ -208,9 +208,10 @@ internal static partial class CommandTree
         var date = DateOption(required: true);
         var type = DataTypeOption("Show only this data type; all six when omitted.");
         var nameContains = new Option<string?>("--name-contains") { Description = "Only items whose name contains this text (case-insensitive)." };
+        var namePrefix = new Option<string?>("--name-prefix") { Description = "Only items whose name starts with this text (case-sensitive); the fully backed up views seek to it instead of reading the day." };
         var command = new Command("data", "Show a date's backup data by type: fully backed up, incrementally backed up and rotated keys and secrets. Metadata only: never key material or secret values.")
         {
-            id, date, type, nameContains,
+            id, date, type, nameContains, namePrefix,
         };
         Handle(command, host, globals, async (inv, ct) =>
         {
@@ -222,10 +223,20 @@ internal static partial class CommandTree
             foreach (var t in types)
             {
                 var items = new List<BackupDataItem>();
-                await foreach (var item in client.GetDataAsync(inv.Account, backupId, day, t, inv.Result.GetValue(nameContains), ct).ConfigureAwait(false))
+                string? token = null;
+                do
                 {
-                    items.Add(item);
+                    var page = await client.GetDataPageAsync(inv.Account, backupId, day, t, new BackupDataQuery
+                    {
+                        PageSize = BackupClient.MaximumPageSize,
+                        NameContains = inv.Result.GetValue(nameContains),
+                        NamePrefix = inv.Result.GetValue(namePrefix),
+                        ContinuationToken = token,
+                    }, ct).ConfigureAwait(false);
+                    items.AddRange(page.Items);
+                    token = page.ContinuationToken;
                 }
+                while (token is not null);
 
                 views.Add((t, items));
             }
