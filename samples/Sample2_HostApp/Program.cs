@@ -5,7 +5,8 @@
 //   dotnet run --project samples/Sample2_HostApp -- --simulate   runs 4 simulated hours (across midnight)
 //                                                                  in about 20 seconds, prints a summary
 //                                                                  and exits 0 when every run succeeded
-// Options: --data <folder> (default: ./sample2-data; --simulate uses a fresh temporary folder),
+// Options: --data <folder> (default: KmsBackup.Samples/sample2 in the user's local application data folder, so that
+//          nothing is written into the clone; --simulate uses a fresh temporary folder),
 //          --hours <n> (simulated hours, default 4), --speed <x> (default 720).
 using System.Diagnostics.Metrics;
 using System.Globalization;
@@ -24,7 +25,7 @@ var hours = double.Parse(Option("--hours") ?? "4", CultureInfo.InvariantCulture)
 var speed = double.Parse(Option("--speed") ?? "720", CultureInfo.InvariantCulture);
 var dataPath = Option("--data") ?? (simulate
     ? Path.Combine(Path.GetTempPath(), $"kmsbackup-sample2-{Environment.ProcessId}-{Guid.NewGuid():N}")
-    : Path.Combine(Environment.CurrentDirectory, "sample2-data"));
+    : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create), "KmsBackup.Samples", "sample2"));
 var cleanUp = simulate && Option("--data") is null;
 
 // 21:55 UTC: the simulated hours cross midnight, so the daily full shows.
