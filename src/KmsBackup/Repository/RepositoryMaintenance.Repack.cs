@@ -24,7 +24,7 @@ internal static partial class RepositoryMaintenance
     {
         if (threshold >= 1)
         {
-            return new RepackResult([], 0, 0, 0);
+            return new RepackResult([], 0);
         }
 
         string? HomeOf(ObjectId id)
@@ -73,24 +73,22 @@ internal static partial class RepositoryMaintenance
         }
 
         var repacked = new List<string>();
-        var objectsCopied = 0;
-        var damaged = 0;
         using var writer = new PackWriter(objects) { WriteCopies = true };
         foreach (var (pack, homed) in candidates)
         {
             try
             {
-                objectsCopied += await CopyObjectsAsync(objects, writer, pack, homed, cancellationToken).ConfigureAwait(false);
+                await CopyObjectsAsync(objects, writer, pack, homed, cancellationToken).ConfigureAwait(false);
                 repacked.Add(pack);
             }
             catch (BackupIntegrityException)
             {
-                damaged++; // deleted meanwhile, or damaged: verify names it; the other packs go on
+                // Deleted meanwhile, or damaged: left as it is (verify names it); the other packs go on.
             }
         }
 
         await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
-        return new RepackResult(repacked, objectsCopied, writer.BytesWritten, damaged);
+        return new RepackResult(repacked, writer.BytesWritten);
     }
 
     /// <summary>
@@ -139,7 +137,5 @@ internal static partial class RepositoryMaintenance
 
 /// <summary>What a prune's repacking did.</summary>
 /// <param name="Repacked">Packs whose live objects were copied (or all had copies elsewhere): the caller marks them.</param>
-/// <param name="ObjectsCopied">Objects copied into new packs.</param>
 /// <param name="BytesWritten">Bytes of new packs and indexes written.</param>
-/// <param name="PacksDamaged">Candidates that could not be read or opened, left as they are.</param>
-internal readonly record struct RepackResult(IReadOnlyList<string> Repacked, int ObjectsCopied, long BytesWritten, int PacksDamaged);
+internal readonly record struct RepackResult(IReadOnlyList<string> Repacked, long BytesWritten);
