@@ -86,6 +86,14 @@ try
     // ---------------------------------------------------------------------------------------------
     Timeline.Chapter("Days 2-5: additions and rotations");
     await AdvanceAsync(At(5, 2, 10), TimeSpan.FromHours(4));
+    await foreach (var learned in client.ListBackupsAsync(Account))
+    {
+        if (learned.Kind == BackupKind.Automatic && learned.Instance?.Id == "kst-hz-2")
+        {
+            timeline.Say($"kst-hz-2 is enabled in the service, but nobody reported it: the first scheduled run learned it from the service and gave it automatic backup {learned.Id}.");
+        }
+    }
+
     await kms.GenerateKeyAsync("kst-hz-1", "payments", Account);
     await kms.StoreSecretAsync("kst-hz-1", "card-vault", "payments", "vault-secret"u8.ToArray(), Account);
     timeline.Say("Added key payments and secret card-vault.");

@@ -541,8 +541,25 @@ public sealed class CommandTests : IAsyncLifetime
         var run = await _folder.RunAsync("run", "--json");
 
         AssertExit(ExitCodes.Ok, run);
-        var point = Assert.Single(run.Json().EnumerateArray().ToList());
-        Assert.Equal("incremental", point.GetProperty("point").GetProperty("kind").GetString());
+        var points = run.Json().EnumerateArray().ToList();
+        var incremental = Assert.Single(points, p => p.GetProperty("backupId").GetString() == _folder.BackupId);
+        Assert.Equal("incremental", incremental.GetProperty("point").GetProperty("kind").GetString());
+
+        // The two restore-target instances were enabled in the service and never reported: the run learns them and
+        // gives each its automatic backup, with a first full.
+        var learned = points.Where(p => p.GetProperty("backupId").GetString() != _folder.BackupId).ToList();
+        Assert.Equal(2, learned.Count);
+        Assert.All(learned, p => Assert.Equal("full", p.GetProperty("point").GetProperty("kind").GetString()));
+        var list = await _folder.RunAsync("backups", "list", "--json");
+        AssertExit(ExitCodes.Ok, list);
+        var instances = list.Json().EnumerateArray().Where(b => b.GetProperty("type").GetString() == "System Created")
+            .Select(b => b.GetProperty("instance").GetProperty("id").GetString()).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["kst-far", "kst-small", "kst-src"], instances);
+
+        // Nothing is due a moment later, and nothing is created twice.
+        var again = await _folder.RunAsync("run", "--json");
+        AssertExit(ExitCodes.Ok, again);
+        Assert.Empty(again.Json().EnumerateArray().ToList());
     }
 
     [Fact]

@@ -135,8 +135,14 @@ public class SchedulerTests
         await lease.DisposeAsync();
         controlled.Before = null;
         await h.StartHostAsync();
-        var first = Assert.Single((await h.NextTickAsync()).Runs).Point;
+        var runs = (await h.NextTickAsync()).Runs;
+        var first = Assert.Single(runs, r => r.Point.BackupId == backup.Id).Point;
         Assert.Equal((backup.Id, ScheduleReason.FirstFull), (first.BackupId, first.Reason));
+
+        // The same tick learned that kst-a is enabled (nobody reported it) and gave it its automatic backup too.
+        var learned = Assert.Single(runs, r => r.Point.BackupId != backup.Id).Point;
+        Assert.Equal(ScheduleReason.FirstFull, learned.Reason);
+        Assert.Equal(BackupKind.Automatic, (await client.GetBackupAsync(HostHarness.Owner, learned.BackupId)).Kind);
     }
 
     [Fact]

@@ -7,7 +7,10 @@ public partial class BackupClient
     /// <summary>
     /// Tells the client that an instance was enabled. If the instance is eligible (rule K4) and has no
     /// automatic backup yet (K5), creates its automatic backup and runs the first full backup at once (S1),
-    /// unless another writer (a scheduler that saw the new backup) holds its lease and runs it.
+    /// unless another writer (a scheduler that saw the new backup) holds its lease and runs it. A host that does not call
+    /// this loses nothing: <see cref="RunDueBackupsAsync"/> learns enables from the gateway
+    /// (<see cref="BackupClientOptions.InstanceDiscoveryInterval"/>). Hosts that learn of one enable at once create one
+    /// backup: its ID is derived from the instance ID and its first catalog version is created only if absent.
     /// </summary>
     /// <param name="instanceId">The instance that was enabled.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

@@ -49,10 +49,11 @@ public partial class BackupClient : IDisposable
         var catalog = new BackupCatalog(repository, instances, hsmClusters, options);
         var history = new RunHistory(catalog);
         _health = new RunHealth(catalog, history);
-        _runner = new BackupRunner(catalog, history, _health);
+        var automatic = new AutomaticBackups(catalog);
+        _runner = new BackupRunner(catalog, history, _health, automatic);
         _data = new BackupDataReader(catalog);
         _hardware = new HardwareOperations(catalog, _data);
-        _lifecycle = new LifecycleOperations(catalog, _runner, _hardware);
+        _lifecycle = new LifecycleOperations(catalog, _runner, _hardware, automatic);
         _executor = new RestoreExecutor(catalog, new RestorePreparation(catalog, _data));
         _unfinished = new UnfinishedRestores(catalog, _executor);
         _files = new BackupFileTransfer(catalog, _data);

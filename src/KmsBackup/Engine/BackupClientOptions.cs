@@ -46,6 +46,17 @@ public sealed class BackupClientOptions
     public double PruneRepackThreshold { get; set; } = 0.2;
 
     /// <summary>
+    /// How often <see cref="BackupClient.RunDueBackupsAsync"/> lists the gateway's instances to learn enables the host did
+    /// not report through <see cref="BackupClient.OnInstanceEnabledAsync"/>: each enabled instance that is eligible
+    /// (rule K4) and has no automatic backup gets one, with its first full at once, so a host that forgets an event
+    /// loses no backup (releases are learned on every tick from each backup's instance). Hosts sharing a store that learn
+    /// of one enable at once create one backup: its ID is derived from the instance's. Default 5 minutes; from 1 minute
+    /// to 1 day; <see langword="null"/> turns it off, for a host that reports every enable and whose gateway lists
+    /// instances slowly. Each listing reads every instance of the gateway once (<see cref="InstanceGateway.ListInstancesAsync"/>).
+    /// </summary>
+    public TimeSpan? InstanceDiscoveryInterval { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
     /// How far this host's clock may run ahead of the latest time the store has seen before every deletion
     /// (retention, release, prune) is held until an operator confirms the time with
     /// <see cref="BackupClient.ConfirmClockAsync"/>. Backups keep running meanwhile. Default 48 hours; from
@@ -139,6 +150,11 @@ public sealed class BackupClientOptions
         if (PruneGracePeriod < LeaseDuration)
         {
             throw new ArgumentOutOfRangeException(nameof(PruneGracePeriod), PruneGracePeriod, "The prune grace period must be at least the lease duration.");
+        }
+
+        if (InstanceDiscoveryInterval is { } discovery && (discovery < TimeSpan.FromMinutes(1) || discovery > TimeSpan.FromDays(1)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(InstanceDiscoveryInterval), discovery, "The instance discovery interval is from 1 minute to 1 day, or null to turn discovery off.");
         }
 
         if (!(PruneRepackThreshold is >= 0.05 and <= 1))

@@ -51,6 +51,7 @@ internal sealed class RepositoryCrypto : IDisposable
 
     private readonly byte[] _macKey;
     private readonly byte[] _keyringKey;
+    private readonly byte[] _namingKey;
     private readonly ulong _boundarySalt;
     private readonly object _gate = new();
     private Dictionary<uint, byte[]> _dataKeys = [];
@@ -67,6 +68,8 @@ internal sealed class RepositoryCrypto : IDisposable
         _keyringKey = GC.AllocateArray<byte>(32, pinned: true);
         HKDF.DeriveKey(HashAlgorithmName.SHA256, masterSecret, _macKey, salt: [], info: "kmsbackup/repository/v1/mac"u8);
         HKDF.DeriveKey(HashAlgorithmName.SHA256, masterSecret, _keyringKey, salt: [], info: "kmsbackup/repository/v3/keyring"u8);
+        _namingKey = GC.AllocateArray<byte>(32, pinned: true);
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, masterSecret, _namingKey, salt: [], info: "kmsbackup/repository/v1/automatic-backup-id"u8);
 
         Span<byte> salt = stackalloc byte[32];
         HKDF.DeriveKey(HashAlgorithmName.SHA256, masterSecret, salt, salt: [], info: "kmsbackup/repository/v1/chunking"u8);
@@ -151,6 +154,22 @@ internal sealed class RepositoryCrypto : IDisposable
 
     /// <summary>The MAC that authenticates a key generation's record, so only a holder of the repository's keys can add one.</summary>
     public byte[] KeyRecordMac(ReadOnlySpan<byte> record) => HMACSHA256.HashData(_keyringKey, record);
+
+    /// <summary>
+    /// The ID of the automatic backup of <paramref name="instanceId"/>: <c>bka-</c> and the first 8 bytes, in lower-case
+    /// hex, of HMAC-SHA-256 under a key derived from generation 1 ("kmsbackup/repository/v1/automatic-backup-id") over
+    /// the UTF-8 of the instance ID, a line feed and <paramref name="attempt"/> in decimal. Every host of the repository
+    /// derives the same ID, so two hosts that learn of one enable at once race to create the same catalog entry, and
+    /// create-if-absent lets one win. <paramref name="attempt"/> counts the instance's earlier automatic backups (a
+    /// released one keeps its entry). Keyed, so the store's object names do not reveal instance IDs.
+    /// </summary>
+    public string AutomaticBackupIdOf(string instanceId, int attempt)
+    {
+        var message = Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{instanceId}\n{attempt}"));
+        Span<byte> mac = stackalloc byte[32];
+        HMACSHA256.HashData(_namingKey, message, mac);
+        return "bka-" + Convert.ToHexStringLower(mac[..8]);
+    }
 
     public ObjectId IdOf(byte role, ReadOnlySpan<byte> plaintext)
     {
@@ -269,6 +288,7 @@ internal sealed class RepositoryCrypto : IDisposable
     {
         CryptographicOperations.ZeroMemory(_macKey);
         CryptographicOperations.ZeroMemory(_keyringKey);
+        CryptographicOperations.ZeroMemory(_namingKey);
         lock (_gate)
         {
             foreach (var key in _dataKeys.Values)

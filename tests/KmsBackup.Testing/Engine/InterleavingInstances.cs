@@ -24,7 +24,9 @@ internal sealed class InterleavingInstances(TimeProvider clock, string owner, st
     private readonly object _lock = new();
     private readonly Dictionary<string, List<(InstanceContent Content, long Step)>> _sources = new(StringComparer.Ordinal);
     private readonly Dictionary<string, RestoreTarget> _targets = new(StringComparer.Ordinal);
-    private readonly DateTimeOffset _createdAt = clock.GetUtcNow().AddDays(-30);
+    // Before the automatic-backup cutoff (rule K4): every tick's instance discovery lists these instances and creates
+    // nothing, since the schedules' backups are the default and purchased ones that the oracle models.
+    private readonly DateTimeOffset _createdAt = new(2024, 1, 1, 0, 0, 0, TimeSpan.Zero);
     private int _names;
 
     /// <summary>The source instances, by ID.</summary>

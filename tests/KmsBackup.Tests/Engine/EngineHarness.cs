@@ -52,7 +52,9 @@ public sealed class EngineHarness : IAsyncDisposable
         files ??= new MockFileSystem();
         clock ??= new FakeTimeProvider(Start);
         var kms = new EmbeddedKeyManagementService(files, KmsRoot, clock);
-        var options = new BackupClientOptions { TimeProvider = clock, LeaseHolder = "test-host" };
+        // Tests of other rules create and enable their backups themselves: the tick's instance discovery, which would add
+        // an automatic backup to every instance they create, is on only where a test turns it on (InstanceDiscoveryTests).
+        var options = new BackupClientOptions { TimeProvider = clock, LeaseHolder = "test-host", InstanceDiscoveryInterval = null };
         configure?.Invoke(options);
         var storeFiles = wrapStoreFiles?.Invoke(files) ?? files;
         var store = new FileSystemBackupStore(storeFiles, StoreRoot, clock);
@@ -65,7 +67,11 @@ public sealed class EngineHarness : IAsyncDisposable
     public async Task<BackupClient> OpenAnotherClientAsync(
         string holder, InstanceGateway? gateway = null, Func<BackupStore, BackupStore>? wrapStore = null, Action<BackupClientOptions>? configure = null)
     {
-        var options = new BackupClientOptions { TimeProvider = Clock, LeaseHolder = holder, Schedule = Options.Schedule, TimeZone = Options.TimeZone, LeaseDuration = Options.LeaseDuration };
+        var options = new BackupClientOptions
+        {
+            TimeProvider = Clock, LeaseHolder = holder, Schedule = Options.Schedule, TimeZone = Options.TimeZone, LeaseDuration = Options.LeaseDuration,
+            InstanceDiscoveryInterval = Options.InstanceDiscoveryInterval,
+        };
         configure?.Invoke(options);
         BackupStore store = new FileSystemBackupStore(Files, StoreRoot, Clock);
         store = wrapStore?.Invoke(store) ?? store;

@@ -14,10 +14,14 @@ internal sealed class BackupRunner
     private readonly InstanceGateway _instances;
     private readonly BackupClientOptions _options;
     private readonly ILogger _logger;
+    private readonly AutomaticBackups _automatic;
+    private readonly HashSet<string> _refusalsLogged = new(StringComparer.Ordinal);
+    private long _nextDiscoveryTicks = long.MinValue;
 
-    internal BackupRunner(BackupCatalog catalog, RunHistory history, RunHealth health)
+    internal BackupRunner(BackupCatalog catalog, RunHistory history, RunHealth health, AutomaticBackups automatic)
     {
         _catalog = catalog;
+        _automatic = automatic;
         _history = history;
         _health = health;
         _repository = catalog.Repository;
@@ -58,6 +62,8 @@ internal sealed class BackupRunner
             failures.Add(new BackupRunFailure(damaged.BackupId, damaged.Error));
         }
 
+        await DiscoverEnabledInstancesAsync(listing, results, failures, cancellationToken).ConfigureAwait(false);
+
         foreach (var entry in listing.States)
         {
             try
@@ -96,6 +102,103 @@ internal sealed class BackupRunner
         }
 
         return (results, failures);
+    }
+
+    /// <summary>
+    /// Learns the enables the host did not report (<see cref="BackupClient.OnInstanceEnabledAsync"/>): at most once per
+    /// <see cref="BackupClientOptions.InstanceDiscoveryInterval"/>, lists the gateway's instances and creates the automatic
+    /// backup of each enabled, eligible instance that has none, then runs its first full. Hosts racing to do so create one
+    /// backup (<see cref="AutomaticBackups"/>). A backup created so is logged (event 1011), an instance that gets none
+    /// once per client (event 1010), and a listing that fails (event 1012) is tried again on the next tick. It runs
+    /// before the due backups, so a new backup's first full is in this tick's report.
+    /// </summary>
+    private async Task DiscoverEnabledInstancesAsync(CatalogListing listing, List<BackupRunResult> results, List<BackupRunFailure> failures, CancellationToken cancellationToken)
+    {
+        var now = _catalog.Clock.GetUtcNow();
+        if (_options.InstanceDiscoveryInterval is not { } interval || now.UtcTicks < Interlocked.Read(ref _nextDiscoveryTicks))
+        {
+            return;
+        }
+
+        // Any automatic backup of an instance covers it, released or not: after a release (reported by the host, or learned)
+        // only an explicit OnInstanceEnabledAsync creates another.
+        var covered = listing.States.Select(e => e.State)
+            .Concat(listing.Damaged.Where(d => d.Previous is not null).Select(d => d.Previous!.State))
+            .Where(s => s.Kind == BackupKind.Automatic && s.Instance is not null)
+            .Select(s => s.Instance!.Id)
+            .ToHashSet(StringComparer.Ordinal);
+        var created = new List<CatalogEntry>();
+        try
+        {
+            await foreach (var instance in _instances.ListInstancesAsync(null, cancellationToken).ConfigureAwait(false))
+            {
+                var instanceId = instance.Info.Id;
+                if (!instance.Info.IsEnabled || instance.ReleasedAt is not null || covered.Contains(instanceId))
+                {
+                    continue;
+                }
+
+                try
+                {
+                    var entry = await _automatic.CreateEntryAsync(instance, listing, cancellationToken).ConfigureAwait(false);
+                    Log.InstanceEnableLearned(_logger, entry.State.Id, instanceId);
+                    created.Add(entry);
+                }
+                catch (BackupException e) when (AutomaticBackups.IsNoAutomaticBackup(e))
+                {
+                    if (e.Code != BackupErrorCode.AutomaticBackupExists && RememberRefusal(instanceId))
+                    {
+                        _automatic.LogNoAutomaticBackup(instanceId, e);
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (RunHealth.IsRunFailure(e, cancellationToken))
+        {
+            Log.InstanceDiscoveryFailed(_logger, BackupTelemetry.ErrorType(e));
+            Interlocked.Exchange(ref _nextDiscoveryTicks, now.UtcTicks);
+            await RunFirstFullsAsync(created, results, failures, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        Interlocked.Exchange(ref _nextDiscoveryTicks, (now + interval).UtcTicks);
+        await RunFirstFullsAsync(created, results, failures, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task RunFirstFullsAsync(List<CatalogEntry> created, List<BackupRunResult> results, List<BackupRunFailure> failures, CancellationToken cancellationToken)
+    {
+        foreach (var entry in created)
+        {
+            try
+            {
+                if (await RunIfDueAsync(entry.State.Id, _catalog.Observe(entry), cancellationToken).ConfigureAwait(false) is { } result)
+                {
+                    results.Add(result);
+                }
+            }
+            catch (BackupException e) when (e.Code == BackupErrorCode.LeaseHeld)
+            {
+                Log.RunSkippedLeaseHeld(_logger, entry.State.Id);
+            }
+            catch (Exception e) when (RunHealth.IsRunFailure(e, cancellationToken))
+            {
+                failures.Add(new BackupRunFailure(entry.State.Id, e));
+            }
+        }
+    }
+
+    /// <summary>Whether this is the first refusal for the instance this client logs (at most 10,000 remembered; then it starts over).</summary>
+    private bool RememberRefusal(string instanceId)
+    {
+        lock (_refusalsLogged)
+        {
+            if (_refusalsLogged.Count >= 10_000)
+            {
+                _refusalsLogged.Clear();
+            }
+
+            return _refusalsLogged.Add(instanceId);
+        }
     }
 
     internal Task<BackupRunResult?> RunIfDueAsync(string backupId, CancellationToken cancellationToken = default) =>

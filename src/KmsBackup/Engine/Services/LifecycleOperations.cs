@@ -1,4 +1,3 @@
-using KmsBackup.Diagnostics;
 using KmsBackup.Repository;
 using System.Runtime.CompilerServices;
 
@@ -10,12 +9,14 @@ internal sealed class LifecycleOperations
     private readonly BackupCatalog _catalog;
     private readonly BackupRunner _runner;
     private readonly HardwareOperations _hardware;
+    private readonly AutomaticBackups _automatic;
     private readonly BackupRepository _repository;
     private readonly BackupClientOptions _options;
 
-    internal LifecycleOperations(BackupCatalog catalog, BackupRunner runner, HardwareOperations hardware)
+    internal LifecycleOperations(BackupCatalog catalog, BackupRunner runner, HardwareOperations hardware, AutomaticBackups automatic)
     {
         _catalog = catalog;
+        _automatic = automatic;
         _runner = runner;
         _hardware = hardware;
         _repository = catalog.Repository;
@@ -51,10 +52,9 @@ internal sealed class LifecycleOperations
         {
             return await CreateAutomaticBackupAsync(instanceId, cancellationToken).ConfigureAwait(false);
         }
-        catch (BackupException e) when (e.Code == BackupErrorCode.InstanceNotEligible || e.Code == BackupErrorCode.AutomaticBackupExists ||
-            e.Code == BackupErrorCode.InstanceNotEnabled || e.Code == BackupErrorCode.ImageVersionTooOld)
+        catch (BackupException e) when (AutomaticBackups.IsNoAutomaticBackup(e))
         {
-            Log.NoAutomaticBackup(_catalog.Logger, instanceId, e.Code.ToString(), e.Refusal.Message);
+            _automatic.LogNoAutomaticBackup(instanceId, e);
             return null;
         }
     }
@@ -62,15 +62,8 @@ internal sealed class LifecycleOperations
     internal async Task<BackupDetails> CreateAutomaticBackupAsync(string instanceId, CancellationToken cancellationToken = default)
     {
         var instance = await _catalog.GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false);
-        var existing = (await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false)).States.Select(e => e.State);
-        var info = instance.ReleasedAt is null ? instance.Info : instance.Info with { IsEnabled = false };
-        var outcome = BackupLifecycle.CreateAutomatic(BackupCatalog.NewId("bka"), info, existing, _options.AutomaticBackupCutoffs, _options.TimeZone, _catalog.Clock.GetUtcNow());
-        if (!outcome.IsAccepted)
-        {
-            throw outcome.Refusal.ToException();
-        }
-
-        var entry = await _repository.SaveStateAsync(new CatalogEntry(outcome.Backups[0], instance.OwnerAccount), cancellationToken).ConfigureAwait(false);
+        var listing = await _repository.LoadStatesAsync(cancellationToken).ConfigureAwait(false);
+        var entry = await _automatic.CreateEntryAsync(instance, listing, cancellationToken).ConfigureAwait(false);
         var run = await _runner.RunFirstFullAsync(entry.State.Id, cancellationToken).ConfigureAwait(false);
         return _catalog.ToDetails(entry, run?.Point);
     }
