@@ -66,6 +66,7 @@ internal static class ChurnCosts
             TimeProvider = time,
             LeaseHolder = "benchmarks",
             PruneRepackThreshold = threshold,
+            InstanceDiscoveryInterval = null, // the history measured is the one default backup's: no automatic backup beside it
         });
 
         var owner = SyntheticInstanceGateway.Owner;

@@ -57,6 +57,32 @@ internal sealed class CountingMemoryStore(TimeProvider time) : BackupStore(time)
         }
     }
 
+    /// <summary>Every object stored now, copied: what <see cref="Restore"/> puts back.</summary>
+    public IReadOnlyDictionary<string, byte[]> Snapshot()
+    {
+        lock (_gate)
+        {
+            return _objects.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal);
+        }
+    }
+
+    /// <summary>Replaces every object with those of <paramref name="snapshot"/> (from <see cref="Snapshot"/>), so that a destructive measurement starts from the same store each time.</summary>
+    public void Restore(IReadOnlyDictionary<string, byte[]> snapshot)
+    {
+        lock (_gate)
+        {
+            _objects.Clear();
+            _keys.Clear();
+            _bytesByPrefix.Clear();
+            foreach (var (key, content) in snapshot)
+            {
+                _objects[key] = content.ToArray();
+                _keys.Add(key);
+                _bytesByPrefix[PrefixOf(key)] = _bytesByPrefix.GetValueOrDefault(PrefixOf(key)) + content.Length;
+            }
+        }
+    }
+
     /// <summary>How many objects are stored now under <paramref name="prefix"/>.</summary>
     public int CountUnder(string prefix)
     {
