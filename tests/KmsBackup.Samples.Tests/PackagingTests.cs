@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.IO.Compression;
 using System.Xml.Linq;
 
@@ -7,71 +6,45 @@ namespace KmsBackup.Samples.Tests;
 /// <summary>
 /// Packs the packages into a local folder feed, checks what they hold, and builds and runs a small
 /// consumer project against them, as a user who installs them from a feed would; then installs the
-/// tool from the same feed and points it at the consumer's folder.
+/// tool from the same feed and points it at the consumer's folder. The packing is <see cref="PackedPackages"/>'s.
 /// </summary>
-public sealed class PackagingTests : IDisposable
+[Collection(UsesPackedPackages.Name)]
+public sealed class PackagingTests(PackedPackages packages)
 {
-    private static readonly TimeSpan Deadline = TimeSpan.FromMinutes(4);
-
-    // A fresh version each run: the machine's global packages folder would otherwise serve an older
-    // package of the same version from a previous run.
-    private readonly string _version = string.Create(CultureInfo.InvariantCulture, $"0.1.0-packtest.{Environment.TickCount64}");
-    private readonly string _work = Directory.CreateTempSubdirectory("kmsbackup-pack-").FullName;
-
-    private string Feed => Path.Combine(_work, "feed");
-
-    public void Dispose() => Directory.Delete(_work, recursive: true);
-
     [Fact]
     public async Task Packed_packages_restore_from_a_local_feed_into_a_consumer_that_backs_up_an_embedded_instance()
     {
-        foreach (var project in new[] { "KmsBackup.Core", "KmsBackup", "KmsBackup.Hosting", "KmsBackup.DevelopmentKms", "KmsBackup.Storage.AzureBlob", "KmsBackup.Hsm.Pkcs11", "KmsBackup.Cli" })
-        {
-            await PackAsync(project);
-        }
-
         AssertLibraryPackage("KmsBackup.Core");
         AssertLibraryPackage("KmsBackup");
         AssertLibraryPackage("KmsBackup.Hosting");
         AssertLibraryPackage("KmsBackup.DevelopmentKms");
         AssertLibraryPackage("KmsBackup.Storage.AzureBlob");
         AssertLibraryPackage("KmsBackup.Hsm.Pkcs11");
-        using (var tool = ZipFile.OpenRead(PackagePath("KmsBackup.Cli")))
+        using (var tool = ZipFile.OpenRead(packages.PackagePath("KmsBackup.Cli")))
         {
             Assert.Contains(tool.Entries, e => e.FullName == "tools/net10.0/any/DotnetToolSettings.xml");
             Assert.Contains(tool.Entries, e => e.FullName == "README.md");
         }
 
         var consumer = WriteConsumer();
-        var run = await Repository.DotnetAsync(consumer, Deadline, "run", "-c", "Release");
+        var run = await Repository.DotnetAsync(consumer, PackedPackages.Deadline, "run", "-c", "Release");
         Assert.True(run.ExitCode == 0, run.ToString());
         Assert.Contains("consumer: backup System Created enabled, fully backed up keys: orders, store clean", run.Output, StringComparison.Ordinal);
 
         // The tool from the same feed reads the folder the consumer wrote.
-        var tools = Path.Combine(_work, "tools");
-        var install = await Repository.DotnetAsync(consumer, Deadline, "tool", "install", "KmsBackup.Cli", "--version", _version, "--tool-path", tools);
+        var tools = Path.Combine(packages.Work, "tools");
+        var install = await Repository.DotnetAsync(consumer, PackedPackages.Deadline, "tool", "install", "KmsBackup.Cli", "--version", packages.Version, "--tool-path", tools);
         Assert.True(install.ExitCode == 0, install.ToString());
-        var list = await Repository.RunAsync(Path.Combine(tools, OperatingSystem.IsWindows() ? "kmsbackup.exe" : "kmsbackup"), consumer, Deadline,
+        var list = await Repository.RunAsync(Path.Combine(tools, OperatingSystem.IsWindows() ? "kmsbackup.exe" : "kmsbackup"), consumer, PackedPackages.Deadline,
             "backups", "list", "--root", Path.Combine(consumer, "data"), "--account", "acct-consumer", "--json");
         Assert.True(list.ExitCode == 0, list.ToString());
         Assert.Contains("\"type\": \"System Created\"", list.Output, StringComparison.Ordinal);
     }
 
-    private async Task PackAsync(string project)
-    {
-        var path = Path.Combine(Repository.Root, "src", project, $"{project}.csproj");
-        var built = File.Exists(Repository.OutputOf(Path.Combine("src", project), $"{project}.dll"));
-        string[] args = ["pack", path, "-c", Repository.Configuration, "-o", Feed, $"-p:PackageVersion={_version}", .. built ? new[] { "--no-build" } : []];
-        var pack = await Repository.DotnetAsync(Repository.Root, Deadline, args);
-        Assert.True(pack.ExitCode == 0, pack.ToString());
-    }
-
-    private string PackagePath(string id) => Path.Combine(Feed, $"{id}.{_version}.nupkg");
-
     /// <summary>A library package: README, license, XML docs, the commit it was built from, and a symbols package beside it.</summary>
     private void AssertLibraryPackage(string id)
     {
-        using var package = ZipFile.OpenRead(PackagePath(id));
+        using var package = ZipFile.OpenRead(packages.PackagePath(id));
         Assert.Contains(package.Entries, e => e.FullName == "README.md");
         Assert.Contains(package.Entries, e => e.FullName == $"lib/net10.0/{id}.dll");
         Assert.Contains(package.Entries, e => e.FullName == $"lib/net10.0/{id}.xml");
@@ -87,27 +60,14 @@ public sealed class PackagingTests : IDisposable
         var repository = metadata.Elements().Single(e => e.Name.LocalName == "repository");
         Assert.Matches("^[0-9a-f]{40}$", repository.Attribute("commit")?.Value ?? "");
 
-        using var symbols = ZipFile.OpenRead(Path.ChangeExtension(PackagePath(id), ".snupkg"));
+        using var symbols = ZipFile.OpenRead(Path.ChangeExtension(packages.PackagePath(id), ".snupkg"));
         Assert.Contains(symbols.Entries, e => e.FullName == $"lib/net10.0/{id}.pdb");
     }
 
     /// <summary>A console project outside the repository, restoring KmsBackup from the local feed and the machine's own sources.</summary>
     private string WriteConsumer()
     {
-        var folder = Path.Combine(_work, "consumer");
-        Directory.CreateDirectory(folder);
-
-        // The repository's NuGet settings, plus the feed; no <clear/>, so the machine's configured sources still serve the dependencies.
-        var config = XDocument.Load(Path.Combine(Repository.Root, "nuget.config"));
-        var sources = config.Root!.Element("packageSources") ?? new XElement("packageSources");
-        if (sources.Parent is null)
-        {
-            config.Root.Add(sources);
-        }
-
-        sources.Add(new XElement("add", new XAttribute("key", "kmsbackup-local-feed"), new XAttribute("value", Feed)));
-        config.Save(Path.Combine(folder, "nuget.config"));
-
+        var folder = packages.NewConsumerFolder("consumer");
         File.WriteAllText(Path.Combine(folder, "Consumer.csproj"), $"""
             <Project Sdk="Microsoft.NET.Sdk">
               <PropertyGroup>
@@ -118,8 +78,8 @@ public sealed class PackagingTests : IDisposable
                 <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
               </PropertyGroup>
               <ItemGroup>
-                <PackageReference Include="KmsBackup" Version="{_version}" />
-                <PackageReference Include="KmsBackup.DevelopmentKms" Version="{_version}" />
+                <PackageReference Include="KmsBackup" Version="{packages.Version}" />
+                <PackageReference Include="KmsBackup.DevelopmentKms" Version="{packages.Version}" />
               </ItemGroup>
             </Project>
             """);

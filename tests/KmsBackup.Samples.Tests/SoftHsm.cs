@@ -26,3 +26,15 @@ public sealed class SoftHsmFactAttribute : FactAttribute
         }
     }
 }
+
+/// <summary>A theory that needs SoftHSM2: skipped outside CI when SoftHSM2 is not installed, as <see cref="SoftHsmFactAttribute"/>.</summary>
+public sealed class SoftHsmTheoryAttribute : TheoryAttribute
+{
+    public SoftHsmTheoryAttribute()
+    {
+        if (!SoftHsm.IsInstalled && !string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.Ordinal))
+        {
+            Skip = $"SoftHSM2 is not installed ({SoftHsm.LibraryPath} and softhsm2-util); eng/test.sh installs it.";
+        }
+    }
+}
