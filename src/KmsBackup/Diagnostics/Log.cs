@@ -45,7 +45,7 @@ internal static partial class Log
     [LoggerMessage(1011, LogLevel.Information, "Backup {BackupId}: the automatic backup of instance {InstanceId}, created because the gateway lists the instance as enabled and the host did not report it (OnInstanceEnabledAsync)")]
     public static partial void InstanceEnableLearned(ILogger logger, string backupId, string instanceId);
 
-    [LoggerMessage(1012, LogLevel.Warning, "Listing the gateway's instances to learn unreported enables failed ({ErrorType}); the next tick tries again")]
+    [LoggerMessage(1012, LogLevel.Warning, "Learning unreported enables from the gateway failed ({ErrorType}); the next tick tries again")]
     public static partial void InstanceDiscoveryFailed(ILogger logger, string errorType);
 
     [LoggerMessage(1101, LogLevel.Information, "Restore {OperationId} from backup {BackupId} into instance {TargetInstanceId}: {Restored} items restored, {AlreadyRestored} already there")]

@@ -124,6 +124,33 @@ public class InstanceDiscoveryTests
     }
 
     [Fact]
+    [Trait("Rule", "K4")]
+    public async Task A_gateway_that_cannot_list_costs_no_run_and_the_next_tick_learns_the_enable()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync("kst-a");
+        await h.CreateInstanceAsync("kst-b");
+        var reported = (await h.Client.OnInstanceEnabledAsync("kst-a"))!;
+        var gateway = new KmsBackup.Tests.Restore.FailingGateway(h.Kms) { FailListing = true };
+        using var host = await h.OpenAnotherClientAsync("host-2", gateway, configure: Discovering);
+
+        h.Clock.Advance(TimeSpan.FromMinutes(5));
+        var failedListing = await host.RunDueBackupsAsync();
+
+        // kst-a's incremental ran; kst-b waits for a listing; nothing failed that the host can act on.
+        Assert.True(failedListing.Succeeded, failedListing.ToString());
+        Assert.Equal(reported.Id, Assert.Single(failedListing).Point.BackupId);
+        Assert.Equal(1, gateway.Listings);
+
+        // The failed listing is tried again at the next tick, not an interval later.
+        gateway.FailListing = false;
+        h.Clock.Advance(TimeSpan.FromMinutes(1));
+        var learned = Assert.Single((await host.RunDueBackupsAsync()).ThrowIfAnyFailed());
+        Assert.Equal(2, gateway.Listings);
+        Assert.Equal("kst-b", (await h.Client.GetBackupAsync(EngineHarness.Owner, learned.Point.BackupId)).Instance!.Id);
+    }
+
+    [Fact]
     public void The_discovery_interval_is_validated()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new BackupClientOptions { InstanceDiscoveryInterval = TimeSpan.FromSeconds(30) }.Validate());

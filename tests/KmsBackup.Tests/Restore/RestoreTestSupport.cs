@@ -36,7 +36,17 @@ internal sealed class FailingGateway(InstanceGateway inner) : InstanceGateway
 
     public override Task<InstanceDescription?> GetInstanceAsync(string instanceId, CancellationToken cancellationToken = default) => inner.GetInstanceAsync(instanceId, cancellationToken);
 
-    public override IAsyncEnumerable<InstanceDescription> ListInstancesAsync(string? region = null, CancellationToken cancellationToken = default) => inner.ListInstancesAsync(region, cancellationToken);
+    /// <summary>Whether listing the instances fails (a gateway that cannot list just now).</summary>
+    public bool FailListing { get; set; }
+
+    /// <summary>How many listings were asked for, failed or not.</summary>
+    public int Listings { get; private set; }
+
+    public override IAsyncEnumerable<InstanceDescription> ListInstancesAsync(string? region = null, CancellationToken cancellationToken = default)
+    {
+        Listings++;
+        return FailListing ? throw new IOException("The instance listing is unavailable.") : inner.ListInstancesAsync(region, cancellationToken);
+    }
 
     public override Task<SnapshotRead> ReadSnapshotAsync(string instanceId, CancellationToken cancellationToken = default) => inner.ReadSnapshotAsync(instanceId, cancellationToken);
 

@@ -109,7 +109,7 @@ internal sealed class BackupRunner
     /// <see cref="BackupClientOptions.InstanceDiscoveryInterval"/>, lists the gateway's instances and creates the automatic
     /// backup of each enabled, eligible instance that has none, then runs its first full. Hosts racing to do so create one
     /// backup (<see cref="AutomaticBackups"/>). A backup created so is logged (event 1011), an instance that gets none
-    /// once per client (event 1010), and a listing that fails (event 1012) is tried again on the next tick. It runs
+    /// once per client (event 1010), and a listing or creation that fails (event 1012) is tried again on the next tick. It runs
     /// before the due backups, so a new backup's first full is in this tick's report.
     /// </summary>
     private async Task DiscoverEnabledInstancesAsync(CatalogListing listing, List<BackupRunResult> results, List<BackupRunFailure> failures, CancellationToken cancellationToken)
