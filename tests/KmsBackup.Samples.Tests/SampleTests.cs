@@ -29,6 +29,33 @@ public class SampleTests
         Assert.Empty(run.Error);
     }
 
+    [Fact]
+    public void The_readmes_tool_walkthrough_defines_kmsbackup_as_the_built_tool_not_dotnet_run()
+    {
+        var block = ToolWalkthrough();
+
+        // 'dotnet run --project src/KmsBackup.Cli --' builds before every command: 9 to 18 seconds each.
+        Assert.DoesNotContain(block, l => l.Contains("dotnet run --project src/KmsBackup.Cli", StringComparison.Ordinal));
+        var build = Assert.Single(block, l => l.StartsWith("dotnet build ", StringComparison.Ordinal));
+        Assert.StartsWith("dotnet build src/KmsBackup.Cli -c Release", build, StringComparison.Ordinal);
+        var alias = Assert.Single(block, l => l.StartsWith("alias kmsbackup=", StringComparison.Ordinal));
+        const string Prefix = "alias kmsbackup=\"dotnet $PWD/";
+        Assert.StartsWith(Prefix, alias, StringComparison.Ordinal);
+        var dll = alias[Prefix.Length..^1];
+        Assert.Equal(Repository.OutputOf(Path.Combine("src", "KmsBackup.Cli"), "KmsBackup.Cli.dll"), Path.Combine(Repository.Root, dll));
+        Assert.True(File.Exists(Path.Combine(Repository.Root, dll)), $"the alias runs {dll}, which the build does not write");
+    }
+
+    /// <summary>The lines of README.md's code block under "The kmsbackup tool", without comments.</summary>
+    private static string[] ToolWalkthrough()
+    {
+        var readme = File.ReadAllText(Path.Combine(Repository.Root, "README.md")).ReplaceLineEndings("\n");
+        var section = readme[readme.IndexOf("\n## The kmsbackup tool\n", StringComparison.Ordinal)..];
+        var start = section.IndexOf("```bash\n", StringComparison.Ordinal) + "```bash\n".Length;
+        var block = section[start..section.IndexOf("\n```", start, StringComparison.Ordinal)];
+        return [.. block.Split('\n').Select(l => (l.IndexOf(" #", StringComparison.Ordinal) is var hash and >= 0 ? l[..hash] : l).TrimEnd())];
+    }
+
     [SoftHsmFact]
     public async Task The_hardware_restore_walkthrough_restores_a_lost_hardware_instance_on_SoftHSM2_and_ends_with_its_summary()
     {
