@@ -56,6 +56,91 @@ public class SampleTests
         return [.. block.Split('\n').Select(l => (l.IndexOf(" #", StringComparison.Ordinal) is var hash and >= 0 ? l[..hash] : l).TrimEnd())];
     }
 
+    [Fact]
+    public async Task A_kept_quick_start_folder_is_explored_by_the_printed_tool_commands_verbatim_download_then_upload_with_the_key()
+    {
+        var dll = Repository.OutputOf(Path.Combine("samples", "Sample1_QuickStart"), "Sample1_QuickStart.dll");
+        var tool = Repository.OutputOf(Path.Combine("src", "KmsBackup.Cli"), "KmsBackup.Cli.dll");
+        Assert.True(File.Exists(dll) && File.Exists(tool), $"Build the solution first: {dll} or {tool} is missing.");
+        var work = Directory.CreateTempSubdirectory("kmsbackup-walkthrough-").FullName;
+        try
+        {
+            var folder = Path.Combine(work, "quickstart-data");
+            var run = await Repository.DotnetAsync(Repository.Root, TimeSpan.FromMinutes(3), dll, folder);
+            Assert.True(run.ExitCode == 0, run.ToString());
+
+            // No file is left that nobody can open: the sample's own download lost its key when the sample ended.
+            Assert.Empty(Directory.EnumerateFiles(folder, "*.kbf", SearchOption.AllDirectories));
+
+            // The closing lines: an export, then the commands, each run as printed (kmsbackup being the built tool).
+            var lines = run.Output.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            var export = Assert.Single(lines, l => l.StartsWith("export ", StringComparison.Ordinal));
+            var environment = Words(export[7..]).Select(w => w.Split('=', 2)).ToDictionary(p => p[0], p => p[1]);
+            Assert.Equal(folder, environment["KMSBACKUP_ROOT"]);
+            var commands = lines.Where(l => l.StartsWith("kmsbackup ", StringComparison.Ordinal)).Select(l => Words(l)[1..]).ToList();
+            Assert.Equal(["backups", "data", "restore", "download", "verify-file", "upload", "verify"], commands.Select(c => c[0]).ToArray());
+
+            // README.md's walk-through is these commands, with the backup's ID left for the reader to fill in.
+            var id = commands[1][1];
+            Assert.Equal(
+                lines.Where(l => l.StartsWith("kmsbackup ", StringComparison.Ordinal)).ToArray(),
+                ToolWalkthrough().Where(l => l.StartsWith("kmsbackup ", StringComparison.Ordinal)).Select(l => l.Replace("<automatic-backup-id>", id, StringComparison.Ordinal)).ToArray());
+            var outputs = new List<string>();
+            foreach (var command in commands)
+            {
+                var result = await Repository.RunAsync("dotnet", work, TimeSpan.FromMinutes(2), environment, ["exec", tool, .. command]);
+                Assert.True(result.ExitCode == 0, $"kmsbackup {string.Join(' ', command)}: {result}");
+                outputs.Add(result.Output);
+            }
+
+            Assert.True(File.Exists(Path.Combine(work, "may-5.kbf")) && File.Exists(Path.Combine(work, "may-5.key")));
+            Assert.Contains("Authentic", outputs[4], StringComparison.Ordinal);
+            Assert.Contains("Uploaded as backup", outputs[5], StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    /// <summary>A command line's words as a POSIX shell splits them, for the double quotes the sample prints around a path.</summary>
+    private static string[] Words(string line)
+    {
+        var words = new List<string>();
+        var word = new System.Text.StringBuilder();
+        var quoted = false;
+        var any = false;
+        foreach (var c in line)
+        {
+            if (c == '"')
+            {
+                quoted = !quoted;
+                any = true;
+            }
+            else if (c == ' ' && !quoted)
+            {
+                if (any)
+                {
+                    words.Add(word.ToString());
+                    word.Clear();
+                    any = false;
+                }
+            }
+            else
+            {
+                word.Append(c);
+                any = true;
+            }
+        }
+
+        if (any)
+        {
+            words.Add(word.ToString());
+        }
+
+        return [.. words];
+    }
+
     [SoftHsmFact]
     public async Task The_hardware_restore_walkthrough_restores_a_lost_hardware_instance_on_SoftHSM2_and_ends_with_its_summary()
     {
