@@ -168,6 +168,42 @@ public class SampleTests
         Assert.Empty(run.Error);
     }
 
+    [SoftHsmFact]
+    public async Task A_kept_hardware_restore_folder_says_no_tool_command_opens_it_and_the_one_it_names_refuses_writing_nothing()
+    {
+        var dll = Repository.OutputOf(Path.Combine("samples", "Sample3_HardwareRestore"), "Sample3_HardwareRestore.dll");
+        var tool = Repository.OutputOf(Path.Combine("src", "KmsBackup.Cli"), "KmsBackup.Cli.dll");
+        Assert.True(File.Exists(dll) && File.Exists(tool), $"Build the solution first: {dll} or {tool} is missing.");
+        var work = Directory.CreateTempSubdirectory("kmsbackup-hardware-kept-").FullName;
+        try
+        {
+            var folder = Path.Combine(work, "hardware-data");
+            var run = await Repository.DotnetAsync(Repository.Root, TimeSpan.FromMinutes(3), dll, folder);
+            Assert.True(run.ExitCode == 0, run.ToString());
+            Assert.True(Directory.Exists(Path.Combine(folder, "store")) && Directory.Exists(Path.Combine(folder, "kms")), run.ToString());
+
+            // Why the tool cannot open it, said where the user reads it, with the command that shows it.
+            Assert.Contains("No kmsbackup command opens it", run.Output, StringComparison.Ordinal);
+            Assert.Contains("whose PIN was random and is gone", run.Output, StringComparison.Ordinal);
+            var quoted = $"'kmsbackup backups list --root \"{folder}\"'";
+            Assert.Contains(quoted, run.Output, StringComparison.Ordinal);
+
+            var before = Image(folder);
+            var list = await Repository.RunAsync("dotnet", work, TimeSpan.FromMinutes(2),
+                new Dictionary<string, string> { ["KMSBACKUP_ACCOUNT"] = "acct-demo" }, "exec", tool, "backups", "list", "--root", folder);
+            Assert.True(list.ExitCode == 4, list.ToString());
+            Assert.Contains(Path.Combine(folder, "keys", "repository.key"), list.Error, StringComparison.Ordinal);
+            Assert.Equal(before, Image(folder));
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+
+        static string[] Image(string root) =>
+            [.. Directory.EnumerateFileSystemEntries(root, "*", SearchOption.AllDirectories).Select(e => Path.GetRelativePath(root, e)).Order(StringComparer.Ordinal)];
+    }
+
     [Fact]
     public async Task The_hardware_restore_walkthrough_says_SoftHSM2_is_missing_and_exits_3()
     {
