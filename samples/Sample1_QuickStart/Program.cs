@@ -243,6 +243,10 @@ try
     }
 
     CryptographicOperations.ZeroMemory(dataKey);
+
+    // Its data key is gone: a file nobody can open would only puzzle whoever explores a kept folder (the tool's
+    // walk-through downloads one with its key instead).
+    File.Delete(file);
     var uploadedKeys = 0;
     await foreach (var _ in client.GetDataAsync(Account, uploaded.Id, may5, BackupDataType.FullyBackedUpKeys))
     {
@@ -317,8 +321,17 @@ try
     Console.WriteLine();
     if (keep is not null)
     {
-        Console.WriteLine("Explore the folder with the kmsbackup tool, as of the simulated end:");
-        Console.WriteLine($"  dotnet run --project src/KmsBackup.Cli -- backups list --root \"{keep}\" --account {Account} --now {clock.GetUtcNow():yyyy-MM-dd'T'HH:mm:ss'Z'}");
+        // The walk-through of README.md ("The kmsbackup tool"), with this run's folder and backup ID filled in.
+        var now = clock.GetUtcNow().UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+        Console.WriteLine("Explore the folder with the kmsbackup tool as of the simulated end (build the tool once and define kmsbackup: README.md, \"The kmsbackup tool\"):");
+        Console.WriteLine($"  export KMSBACKUP_ROOT=\"{keep}\" KMSBACKUP_ACCOUNT={Account}");
+        Console.WriteLine($"  kmsbackup backups list --now {now}");
+        Console.WriteLine($"  kmsbackup data {automatic.Id} --date 2024-05-05 --type fully-backed-up-keys --now {now}");
+        Console.WriteLine($"  kmsbackup restore plan {automatic.Id} --date 2024-05-05 --all --target kst-hz-2 --now {now}");
+        Console.WriteLine($"  kmsbackup download {automatic.Id} --date 2024-05-05 --out may-5.kbf --data-key-out may-5.key --now {now}");
+        Console.WriteLine("  kmsbackup verify-file may-5.kbf --data-key-file may-5.key");
+        Console.WriteLine($"  kmsbackup upload may-5.kbf --name may-5 --data-key-file may-5.key --now {now}");
+        Console.WriteLine($"  kmsbackup verify --now {now}");
     }
 
     var kinds = string.Join(", ", backups.Select(b => b.Label).Distinct());

@@ -296,7 +296,13 @@ try
     Console.WriteLine();
     if (keep is not null)
     {
-        Console.WriteLine("The folder keeps the token folder, the embedded service and the backup store for inspection; the tokens' PINs were random and are gone with this process.");
+        // The kmsbackup tool opens a folder by its repository key file (keys/repository.key). This store's repository
+        // key is wrapped by a key inside the SoftHSM2 token 'repository', whose PIN was random and goes with this
+        // process: nothing can open the store again, the tool included. Say so, rather than let a user find out.
+        Console.WriteLine($"The folder '{keep}' keeps the SoftHSM2 token folder (softhsm2/), the embedded service (kms/) and the backup store (store/) to inspect their files.");
+        Console.WriteLine("No kmsbackup command opens it, and nothing else can: the store's repository key is wrapped by a key inside the SoftHSM2 token 'repository', whose PIN was random and is gone with this process (the tokens' PINs were never printed), "
+            + "and the tool opens a folder by its repository key file (keys/repository.key), which this folder has none of: "
+            + $"'kmsbackup backups list --root \"{keep}\"' exits 4 naming the missing key file. To explore a folder with the tool, keep the quick start's: dotnet run --project samples/Sample1_QuickStart -- ./quickstart-data");
     }
 
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,

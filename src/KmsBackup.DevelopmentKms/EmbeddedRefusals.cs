@@ -22,7 +22,7 @@ internal static class EmbeddedRefusals
 
     public static BackupException InstanceNotUsable(InstanceState instance) => instance.IsReleased
         ? Refuse(BackupErrorCode.InstanceNotEnabled, $"instance '{instance.Id}'",
-            $"The instance '{instance.Id}' was released at {instance.ReleasedAt:O}; it takes no requests.",
+            $"The instance '{instance.Id}' was released at {instance.ReleasedAt?.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture)}; it takes no requests.",
             "Use another instance; restore what it held from its backup.")
         : Refuse(BackupErrorCode.InstanceNotEnabled, $"instance '{instance.Id}'",
             $"The instance '{instance.Id}' is not enabled.",

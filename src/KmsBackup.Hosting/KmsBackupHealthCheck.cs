@@ -62,7 +62,7 @@ public sealed class KmsBackupHealthCheck : IHealthCheck
             {
                 status = Worse(status, HealthStatus.Degraded);
                 problems.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"instance '{label}' holds every deletion: this host's clock ({clock.LocalTime:yyyy-MM-ddTHH:mm:ssZ}) is more than {Format(clock.MaximumLead)} ahead of the store's time ({clock.StoreTime:yyyy-MM-ddTHH:mm:ssZ}); fix the clock, or confirm it with 'kmsbackup clock confirm'"));
+                    $"instance '{label}' holds every deletion: this host's clock ({Iso(clock.LocalTime)}) is more than {Format(clock.MaximumLead)} ahead of the store's time ({(clock.StoreTime is { } storeTime ? Iso(storeTime) : "none")}); fix the clock, or confirm it with 'kmsbackup clock confirm'"));
                 data[$"{label}/clock"] = "deletions held";
             }
 
@@ -100,8 +100,10 @@ public sealed class KmsBackupHealthCheck : IHealthCheck
 
     private static HealthStatus Worse(HealthStatus a, HealthStatus b) => a < b ? a : b;
 
+    private static string Iso(DateTimeOffset instant) => instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
     private static string Format(TimeSpan span) => span.ToString(@"d\.hh\:mm\:ss", CultureInfo.InvariantCulture);
 
     private static string Describe(BackupHealth backup) => string.Create(CultureInfo.InvariantCulture,
-        $"{backup.Status}; last success {backup.LastSuccessAt?.ToString("O", CultureInfo.InvariantCulture) ?? "never"}; {backup.ConsecutiveFailures} failures in a row; lag {Format(backup.Lag)}");
+        $"{backup.Status}; last success {(backup.LastSuccessAt is { } success ? Iso(success) : "never")}; {backup.ConsecutiveFailures} failures in a row; lag {Format(backup.Lag)}");
 }

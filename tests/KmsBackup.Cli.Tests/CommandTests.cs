@@ -178,7 +178,8 @@ public sealed class CommandTests : IAsyncLifetime
         var run = await _folder.RunAsync("restore", "plan", Backup, "--date", "2026-05-02", "--all", "--target", "kst-src", "--json");
 
         AssertExit(ExitCodes.Refused, run);
-        var plan = run.Json();
+        var plan = run.Json().GetProperty("plan"); // a refused plan is an error document, as a refused run is
+        Assert.Equal("NameConflict", run.Json().GetProperty("error").GetProperty("code").GetString());
         Assert.False(plan.GetProperty("canExecute").GetBoolean());
         Assert.Equal("kst-src", plan.GetProperty("targetInstance").GetString());
         var items = plan.GetProperty("items").EnumerateArray().ToDictionary(i => i.GetProperty("name").GetString()!);

@@ -40,7 +40,8 @@ public sealed partial class ExitCodeAndHelpTests : IAsyncLifetime
         Assert.Contains("NotFound", plan.Output, StringComparison.Ordinal);
         Assert.Contains("kst-nope", plan.Output, StringComparison.Ordinal);
         Assert.Equal("NotFound", run.Json().GetProperty("error").GetProperty("code").GetString());
-        Assert.False(planJson.Json().GetProperty("canExecute").GetBoolean());
+        Assert.Equal("NotFound", planJson.Json().GetProperty("error").GetProperty("code").GetString());
+        Assert.False(planJson.Json().GetProperty("plan").GetProperty("canExecute").GetBoolean());
 
         // The outcome column: no item of a refused plan reads as restored.
         var outcomes = plan.Output.Split('\n').Where(l => l.StartsWith('│')).Select(l => l.Split('│', StringSplitOptions.TrimEntries)[^2]).Skip(1).ToList();

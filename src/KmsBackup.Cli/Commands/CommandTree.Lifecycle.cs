@@ -28,7 +28,7 @@ internal static partial class CommandTree
     private static Command ExtendCommand(CliHost host, GlobalOptions globals)
     {
         var id = BackupIdArgument();
-        var days = new Option<int>("--days") { Description = "The new viewable days (purchased backups only; upward only, at most 600).", Required = true };
+        var days = WholeNumberOption("--days", "The new viewable days (purchased backups only; upward only, at most 600).", required: true);
         var command = new Command("extend", "Extend a purchased backup's viewable days, so that older dates become queryable (never dates before it was enabled).") { id, days };
         Handle(command, host, globals, async (inv, ct) =>
         {
@@ -84,7 +84,7 @@ internal static partial class CommandTree
     private static Command RenewCommand(CliHost host, GlobalOptions globals)
     {
         var id = BackupIdArgument();
-        var months = new Option<int>("--months") { Description = "The renewal duration in months (1 to 120).", Required = true };
+        var months = WholeNumberOption("--months", "The renewal duration in months (1 to 120).", required: true);
         var command = new Command("renew", "Renew a purchased backup: extends an active one, reactivates an expired one before its release.") { id, months };
         Handle(command, host, globals, async (inv, ct) =>
         {
@@ -144,7 +144,7 @@ internal static partial class CommandTree
             return ExitCodes.Ok;
         });
 
-        var maxPacks = new Option<int?>("--max-packs") { Description = "Rewrite at most this many old packs in this call (spread the work over several calls); all when left out." };
+        var maxPacks = OptionalWholeNumberOption("--max-packs", "Rewrite at most this many old packs in this call (spread the work over several calls); all when left out.");
         var rekey = new Command("rekey", "Re-encrypt data sealed under older key generations into new packs under the current one; a prune at least the grace period later deletes the old packs.") { maxPacks };
         Handle(rekey, host, globals, async (inv, ct) =>
         {

@@ -100,9 +100,15 @@ internal static partial class CommandTree
         {
             var request = planOptions.Request(inv);
             var result = await (await inv.ClientAsync(ct).ConfigureAwait(false)).PlanRestoreAsync(request, ct).ConfigureAwait(false);
+            if (!result.CanExecute)
+            {
+                // Refused as 'restore run' of this plan is, with its first violation: the same exit code, the same
+                // text and the same JSON document ({"error": ..., "plan": ...}), whichever of the two was run.
+                throw new RestoreException(result.AllRefusals.First(), result);
+            }
+
             inv.Write(JsonPlan.From(result), c => Render.Plan(c, result, inv.Wide));
-            // The same exit code as 'restore run' of this plan, which refuses with its first violation.
-            return result.CanExecute ? ExitCodes.Ok : ExitCodes.Of(result.AllRefusals.First().Code);
+            return ExitCodes.Ok;
         });
 
         var runOptions = new RestoreOptions();

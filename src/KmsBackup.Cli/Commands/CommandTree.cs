@@ -133,6 +133,38 @@ internal static partial class CommandTree
         },
     };
 
+    /// <summary>
+    /// An option that takes a whole number. The parser's own message for a value that is not one names a .NET type
+    /// ("expected type 'System.Int32'"); this one names the option and the form it takes.
+    /// </summary>
+    private static Option<int> WholeNumberOption(string name, string description, bool required = false) => new(name)
+    {
+        Description = description,
+        Required = required,
+        HelpName = "number",
+        CustomParser = result => ParseWholeNumber(result, name) ?? 0,
+    };
+
+    /// <summary>As <see cref="WholeNumberOption"/>, for an option that may be left out.</summary>
+    private static Option<int?> OptionalWholeNumberOption(string name, string description) => new(name)
+    {
+        Description = description,
+        HelpName = "number",
+        CustomParser = result => ParseWholeNumber(result, name),
+    };
+
+    private static int? ParseWholeNumber(System.CommandLine.Parsing.ArgumentResult result, string name)
+    {
+        var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : "";
+        if (int.TryParse(text, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var number))
+        {
+            return number;
+        }
+
+        result.AddError($"{name} takes a whole number, e.g. {name} 3; '{text}' is not one.");
+        return null;
+    }
+
     private static Option<BackupDataType?> DataTypeOption(string description) => new("--type")
     {
         // Without a help name the parser would show the enum's members, spellings the tool did not accept.

@@ -10,6 +10,9 @@ internal sealed class GlobalOptions
 {
     public const string AccountVariable = "KMSBACKUP_ACCOUNT";
 
+    /// <summary>The refusal of a <c>--now</c> before the store's time (the latest time a writer of the store recorded).</summary>
+    public static BackupErrorCode NowBeforeStoreTime { get; } = new("NowBeforeStoreTime");
+
     public Option<string?> Root { get; } = new("--root")
     {
         Description = $"The KmsBackup folder (store/, kms/, keys/repository.key). Default: ${LocalFolderPaths.RootVariable}, else the current folder.",
@@ -42,7 +45,7 @@ internal sealed class GlobalOptions
 
     public Option<DateTimeOffset?> Now { get; } = new("--now")
     {
-        Description = "Act as of this instant (ISO 8601, e.g. 2024-05-20T10:00:00Z) instead of the system clock: for folders written on a simulated clock, such as the quick start's.",
+        Description = "Act as of this instant (ISO 8601, e.g. 2024-05-20T10:00:00Z) instead of the system clock: for folders written on a simulated clock, such as the quick start's. Not before the store's time ('kmsbackup clock show'): that is refused (exit 3).",
         Recursive = true,
         CustomParser = result =>
         {

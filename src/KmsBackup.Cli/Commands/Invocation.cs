@@ -31,8 +31,52 @@ internal sealed class Invocation(ParseResult result, CliHost host, GlobalOptions
     public string Account => globals.AccountOf(Result, Host)
         ?? throw new UsageException($"Name the acting account with --account or ${GlobalOptions.AccountVariable}.");
 
-    public async Task<LocalFolder> FolderAsync(CancellationToken cancellationToken) =>
-        _folder ??= await LocalFolder.OpenAsync(Host, globals.Paths(Result, Host), Time, cancellationToken).ConfigureAwait(false);
+    public async Task<LocalFolder> FolderAsync(CancellationToken cancellationToken)
+    {
+        if (_folder is null)
+        {
+            var folder = await LocalFolder.OpenAsync(Host, globals.Paths(Result, Host), Time, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await RefuseNowBeforeStoreTimeAsync(folder, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await folder.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+
+            _folder = folder;
+        }
+
+        return _folder;
+    }
+
+    /// <summary>
+    /// Refuses a <c>--now</c> before the store's time (the latest time a writer of the store recorded, as
+    /// <c>kmsbackup clock show</c> reports it), before the command reads or writes anything: the store would be shown
+    /// as it never was, and changed out of order. The clock commands are exempt: they show the store's time, and
+    /// <c>clock confirm</c> is how a wrong (later) store time is discarded.
+    /// </summary>
+    private async Task RefuseNowBeforeStoreTimeAsync(LocalFolder folder, CancellationToken cancellationToken)
+    {
+        if (Result.GetValue(globals.Now) is not { } now || Result.CommandResult.Parent is CommandResult { Command.Name: "clock" })
+        {
+            return;
+        }
+
+        var status = await folder.Client.GetStoreClockAsync(cancellationToken).ConfigureAwait(false);
+
+        // To the second, as the store's time is shown: --now set to the shown time is not before it.
+        if (status.StoreTime is { } storeTime && now < storeTime.AddTicks(-(storeTime.UtcTicks % TimeSpan.TicksPerSecond)))
+        {
+            var shown = Names.Instant(storeTime);
+            throw new BackupException(new Refusal(
+                GlobalOptions.NowBeforeStoreTime, "--now",
+                $"--now {Names.Instant(now)} is before the store's time, {shown}: the latest time a writer of this store recorded. Acting as of an earlier time would show the store as it never was and could change it out of order. Nothing was written.",
+                $"Give --now {shown} or later, or leave --now out to use this host's clock; 'kmsbackup clock show' shows the store's time."));
+        }
+    }
 
     /// <summary>Creates a new folder (the one command that does) and keeps it open as this run's folder.</summary>
     public async Task<LocalFolder> InitializeFolderAsync(CancellationToken cancellationToken) =>

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace KmsBackup.Domain;
 
 /// <summary>
@@ -94,8 +92,7 @@ internal static partial class BackupLifecycle
 
     private static string Iso(DateOnly date) => ViewableWindow.Iso(date);
 
-    private static string Iso(DateTimeOffset instant) =>
-        instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+    private static string Iso(DateTimeOffset instant) => ViewableWindow.Iso(instant);
 
     private static string Invariant(FormattableString text) => FormattableString.Invariant(text);
 }

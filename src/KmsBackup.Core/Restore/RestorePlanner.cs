@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Globalization;
 
 namespace KmsBackup.Domain;
 
@@ -273,7 +272,7 @@ internal static class RestorePlanner
         if (target.ReleasedAt is not null)
         {
             batch.Add(new Refusal(BackupErrorCode.InstanceNotEnabled, item,
-                $"The target instance '{id}' was released at {target.ReleasedAt.Value.ToString("O", CultureInfo.InvariantCulture)}.",
+                $"The target instance '{id}' was released at {ViewableWindow.Iso(target.ReleasedAt.Value)}.",
                 "Choose another target instance, or create a new one."));
         }
         else if (!target.Info.IsEnabled)

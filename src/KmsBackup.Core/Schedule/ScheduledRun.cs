@@ -53,5 +53,5 @@ public sealed class ScheduledRun
     internal bool IsDue(DateTimeOffset now) => now >= DueAt;
 
     /// <summary>The run in one line, e.g. <c>Full due 2024-05-02T00:00:00.0000000+00:00 (DailyFull)</c>.</summary>
-    public override string ToString() => $"{Kind} due {DueAt:O} ({Reason})";
+    public override string ToString() => $"{Kind} due {ViewableWindow.Iso(DueAt)} ({Reason})";
 }

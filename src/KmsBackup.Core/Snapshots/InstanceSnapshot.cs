@@ -79,7 +79,7 @@ public sealed class InstanceSnapshot
     public SecretRecord? FindSecret(string name) => Find(Secrets, name, s => s.Name);
 
     /// <summary>The snapshot in one line, without any secret.</summary>
-    public override string ToString() => $"{Source.InstanceId} at {TakenAt:O}: {Keys.Length} keys, {Secrets.Length} secrets";
+    public override string ToString() => $"{Source.InstanceId} at {ViewableWindow.Iso(TakenAt)}: {Keys.Length} keys, {Secrets.Length} secrets";
 
     /// <summary>The content stamp of a key: its metadata and version IDs and times (not its material).</summary>
     /// <param name="key">A key.</param>

@@ -109,4 +109,7 @@ public readonly struct ViewableWindow : IEquatable<ViewableWindow>
     public static bool operator !=(ViewableWindow left, ViewableWindow right) => !left.Equals(right);
 
     internal static string Iso(DateOnly date) => date.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture);
+
+    /// <summary>An instant as messages write it: ISO 8601 in UTC to the second, with <c>Z</c> (never <c>+00:00</c>).</summary>
+    internal static string Iso(DateTimeOffset instant) => instant.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 }

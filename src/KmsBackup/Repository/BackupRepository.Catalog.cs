@@ -20,7 +20,7 @@ internal sealed partial class BackupRepository
             throw new BackupException(new Refusal(
                 BackupErrorCode.ClockBehindStore, "clock",
                 string.Create(CultureInfo.InvariantCulture,
-                    $"This host's clock reads {now:yyyy-MM-ddTHH:mm:ssZ}, {(seen - now).TotalMinutes:0.#} minutes behind {seen:yyyy-MM-ddTHH:mm:ssZ}, the latest time a writer of this store has seen; it may lag by at most {ClockPolicy.MaximumLag.TotalMinutes:0.#} minutes."),
+                    $"This host's clock reads {ViewableWindow.Iso(now)}, {(seen - now).TotalMinutes:0.#} minutes behind {ViewableWindow.Iso(seen)}, the latest time a writer of this store has seen; it may lag by at most {ClockPolicy.MaximumLag.TotalMinutes:0.#} minutes."),
                 "Synchronise this host's clock (NTP) with the other hosts of the store, then retry. If the store's time is wrong instead, confirm this clock with ConfirmClockAsync (kmsbackup clock confirm)."));
         }
 

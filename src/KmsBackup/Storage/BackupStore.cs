@@ -403,5 +403,5 @@ public abstract class StoreLease : IAsyncDisposable
     public abstract ValueTask DisposeAsync();
 
     /// <summary>The lease in one line.</summary>
-    public override string ToString() => $"lease '{Name}' held by '{Holder}' until {ExpiresAt:O}";
+    public override string ToString() => $"lease '{Name}' held by '{Holder}' until {ViewableWindow.Iso(ExpiresAt)}";
 }

@@ -110,5 +110,5 @@ internal sealed record StoreLeaseRecord(string LeaseName, long Generation, strin
         }
     }
 
-    private static string Iso(DateTimeOffset instant) => instant.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
+    private static string Iso(DateTimeOffset instant) => ViewableWindow.Iso(instant);
 }

@@ -207,8 +207,8 @@ internal sealed class BackupDataReader
         if (found is not { } hit)
         {
             throw new BackupException(new Refusal(
-                BackupErrorCode.NotFound, $"backup '{backupId}' at {at:O}",
-                $"The backup '{backupId}' has no recovery point at or before {at:O}.",
+                BackupErrorCode.NotFound, $"backup '{backupId}' at {ViewableWindow.Iso(at)}",
+                $"The backup '{backupId}' has no recovery point at or before {ViewableWindow.Iso(at)}.",
                 "Choose a later instant, within the backup's queryable range."));
         }
 

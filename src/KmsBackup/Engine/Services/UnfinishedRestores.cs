@@ -231,9 +231,9 @@ internal sealed class UnfinishedRestores
         }
 
         var (what, remedy) = end.Outcome == RestoreRunOutcome.Completed
-            ? ($"completed at {end.FinishedAt:O}: its items are in instance '{journaled.Latest.TargetInstanceId}'",
+            ? ($"completed at {ViewableWindow.Iso(end.FinishedAt)}: its items are in instance '{journaled.Latest.TargetInstanceId}'",
                "Nothing to do. To undo a completed restore, delete its items from the target instance.")
-            : ($"was rolled back at {end.FinishedAt:O}: the target instance '{journaled.Latest.TargetInstanceId}' holds nothing of it",
+            : ($"was rolled back at {ViewableWindow.Iso(end.FinishedAt)}: the target instance '{journaled.Latest.TargetInstanceId}' holds nothing of it",
                "Nothing to do. To restore the items, start a new restore.");
         throw new BackupException(new Refusal(BackupErrorCode.RestoreOperationFinished, $"restore operation '{journaled.OperationId}'",
             $"The restore operation '{journaled.OperationId}' {what}; there is nothing to {verb}.", remedy));

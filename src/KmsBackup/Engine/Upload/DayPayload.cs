@@ -98,7 +98,7 @@ internal static partial class DayPayload
 
             if (last.TakenAt < full.TakenAt)
             {
-                throw r.Malformed(Invariant($"its last recovery point was taken at {last.TakenAt:O}, before its full backup ({full.TakenAt:O})"));
+                throw r.Malformed(Invariant($"its last recovery point was taken at {ViewableWindow.Iso(last.TakenAt)}, before its full backup ({ViewableWindow.Iso(full.TakenAt)})"));
             }
 
             var changes = await ReadChangesAsync(r, cancellationToken).ConfigureAwait(false);
@@ -144,7 +144,7 @@ internal static partial class DayPayload
         var takenAt = await r.ReadInstantAsync("time taken", cancellationToken).ConfigureAwait(false);
         if (!IsOnDay(zone, takenAt, date))
         {
-            throw r.Malformed(Invariant($"its {what} was taken at {takenAt:O}, which is not on {date:yyyy-MM-dd} in {zone.Id} (or past midnight into the next day), the date the file holds"));
+            throw r.Malformed(Invariant($"its {what} was taken at {ViewableWindow.Iso(takenAt)}, which is not on {date:yyyy-MM-dd} in {zone.Id} (or past midnight into the next day), the date the file holds"));
         }
 
         var instanceId = (await r.ReadStringAsync("instance ID", MaximumStringBytes, required: true, cancellationToken).ConfigureAwait(false))!;
