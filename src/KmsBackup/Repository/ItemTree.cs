@@ -363,13 +363,13 @@ internal static partial class ItemTree
     }
 
     /// <summary>
-    /// Adds every object ID under <paramref name="root"/> to <paramref name="into"/>, walking branches that
-    /// are already open (verify has opened every object once); a branch missing from
+    /// Adds every object ID under <paramref name="root"/> with <paramref name="add"/> (which says whether the ID is new),
+    /// walking branches that are already open (verify has opened every object once); a branch missing from
     /// <paramref name="branches"/> is added but not walked, and reported missing by the caller.
     /// </summary>
-    public static void CollectFrom(TreeRoot root, IReadOnlyDictionary<ObjectId, byte[]> branches, ISet<ObjectId> into)
+    public static void CollectFrom(TreeRoot root, IReadOnlyDictionary<ObjectId, byte[]> branches, Func<ObjectId, bool> add)
     {
-        if (!into.Add(root.Id))
+        if (!add(root.Id))
         {
             return;
         }
@@ -387,7 +387,7 @@ internal static partial class ItemTree
 
                 foreach (var child in DecodeBranch(plain, id, (byte)depth))
                 {
-                    if (into.Add(child.Id) && depth > 1)
+                    if (add(child.Id) && depth > 1)
                     {
                         next.Add(child.Id);
                     }

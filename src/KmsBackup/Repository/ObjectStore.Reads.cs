@@ -235,6 +235,48 @@ internal sealed partial class ObjectStore
     }
 
     /// <summary>
+    /// Reads pack <paramref name="packId"/>, which the store listed as <paramref name="listedLength"/> bytes, into
+    /// <paramref name="buffer"/> (grown when too small) and checks its header: a reader of every pack (verify) reuses one
+    /// buffer instead of a new pack-sized array per pack, which went to the large object heap and stayed there until a
+    /// full collection. A pack longer than listed (a store should never say so) is read whole.
+    /// </summary>
+    public async Task<ReadOnlyMemory<byte>> ReadPackAsync(string packId, long listedLength, PackBuffer buffer, CancellationToken cancellationToken)
+    {
+        // One byte more than listed, to see whether the pack ends where the listing says.
+        var wanted = (int)Math.Clamp(listedLength + 1, 1, Array.MaxLength);
+        var destination = buffer.Take(wanted);
+        var read = await _store.TryReadRangeIntoAsync(PackKey(packId), 0, destination, cancellationToken).ConfigureAwait(false)
+            ?? throw new PackMissingException(packId).ToIntegrityException();
+        if (read == wanted)
+        {
+            return await ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
+        }
+
+        var pack = destination[..read];
+        CheckPackHeader(pack.Span, packId);
+        return pack;
+    }
+
+    /// <summary>A buffer that <see cref="ReadPackAsync(string, long, PackBuffer, CancellationToken)"/> reads pack after pack into (sealed bytes: nothing to wipe).</summary>
+    internal sealed class PackBuffer
+    {
+        private byte[] _bytes = [];
+
+        /// <summary>The first <paramref name="length"/> bytes of the buffer, grown first if it is shorter.</summary>
+        public Memory<byte> Take(int length)
+        {
+            if (_bytes.Length < length)
+            {
+                // With room to spare: packs end just past the target size by up to an object, and growing by each few
+                // bytes would leave a pack-sized array behind each time.
+                _bytes = GC.AllocateUninitializedArray<byte>((int)Math.Min(Array.MaxLength, length + (length / 8L)));
+            }
+
+            return _bytes.AsMemory(0, length);
+        }
+    }
+
+    /// <summary>
     /// Checks a pack's header against its index (the key generation and salt must be the ones the authenticated
     /// index records) and returns the cipher of its objects.
     /// </summary>
@@ -272,6 +314,6 @@ internal sealed partial class ObjectStore
     }
 
     /// <summary>Whether <paramref name="pack"/>'s SHA-256 is its ID.</summary>
-    public static bool PackMatchesId(byte[] pack, string packId) =>
+    public static bool PackMatchesId(ReadOnlySpan<byte> pack, string packId) =>
         string.Equals(Convert.ToHexStringLower(SHA256.HashData(pack)), packId, StringComparison.Ordinal);
 }

@@ -13,6 +13,7 @@ internal sealed class PackWriter : IDisposable
     private readonly List<(ObjectId Id, int Offset, int Length, byte Role)> _pending = [];
     private readonly HashSet<ObjectId> _pendingIds = [];
     private PackCipher? _cipher;
+    private IncrementalHash? _idMac;
 
     public PackWriter(ObjectStore objects)
     {
@@ -44,7 +45,9 @@ internal sealed class PackWriter : IDisposable
     /// </summary>
     public async Task<ObjectId> AddAsync(byte role, ReadOnlyMemory<byte> plaintext, CancellationToken cancellationToken)
     {
-        var id = _objects.Crypto.IdOf(role, plaintext.Span);
+        // One keyed MAC for every object this writer adds: keying a MAC per object cost as much as the MAC of a leaf.
+        _idMac ??= _objects.Crypto.CreateIdMac();
+        var id = RepositoryCrypto.IdOf(_idMac, role, plaintext.Span);
         if (_pendingIds.Contains(id))
         {
             return id;
@@ -87,6 +90,7 @@ internal sealed class PackWriter : IDisposable
 
     public void Dispose()
     {
+        _idMac?.Dispose();
         _cipher?.Dispose();
         _pack.Dispose();
     }

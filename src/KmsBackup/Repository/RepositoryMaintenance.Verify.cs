@@ -28,15 +28,25 @@ internal static partial class RepositoryMaintenance
             }
         }
 
-        // Packs and their objects.
-        var packs = new HashSet<string>(StringComparer.Ordinal);
+        // Packs and their objects. Verify holds one pack at a time, in one buffer read pack after pack, and opens each
+        // object into one pinned scratch buffer, zeroed after each object; it keeps the branches (to walk the points'
+        // trees below) and, per object, its ID and length in a sorted array, and one bit for whether a point refers to it.
+        var packs = new Dictionary<string, long>(StringComparer.Ordinal); // pack ID, its listed length
         var packBytes = 0L;
         await foreach (var entry in store.ListAsync(ObjectStore.PackPrefix, cancellationToken).ConfigureAwait(false))
         {
             var packId = entry.Key[(entry.Key.LastIndexOf('/') + 1)..];
             if (ObjectStore.IsPackId(packId))
             {
-                packs.Add(packId);
+                if (string.Equals(entry.Key, ObjectStore.PackKey(packId), StringComparison.Ordinal))
+                {
+                    packs[packId] = entry.Length;
+                }
+                else
+                {
+                    packs.TryAdd(packId, entry.Length);
+                }
+
                 packBytes += entry.Length;
             }
             else
@@ -45,89 +55,106 @@ internal static partial class RepositoryMaintenance
             }
         }
 
-        var indexed = new Dictionary<ObjectId, ObjectLocation>();
+        var census = new ObjectCensus();
         var branches = new Dictionary<ObjectId, byte[]>();
         var indexedPacks = new HashSet<string>(StringComparer.Ordinal);
         var generations = new SortedDictionary<uint, int>();
         var objectsChecked = 0;
-        await foreach (var entry in store.ListAsync(ObjectStore.IndexPrefix, cancellationToken).ConfigureAwait(false))
+        var packBuffer = new ObjectStore.PackBuffer();
+
+        // Pinned, so that no compacting collection leaves a copy of a leaf behind that the zeroing never reaches.
+        var scratch = GC.AllocateUninitializedArray<byte>(64 * 1024, pinned: true);
+        try
         {
-            var packId = entry.Key[ObjectStore.IndexPrefix.Length..];
-            if (!ObjectStore.IsPackId(packId))
+            await foreach (var entry in store.ListAsync(ObjectStore.IndexPrefix, cancellationToken).ConfigureAwait(false))
             {
-                continue; // reported above
-            }
+                var packId = entry.Key[ObjectStore.IndexPrefix.Length..];
+                if (!ObjectStore.IsPackId(packId))
+                {
+                    continue; // reported above
+                }
 
-            indexedPacks.Add(packId);
-            List<(ObjectId Id, ObjectLocation Location)> entries;
-            PackKeyInfo keyInfo;
-            try
-            {
-                var bytes = await store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false) ?? [];
-                (keyInfo, entries) = await objects.WithKeysAsync(() => objects.DecodeIndex(packId, bytes), cancellationToken).ConfigureAwait(false);
-            }
-            catch (BackupIntegrityException e)
-            {
-                problems.Add(new VerificationProblem(e.Item, e.Message));
-                continue;
-            }
-
-            if (!packs.Contains(packId))
-            {
-                problems.Add(new VerificationProblem($"pack {ObjectStore.Short(packId)}", "its index exists but the pack is missing"));
-                continue;
-            }
-
-            byte[] pack;
-            PackCipher cipher;
-            try
-            {
-                pack = await objects.ReadPackAsync(packId, cancellationToken).ConfigureAwait(false);
-                cipher = await objects.OpenPackAsync(packId, pack, keyInfo, cancellationToken).ConfigureAwait(false);
-            }
-            catch (BackupIntegrityException e)
-            {
-                problems.Add(new VerificationProblem(e.Item, e.Message));
-                continue;
-            }
-
-            if (!ObjectStore.PackMatchesId(pack, packId))
-            {
-                problems.Add(new VerificationProblem($"pack {ObjectStore.Short(packId)}", "its content does not match its ID (it was changed or damaged)"));
-            }
-
-            generations[keyInfo.Generation] = generations.GetValueOrDefault(keyInfo.Generation) + 1;
-            using var packCipher = cipher;
-            foreach (var (id, location) in entries)
-            {
-                objectsChecked++;
+                indexedPacks.Add(packId);
+                List<(ObjectId Id, ObjectLocation Location)> entries;
+                PackKeyInfo keyInfo;
                 try
                 {
-                    if ((long)location.Offset + location.Length > pack.Length)
-                    {
-                        throw RepositoryErrors.Integrity($"object {id.Short}", "it lies past the end of its pack");
-                    }
-
-                    var plain = packCipher.OpenObject(pack.AsSpan(location.Offset, location.Length), id, location.Role);
-                    indexed.TryAdd(id, location);
-                    if (location.Role == ObjectRole.Branch)
-                    {
-                        branches.TryAdd(id, plain); // walked below without reading the pack again
-                    }
-                    else
-                    {
-                        CryptographicOperations.ZeroMemory(plain); // a leaf: key material, secret ciphertexts
-                    }
+                    var bytes = await store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false) ?? [];
+                    (keyInfo, entries) = await objects.WithKeysAsync(() => objects.DecodeIndex(packId, bytes), cancellationToken).ConfigureAwait(false);
                 }
                 catch (BackupIntegrityException e)
                 {
-                    problems.Add(new VerificationProblem(e.Item, $"{e.Message} (in pack {ObjectStore.Short(packId)})"));
+                    problems.Add(new VerificationProblem(e.Item, e.Message));
+                    continue;
+                }
+
+                if (!packs.TryGetValue(packId, out var listedLength))
+                {
+                    problems.Add(new VerificationProblem($"pack {ObjectStore.Short(packId)}", "its index exists but the pack is missing"));
+                    continue;
+                }
+
+                ReadOnlyMemory<byte> pack;
+                PackCipher cipher;
+                try
+                {
+                    pack = await objects.ReadPackAsync(packId, listedLength, packBuffer, cancellationToken).ConfigureAwait(false);
+                    cipher = await objects.OpenPackAsync(packId, pack, keyInfo, cancellationToken).ConfigureAwait(false);
+                }
+                catch (BackupIntegrityException e)
+                {
+                    problems.Add(new VerificationProblem(e.Item, e.Message));
+                    continue;
+                }
+
+                if (!ObjectStore.PackMatchesId(pack.Span, packId))
+                {
+                    problems.Add(new VerificationProblem($"pack {ObjectStore.Short(packId)}", "its content does not match its ID (it was changed or damaged)"));
+                }
+
+                generations[keyInfo.Generation] = generations.GetValueOrDefault(keyInfo.Generation) + 1;
+                using var packCipher = cipher;
+                foreach (var (id, location) in entries)
+                {
+                    objectsChecked++;
+                    try
+                    {
+                        if ((long)location.Offset + location.Length > pack.Length)
+                        {
+                            throw RepositoryErrors.Integrity($"object {id.Short}", "it lies past the end of its pack");
+                        }
+
+                        var plainLength = Math.Max(0, location.Length - RepositoryCrypto.Overhead);
+                        if (plainLength > scratch.Length)
+                        {
+                            CryptographicOperations.ZeroMemory(scratch);
+                            scratch = GC.AllocateUninitializedArray<byte>(plainLength, pinned: true);
+                        }
+
+                        var length = packCipher.OpenObject(pack.Span.Slice(location.Offset, location.Length), id, location.Role, scratch);
+                        census.AddIntact(id, location.Length);
+                        if (location.Role == ObjectRole.Branch && !branches.ContainsKey(id))
+                        {
+                            branches.Add(id, scratch.AsSpan(0, length).ToArray()); // walked below without reading the pack again
+                        }
+
+                        CryptographicOperations.ZeroMemory(scratch.AsSpan(0, length)); // a leaf: key material, secret ciphertexts
+                    }
+                    catch (BackupIntegrityException e)
+                    {
+                        problems.Add(new VerificationProblem(e.Item, $"{e.Message} (in pack {ObjectStore.Short(packId)})"));
+                    }
                 }
             }
         }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(scratch);
+        }
+
+        census.Seal();
 
         // Recovery points and what they reference.
-        var referenced = new HashSet<ObjectId>();
         var pointsChecked = 0;
         var abandonedPoints = 0;
         var catalogued = await ListCataloguedBackupsAsync(store, cancellationToken).ConfigureAwait(false);
@@ -151,12 +178,12 @@ internal static partial class RepositoryMaintenance
                 var manifest = await repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
                 foreach (var root in new[] { manifest.KeyRoot, manifest.SecretRoot })
                 {
-                    if (!indexed.ContainsKey(root.Id))
+                    if (!census.IsIntact(root.Id))
                     {
                         throw RepositoryErrors.Integrity($"object {root.Id.Short}", "the recovery point's root is in no intact pack");
                     }
 
-                    ItemTree.CollectFrom(root, branches, referenced);
+                    ItemTree.CollectFrom(root, branches, census.AddReferenced);
                 }
             }
             catch (BackupIntegrityException e)
@@ -185,17 +212,17 @@ internal static partial class RepositoryMaintenance
             problems.Add(new VerificationProblem(item, problem));
         }
 
-        foreach (var id in referenced.Where(id => !indexed.ContainsKey(id)))
+        foreach (var id in census.Missing)
         {
             problems.Add(new VerificationProblem($"object {id.Short}", "a recovery point refers to it, but no intact pack holds it"));
         }
 
-        var unreferencedObjects = indexed.Keys.Count(id => !referenced.Contains(id));
-        var livePacks = objects.PacksHolding(referenced.Where(indexed.ContainsKey));
-        var referencedBytes = referenced.Sum(id => indexed.TryGetValue(id, out var location) ? (long)location.Length : 0L);
-        var unreferencedPacks = packs.Where(p => !livePacks.Contains(p)).Order(StringComparer.Ordinal).ToList();
+        var unreferencedObjects = census.UnreferencedCount;
+        var livePacks = objects.PacksHolding(census.ReferencedIntact());
+        var referencedBytes = census.ReferencedBytes;
+        var unreferencedPacks = packs.Keys.Where(p => !livePacks.Contains(p)).Order(StringComparer.Ordinal).ToList();
         return new RepositoryVerification(problems, packs.Count, objectsChecked, pointsChecked, unreferencedObjects, unreferencedPacks,
-            packs.Where(p => !indexedPacks.Contains(p)).Count(), abandonedPoints,
+            packs.Keys.Count(p => !indexedPacks.Contains(p)), abandonedPoints,
             generations.GroupBy(g => (long)objects.Crypto.SequenceOf(g.Key)).ToDictionary(g => g.Key, g => g.Sum(x => x.Value)),
             (long)objects.Crypto.SequenceOf(objects.Crypto.CurrentGeneration))
         {

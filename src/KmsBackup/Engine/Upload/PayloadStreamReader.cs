@@ -117,7 +117,23 @@ internal sealed class PayloadStreamReader : IDisposable
     }
 
     /// <summary>An instant: int64 ticks since 0001-01-01 UTC, within <see cref="DateTimeOffset"/>'s range.</summary>
-    public async ValueTask<DateTimeOffset> ReadInstantAsync(string what, CancellationToken cancellationToken)
+    public ValueTask<DateTimeOffset> ReadInstantAsync(string what, CancellationToken cancellationToken)
+    {
+        // Fast path: the field is buffered and valid (anything else takes the general path, which reports it).
+        if (_end - _start >= 8)
+        {
+            var buffered = BinaryPrimitives.ReadInt64LittleEndian(_buffer.AsSpan(_start, 8));
+            if (buffered >= DateTimeOffset.MinValue.UtcTicks && buffered <= DateTimeOffset.MaxValue.UtcTicks)
+            {
+                Advance(8);
+                return ValueTask.FromResult(new DateTimeOffset(buffered, TimeSpan.Zero));
+            }
+        }
+
+        return ReadInstantSlowAsync(what, cancellationToken);
+    }
+
+    private async ValueTask<DateTimeOffset> ReadInstantSlowAsync(string what, CancellationToken cancellationToken)
     {
         var ticks = await ReadInt64Async(cancellationToken).ConfigureAwait(false);
         if (ticks < DateTimeOffset.MinValue.UtcTicks || ticks > DateTimeOffset.MaxValue.UtcTicks)
@@ -128,7 +144,18 @@ internal sealed class PayloadStreamReader : IDisposable
         return new DateTimeOffset(ticks, TimeSpan.Zero);
     }
 
-    public async ValueTask<ulong> ReadVarUIntAsync(CancellationToken cancellationToken)
+    public ValueTask<ulong> ReadVarUIntAsync(CancellationToken cancellationToken)
+    {
+        if (TryPeekVarUInt(out var value, out var size))
+        {
+            Advance(size);
+            return ValueTask.FromResult(value);
+        }
+
+        return ReadVarUIntSlowAsync(cancellationToken);
+    }
+
+    private async ValueTask<ulong> ReadVarUIntSlowAsync(CancellationToken cancellationToken)
     {
         ulong result = 0;
         for (var shift = 0; shift < 64; shift += 7)
@@ -145,7 +172,18 @@ internal sealed class PayloadStreamReader : IDisposable
     }
 
     /// <summary>A count, refused above <paramref name="maximum"/> before anything is allocated for it.</summary>
-    public async ValueTask<int> ReadCountAsync(int maximum, string what, CancellationToken cancellationToken)
+    public ValueTask<int> ReadCountAsync(int maximum, string what, CancellationToken cancellationToken)
+    {
+        if (TryPeekVarUInt(out var count, out var size) && count <= (ulong)maximum)
+        {
+            Advance(size);
+            return ValueTask.FromResult((int)count);
+        }
+
+        return ReadCountSlowAsync(maximum, what, cancellationToken);
+    }
+
+    private async ValueTask<int> ReadCountSlowAsync(int maximum, string what, CancellationToken cancellationToken)
     {
         var count = await ReadVarUIntAsync(cancellationToken).ConfigureAwait(false);
         if (count > (ulong)maximum)
@@ -198,7 +236,37 @@ internal sealed class PayloadStreamReader : IDisposable
     /// A string, as <see cref="ReadStringAsync"/> checks it, appended to <paramref name="into"/> in the same encoding
     /// without being decoded: a valid UTF-8 string encodes back to the same bytes.
     /// </summary>
-    public async ValueTask CopyStringAsync(string what, int maximumBytes, bool required, RecordWriter into, CancellationToken cancellationToken)
+    public ValueTask CopyStringAsync(string what, int maximumBytes, bool required, RecordWriter into, CancellationToken cancellationToken)
+    {
+        // Fast path: a valid string whose bytes are all buffered is copied without an async step; anything else (a
+        // string that is missing, too long, not valid UTF-8, blank or not yet buffered) takes the general path, which
+        // reads it from the same position and reports it as it always did.
+        if (TryPeekVarUInt(out var tagged, out var size))
+        {
+            if (tagged == 0 && !required)
+            {
+                Advance(size);
+                into.WriteVarUInt(0);
+                return ValueTask.CompletedTask;
+            }
+
+            if (tagged != 0 && tagged - 1 <= (ulong)maximumBytes && _end - _start - size >= (int)(tagged - 1))
+            {
+                var bytes = _buffer.AsSpan(_start + size, (int)(tagged - 1));
+                if (Utf8.IsValid(bytes) && !(required && IsBlank(bytes)))
+                {
+                    into.WriteVarUInt(tagged);
+                    into.WriteRaw(bytes);
+                    Advance(size + bytes.Length);
+                    return ValueTask.CompletedTask;
+                }
+            }
+        }
+
+        return CopyStringSlowAsync(what, maximumBytes, required, into, cancellationToken);
+    }
+
+    private async ValueTask CopyStringSlowAsync(string what, int maximumBytes, bool required, RecordWriter into, CancellationToken cancellationToken)
     {
         var tagged = await ReadVarUIntAsync(cancellationToken).ConfigureAwait(false);
         if (tagged == 0)
@@ -240,7 +308,21 @@ internal sealed class PayloadStreamReader : IDisposable
     /// <paramref name="into"/> as it is read (key material or secret ciphertext: it never lands in an array of its
     /// own). The declared length is checked before anything is reserved for it.
     /// </summary>
-    public async ValueTask ReadValueAsync(string what, int maximumBytes, RecordWriter into, CancellationToken cancellationToken)
+    public ValueTask ReadValueAsync(string what, int maximumBytes, RecordWriter into, CancellationToken cancellationToken)
+    {
+        // Fast path: a value of a valid length whose bytes are all buffered, copied straight into the item.
+        if (TryPeekVarUInt(out var declared, out var size) && declared != 0 && declared <= (ulong)maximumBytes && _end - _start - size >= (int)declared)
+        {
+            into.WriteVarUInt(declared);
+            _buffer.AsSpan(_start + size, (int)declared).CopyTo(into.Append((int)declared).Span);
+            Advance(size + (int)declared);
+            return ValueTask.CompletedTask;
+        }
+
+        return ReadValueSlowAsync(what, maximumBytes, into, cancellationToken);
+    }
+
+    private async ValueTask ReadValueSlowAsync(string what, int maximumBytes, RecordWriter into, CancellationToken cancellationToken)
     {
         var declared = await ReadVarUIntAsync(cancellationToken).ConfigureAwait(false);
         if (declared == 0 || declared > (ulong)maximumBytes)
@@ -310,6 +392,31 @@ internal sealed class PayloadStreamReader : IDisposable
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// A variable-length number wholly in the buffer, not consumed: its value and how many bytes it takes. False when
+    /// it is not wholly buffered, or runs past 64 bits (the general path reads and reports it).
+    /// </summary>
+    private bool TryPeekVarUInt(out ulong value, out int size)
+    {
+        var buffered = _buffer.AsSpan(_start, Math.Min(_end - _start, 10));
+        ulong result = 0;
+        for (var i = 0; i < buffered.Length; i++)
+        {
+            var b = buffered[i];
+            result |= (ulong)(b & 0x7F) << (7 * i);
+            if (b < 0x80)
+            {
+                value = result;
+                size = i + 1;
+                return true;
+            }
+        }
+
+        value = 0;
+        size = 0;
+        return false;
     }
 
     private void Advance(int count)
