@@ -6,34 +6,19 @@ namespace KmsBackup.Cli.Tests;
 /// Issue 16, finding 8: the tool writes every instant one way, ISO 8601 in UTC with <c>Z</c> (never <c>+00:00</c>), in
 /// tables, lines, JSON and the SDK's refusals it prints. The tool runs as a process.
 /// </summary>
-public sealed partial class InstantFormatTests : IAsyncLifetime
+public sealed partial class InstantFormatTests : CliProcessTests
 {
-    /// <summary>The store's time of the folder: its last backup run recorded it.</summary>
-    private const string StoreTime = "2026-05-02T01:00:00Z";
-
-    private CliFolder _folder = null!;
-
-    public async Task InitializeAsync() => _folder = await CliFolder.CreateAsync();
-
-    public async Task DisposeAsync() => await _folder.DisposeAsync();
-
-    private static void AssertExit(int expected, CliRun run) => Assert.True(run.ExitCode == expected, $"expected exit {expected}, got {run}");
-
-    private Task<CliRun> RunAtAsync(string now, params string[] args) => CliProcess.RunAsync(
-        new Dictionary<string, string> { ["KMSBACKUP_ROOT"] = _folder.Root, ["KMSBACKUP_ACCOUNT"] = CliFolder.Owner, ["COLUMNS"] = "200" },
-        [.. args, "--now", now]);
-
     [Fact]
     public async Task Instants_read_in_iso_8601_utc_with_z_in_text_json_and_refusals()
     {
-        var operationId = await _folder.InterruptRestoreAsync("op-instants"); // its lease is held until 01:05
+        var operationId = await Folder.InterruptRestoreAsync("op-instants"); // its lease is held until 01:05
         const string AfterTheLease = "2026-05-02T01:10:00Z";
         var runs = new List<CliRun>
         {
-            await RunAtAsync("2026-05-02T03:00:00+02:00", "backups", "show", _folder.BackupId),
+            await RunAtAsync("2026-05-02T03:00:00+02:00", "backups", "show", Folder.BackupId),
             await RunAtAsync("2026-05-02T03:00:00+02:00", "backups", "list", "--json"),
             await RunAtAsync(StoreTime, "clock", "show"),
-            await RunAtAsync(StoreTime, "restore", "plan", _folder.BackupId, "--at", "2026-05-02T02:30:00+02:00", "--key", "billing", "--target", "kst-small"),
+            await RunAtAsync(StoreTime, "restore", "plan", Folder.BackupId, "--at", "2026-05-02T02:30:00+02:00", "--key", "billing", "--target", "kst-small"),
             await RunAtAsync(StoreTime, "restore", "list"),
             await RunAtAsync("2026-05-02T01:01:00Z", "restore", "rollback", operationId),
             await RunAtAsync("2026-05-02T01:01:00Z", "restore", "rollback", operationId, "--json"),

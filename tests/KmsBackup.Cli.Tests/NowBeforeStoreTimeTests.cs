@@ -4,23 +4,8 @@ namespace KmsBackup.Cli.Tests;
 /// Issue 16, finding 8: a <c>--now</c> before the store's time is refused (<c>NowBeforeStoreTime</c>, exit 3), naming
 /// the option, the store's time and the remedy, before anything is written. The tool runs as a process.
 /// </summary>
-public sealed class NowBeforeStoreTimeTests : IAsyncLifetime
+public sealed class NowBeforeStoreTimeTests : CliProcessTests
 {
-    /// <summary>The store's time of the folder: its last backup run recorded it.</summary>
-    private const string StoreTime = "2026-05-02T01:00:00Z";
-
-    private CliFolder _folder = null!;
-
-    public async Task InitializeAsync() => _folder = await CliFolder.CreateAsync();
-
-    public async Task DisposeAsync() => await _folder.DisposeAsync();
-
-    private static void AssertExit(int expected, CliRun run) => Assert.True(run.ExitCode == expected, $"expected exit {expected}, got {run}");
-
-    private Task<CliRun> RunAtAsync(string now, params string[] args) => CliProcess.RunAsync(
-        new Dictionary<string, string> { ["KMSBACKUP_ROOT"] = _folder.Root, ["KMSBACKUP_ACCOUNT"] = CliFolder.Owner, ["COLUMNS"] = "200" },
-        [.. args, "--now", now]);
-
     [Theory]
     [InlineData("backups", "list")]
     [InlineData("data", "{backup}", "--date", "2026-05-02")]
@@ -29,8 +14,8 @@ public sealed class NowBeforeStoreTimeTests : IAsyncLifetime
     [InlineData("extend", "{backup}", "--days", "100")]
     public async Task A_now_before_the_stores_time_is_refused_naming_the_option_the_time_and_the_remedy_and_nothing_is_written(params string[] command)
     {
-        var args = command.Select(a => a.Replace("{backup}", _folder.BackupId, StringComparison.Ordinal)).ToArray();
-        var before = CliProcess.Image(_folder.Root);
+        var args = command.Select(a => a.Replace("{backup}", Folder.BackupId, StringComparison.Ordinal)).ToArray();
+        var before = CliProcess.Image(Folder.Root);
 
         var text = await RunAtAsync("2026-05-01T12:00:00Z", args);
         var json = await RunAtAsync("2026-05-02T00:59:59Z", [.. args, "--json"]);
@@ -45,7 +30,7 @@ public sealed class NowBeforeStoreTimeTests : IAsyncLifetime
         Assert.Contains(StoreTime, error.GetProperty("message").GetString(), StringComparison.Ordinal);
         Assert.Contains("kmsbackup clock show", error.GetProperty("remedy").GetString(), StringComparison.Ordinal);
         Assert.Equal(ExitCodes.Refused, error.GetProperty("exitCode").GetInt32());
-        Assert.Equal(before, CliProcess.Image(_folder.Root));
+        Assert.Equal(before, CliProcess.Image(Folder.Root));
     }
 
     [Fact]

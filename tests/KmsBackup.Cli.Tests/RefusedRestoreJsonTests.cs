@@ -6,30 +6,15 @@ namespace KmsBackup.Cli.Tests;
 /// Issue 16, finding 8: a refused restore prints one JSON document, <c>{"error": ..., "plan": ...}</c>, whether it was
 /// planned or run, and the same refusal in text. The tool runs as a process.
 /// </summary>
-public sealed class RefusedRestoreJsonTests : IAsyncLifetime
+public sealed class RefusedRestoreJsonTests : CliProcessTests
 {
-    /// <summary>The store's time of the folder: its last backup run recorded it.</summary>
-    private const string StoreTime = "2026-05-02T01:00:00Z";
-
-    private CliFolder _folder = null!;
-
-    public async Task InitializeAsync() => _folder = await CliFolder.CreateAsync();
-
-    public async Task DisposeAsync() => await _folder.DisposeAsync();
-
-    private static void AssertExit(int expected, CliRun run) => Assert.True(run.ExitCode == expected, $"expected exit {expected}, got {run}");
-
-    private Task<CliRun> RunAtAsync(string now, params string[] args) => CliProcess.RunAsync(
-        new Dictionary<string, string> { ["KMSBACKUP_ROOT"] = _folder.Root, ["KMSBACKUP_ACCOUNT"] = CliFolder.Owner, ["COLUMNS"] = "200" },
-        [.. args, "--now", now]);
-
     [Theory]
     [InlineData("kst-src", ExitCodes.Refused)]   // a rule: the secret's key is not in the target (and billing's name is)
     [InlineData("kst-nope", ExitCodes.NotFound)] // a target that does not exist
     public async Task A_refused_restore_plan_and_restore_run_print_the_same_json_document(string target, int exitCode)
     {
-        string[] request = [_folder.BackupId, "--date", "2026-05-02", "--key", "billing", "--secret", "db-password", "--target", target, "--operation-id", "op-refused", "--json"];
-        var before = Unleased(_folder.Root);
+        string[] request = [Folder.BackupId, "--date", "2026-05-02", "--key", "billing", "--secret", "db-password", "--target", target, "--operation-id", "op-refused", "--json"];
+        var before = Unleased(Folder.Root);
 
         var plan = await RunAtAsync(StoreTime, ["restore", "plan", .. request]);
         var run = await RunAtAsync(StoreTime, ["restore", "run", .. request]);
@@ -53,13 +38,13 @@ public sealed class RefusedRestoreJsonTests : IAsyncLifetime
         Assert.Equal(refusals[0].GetProperty("code").GetString(), error.GetProperty("code").GetString());
         Assert.Equal(refusals[0].GetProperty("remedy").GetString(), error.GetProperty("remedy").GetString());
         Assert.False(planJson.GetProperty("plan").GetProperty("canExecute").GetBoolean());
-        Assert.Equal(before, Unleased(_folder.Root));
+        Assert.Equal(before, Unleased(Folder.Root));
     }
 
     [Fact]
     public async Task A_refused_restore_plan_in_text_names_the_refusal_and_its_remedy_as_a_refused_run_does()
     {
-        string[] request = [_folder.BackupId, "--date", "2026-05-02", "--secret", "db-password", "--target", "kst-src"];
+        string[] request = [Folder.BackupId, "--date", "2026-05-02", "--secret", "db-password", "--target", "kst-src"];
 
         var plan = await RunAtAsync(StoreTime, ["restore", "plan", .. request]);
         var run = await RunAtAsync(StoreTime, ["restore", "run", .. request]);

@@ -4,31 +4,16 @@ namespace KmsBackup.Cli.Tests;
 /// Issue 16, finding 8: an option that takes a whole number, given something else, says so, naming the option, not
 /// a .NET type ("expected type 'System.Int32'"). The tool runs as a process.
 /// </summary>
-public sealed class WholeNumberOptionTests : IAsyncLifetime
+public sealed class WholeNumberOptionTests : CliProcessTests
 {
-    /// <summary>The store's time of the folder: its last backup run recorded it.</summary>
-    private const string StoreTime = "2026-05-02T01:00:00Z";
-
-    private CliFolder _folder = null!;
-
-    public async Task InitializeAsync() => _folder = await CliFolder.CreateAsync();
-
-    public async Task DisposeAsync() => await _folder.DisposeAsync();
-
-    private static void AssertExit(int expected, CliRun run) => Assert.True(run.ExitCode == expected, $"expected exit {expected}, got {run}");
-
-    private Task<CliRun> RunAtAsync(string now, params string[] args) => CliProcess.RunAsync(
-        new Dictionary<string, string> { ["KMSBACKUP_ROOT"] = _folder.Root, ["KMSBACKUP_ACCOUNT"] = CliFolder.Owner, ["COLUMNS"] = "200" },
-        [.. args, "--now", now]);
-
     [Theory]
     [InlineData("--days", "extend", "{backup}", "--days", "abc")]
     [InlineData("--months", "renew", "{backup}", "--months", "1.5")]
     [InlineData("--max-packs", "repository-key", "rekey", "--max-packs", "x")]
     public async Task A_value_that_is_not_a_whole_number_is_named_so_without_a_dotnet_type(string option, params string[] command)
     {
-        var args = command.Select(a => a.Replace("{backup}", _folder.BackupId, StringComparison.Ordinal)).ToArray();
-        var before = CliProcess.Image(_folder.Root);
+        var args = command.Select(a => a.Replace("{backup}", Folder.BackupId, StringComparison.Ordinal)).ToArray();
+        var before = CliProcess.Image(Folder.Root);
 
         var text = await RunAtAsync(StoreTime, args);
         var json = await RunAtAsync(StoreTime, [.. args, "--json"]);
@@ -44,6 +29,6 @@ public sealed class WholeNumberOptionTests : IAsyncLifetime
             Assert.DoesNotContain("expected type", printed, StringComparison.Ordinal);
         }
 
-        Assert.Equal(before, CliProcess.Image(_folder.Root));
+        Assert.Equal(before, CliProcess.Image(Folder.Root));
     }
 }
