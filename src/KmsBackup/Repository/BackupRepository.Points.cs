@@ -156,7 +156,7 @@ internal sealed partial class BackupRepository
     public async Task<(TreeRoot Keys, TreeRoot Secrets)> WriteTreesAsync(InstanceSnapshot snapshot, PackWriter writer, CancellationToken cancellationToken)
     {
         // One pinned leaf buffer for both trees, zeroed between leaves and when done.
-        var leaf = new RecordWriter(64 * 1024, pinned: true);
+        var leaf = ItemTree.CreateLeafBuffer();
         var keys = await ItemTree.WriteAsync(snapshot.Keys, ItemCodec.Write, ObjectRole.KeyLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
         var secrets = await ItemTree.WriteAsync(snapshot.Secrets, ItemCodec.Write, ObjectRole.SecretLeaf, writer, _crypto.BoundarySalt, cancellationToken, leaf).ConfigureAwait(false);
         await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
@@ -172,7 +172,7 @@ internal sealed partial class BackupRepository
     /// </summary>
     public async Task<(TreeRoot Keys, TreeRoot Secrets)> UpdateTreesAsync(PointManifest previous, PointChanges changes, PackWriter writer, CancellationToken cancellationToken)
     {
-        var leaf = new RecordWriter(64 * 1024, pinned: true);
+        var leaf = ItemTree.CreateLeafBuffer();
         var keys = await ItemTree.UpdateAsync(
             Objects, previous.KeyRoot, ObjectRole.KeyLeaf, changes.Keys, ItemCodec.Write, (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues: false),
             changes.KeysBefore, writer, _crypto.BoundarySalt, leaf, cancellationToken).ConfigureAwait(false);

@@ -6,7 +6,14 @@ namespace KmsBackup.Repository;
 /// <summary>A growable little-endian writer for the repository's binary records.</summary>
 internal sealed class RecordWriter
 {
+    /// <summary>
+    /// Below this size a buffer grows by doubling; past it, straight to the writer's ceiling (when it has one), so that
+    /// a large record leaves at most this much outgrown buffer behind rather than a doubling series as large as itself.
+    /// </summary>
+    internal const int DoublingLimit = 1024 * 1024;
+
     private readonly bool _pinned;
+    private readonly int _ceiling;
     private byte[] _buffer;
     private int _length;
 
@@ -17,9 +24,15 @@ internal sealed class RecordWriter
     /// so that a compacting garbage collection never leaves a copy of what was written at an old address, and each buffer
     /// the writer outgrows is zeroed before it is let go. <see cref="Clear"/> and <see cref="Wipe"/> then zero the only copy.
     /// </param>
-    public RecordWriter(int capacity = 256, bool pinned = false)
+    /// <param name="ceiling">
+    /// The most the record is known to reach (0: unknown). A buffer that outgrows <see cref="DoublingLimit"/> is
+    /// replaced by one of this size at once: large records (a tree leaf) then leave no series of outgrown large
+    /// buffers for the collector to find late, which made a long upload's peak memory vary by the size of the record.
+    /// </param>
+    public RecordWriter(int capacity = 256, bool pinned = false, int ceiling = 0)
     {
         _pinned = pinned;
+        _ceiling = ceiling;
         _buffer = Allocate(capacity);
     }
 
@@ -109,7 +122,7 @@ internal sealed class RecordWriter
     {
         if (_length + count > _buffer.Length)
         {
-            var next = Allocate(Math.Max(_buffer.Length * 2, _length + count));
+            var next = Allocate(NextCapacity(_buffer.Length, _length + count, _ceiling));
             _buffer.AsSpan(0, _length).CopyTo(next);
             Array.Clear(_buffer);
             _buffer = next;
@@ -118,6 +131,16 @@ internal sealed class RecordWriter
         var span = _buffer.AsSpan(_length, count);
         _length += count;
         return span;
+    }
+
+    /// <summary>
+    /// The size of the buffer that replaces one of <paramref name="current"/> bytes when <paramref name="needed"/> are
+    /// needed: double, or once past <see cref="DoublingLimit"/> the <paramref name="ceiling"/> (when known and enough).
+    /// </summary>
+    internal static int NextCapacity(int current, int needed, int ceiling)
+    {
+        var doubled = (int)Math.Min(Array.MaxLength, Math.Max((long)current * 2, needed));
+        return ceiling > 0 && doubled > DoublingLimit ? Math.Max(needed, ceiling) : doubled;
     }
 
     private byte[] Allocate(int size) => _pinned ? GC.AllocateArray<byte>(size, pinned: true) : new byte[size];

@@ -29,8 +29,21 @@ internal static partial class ItemTree
     /// </summary>
     public const int MaximumLeafBytes = 8 * 1024 * 1024;
 
+    /// <summary>
+    /// The size a leaf buffer jumps to once it outgrows <see cref="RecordWriter.DoublingLimit"/>: the most bytes of items
+    /// a leaf holds, plus one item as large as a backup file may carry, plus the leaf's count. A larger item still fits
+    /// (the buffer grows to what it needs).
+    /// </summary>
+    private const int LeafCeiling = MaximumLeafBytes + (1024 * 1024) + Builder.CountRoom;
+
     private const int MaximumLeaf = LeafTarget * 8;
     private const int MaximumBranch = BranchTarget * 8;
+
+    /// <summary>
+    /// A buffer for leaves: pinned (leaves hold key material and secret values), doubling while small and then taking
+    /// the largest leaf's size at once, so that large leaves leave no series of outgrown buffers behind.
+    /// </summary>
+    public static RecordWriter CreateLeafBuffer() => new(64 * 1024, pinned: true, ceiling: LeafCeiling);
 
     /// <summary>
     /// Writes the tree of <paramref name="items"/> (sorted by name) and returns its root. <paramref name="write"/>
@@ -73,7 +86,7 @@ internal static partial class ItemTree
         // A leaf is its item count (a variable-length integer, 1 or 2 bytes up to MaximumLeaf) and its items. The
         // items are written after room for the longest count, and the count right before them when the leaf is
         // written, so the leaf is handed to the pack writer in place: one buffer of key material, not two.
-        private const int CountRoom = 2;
+        internal const int CountRoom = 2;
 
         private readonly byte _leafRole;
         private readonly PackWriter _writer;
@@ -100,7 +113,7 @@ internal static partial class ItemTree
             _writer = writer;
             _salt = salt;
             _leafRefs = leafRefs;
-            Leaf = leafBuffer ?? new RecordWriter(64 * 1024, pinned: true);
+            Leaf = leafBuffer ?? CreateLeafBuffer();
             StartLeaf();
         }
 

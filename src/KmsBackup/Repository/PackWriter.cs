@@ -9,6 +9,9 @@ internal sealed record PackKeyInfo(uint Generation, byte[] Salt);
 internal sealed class PackWriter : IDisposable
 {
     private readonly ObjectStore _objects;
+    /// <summary>The size a pack's buffer jumps to once it outgrows the doubling limit: the target and the pack's header.</summary>
+    private const int PackBufferCeiling = ObjectStore.PackTargetSize + 64;
+
     private readonly MemoryStream _pack = new();
     private readonly List<(ObjectId Id, int Offset, int Length, byte Role)> _pending = [];
     private readonly HashSet<ObjectId> _pendingIds = [];
@@ -58,6 +61,14 @@ internal sealed class PackWriter : IDisposable
             return id;
         }
 
+        var length = plaintext.Length + RepositoryCrypto.Overhead;
+        if (_cipher is not null && _pending.Count > 0 && _pack.Length + length > ObjectStore.PackTargetSize)
+        {
+            // The object would take the pack past its target: the pack goes first, so that a pack (and the buffer it is
+            // gathered in) holds at most the target, or one object larger than it alone.
+            await FlushAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         if (_cipher is null)
         {
             // A new pack: its own key, from the current key generation and a fresh salt, recorded in its header.
@@ -73,7 +84,12 @@ internal sealed class PackWriter : IDisposable
         // Sealed straight into the pack: an array per object would be as large as the object (a whole tree leaf),
         // and garbage at once.
         var offset = (int)_pack.Length;
-        var length = plaintext.Length + RepositoryCrypto.Overhead;
+        if (offset + length > _pack.Capacity)
+        {
+            // Doubling while small, then the target's size at once: a large pack leaves no series of outgrown buffers.
+            _pack.Capacity = RecordWriter.NextCapacity(_pack.Capacity, offset + length, PackBufferCeiling);
+        }
+
         _pack.SetLength(offset + length);
         _cipher.SealObject(plaintext.Span, id, role, _pack.GetBuffer().AsSpan(offset, length));
         _pack.Position = offset + length;

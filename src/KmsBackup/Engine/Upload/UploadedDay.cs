@@ -79,7 +79,7 @@ internal sealed class UploadedDay : IDisposable
     public required SpillFile Items { get; init; }
 
     /// <summary>The leaf buffer of every tree the upload writes (two points, and rewrites): grown once to the largest leaf, pinned, zeroed at the end.</summary>
-    private readonly RecordWriter _leaf = new(64 * 1024, pinned: true);
+    private readonly RecordWriter _leaf = ItemTree.CreateLeafBuffer();
 
     /// <summary>
     /// Writes the tree of spilled <paramref name="items"/>, reading them once, in order: the same objects a backup
