@@ -68,6 +68,7 @@ internal static partial class CommandTree
         root.Add(UploadCommand(host, globals));
         root.Add(VerifyFileCommand(host, globals));
         root.Add(VerifyCommand(host, globals));
+        root.Add(DrillCommand(host, globals));
         root.Add(ClockCommand(host, globals));
         root.Add(RepositoryKeyCommand(host, globals));
         root.Add(RunCommand(host, globals));

@@ -150,3 +150,17 @@ internal static class Json
         output.Flush();
     }
 }
+
+internal sealed record JsonDrillItem(string Type, string Name, string Outcome, string? Problem);
+
+internal sealed record JsonDrill(
+    bool Passed, string BackupId, JsonPoint Point, string ScratchInstance, string KeyProvider, string OperationId, long KeysInPoint,
+    long SecretsInPoint, IReadOnlyList<JsonDrillItem> Items, bool ScratchCleared, IReadOnlyList<string> LeftInScratch, bool? StoreClean,
+    IReadOnlyList<JsonProblem>? StoreProblems, double Seconds)
+{
+    public static JsonDrill From(RecoveryDrillReport r) => new(
+        r.Passed, r.BackupId, JsonPoint.From(r.Point), r.ScratchInstanceId, r.KeyProviderId, r.OperationId, r.KeysInPoint, r.SecretsInPoint,
+        [.. r.Items.Select(i => new JsonDrillItem(Names.Of(i.Type), i.Name, Names.Of(i.Outcome), i.Problem))], r.ScratchCleared, r.LeftInScratch,
+        r.Verification?.IsClean, r.Verification is { } v ? [.. v.Problems.Select(p => new JsonProblem(p.Item, p.Description))] : null,
+        Math.Round(r.Elapsed.TotalSeconds, 3));
+}

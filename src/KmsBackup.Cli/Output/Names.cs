@@ -63,6 +63,8 @@ internal static class Names
         _ => outcome.ToString().ToLowerInvariant(),
     };
 
+    public static string Of(RecoveryDrillOutcome outcome) => outcome.ToString().ToLowerInvariant();
+
     public static string Of(BackupRunKind kind) => kind == BackupRunKind.Full ? "full" : "incremental";
 
     /// <summary>A schedule reason in the tool's spelling: <c>daily-full</c>, <c>catch-up-incremental</c>.</summary>

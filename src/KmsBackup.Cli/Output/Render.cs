@@ -202,4 +202,27 @@ internal static class Render
             console.MarkupLine($"  [red]{E(problem.Item)}[/]: {E(problem.Description)}");
         }
     }
+
+    public static void Drill(IAnsiConsole console, RecoveryDrillReport r)
+    {
+        var matched = r.Items.Count(i => i.Outcome == RecoveryDrillOutcome.Matched);
+        var point = $"point {r.Point.Sequence} of {r.BackupId} ({Names.Instant(r.Point.TakenAt)}, {r.KeysInPoint:N0} keys, {r.SecretsInPoint:N0} secrets)";
+        console.MarkupLine(r.Passed
+            ? $"[green]Recoverable[/]: {E(point)}: {matched} of {r.Items.Count} sampled items restored into '{E(r.ScratchInstanceId)}' match the backup, with the key provider '{E(r.KeyProviderId)}'."
+            : $"[red]Not proven[/]: {E(point)}: {matched} of {r.Items.Count} sampled items restored into '{E(r.ScratchInstanceId)}' match the backup, with the key provider '{E(r.KeyProviderId)}'.");
+        foreach (var item in r.Items.Where(i => i.Outcome != RecoveryDrillOutcome.Matched))
+        {
+            var colour = item.Outcome == RecoveryDrillOutcome.Skipped ? "yellow" : "red";
+            console.MarkupLine($"  [{colour}]{Names.Of(item.Outcome)}[/] {Names.Of(item.Type)} '{E(item.Name)}': {E(item.Problem ?? "")}");
+        }
+
+        if (r.Verification is { } v)
+        {
+            Verification(console, v);
+        }
+
+        console.MarkupLine(r.ScratchCleared
+            ? $"The scratch instance '{E(r.ScratchInstanceId)}' is empty again (restore operation {E(r.OperationId)})."
+            : $"[red]Left in the scratch instance '{E(r.ScratchInstanceId)}'[/] (delete them by hand): {E(string.Join("; ", r.LeftInScratch))}");
+    }
 }

@@ -150,6 +150,12 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     public static BackupErrorCode RestoreOperationMismatch { get; } = new(nameof(RestoreOperationMismatch));
 
     /// <summary>
+    /// A recovery drill was pointed at an instance that is not a scratch instance: the backup's own instance, or one
+    /// that holds keys or secrets. A drill restores a sample and deletes it again, so it runs only on an empty instance.
+    /// </summary>
+    public static BackupErrorCode DrillTargetNotScratch { get; } = new(nameof(DrillTargetNotScratch));
+
+    /// <summary>
     /// The data key given to open a backup file is not the key the file was encrypted under: the key
     /// commitment in the file's header does not match. Told apart from damage and tampering
     /// (<see cref="FileCorrupt"/>), which report their own code.

@@ -63,6 +63,9 @@ public static class KmsBackupDiagnostics
     /// <summary>The span of a backup file upload.</summary>
     public const string UploadActivity = "kmsbackup.upload";
 
+    /// <summary>The activity of a recovery drill (<see cref="BackupClient.DrillAsync"/>).</summary>
+    public const string DrillActivity = "kmsbackup.drill";
+
     /// <summary>The span of a repository key rotation.</summary>
     public const string RotateKeyActivity = "kmsbackup.repository.rotate_key";
 

@@ -55,6 +55,30 @@ public partial class BackupClient
             KmsBackupDiagnostics.RestoreActivity, activity => _executor.RestoreAsync(request, progress, activity, cancellationToken), request?.BackupId, targetInstanceId: request?.TargetInstanceId);
 
     /// <summary>
+    /// Proves a backup recoverable without touching production: restores a random sample of one recovery point's keys
+    /// and secrets (with the keys that encrypt the sampled secrets) into an empty scratch instance through the ordinary
+    /// restore path, compares what the instance then holds with the backup (metadata, every version, key material and
+    /// secret ciphertexts), and deletes the restored items again. Open the client the way a disaster would leave you,
+    /// with only the escrowed key provider or on the copy in a second store, and the drill proves that way works.
+    /// </summary>
+    /// <remarks>
+    /// The drill reads only the sampled items (each found by seeking through the point's trees), so its cost does not
+    /// grow with the instance; <see cref="RecoveryDrillRequest.VerifyRepository"/> adds a verification of every object.
+    /// It writes nothing to the backup: only the restore operation's journal records, as any restore does.
+    /// </remarks>
+    /// <param name="request">The backup, the scratch instance and the sample.</param>
+    /// <param name="cancellationToken">Cancels the drill; restored items are deleted from the scratch instance all the same.</param>
+    /// <returns>Every sampled item with its outcome; <see cref="RecoveryDrillReport.Passed"/> says whether the drill proves the backup recoverable.</returns>
+    /// <exception cref="ArgumentException">The request is malformed (see <see cref="RecoveryDrillRequest.Validate"/>).</exception>
+    /// <exception cref="BackupException"><see cref="BackupErrorCode.NotFound"/> or <see cref="BackupErrorCode.AccessDenied"/>: no such backup, or not the caller's;
+    /// <see cref="BackupErrorCode.DrillTargetNotScratch"/>: the scratch instance is the backup's own or holds items;
+    /// <see cref="BackupErrorCode.NotFound"/>: no recovery point at or before the instant.</exception>
+    /// <exception cref="RestoreException">The restore plan refused the sample (for instance, its names are in use in the scratch instance's region); nothing was written.</exception>
+    public virtual Task<RecoveryDrillReport> DrillAsync(RecoveryDrillRequest request, CancellationToken cancellationToken = default) =>
+        BackupTelemetry.TraceAsync(
+            KmsBackupDiagnostics.DrillActivity, _ => _drills.DrillAsync(request, cancellationToken), request?.BackupId, targetInstanceId: request?.ScratchInstanceId);
+
+    /// <summary>
     /// Lists the restore operations of <paramref name="callerAccount"/> that began writing and have not
     /// finished: most often restores whose process died between their writes and their rollback (a restore
     /// still running in another process is listed too). Each shows its planned items and which of them the

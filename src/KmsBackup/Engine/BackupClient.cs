@@ -37,6 +37,7 @@ public partial class BackupClient : IDisposable
     private readonly HardwareOperations _hardware = null!;
     private readonly RestoreExecutor _executor = null!;
     private readonly UnfinishedRestores _unfinished = null!;
+    private readonly RecoveryDrills _drills = null!;
 
     /// <summary>For mocking only.</summary>
     protected BackupClient()
@@ -58,6 +59,7 @@ public partial class BackupClient : IDisposable
         _unfinished = new UnfinishedRestores(catalog, _executor);
         _files = new BackupFileTransfer(catalog, _data);
         _maintenance = new MaintenanceOperations(catalog);
+        _drills = new RecoveryDrills(catalog, _data, _executor, _maintenance);
     }
 
     /// <summary>Opens the backup repository in <paramref name="store"/> (creating it when the store is empty) and returns a client for it.</summary>

@@ -35,6 +35,9 @@ internal sealed partial class BackupRepository : IDisposable
     private readonly RepositoryKeyProvider _keys;
     private readonly SemaphoreSlim _keysGate = new(1, 1);
 
+    /// <summary>The key provider this process opened the repository with (its key ID, never a key).</summary>
+    public string KeyProviderId => _keys.KeyId;
+
     private BackupRepository(BackupStore store, RepositoryCrypto crypto, string repositoryId, StoreClockPolicy clockPolicy, RepositoryKeyProvider keys)
     {
         _store = store;
