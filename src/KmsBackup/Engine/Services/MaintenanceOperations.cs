@@ -28,6 +28,15 @@ internal sealed class MaintenanceOperations
         return new RepositoryKeyRotation((long)sequence, id);
     }
 
+    internal Task<IReadOnlyList<RepositoryKeyProviderInfo>> ListKeyProvidersAsync(CancellationToken cancellationToken) =>
+        _repository.ListKeyProvidersAsync(cancellationToken);
+
+    internal Task<RepositoryKeyProviderInfo> AddKeyProviderAsync(RepositoryKeyProvider provider, CancellationToken cancellationToken) =>
+        _repository.AddKeyProviderAsync(provider, _catalog.Clock.GetUtcNow(), cancellationToken);
+
+    internal Task RemoveKeyProviderAsync(string keyId, CancellationToken cancellationToken) =>
+        _repository.RemoveKeyProviderAsync(keyId, _options.LeaseHolder, _catalog.Clock.GetUtcNow(), cancellationToken);
+
     internal async Task<RekeySummary> RekeyAsync(int? maximumPacks = null, CancellationToken cancellationToken = default)
     {
         if (maximumPacks is < 1)
