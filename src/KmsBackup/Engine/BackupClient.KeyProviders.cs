@@ -45,7 +45,7 @@ public partial class BackupClient
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <exception cref="ArgumentException"><paramref name="keyId"/> is empty.</exception>
     /// <exception cref="BackupException"><see cref="BackupErrorCode.LastKeyProvider"/>: it is the last provider.
-    /// <see cref="BackupErrorCode.KeyProviderNotRegistered"/>: no provider has that key ID.
+    /// <see cref="BackupErrorCode.NotFound"/>: no provider has that key ID.
     /// <see cref="BackupErrorCode.LeaseHeld"/>: another host is removing a provider right now; try again.</exception>
     public virtual Task RemoveKeyProviderAsync(string keyId, CancellationToken cancellationToken = default)
     {

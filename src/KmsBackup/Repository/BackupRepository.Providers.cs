@@ -513,7 +513,7 @@ internal sealed partial class BackupRepository
                 var providers = await ListKeyProvidersAsync(cancellationToken).ConfigureAwait(false);
                 throw providers.Any(p => string.Equals(p.KeyId, keyId, StringComparison.Ordinal))
                     ? LastProvider(keyId)
-                    : NotRegistered(keyId, providers.Select(p => p.KeyId));
+                    : NoSuchProvider(keyId, providers.Select(p => p.KeyId));
             }
 
             var lease = await _store.AcquireLeaseAsync(ProvidersLease, holder, TimeSpan.FromMinutes(1), cancellationToken).ConfigureAwait(false);
@@ -521,7 +521,7 @@ internal sealed partial class BackupRepository
             {
                 var records = await ReadProviderRecordsAsync(_store, RepositoryId, cancellationToken).ConfigureAwait(false);
                 var target = records.FirstOrDefault(r => string.Equals(r.KeyId, keyId, StringComparison.Ordinal))
-                    ?? throw NotRegistered(keyId, records.Select(r => r.KeyId));
+                    ?? throw NoSuchProvider(keyId, records.Select(r => r.KeyId));
                 if (!records.Any(r => r != target && Authenticates(_crypto, r.Bytes)))
                 {
                     throw LastProvider(keyId);
@@ -536,6 +536,11 @@ internal sealed partial class BackupRepository
             _keysGate.Release();
         }
     }
+
+    private static BackupException NoSuchProvider(string keyId, IEnumerable<string> registered) => new(new Refusal(
+        BackupErrorCode.NotFound, $"key provider '{keyId}'",
+        $"No key provider of this repository has the key ID '{keyId}' (registered: {string.Join(", ", registered.Select(k => $"'{k}'"))}); nothing changed.",
+        "Copy the key ID from 'kmsbackup keys list'."));
 
     private static string KindOf(string keyId) => keyId.IndexOf(':', StringComparison.Ordinal) is var colon and > 0 ? keyId[..colon] : keyId;
 

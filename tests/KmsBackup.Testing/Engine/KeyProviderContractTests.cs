@@ -174,7 +174,7 @@ public abstract class KeyProviderContractTests
         {
             await bySecond.RemoveKeyProviderAsync(firstKeyId);
             Assert.Equal([second.KeyId], (await bySecond.ListKeyProvidersAsync()).Select(p => p.KeyId));
-            await AssertRefusedAsync(BackupErrorCode.KeyProviderNotRegistered, () => bySecond.RemoveKeyProviderAsync(firstKeyId));
+            await AssertRefusedAsync(BackupErrorCode.NotFound, () => bySecond.RemoveKeyProviderAsync(firstKeyId));
             await AssertRefusedAsync(BackupErrorCode.LastKeyProvider, () => bySecond.RemoveKeyProviderAsync(second.KeyId));
         }
 
