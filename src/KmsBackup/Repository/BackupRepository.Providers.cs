@@ -427,6 +427,41 @@ internal sealed partial class BackupRepository
     private SensitiveBytes UnwrapGenerationFromKeyring(ulong sequence, uint generation, byte[] wrapped) =>
         Unwrap(_keyring!, "kmsbackup/keyring/v1/generation"u8, GenerationAssociatedData(sequence, generation), wrapped, $"key generation {sequence}");
 
+    /// <summary>
+    /// The provider, keyring and keyring-copy records that do not parse or do not authenticate under this repository's
+    /// keys, each with why: what verify reports. Reads only.
+    /// </summary>
+    public async Task<IReadOnlyList<(string Key, string Problem)>> CheckKeyProviderRecordsAsync(CancellationToken cancellationToken)
+    {
+        var problems = new List<(string, string)>();
+        foreach (var prefix in new[] { ProvidersPrefix, RingCopiesPrefix })
+        {
+            await foreach (var entry in _store.ListAsync(prefix, cancellationToken).ConfigureAwait(false))
+            {
+                if (await _store.TryReadAsync(entry.Key, cancellationToken).ConfigureAwait(false) is not { } bytes)
+                {
+                    continue;
+                }
+
+                if (prefix == ProvidersPrefix && TryDecodeProviderRecord(entry.Key, bytes, RepositoryId) is null)
+                {
+                    problems.Add((entry.Key, "it is not a key provider record of this repository (malformed, of another repository, or named for another key ID); it opens nothing"));
+                }
+                else if (!Authenticates(_crypto, bytes))
+                {
+                    problems.Add((entry.Key, "it does not authenticate under this repository's keys (it was changed, damaged, or planted); it opens nothing"));
+                }
+            }
+        }
+
+        if (await _store.TryReadAsync(KeyringKey, cancellationToken).ConfigureAwait(false) is { } keyring && !Authenticates(_crypto, keyring))
+        {
+            problems.Add((KeyringKey, "it does not authenticate under this repository's keys (it was changed, damaged, or planted): no provider opens the repository"));
+        }
+
+        return problems;
+    }
+
     /// <summary>Lists the repository's registered key providers (authentic records only); one, from the config, before migration.</summary>
     public async Task<IReadOnlyList<RepositoryKeyProviderInfo>> ListKeyProvidersAsync(CancellationToken cancellationToken)
     {

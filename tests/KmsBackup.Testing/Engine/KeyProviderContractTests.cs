@@ -273,6 +273,10 @@ public abstract class KeyProviderContractTests
         using var byFirst = await OpenAsync(await KeyFileAsync("first"));
         Assert.Equal(expected, await ViewAsync(byFirst, backupId));
         Assert.DoesNotContain(second.KeyId, (await byFirst.ListKeyProvidersAsync()).Select(p => p.KeyId));
+
+        // Verify names the damaged record.
+        var verification = await byFirst.VerifyAsync();
+        Assert.Contains(verification.Problems, p => p.Item.Contains(name, StringComparison.Ordinal));
     }
 
     [Fact]
