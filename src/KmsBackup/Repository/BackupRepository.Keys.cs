@@ -127,6 +127,26 @@ internal sealed partial class BackupRepository
                 if (await _store.TryCreateAsync(key, record, cancellationToken).ConfigureAwait(false))
                 {
                     _crypto.AddGeneration(generation, sequence, secret);
+                    if (wrapped is not null)
+                    {
+                        // Wrapped by the first provider because no keyring was there a moment ago. A migration that finished
+                        // since may have listed the generations before this record was created: then its keyring is visible
+                        // now, and this host copies the generation under it, so every provider opens it.
+                        await _keysGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        try
+                        {
+                            await EnsureKeyringCoreAsync(migrate: false, DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false);
+                            if (_keyring is not null)
+                            {
+                                await EnsureRingCopyAsync(sequence, generation, RingCopyRecord(_keyring, sequence, generation, secret), cancellationToken).ConfigureAwait(false);
+                            }
+                        }
+                        finally
+                        {
+                            _keysGate.Release();
+                        }
+                    }
+
                     return (generation, sequence);
                 }
 

@@ -335,6 +335,103 @@ public abstract class KeyProviderContractTests
         Assert.True(interleavings >= 6, $"only {interleavings} interleavings");
     }
 
+    [Theory]
+    [Trait("Issue", "17")]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_rotation_racing_the_migration_leaves_every_generation_readable_by_the_new_provider_alone_at_every_interleaving(bool rotationInsideTheAdd)
+    {
+        var interleavings = 0;
+        for (var k = 1; ; k++)
+        {
+            Assert.True(k <= 60, "the outer call never finished before its k-th store call");
+            var (first, backupId) = await BackedUpRepositoryAsync();
+            first.Dispose();
+
+            // One host adds a provider (migrating the repository), the other rotates the key and backs up under the new
+            // generation; the inner one runs whole at the outer one's k-th store call.
+            var adder = rotationInsideTheAdd ? null : await OpenAsync(await KeyFileAsync("first"), "adder");
+            var rotator = rotationInsideTheAdd ? await OpenAsync(await KeyFileAsync("first"), "rotator") : null;
+            var calls = 0;
+            var armed = false;
+            var inner = false;
+            async Task RotateAndBackUpAsync(BackupClient client)
+            {
+                await client.RotateRepositoryKeyAsync();
+                Clock.Advance(TimeSpan.FromMinutes(5));
+                await Kms.GenerateKeyAsync("kst-a", $"under-new-generation-{k}", Owner);
+                Assert.Single((await client.RunDueBackupsAsync()).ThrowIfAnyFailed());
+            }
+
+            Func<BackupStore, BackupStore> hook = s => new ControlledStore(s)
+            {
+                Before = async call =>
+                {
+                    if (armed && ++calls == k)
+                    {
+                        inner = true;
+                        if (rotationInsideTheAdd)
+                        {
+                            await RotateAndBackUpAsync(rotator!);
+                        }
+                        else
+                        {
+                            await adder!.AddKeyProviderAsync(await KeyFileAsync($"new-{k}"));
+                        }
+                    }
+                },
+            };
+            if (rotationInsideTheAdd)
+            {
+                adder = await OpenAsync(await KeyFileAsync("first"), "adder", hook);
+                armed = true;
+                await adder.AddKeyProviderAsync(await KeyFileAsync($"new-{k}"));
+            }
+            else
+            {
+                rotator = await OpenAsync(await KeyFileAsync("first"), "rotator", hook);
+                armed = true;
+                await RotateAndBackUpAsync(rotator);
+                if (!inner)
+                {
+                    await adder!.AddKeyProviderAsync(await KeyFileAsync($"new-{k}"));
+                }
+            }
+
+            if (rotationInsideTheAdd && !inner)
+            {
+                await RotateAndBackUpAsync(rotator!);
+            }
+
+            adder!.Dispose();
+            rotator!.Dispose();
+
+            // The new provider first: a host opening with the first provider would copy a missed generation under the keyring.
+            string seenByNew;
+            using (var byNew = await OpenAsync(await KeyFileAsync($"new-{k}"), "check-new"))
+            {
+                seenByNew = await ViewAsync(byNew, backupId);
+            }
+
+            using (var byFirst = await OpenAsync(await KeyFileAsync("first"), "check-first"))
+            {
+                var expected = await ViewAsync(byFirst, backupId);
+                Assert.Contains($"under-new-generation-{k}", expected, StringComparison.Ordinal);
+                Assert.True(expected == seenByNew, $"k={k}: the new provider alone does not read the backup as the first does");
+            }
+
+            if (!inner)
+            {
+                break;
+            }
+
+            interleavings++;
+            await ResetAsync();
+        }
+
+        Assert.True(interleavings >= 6, $"only {interleavings} interleavings");
+    }
+
     [Fact]
     [Trait("Issue", "17")]
     public async Task Two_hosts_removing_the_last_two_providers_at_once_leave_one_at_every_interleaving()
