@@ -29,7 +29,7 @@ internal static class ExitCodes
     /// <summary>A backup, instance, date, file or folder that does not exist.</summary>
     public const int NotFound = 4;
 
-    /// <summary>Integrity: a backup file that fails to decrypt or authenticate (wrong key, tampering, truncation), a store that verify finds damaged, a drill whose restored items differ from the backup, or a store folder holding a link below its root (<c>StoreLinkRefused</c>).</summary>
+    /// <summary>Integrity: a backup file that fails to decrypt or authenticate (wrong key, tampering, truncation), a repository key provider that is not registered or a wrong passphrase, a store that verify finds damaged, a drill whose restored items differ from the backup, or a store folder holding a link below its root (<c>StoreLinkRefused</c>).</summary>
     public const int Integrity = 5;
 
     /// <summary>The store is busy (another writer holds the backup's lease, or the folder is open in another process) or unavailable; retry later.</summary>
@@ -48,6 +48,8 @@ internal static class ExitCodes
         (BackupErrorCode.FileCorrupt, Integrity),
         (BackupErrorCode.FileTruncated, Integrity),
         (BackupErrorCode.UnsupportedFileVersion, Integrity),
+        (BackupErrorCode.KeyProviderNotRegistered, Integrity),
+        (BackupErrorCode.WrongPassphrase, Integrity),
         (BackupErrorCode.LeaseHeld, Unavailable),
         (BackupErrorCode.LeaseLost, Unavailable),
         (BackupErrorCode.StoreUnavailable, Unavailable),
@@ -66,8 +68,8 @@ internal static class ExitCodes
             ["any code not listed in another row, e.g. `DateOutsideWindow`, `NameConflict`, `EncryptionKeyMissing`, `InsufficientQuota`, `AccessDenied`, `FolderExists`, `NowBeforeStoreTime`"]),
         new(NotFound, "not found (backup, instance, date with no backup, file, folder, store, service)",
             "not found: backup, instance, a date with no backup, restore operation, file, folder, and a store, service or key file that is not there (a mistyped path: nothing is created)", []),
-        new(Integrity, "integrity (backup file wrong key or damaged; store verify or a drill found problems; a link in the store)",
-            "integrity: a backup file with a wrong key or damaged; a store that verify finds damaged; a drill whose restored items differ from the backup; a store whose folder holds a link below its root (naming the link: remove it)",
+        new(Integrity, "integrity (backup file or repository wrong key, or damaged; store verify or a drill found problems; a link in the store)",
+            "integrity: a backup file with a wrong key or damaged; a repository key provider that is not registered, or a wrong passphrase; a store that verify finds damaged; a drill whose restored items differ from the backup; a store whose folder holds a link below its root (naming the link: remove it)",
             ["any error of a backup file"]),
         new(Unavailable, "busy or unavailable (lease held by another writer, folder in use); retry later",
             "busy or unavailable: another writer holds the backup's (or the restore operation's) lease, or the folder is open in another process; retry", []),

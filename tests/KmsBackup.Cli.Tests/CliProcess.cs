@@ -11,7 +11,10 @@ public static class CliProcess
 {
     private static readonly TimeSpan s_timeout = TimeSpan.FromMinutes(2);
 
-    public static async Task<CliRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
+    public static Task<CliRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args) => RunWithInputAsync(environment, null, args);
+
+    /// <summary>Runs the tool with <paramref name="standardInput"/> written to its standard input (none when <see langword="null"/>).</summary>
+    public static async Task<CliRun> RunWithInputAsync(IReadOnlyDictionary<string, string> environment, string? standardInput, params string[] args)
     {
         var tool = Path.Combine(AppContext.BaseDirectory, "KmsBackup.Cli.dll");
         Assert.True(File.Exists(tool), $"the built tool is missing at {tool}");
@@ -41,6 +44,11 @@ public static class CliProcess
         }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException("The tool did not start.");
+        if (standardInput is not null)
+        {
+            await process.StandardInput.WriteAsync(standardInput);
+        }
+
         process.StandardInput.Close();
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();

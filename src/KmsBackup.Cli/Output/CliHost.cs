@@ -17,9 +17,11 @@ internal sealed class CliHost
     /// <param name="environment">Reads an environment variable.</param>
     /// <param name="interactive">Whether output is a terminal (progress bars, colours).</param>
     /// <param name="terminalWidth">The terminal's width in columns, if output is a terminal that reports one.</param>
-    public CliHost(IFileSystem fileSystem, TimeProvider time, TextWriter output, TextWriter error, Func<string, string?> environment, bool interactive, int? terminalWidth = null)
+    /// <param name="input">Standard input; none when <see langword="null"/>.</param>
+    public CliHost(IFileSystem fileSystem, TimeProvider time, TextWriter output, TextWriter error, Func<string, string?> environment, bool interactive, int? terminalWidth = null, TextReader? input = null)
     {
         FileSystem = fileSystem;
+        Input = input ?? TextReader.Null;
         Time = time;
         Output = output;
         Error = error;
@@ -66,6 +68,9 @@ internal sealed class CliHost
 
     public TextWriter Output { get; }
 
+    /// <summary>Standard input: what <c>--passphrase-stdin</c> reads (nothing when the host has none).</summary>
+    public TextReader Input { get; }
+
     public TextWriter Error { get; }
 
     public Func<string, string?> Environment { get; }
@@ -86,7 +91,8 @@ internal sealed class CliHost
         global::System.Console.Error,
         global::System.Environment.GetEnvironmentVariable,
         !global::System.Console.IsOutputRedirected,
-        TerminalWidth());
+        TerminalWidth(),
+        global::System.Console.In);
 
     private static int WidthOf(string? columns, int? terminalWidth) =>
         int.TryParse(columns, global::System.Globalization.NumberStyles.None, global::System.Globalization.CultureInfo.InvariantCulture, out var width) && width > 0

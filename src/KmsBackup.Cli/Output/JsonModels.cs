@@ -99,6 +99,16 @@ internal sealed record JsonStoreVerification(
 
 internal sealed record JsonKeyRotation(long KeyGeneration, string GenerationId);
 
+internal sealed record JsonKeyProvider(string Kind, string KeyId, string? AddedAt)
+{
+    public static JsonKeyProvider From(RepositoryKeyProviderInfo provider) => new(provider.Kind, provider.KeyId, provider.AddedAt is { } at ? Names.Instant(at) : null);
+}
+
+/// <summary>A provider just added; <c>Shares</c> only for a recovery key, printed this once.</summary>
+internal sealed record JsonKeyProviderAdded(string Kind, string KeyId, string? AddedAt, int? Threshold, IReadOnlyList<string>? Shares);
+
+internal sealed record JsonKeyProviderRemoved(string KeyId);
+
 internal sealed record JsonRekey(long KeyGeneration, int PacksRewritten, int ObjectsCopied, long BytesWritten, int PacksRemaining, bool Complete);
 
 internal sealed record JsonStoreClock(string LocalTime, string? StoreTime, bool DeletionsHeld, string MaximumLead, string MaximumLag)

@@ -138,6 +138,17 @@ internal static class Render
             : $"[red]Refused[/]: {refusals.Count} violation(s); nothing would be written.");
     }
 
+    public static void KeyProviders(IAnsiConsole console, IReadOnlyList<RepositoryKeyProviderInfo> providers, bool wide)
+    {
+        var table = new FittedTable().Column("Kind", 0).Column("Key ID", 0).Column("Added", 1);
+        foreach (var p in providers)
+        {
+            table.Row(E(p.Kind), E(p.KeyId), p.AddedAt is { } at ? E(Names.Instant(at)) : "(created with the repository)");
+        }
+
+        table.Write(console, wide);
+    }
+
     public static void Instances(IAnsiConsole console, IReadOnlyList<InstanceDescription> instances, bool wide)
     {
         if (instances.Count == 0)

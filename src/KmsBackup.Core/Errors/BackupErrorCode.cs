@@ -116,6 +116,41 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// </summary>
     public static BackupErrorCode StoreLinkRefused { get; } = new(nameof(StoreLinkRefused));
 
+    /// <summary>
+    /// The repository key provider offered to open a repository (or named to remove) is not among the repository's
+    /// registered providers: it was never added, or it was removed. The error names the provider's key ID, never a key;
+    /// open the repository with one of its registered providers (<c>kmsbackup keys list</c>), or add this one first.
+    /// </summary>
+    public static BackupErrorCode KeyProviderNotRegistered { get; } = new(nameof(KeyProviderNotRegistered));
+
+    /// <summary>A repository key provider that is registered already was added again; the repository is unchanged.</summary>
+    public static BackupErrorCode KeyProviderAlreadyRegistered { get; } = new(nameof(KeyProviderAlreadyRegistered));
+
+    /// <summary>
+    /// Removing the repository key provider was refused because it is the last one: a repository without a provider
+    /// could never be opened again. Add another provider first.
+    /// </summary>
+    public static BackupErrorCode LastKeyProvider { get; } = new(nameof(LastKeyProvider));
+
+    /// <summary>
+    /// The passphrase does not open any of the repository's passphrase providers (a wrong passphrase, or a damaged
+    /// record). Nothing was written.
+    /// </summary>
+    public static BackupErrorCode WrongPassphrase { get; } = new(nameof(WrongPassphrase));
+
+    /// <summary>
+    /// Fewer distinct recovery shares were given than the recovery key's threshold: the key cannot be rebuilt. The
+    /// error says how many were given and how many are needed. Nothing was written.
+    /// </summary>
+    public static BackupErrorCode TooFewRecoveryShares { get; } = new(nameof(TooFewRecoveryShares));
+
+    /// <summary>
+    /// A recovery share is mistyped (its checksum does not match), malformed, of another recovery key, or the shares do
+    /// not combine into the recovery key they name. The error names the share by its position in the input and its
+    /// number, never its value. Nothing was written.
+    /// </summary>
+    public static BackupErrorCode InvalidRecoveryShare { get; } = new(nameof(InvalidRecoveryShare));
+
     /// <summary>A backup, instance, key or secret that does not exist.</summary>
     public static BackupErrorCode NotFound { get; } = new(nameof(NotFound));
 

@@ -75,6 +75,12 @@ internal static partial class Log
     [LoggerMessage(1302, LogLevel.Information, "Rekey to key generation {KeyGeneration}: {PacksRewritten} packs re-encrypted and marked for a later prune, {PacksRemaining} left for a later rekey")]
     public static partial void Rekeyed(ILogger logger, long keyGeneration, int packsRewritten, int packsRemaining);
 
+    [LoggerMessage(1304, LogLevel.Information, "Repository key provider added: {Kind} {KeyId}; the repository now opens with it alone")]
+    public static partial void KeyProviderAdded(ILogger logger, string kind, string keyId);
+
+    [LoggerMessage(1305, LogLevel.Information, "Repository key provider removed: {KeyId}; the repository no longer opens with it")]
+    public static partial void KeyProviderRemoved(ILogger logger, string keyId);
+
     [LoggerMessage(1303, LogLevel.Warning, "KmsBackup scheduler for {InstanceName}: the background rekey failed ({ErrorType}); it is tried again at the next tick")]
     public static partial void RekeyFailed(ILogger logger, Exception exception, string instanceName, string errorType);
 

@@ -14,6 +14,21 @@ public abstract class RepositoryKeyProvider
     /// <summary>Identifies the key-encryption key, so that a repository records which key wrapped it (never the key itself).</summary>
     public abstract string KeyId { get; }
 
+    /// <summary>
+    /// What kind of provider this is, as <c>kmsbackup keys list</c> shows it: by default the part of <see cref="KeyId"/>
+    /// before its first colon (<c>keyfile</c>, <c>pkcs11</c>, <c>passphrase</c>, <c>recovery</c>).
+    /// </summary>
+    public virtual string Kind => KeyId.IndexOf(':', StringComparison.Ordinal) is var colon and > 0 ? KeyId[..colon] : KeyId;
+
+    /// <summary>
+    /// Whether this provider may be able to unwrap what the provider named <paramref name="keyId"/> wrapped: by default
+    /// only when it is that provider. A provider whose key ID cannot be known before it reads its record (a passphrase
+    /// provider, whose salt is in the record) accepts every record of its kind, and opening tries each.
+    /// </summary>
+    /// <param name="keyId">The key ID a repository recorded for one of its providers.</param>
+    /// <returns>Whether opening should try that provider's record with this provider.</returns>
+    public virtual bool Accepts(string keyId) => string.Equals(keyId, KeyId, StringComparison.Ordinal);
+
     /// <summary>Encrypts <paramref name="key"/> under the key-encryption key.</summary>
     /// <param name="key">The key to wrap.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

@@ -23,6 +23,12 @@ internal sealed partial class BackupRepository
         {
             await foreach (var entry in _store.ListAsync(KeysPrefix, cancellationToken).ConfigureAwait(false))
             {
+                if (entry.Key.StartsWith(ProvidersPrefix, StringComparison.Ordinal) || entry.Key.StartsWith(RingCopiesPrefix, StringComparison.Ordinal) ||
+                    string.Equals(entry.Key, KeyringKey, StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
                 if (!TryParseKeyRecordName(entry.Key, out var sequence, out var generation))
                 {
                     unusable.Add((entry.Key, "its name is not that of a key generation record"));
@@ -41,10 +47,11 @@ internal sealed partial class BackupRepository
                     continue;
                 }
 
+                string keyId;
                 byte[] wrapped;
                 try
                 {
-                    wrapped = DecodeKeyRecord(entry.Key, sequence, generation, bytes);
+                    (keyId, wrapped) = DecodeKeyRecord(entry.Key, sequence, generation, bytes);
                 }
                 catch (BackupIntegrityException e)
                 {
@@ -52,7 +59,7 @@ internal sealed partial class BackupRepository
                     continue;
                 }
 
-                var secret = await _keys.UnwrapAsync(wrapped, cancellationToken).ConfigureAwait(false);
+                var secret = await UnwrapGenerationAsync(sequence, generation, keyId, wrapped, cancellationToken).ConfigureAwait(false);
                 try
                 {
                     if (secret.Length != RepositoryCrypto.MasterSecretSize)
@@ -88,12 +95,23 @@ internal sealed partial class BackupRepository
     public async Task<(uint Generation, ulong Sequence)> RotateKeyAsync(CancellationToken cancellationToken)
     {
         await RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
+        await _keysGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // Once the repository has migrated to the keyring, new generations are wrapped under it, so every provider opens them.
+            await EnsureKeyringCoreAsync(migrate: false, DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _keysGate.Release();
+        }
+
         var sequence = checked(_crypto.HighestSequence + 1);
         var secret = GC.AllocateArray<byte>(RepositoryCrypto.MasterSecretSize, pinned: true);
         RandomNumberGenerator.Fill(secret);
         try
         {
-            var wrapped = await _keys.WrapAsync(secret, cancellationToken).ConfigureAwait(false);
+            var wrapped = _keyring is null ? await _keys.WrapAsync(secret, cancellationToken).ConfigureAwait(false) : null;
             for (var attempt = 0; ; attempt++)
             {
                 var generation = BitConverter.ToUInt32(RandomNumberGenerator.GetBytes(4));
@@ -103,17 +121,32 @@ internal sealed partial class BackupRepository
                 }
 
                 var key = KeyRecordKey(sequence, generation);
-                var w = new RecordWriter();
-                w.WriteRaw(s_keyRecordMagic);
-                w.WriteVarUInt(sequence);
-                w.WriteVarUInt(generation);
-                w.WriteString(RepositoryId);
-                w.WriteString(_keys.KeyId);
-                w.WriteBytes(wrapped);
-                w.WriteRaw(_crypto.KeyRecordMac(w.WrittenSpan));
-                if (await _store.TryCreateAsync(key, w.ToArray(), cancellationToken).ConfigureAwait(false))
+                var record = wrapped is not null
+                    ? EncodeKeyRecord(sequence, generation, _keys.KeyId, wrapped)
+                    : RingCopyRecord(_keyring!, sequence, generation, secret);
+                if (await _store.TryCreateAsync(key, record, cancellationToken).ConfigureAwait(false))
                 {
                     _crypto.AddGeneration(generation, sequence, secret);
+                    if (wrapped is not null)
+                    {
+                        // Wrapped by the first provider because no keyring was there a moment ago. A migration that finished
+                        // since may have listed the generations before this record was created: then its keyring is visible
+                        // now, and this host copies the generation under it, so every provider opens it.
+                        await _keysGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+                        try
+                        {
+                            await EnsureKeyringCoreAsync(migrate: false, DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false);
+                            if (_keyring is not null)
+                            {
+                                await EnsureRingCopyAsync(sequence, generation, RingCopyRecord(_keyring, sequence, generation, secret), cancellationToken).ConfigureAwait(false);
+                            }
+                        }
+                        finally
+                        {
+                            _keysGate.Release();
+                        }
+                    }
+
                     return (generation, sequence);
                 }
 
@@ -143,7 +176,21 @@ internal sealed partial class BackupRepository
             generation > RepositoryCrypto.FirstGeneration && !name[21..].ContainsAnyInRange('A', 'F');
     }
 
-    private byte[] DecodeKeyRecord(string key, ulong sequence, uint generation, byte[] bytes)
+    private byte[] EncodeKeyRecord(ulong sequence, uint generation, string keyId, byte[] wrapped)
+    {
+        var w = new RecordWriter();
+        w.WriteRaw(s_keyRecordMagic);
+        w.WriteVarUInt(sequence);
+        w.WriteVarUInt(generation);
+        w.WriteString(RepositoryId);
+        w.WriteString(keyId);
+        w.WriteBytes(wrapped);
+        w.WriteRaw(_crypto.KeyRecordMac(w.WrittenSpan));
+        return w.ToArray();
+    }
+
+    /// <summary>Decodes an authentic generation record (its own or its keyring copy): the key ID of what wrapped it, and the wrapped secret.</summary>
+    private (string KeyId, byte[] Wrapped) DecodeKeyRecord(string key, ulong sequence, uint generation, byte[] bytes)
     {
         var what = $"key generation {sequence}";
         if (bytes.Length < 32 || !CryptographicOperations.FixedTimeEquals(_crypto.KeyRecordMac(bytes.AsSpan(0, bytes.Length - 32)), bytes.AsSpan(bytes.Length - 32)))
@@ -165,15 +212,64 @@ internal sealed partial class BackupRepository
         var keyId = r.ReadRequiredString();
         var wrapped = r.ReadBytes().ToArray();
         r.ExpectEnd();
-        if (!string.Equals(keyId, _keys.KeyId, StringComparison.Ordinal))
+        return (keyId, wrapped);
+    }
+
+    /// <summary>
+    /// Unwraps a generation's secret: under the keyring, or with this host's provider when that wrapped it (a repository
+    /// before migration, or a generation its first provider wrapped), or from the generation's keyring copy.
+    /// </summary>
+    private async Task<SensitiveBytes> UnwrapGenerationAsync(ulong sequence, uint generation, string keyId, byte[] wrapped, CancellationToken cancellationToken)
+    {
+        var what = $"key generation {sequence}";
+        if (string.Equals(keyId, KeyringKeyId, StringComparison.Ordinal))
         {
-            // Authentic, but this host's key provider cannot unwrap it: a configuration error, not damage.
-            throw new BackupException(new Refusal(
-                BackupErrorCode.IntegrityViolation, what,
-                $"The repository's key generation {sequence} is wrapped by the key '{keyId}', but the key provider offers '{_keys.KeyId}'.",
-                "Configure the repository key provider with the key the repository's keys are wrapped by."));
+            // Another host migrated the repository after this one opened it.
+            await EnsureKeyringCoreAsync(migrate: false, DateTimeOffset.MinValue, cancellationToken).ConfigureAwait(false);
+            if (_keyring is null)
+            {
+                throw RepositoryErrors.Integrity(what, "it is wrapped under a keyring, but the repository has no keyring record (keys/keyring)");
+            }
+
+            return UnwrapGenerationFromKeyring(sequence, generation, wrapped);
         }
 
-        return wrapped;
+        if (string.Equals(keyId, _keys.KeyId, StringComparison.Ordinal))
+        {
+            var secret = await _keys.UnwrapAsync(wrapped, cancellationToken).ConfigureAwait(false);
+            if (_keyring is not null)
+            {
+                // Completes a migration that a rotation by a host that had not seen it raced with.
+                var copy = RingCopyRecord(_keyring, sequence, generation, secret.Span);
+                await EnsureRingCopyAsync(sequence, generation, copy, cancellationToken).ConfigureAwait(false);
+            }
+
+            return secret;
+        }
+
+        if (_keyring is not null)
+        {
+            var copyKey = RingCopyKey(sequence, generation);
+            var copyBytes = await _store.TryReadAsync(copyKey, cancellationToken).ConfigureAwait(false);
+            if (copyBytes is not null)
+            {
+                var (copyKeyId, copyWrapped) = DecodeKeyRecord(copyKey, sequence, generation, copyBytes);
+                if (string.Equals(copyKeyId, KeyringKeyId, StringComparison.Ordinal))
+                {
+                    return UnwrapGenerationFromKeyring(sequence, generation, copyWrapped);
+                }
+            }
+
+            throw new BackupException(new Refusal(
+                BackupErrorCode.KeyProviderNotRegistered, what,
+                $"The repository's key generation {sequence} is wrapped only by the key '{keyId}' (its first provider): a host rotated the key with it while the repository moved to several providers, and no host holding that key has opened the repository since.",
+                $"Open the repository once with the provider '{keyId}'; that copies the generation under the keyring, for every provider."));
+        }
+
+        // Authentic, but this host's key provider cannot unwrap it: a configuration error, not damage.
+        throw new BackupException(new Refusal(
+            BackupErrorCode.IntegrityViolation, what,
+            $"The repository's key generation {sequence} is wrapped by the key '{keyId}', but the key provider offers '{_keys.KeyId}'.",
+            "Configure the repository key provider with the key the repository's keys are wrapped by."));
     }
 }

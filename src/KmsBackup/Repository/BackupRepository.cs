@@ -93,25 +93,76 @@ internal sealed partial class BackupRepository : IDisposable
         }
 
         var (repositoryId, keyId, wrappedMaster) = DecodeConfig(config);
-        if (!string.Equals(keyId, keys.KeyId, StringComparison.Ordinal))
+
+        // A repository with a keyring (keys/keyring) opens with any of its registered providers; one without, with the
+        // provider its config was wrapped by (docs/repository-format.md, "Key providers").
+        var keyringRecord = await store.TryReadAsync(KeyringKey, cancellationToken).ConfigureAwait(false);
+        byte[]? keyring = null;
+        byte[]? providerRecord = null;
+        string providerKeyId;
+        SensitiveBytes masterSecret;
+        if (keyringRecord is null)
         {
-            throw new BackupException(new Refusal(
-                BackupErrorCode.IntegrityViolation, "repository key",
-                $"The repository was created with the key '{keyId}', but the key provider offers '{keys.KeyId}'.",
-                "Configure the repository key provider with the key the repository was created with."));
+            if (!string.Equals(keyId, keys.KeyId, StringComparison.Ordinal))
+            {
+                throw NotRegistered(keys.KeyId, [keyId]);
+            }
+
+            masterSecret = await keys.UnwrapAsync(wrappedMaster, cancellationToken).ConfigureAwait(false);
+            providerKeyId = keyId;
+        }
+        else
+        {
+            (keyring, var record) = await UnwrapKeyringAsync(store, repositoryId, keys, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                masterSecret = OpenKeyringRecord(keyringRecord, keyring, repositoryId);
+            }
+            catch
+            {
+                CryptographicOperations.ZeroMemory(keyring);
+                throw;
+            }
+
+            providerRecord = record.Bytes;
+            providerKeyId = record.KeyId;
         }
 
-        var masterSecret = await keys.UnwrapAsync(wrappedMaster, cancellationToken).ConfigureAwait(false);
+        RepositoryCrypto? crypto = null;
         try
         {
-            var repository = new BackupRepository(store, new RepositoryCrypto(masterSecret.Span), repositoryId, clockPolicy, keys);
-            await repository.RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
-            await repository.Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+            crypto = new RepositoryCrypto(masterSecret.Span);
+            if (keyringRecord is not null && (!Authenticates(crypto, keyringRecord) || !Authenticates(crypto, providerRecord!)))
+            {
+                throw RepositoryErrors.Integrity(
+                    $"key provider record of '{providerKeyId}'",
+                    "it, or the keyring record, does not authenticate under this repository's keys (it was changed, damaged, or planted); nothing was written");
+            }
+
+            var repository = new BackupRepository(store, crypto, repositoryId, clockPolicy, keys) { _keyring = keyring, _providerKeyId = providerKeyId };
+            keyring = null;
+            crypto = null;
+            try
+            {
+                await repository.RefreshKeysAsync(cancellationToken).ConfigureAwait(false);
+                await repository.Objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                repository.Dispose();
+                throw;
+            }
+
             return repository;
         }
         finally
         {
             masterSecret.Clear();
+            crypto?.Dispose();
+            if (keyring is not null)
+            {
+                CryptographicOperations.ZeroMemory(keyring);
+            }
         }
     }
 
@@ -143,6 +194,11 @@ internal sealed partial class BackupRepository : IDisposable
     public void Dispose()
     {
         _crypto.Dispose();
+        if (_keyring is not null)
+        {
+            CryptographicOperations.ZeroMemory(_keyring);
+        }
+
         _keysGate.Dispose();
     }
 }

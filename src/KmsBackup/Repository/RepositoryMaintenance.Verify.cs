@@ -19,6 +19,11 @@ internal static partial class RepositoryMaintenance
             problems.Add(new VerificationProblem($"key record '{key}'", problem));
         }
 
+        foreach (var (key, problem) in await repository.CheckKeyProviderRecordsAsync(cancellationToken).ConfigureAwait(false))
+        {
+            problems.Add(new VerificationProblem($"key record '{key}'", problem));
+        }
+
         // Damaged indexes are reported below, one by one; names that are no pack ID here.
         foreach (var (key, problem) in await objects.RefreshIndexAsync(cancellationToken).ConfigureAwait(false))
         {

@@ -228,7 +228,8 @@ public class EngineFaultTests
         var otherKey = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, "/other.key");
         var error = await Assert.ThrowsAsync<BackupException>(() =>
             BackupClient.OpenAsync(new FileSystemBackupStore(h.Files, EngineHarness.StoreRoot, h.Clock), otherKey, h.Kms, hsmClusters: null, h.Options));
-        Assert.Equal(BackupErrorCode.IntegrityViolation, error.Code);
+        Assert.Equal(BackupErrorCode.KeyProviderNotRegistered, error.Code);
+        Assert.Contains(otherKey.KeyId, error.Message, StringComparison.Ordinal);
         Assert.Contains("key", error.Remedy, StringComparison.Ordinal);
     }
 }

@@ -28,6 +28,22 @@ internal sealed class MaintenanceOperations
         return new RepositoryKeyRotation((long)sequence, id);
     }
 
+    internal Task<IReadOnlyList<RepositoryKeyProviderInfo>> ListKeyProvidersAsync(CancellationToken cancellationToken) =>
+        _repository.ListKeyProvidersAsync(cancellationToken);
+
+    internal async Task<RepositoryKeyProviderInfo> AddKeyProviderAsync(RepositoryKeyProvider provider, CancellationToken cancellationToken)
+    {
+        var added = await _repository.AddKeyProviderAsync(provider, _catalog.Clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        Log.KeyProviderAdded(_logger, added.Kind, added.KeyId);
+        return added;
+    }
+
+    internal async Task RemoveKeyProviderAsync(string keyId, CancellationToken cancellationToken)
+    {
+        await _repository.RemoveKeyProviderAsync(keyId, _options.LeaseHolder, _catalog.Clock.GetUtcNow(), cancellationToken).ConfigureAwait(false);
+        Log.KeyProviderRemoved(_logger, keyId);
+    }
+
     internal async Task<RekeySummary> RekeyAsync(int? maximumPacks = null, CancellationToken cancellationToken = default)
     {
         if (maximumPacks is < 1)
