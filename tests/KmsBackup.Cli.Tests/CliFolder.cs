@@ -129,11 +129,19 @@ public sealed class CliFolder : IAsyncDisposable
         [GlobalOptions.AccountVariable] = Owner,
     }, args);
 
-    private async Task<CliRun> RunWithAsync(IFileSystem files, IReadOnlyDictionary<string, string> environment, string[] args)
+    /// <summary>Runs the tool in-process as the owner with <paramref name="input"/> as its standard input.</summary>
+    public Task<CliRun> RunWithInputAsync(string input, params string[] args) => RunWithAsync(Files, new Dictionary<string, string>
+    {
+        [LocalFolderPaths.RootVariable] = Root,
+        [GlobalOptions.AccountVariable] = Owner,
+    }, args, input);
+
+    private async Task<CliRun> RunWithAsync(IFileSystem files, IReadOnlyDictionary<string, string> environment, string[] args, string? input = null)
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var host = new CliHost(files, Clock, output, error, name => environment.TryGetValue(name, out var value) ? value : null, interactive: false);
+        using var reader = input is null ? null : new StringReader(input);
+        var host = new CliHost(files, Clock, output, error, name => environment.TryGetValue(name, out var value) ? value : null, interactive: false, input: reader);
         var exit = await CommandTree.InvokeAsync(args, host);
         return new CliRun(exit, output.ToString(), error.ToString());
     }

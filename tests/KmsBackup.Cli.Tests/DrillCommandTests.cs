@@ -56,4 +56,40 @@ public sealed class DrillCommandTests : IAsyncLifetime
         AssertExit(ExitCodes.Usage, sample);
         Assert.Contains("--sample", sample.Error, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task After_the_key_file_is_lost_the_folder_opens_with_the_escrowed_shares_or_the_passphrase_alone_and_a_drill_proves_each()
+    {
+        const string passphrase = "correct horse battery staple";
+        var shares = await _folder.RunAsync("keys", "add", "--recovery-shares", "3", "--threshold", "2", "--json");
+        AssertExit(ExitCodes.Ok, shares);
+        var printed = shares.Json().GetProperty("shares").EnumerateArray().Select(e => e.GetString()!).ToList();
+        var recoveryId = shares.Json().GetProperty("keyId").GetString();
+        AssertExit(ExitCodes.Ok, await _folder.RunWithInputAsync(passphrase + "\n", "keys", "add", "--passphrase-stdin"));
+
+        // The key file is lost: the tool no longer opens the folder with it, and writes nothing.
+        File.Delete(_folder.PathOf(Path.Combine("keys", "repository.key")));
+        AssertExit(ExitCodes.NotFound, await _folder.RunAsync("drill", _folder.BackupId, "--scratch", "kst-far"));
+
+        var sharesFile = _folder.PathOf("shares.txt");
+        await File.WriteAllLinesAsync(sharesFile, [printed[2], "", printed[0]]);
+        var byShares = await _folder.RunAsync("--unlock-shares", sharesFile, "drill", _folder.BackupId, "--scratch", "kst-far", "--json");
+        AssertExit(ExitCodes.Ok, byShares);
+        Assert.True(byShares.Json().GetProperty("passed").GetBoolean());
+        Assert.Equal(recoveryId, byShares.Json().GetProperty("keyProvider").GetString());
+
+        var byPassphrase = await _folder.RunWithInputAsync(passphrase + "\n", "--unlock-passphrase-stdin", "drill", _folder.BackupId, "--scratch", "kst-far", "--json");
+        AssertExit(ExitCodes.Ok, byPassphrase);
+        Assert.StartsWith("passphrase", byPassphrase.Json().GetProperty("keyProvider").GetString(), StringComparison.Ordinal);
+
+        // Too few shares, a wrong passphrase: typed refusals, and nothing was opened.
+        await File.WriteAllLinesAsync(sharesFile, [printed[1]]);
+        var tooFew = await _folder.RunAsync("--unlock-shares", sharesFile, "drill", _folder.BackupId, "--scratch", "kst-far", "--json");
+        Assert.Equal("TooFewRecoveryShares", tooFew.Json().GetProperty("error").GetProperty("code").GetString());
+        var wrong = await _folder.RunWithInputAsync("not the passphrase at all\n", "--unlock-passphrase-stdin", "drill", _folder.BackupId, "--scratch", "kst-far", "--json");
+        AssertExit(ExitCodes.Integrity, wrong);
+        Assert.Equal("WrongPassphrase", wrong.Json().GetProperty("error").GetProperty("code").GetString());
+        var both = await _folder.RunWithInputAsync(passphrase + "\n", "--unlock-passphrase-stdin", "--unlock-shares", sharesFile, "keys", "list");
+        AssertExit(ExitCodes.Usage, both);
+    }
 }

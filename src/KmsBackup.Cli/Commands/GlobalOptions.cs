@@ -37,6 +37,19 @@ internal sealed class GlobalOptions
         Recursive = true,
     };
 
+    public Option<bool> UnlockPassphraseStdin { get; } = new("--unlock-passphrase-stdin")
+    {
+        Description = "Open the repository with a passphrase key provider, read from the first line of standard input, instead of the key file (which need not exist): for recovery after losing it, and for drills of the escrow.",
+        Recursive = true,
+    };
+
+    public Option<string?> UnlockShares { get; } = new("--unlock-shares")
+    {
+        Description = "Open the repository with a recovery key rebuilt from the shares in this file (one per line; blank lines ignored; at least the threshold), instead of the key file (which need not exist).",
+        HelpName = "file",
+        Recursive = true,
+    };
+
     public Option<string?> Account { get; } = new("--account")
     {
         Description = $"The account acting (only a backup's owner may view or restore it). Default: ${AccountVariable}.",
@@ -78,6 +91,8 @@ internal sealed class GlobalOptions
         root.Add(Store);
         root.Add(Kms);
         root.Add(KeyFile);
+        root.Add(UnlockPassphraseStdin);
+        root.Add(UnlockShares);
         root.Add(Account);
         root.Add(Now);
         root.Add(Json);

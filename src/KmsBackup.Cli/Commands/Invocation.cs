@@ -35,7 +35,7 @@ internal sealed class Invocation(ParseResult result, CliHost host, GlobalOptions
     {
         if (_folder is null)
         {
-            var folder = await LocalFolder.OpenAsync(Host, globals.Paths(Result, Host), Time, cancellationToken).ConfigureAwait(false);
+            var folder = await LocalFolder.OpenAsync(Host, globals.Paths(Result, Host), Time, Unlock(), cancellationToken).ConfigureAwait(false);
             try
             {
                 await RefuseNowBeforeStoreTimeAsync(folder, cancellationToken).ConfigureAwait(false);
@@ -50,6 +50,52 @@ internal sealed class Invocation(ParseResult result, CliHost host, GlobalOptions
         }
 
         return _folder;
+    }
+
+    /// <summary>
+    /// The key provider <c>--unlock-passphrase-stdin</c> or <c>--unlock-shares</c> asks the folder to be opened with
+    /// instead of its key file; <see langword="null"/> for the key file.
+    /// </summary>
+    private Func<CancellationToken, Task<RepositoryKeyProvider>>? Unlock()
+    {
+        var passphrase = Result.GetValue(globals.UnlockPassphraseStdin);
+        var sharesFile = Result.GetValue(globals.UnlockShares);
+        if (passphrase && sharesFile is not null)
+        {
+            throw new UsageException("Open the repository one way: --unlock-passphrase-stdin or --unlock-shares, not both.");
+        }
+
+        if (passphrase)
+        {
+            return async ct =>
+            {
+                var line = await Host.Input.ReadLineAsync(ct).ConfigureAwait(false);
+                if (string.IsNullOrEmpty(line))
+                {
+                    throw new UsageException("--unlock-passphrase-stdin reads the passphrase from the first line of standard input, which is empty.");
+                }
+
+                return new PassphraseRepositoryKeyProvider(line);
+            };
+        }
+
+        if (sharesFile is null)
+        {
+            return null;
+        }
+
+        return async ct =>
+        {
+            var path = Host.FileSystem.Path.GetFullPath(sharesFile);
+            if (!Host.FileSystem.File.Exists(path))
+            {
+                throw new BackupException(new Refusal(
+                    BackupErrorCode.NotFound, $"file '{path}'", $"There is no recovery shares file '{path}'.", "Check the path given to --unlock-shares: a file with one share per line."));
+            }
+
+            var lines = await Host.FileSystem.File.ReadAllLinesAsync(path, ct).ConfigureAwait(false);
+            return RecoveryKeyRepositoryKeyProvider.FromShares(lines.Where(l => !string.IsNullOrWhiteSpace(l)));
+        };
     }
 
     /// <summary>

@@ -28,9 +28,9 @@ internal sealed record LocalFolderPaths(string Store, string Kms, string KeyFile
 /// </summary>
 internal sealed class LocalFolder : IAsyncDisposable
 {
-    private readonly KeyFileRepositoryKeyProvider _keys;
+    private readonly RepositoryKeyProvider _keys;
 
-    private LocalFolder(EmbeddedKeyManagementService kms, KeyFileRepositoryKeyProvider keys, BackupClient client)
+    private LocalFolder(EmbeddedKeyManagementService kms, RepositoryKeyProvider keys, BackupClient client)
     {
         Kms = kms;
         _keys = keys;
@@ -47,11 +47,14 @@ internal sealed class LocalFolder : IAsyncDisposable
     /// <summary>
     /// Opens the folder. Every part must exist: the repository key file, the store's repository and the service's
     /// key. A mistyped path is "not found" and nothing is written there: only <see cref="InitializeAsync"/> creates.
+    /// With <paramref name="unlock"/> (a passphrase or recovery-share provider), the repository opens with it instead,
+    /// and the key file need not exist: that is how a folder whose key file was lost is opened.
     /// </summary>
-    public static async Task<LocalFolder> OpenAsync(CliHost host, LocalFolderPaths paths, TimeProvider time, CancellationToken cancellationToken)
+    public static async Task<LocalFolder> OpenAsync(
+        CliHost host, LocalFolderPaths paths, TimeProvider time, Func<CancellationToken, Task<RepositoryKeyProvider>>? unlock, CancellationToken cancellationToken)
     {
         var files = host.FileSystem;
-        if (!files.File.Exists(paths.KeyFile))
+        if (unlock is null && !files.File.Exists(paths.KeyFile))
         {
             throw new BackupException(new Refusal(
                 BackupErrorCode.NotFound, $"key file '{paths.KeyFile}'",
@@ -77,7 +80,7 @@ internal sealed class LocalFolder : IAsyncDisposable
                 $"Check --kms (or {LocalFolderPaths.KmsVariable}) and --root; to start a new folder, run 'kmsbackup init'."));
         }
 
-        return await OpenPartsAsync(host, paths, store, time, cancellationToken).ConfigureAwait(false);
+        return await OpenPartsAsync(host, paths, store, time, unlock, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -111,7 +114,7 @@ internal sealed class LocalFolder : IAsyncDisposable
                 "To use that folder, run the command without 'init'; to start a new one, give --root (and --store, --kms, --key-file) paths that do not exist or are empty."));
         }
 
-        return await OpenPartsAsync(host, paths, new FileSystemBackupStore(files, paths.Store, time), time, cancellationToken).ConfigureAwait(false);
+        return await OpenPartsAsync(host, paths, new FileSystemBackupStore(files, paths.Store, time), time, unlock: null, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The refusal of 'init' on a folder that has a store, a service or a key file already.</summary>
@@ -122,14 +125,17 @@ internal sealed class LocalFolder : IAsyncDisposable
     // The tool opens the service with its default options, which keep the service's key in its folder.
     private static string ServiceKeyFile(System.IO.Abstractions.IFileSystem files, LocalFolderPaths paths) => files.Path.Combine(paths.Kms, ServiceKeyFileName);
 
-    private static async Task<LocalFolder> OpenPartsAsync(CliHost host, LocalFolderPaths paths, FileSystemBackupStore store, TimeProvider time, CancellationToken cancellationToken)
+    private static async Task<LocalFolder> OpenPartsAsync(
+        CliHost host, LocalFolderPaths paths, FileSystemBackupStore store, TimeProvider time, Func<CancellationToken, Task<RepositoryKeyProvider>>? unlock, CancellationToken cancellationToken)
     {
         var files = host.FileSystem;
         var kms = new EmbeddedKeyManagementService(files, paths.Kms, time);
-        KeyFileRepositoryKeyProvider? keys = null;
+        RepositoryKeyProvider? keys = null;
         try
         {
-            keys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, paths.KeyFile, cancellationToken).ConfigureAwait(false);
+            keys = unlock is not null
+                ? await unlock(cancellationToken).ConfigureAwait(false)
+                : await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(files, paths.KeyFile, cancellationToken).ConfigureAwait(false);
             var options = new BackupClientOptions
             {
                 TimeProvider = time,
@@ -140,7 +146,7 @@ internal sealed class LocalFolder : IAsyncDisposable
         }
         catch
         {
-            keys?.Dispose();
+            (keys as IDisposable)?.Dispose();
             kms.Dispose();
             throw;
         }
@@ -149,7 +155,7 @@ internal sealed class LocalFolder : IAsyncDisposable
     public ValueTask DisposeAsync()
     {
         Client.Dispose();
-        _keys.Dispose();
+        (_keys as IDisposable)?.Dispose();
         Kms.Dispose();
         return ValueTask.CompletedTask;
     }
