@@ -78,6 +78,12 @@ internal static partial class Log
     [LoggerMessage(1303, LogLevel.Warning, "KmsBackup scheduler for {InstanceName}: the background rekey failed ({ErrorType}); it is tried again at the next tick")]
     public static partial void RekeyFailed(ILogger logger, Exception exception, string instanceName, string errorType);
 
+    [LoggerMessage(1401, LogLevel.Information, "Copy finished: {Backups} backups, {PointsCopied} points copied, {PointsPresent} already present, {BytesWritten} bytes written, {Problems} problems")]
+    public static partial void CopyCompleted(ILogger logger, int backups, int pointsCopied, int pointsPresent, long bytesWritten, int problems);
+
+    [LoggerMessage(1402, LogLevel.Warning, "Recovery point {Sequence} of backup {BackupId} ({Date}) does not authenticate in the source repository; it was not copied")]
+    public static partial void CopySourceDamaged(ILogger logger, string backupId, DateOnly date, long sequence);
+
     [LoggerMessage(2001, LogLevel.Information, "KmsBackup scheduler started for {InstanceName}: a tick every {Tick}")]
     public static partial void SchedulerStarted(ILogger logger, string instanceName, TimeSpan tick);
 

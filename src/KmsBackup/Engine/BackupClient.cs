@@ -37,6 +37,8 @@ public partial class BackupClient : IDisposable
     private readonly HardwareOperations _hardware = null!;
     private readonly RestoreExecutor _executor = null!;
     private readonly UnfinishedRestores _unfinished = null!;
+    private readonly BackupCatalog _catalog = null!;
+    private readonly BackupCopier _copier = null!;
 
     /// <summary>For mocking only.</summary>
     protected BackupClient()
@@ -46,7 +48,8 @@ public partial class BackupClient : IDisposable
     private BackupClient(BackupRepository repository, InstanceGateway instances, HsmClusterGateway? hsmClusters, BackupClientOptions options)
     {
         _repository = repository;
-        var catalog = new BackupCatalog(repository, instances, hsmClusters, options);
+        var catalog = _catalog = new BackupCatalog(repository, instances, hsmClusters, options);
+        _copier = new BackupCopier(catalog);
         var history = new RunHistory(catalog);
         _health = new RunHealth(catalog, history);
         var automatic = new AutomaticBackups(catalog);
