@@ -71,6 +71,7 @@ internal static partial class CommandTree
         root.Add(ClockCommand(host, globals));
         root.Add(RepositoryKeyCommand(host, globals));
         root.Add(RunCommand(host, globals));
+        root.Add(CopyCommand(host, globals));
         root.Add(HealthCommand(host, globals));
         RequireCommands(root, root.Name, host);
         return root;

@@ -42,9 +42,9 @@ public enum BackupCopyProblemKind
 /// <param name="Error">What was thrown; its message names the item and the remedy.</param>
 public sealed record BackupCopyProblem(string BackupId, RecoveryPointName? Point, BackupCopyProblemKind Kind, BackupException Error)
 {
-    /// <summary>The problem in one line, with the remedy.</summary>
+    /// <summary>The problem in one line: the backup, the point, the kind, and the error's message (which states the remedy).</summary>
     public override string ToString() =>
-        $"{BackupId}{(Point is { } p ? " " + p : string.Empty)}: {Kind}: {Error.Message} {Error.Remedy}";
+        $"{BackupId}{(Point is { } p ? " " + p : string.Empty)}: {Kind}: {Error.Message}";
 }
 
 /// <summary>A recovery point by its name: the date it was taken on in its backup's time zone, and its sequence in the backup.</summary>
