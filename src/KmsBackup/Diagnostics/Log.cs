@@ -98,4 +98,13 @@ internal static partial class Log
 
     [LoggerMessage(2005, LogLevel.Information, "KmsBackup scheduler is disabled for {InstanceName}")]
     public static partial void SchedulerDisabled(ILogger logger, string instanceName);
+
+    [LoggerMessage(2006, LogLevel.Information, "KmsBackup scheduled copy of {InstanceName} into {Destination}: {PointsCopied} points copied, {Problems} problems")]
+    public static partial void ScheduledCopyCompleted(ILogger logger, string instanceName, string destination, int pointsCopied, int problems);
+
+    [LoggerMessage(2007, LogLevel.Warning, "KmsBackup scheduled copy of {InstanceName}: backup {BackupId} point {Point} not copied ({Kind}, {ErrorCode})")]
+    public static partial void ScheduledCopyProblem(ILogger logger, string instanceName, string backupId, string? point, string kind, string errorCode);
+
+    [LoggerMessage(2008, LogLevel.Error, "KmsBackup scheduled copy of {InstanceName} into {Destination} failed ({ErrorType}); the next interval tries again")]
+    public static partial void ScheduledCopyFailed(ILogger logger, Exception exception, string instanceName, string destination, string errorType);
 }
