@@ -71,8 +71,10 @@ internal sealed class BackupCopier
             {
                 problems.Add(new BackupCopyProblem(id, null, BackupCopyProblemKind.Conflict, e));
             }
-            catch (BackupException e) when (e is not BackupIntegrityException && !cancellationToken.IsCancellationRequested)
+            catch (BackupException e) when (!cancellationToken.IsCancellationRequested)
             {
+                // The destination failed (its store, its lease, its clock, or damage in it found by a commit): this backup
+                // stops here, what landed stays, and the other backups are copied.
                 problems.Add(new BackupCopyProblem(id, null, BackupCopyProblemKind.DestinationFailed, e));
             }
         }
