@@ -148,6 +148,28 @@ public class CopyTests
     }
 
     [Fact]
+    public async Task A_destination_whose_backup_was_run_by_its_own_writer_is_reported_as_a_conflict_and_not_copied_over()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        var (backup, _) = await BackUpSourceAsync(h);
+        using var copy = await OpenCopyAsync(h, "/copy");
+        Assert.True((await h.Client.CopyToAsync(copy)).IsComplete);
+
+        // Someone runs the backup against the copy: its next point is not the source's next point.
+        h.Clock.Advance(TimeSpan.FromMinutes(5));
+        Assert.NotNull(await copy.RunIfDueAsync(backup.Id));
+        h.Clock.Advance(TimeSpan.FromMinutes(1));
+        Assert.NotNull(await h.Client.RunIfDueAsync(backup.Id));
+
+        var report = await h.Client.CopyToAsync(copy);
+        var problem = Assert.Single(report.Problems);
+        Assert.Equal((backup.Id, BackupCopyProblemKind.Conflict), (problem.BackupId, problem.Kind));
+        Assert.Equal(BackupErrorCode.CopyConflict, problem.Error.Code);
+        Assert.Empty(report.Backups);
+        await AssertCleanAsync(copy);
+    }
+
+    [Fact]
     public async Task A_copy_into_its_own_repository_is_refused()
     {
         await using var h = await EngineHarness.CreateAsync();
