@@ -170,6 +170,40 @@ public class CopyTests
     }
 
     [Fact]
+    public async Task An_incremental_whose_previous_point_the_copy_holds_is_copied_at_the_cost_of_its_changes()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        await h.CreateInstanceAsync("kst-big", keyQuota: 5000);
+        for (var i = 0; i < 3000; i++)
+        {
+            await h.Kms.GenerateKeyAsync("kst-big", $"key-{i:D5}", EngineHarness.Owner);
+        }
+
+        var backup = (await h.Client.OnInstanceEnabledAsync("kst-big"))!;
+        using var copy = await OpenCopyAsync(h, "/copy");
+        var first = await h.Client.CopyToAsync(copy);
+        Assert.True(first.ObjectsWritten > 20, first.ToString());
+
+        h.Clock.Advance(TimeSpan.FromMinutes(5));
+        await h.Kms.GenerateKeyAsync("kst-big", "key-01500-new", EngineHarness.Owner);
+        await h.Kms.DeleteKeyAsync("kst-big", "key-00007");
+        Assert.NotNull(await h.Client.RunIfDueAsync(backup.Id));
+
+        // The changed leaves and their paths only; and the copied point reads as the source's.
+        var second = await h.Client.CopyToAsync(copy);
+        Assert.Equal(1, second.PointsCopied);
+        Assert.InRange(second.ObjectsWritten, 1, 8);
+        var point = (await PointsAsync(h.Client, backup.Id, Day1))[^1];
+        using var ours = await h.Client.GetStateAtAsync(EngineHarness.Owner, backup.Id, point.TakenAt.AddSeconds(1));
+        using var theirs = await copy.GetStateAtAsync(EngineHarness.Owner, backup.Id, point.TakenAt.AddSeconds(1));
+        Assert.True(ours.Snapshot.Keys.SequenceEqual(theirs.Snapshot.Keys));
+        Assert.Contains(theirs.Snapshot.Keys, k => k.Name == "key-01500-new");
+        Assert.DoesNotContain(theirs.Snapshot.Keys, k => k.Name == "key-00007");
+        Assert.Equal(point.ChangeCount, (await PointsAsync(copy, backup.Id, Day1))[^1].ChangeCount);
+        await AssertCleanAsync(copy);
+    }
+
+    [Fact]
     public async Task A_copy_into_its_own_repository_is_refused()
     {
         await using var h = await EngineHarness.CreateAsync();

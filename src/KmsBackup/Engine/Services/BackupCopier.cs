@@ -150,15 +150,19 @@ internal sealed class BackupCopier
         var copied = new List<RecoveryPointName>();
         long bytes = 0;
         var objects = 0;
+        PointKey? previous = null; // the source point before this one, when the destination holds it
         foreach (var key in sourcePoints)
         {
             if (present.Contains((key.Date, key.Sequence)))
             {
+                previous = key;
                 continue;
             }
 
             var name = new RecoveryPointName(key.Date, key.Sequence);
-            if (await CopyPointAsync(key, name, stored, destination, lease, problems, cancellationToken).ConfigureAwait(false) is { } committed)
+            var committed = await CopyPointAsync(key, name, previous, stored, destination, lease, problems, cancellationToken).ConfigureAwait(false);
+            previous = committed is null ? null : key;
+            if (committed is not null)
             {
                 copied.Add(name);
                 bytes += committed.BytesWritten;
@@ -178,57 +182,177 @@ internal sealed class BackupCopier
     }
 
     /// <summary>
-    /// Reads one point from the source (every object authenticated) and commits it in the destination. A point that does not
-    /// authenticate, or that the source deleted meanwhile, is reported and not copied: nothing of it is committed.
+    /// Reads one point from the source (every object authenticated) and commits it in the destination. When the destination
+    /// holds the source point before it (<paramref name="previous"/>), only the items in which the two source points differ
+    /// are read, and the destination's copy of the previous point is updated with them (as a backup run from a change feed
+    /// updates the last point): a point then costs its changes, not the instance. Otherwise, or when that cannot be used,
+    /// the whole point is read and written. A point that does not authenticate, or that the source deleted meanwhile, is
+    /// reported and not copied: nothing of it is committed.
     /// </summary>
     private async Task<CommittedPoint?> CopyPointAsync(
-        PointKey key, RecoveryPointName name, CatalogEntry decidedOn, BackupCatalog destination, StoreLease lease, List<BackupCopyProblem> problems, CancellationToken cancellationToken)
+        PointKey key, RecoveryPointName name, PointKey? previous, CatalogEntry decidedOn, BackupCatalog destination, StoreLease lease,
+        List<BackupCopyProblem> problems, CancellationToken cancellationToken)
     {
-        PointManifest manifest;
-        InstanceSnapshot snapshot;
+        var target = destination.Repository;
+        Task Fence(CancellationToken token) => EnsureCopyStillValidAsync(decidedOn, target, lease, token);
         try
         {
-            manifest = await _repository.ReadPointAsync(key, cancellationToken).ConfigureAwait(false);
-            snapshot = await _repository.ReadSnapshotAsync(manifest, withValues: true, cancellationToken).ConfigureAwait(false);
+            var manifest = await ReadSourceAsync(() => _repository.ReadPointAsync(key, cancellationToken)).ConfigureAwait(false);
+            if (previous is { } before && await CopyChangesAsync(key, manifest, before, target, Fence, cancellationToken).ConfigureAwait(false) is { } updated)
+            {
+                return updated;
+            }
+
+            var snapshot = await ReadSourceAsync(() => _repository.ReadSnapshotAsync(manifest, withValues: true, cancellationToken)).ConfigureAwait(false);
+            try
+            {
+                return await target.CommitPointAsync(
+                    snapshot,
+                    (keyRoot, secretRoot) => manifest with { KeyRoot = keyRoot, SecretRoot = secretRoot },
+                    key.Date,
+                    Fence,
+                    cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                SensitiveValues.Clear(snapshot);
+            }
+        }
+        catch (SourceUnreadableException e)
+        {
+            return await ReportUnreadableAsync(key, name, e.Cause, problems, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Commits <paramref name="manifest"/>'s point as the destination's copy of <paramref name="previous"/> updated with the
+    /// items in which the two source points differ. Returns <see langword="null"/> when the destination's previous point is
+    /// not the source's, is gone, or the update does not give the source's item counts: the caller copies the whole point.
+    /// </summary>
+    private async Task<CommittedPoint?> CopyChangesAsync(
+        PointKey key, PointManifest manifest, PointKey previous, BackupRepository target, Func<CancellationToken, Task> fence, CancellationToken cancellationToken)
+    {
+        PointManifest theirs;
+        PointManifest ours;
+        try
+        {
+            theirs = await target.ReadPointAsync(previous, cancellationToken).ConfigureAwait(false);
         }
         catch (BackupException e) when (e.Code == BackupErrorCode.NotFound)
+        {
+            return null; // a prune of the destination deleted it
+        }
+
+        try
+        {
+            ours = await _repository.ReadPointAsync(previous, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.NotFound || e is BackupIntegrityException)
+        {
+            return null; // the whole point is read instead, and reported if it does not read either
+        }
+
+        if (ours.TakenAt != theirs.TakenAt || ours.KeyRoot.Count != theirs.KeyRoot.Count || ours.SecretRoot.Count != theirs.SecretRoot.Count)
+        {
+            return null;
+        }
+
+        var changes = await ChangesBetweenAsync(ours, manifest, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var update = PointChanges.Of(changes);
+            return await target.CommitPointAsync(
+                (writer, token) => target.UpdateTreesAsync(theirs, update, writer, token),
+                manifest.Source.InstanceId,
+                (keyRoot, secretRoot) => keyRoot.Count == manifest.KeyRoot.Count && secretRoot.Count == manifest.SecretRoot.Count
+                    ? manifest with { KeyRoot = keyRoot, SecretRoot = secretRoot }
+                    : throw new CopyFallbackException(),
+                key.Date,
+                fence,
+                cancellationToken,
+                afterManifest: token => target.ConfirmPointAsync(previous, theirs, token)).ConfigureAwait(false);
+        }
+        catch (CopyFallbackException)
+        {
+            return null; // nothing was committed; the objects written are garbage that prunes collect
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.LeaseLost)
+        {
+            // The destination's previous point pruned while it was updated: the manifest was taken back; copy the point whole.
+            if (!(await target.ListPointsAsync(previous.BackupId, previous.Date, cancellationToken).ConfigureAwait(false)).Contains(previous))
+            {
+                return null;
+            }
+
+            throw;
+        }
+        finally
+        {
+            SensitiveValues.Clear(changes);
+        }
+    }
+
+    /// <summary>
+    /// The items in which two points of the source differ: those of <paramref name="after"/> in leaves <paramref name="before"/>
+    /// does not share (with their values), and the names of <paramref name="before"/> that <paramref name="after"/> no
+    /// longer holds. Subtrees the two share are not read.
+    /// </summary>
+    private async Task<InstanceChanges> ChangesBetweenAsync(PointManifest before, PointManifest after, CancellationToken cancellationToken)
+    {
+        var objects = _repository.Objects;
+        List<KeyRecord>? keys = null;
+        List<SecretRecord>? secrets = null;
+        try
+        {
+            keys = await ItemTree.ItemsNotInAsync(objects, after.KeyRoot, before.KeyRoot, (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues: true), cancellationToken, SensitiveValues.Clear).ConfigureAwait(false);
+            secrets = await ItemTree.ItemsNotInAsync(objects, after.SecretRoot, before.SecretRoot, (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues: true), cancellationToken, SensitiveValues.Clear).ConfigureAwait(false);
+            var goneKeys = await ItemTree.ItemsNotInAsync(objects, before.KeyRoot, after.KeyRoot, (ref RecordReader r) => ItemCodec.ReadKey(ref r, withValues: false), cancellationToken).ConfigureAwait(false);
+            var goneSecrets = await ItemTree.ItemsNotInAsync(objects, before.SecretRoot, after.SecretRoot, (ref RecordReader r) => ItemCodec.ReadSecret(ref r, withValues: false), cancellationToken).ConfigureAwait(false);
+            var keptKeys = keys.Select(k => k.Name).ToHashSet(StringComparer.Ordinal);
+            var keptSecrets = secrets.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
+            return new InstanceChanges
+            {
+                ReadAt = after.TakenAt,
+                Cursor = after.Cursor ?? string.Empty,
+                UpsertedKeys = keys,
+                UpsertedSecrets = secrets,
+                DeletedKeys = [.. goneKeys.Select(k => k.Name).Where(n => !keptKeys.Contains(n))],
+                DeletedSecrets = [.. goneSecrets.Select(s => s.Name).Where(n => !keptSecrets.Contains(n))],
+            };
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            keys?.ForEach(SensitiveValues.Clear);
+            secrets?.ForEach(SensitiveValues.Clear);
+            if (e is BackupIntegrityException integrity)
+            {
+                throw new SourceUnreadableException(integrity);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Reports a source point that could not be read: deleted meanwhile (a prune that deletes a point and then the packs only
+    /// it used makes a reader that started before fail on a missing pack), or damaged.
+    /// </summary>
+    private async Task<CommittedPoint?> ReportUnreadableAsync(PointKey key, RecoveryPointName name, BackupException e, List<BackupCopyProblem> problems, CancellationToken cancellationToken)
+    {
+        var stillThere = e.Code != BackupErrorCode.NotFound &&
+            (await _repository.ListPointsAsync(key.BackupId, key.Date, cancellationToken).ConfigureAwait(false)).Contains(key);
+        if (!stillThere)
         {
             problems.Add(new BackupCopyProblem(key.BackupId, name, BackupCopyProblemKind.DeletedAtSource, DeletedAtSource(key, e)));
             return null;
         }
-        catch (BackupIntegrityException e)
-        {
-            // A prune that deletes a point and then the packs only it used makes a reader that started before fail on a
-            // missing pack: that is a deletion, not damage, when the point is gone now.
-            var stillThere = (await _repository.ListPointsAsync(key.BackupId, key.Date, cancellationToken).ConfigureAwait(false)).Contains(key);
-            if (!stillThere)
-            {
-                problems.Add(new BackupCopyProblem(key.BackupId, name, BackupCopyProblemKind.DeletedAtSource, DeletedAtSource(key, e)));
-                return null;
-            }
 
-            Log.CopySourceDamaged(_logger, key.BackupId, key.Date, key.Sequence);
-            problems.Add(new BackupCopyProblem(key.BackupId, name, BackupCopyProblemKind.SourceDamaged, new BackupIntegrityException(new Refusal(
-                BackupErrorCode.IntegrityViolation, $"recovery point {name} of backup '{key.BackupId}'",
-                $"Recovery point {name} of backup '{key.BackupId}' does not authenticate in the source repository ({e.Message}); it was not copied.",
-                "Run verify on the source to list every damaged object. The other points were copied; a later point holds the instance's state as of its own time."))));
-            return null;
-        }
-
-        try
-        {
-            var target = destination.Repository;
-            return await target.CommitPointAsync(
-                snapshot,
-                (keyRoot, secretRoot) => manifest with { KeyRoot = keyRoot, SecretRoot = secretRoot },
-                key.Date,
-                token => EnsureCopyStillValidAsync(decidedOn, target, lease, token),
-                cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            SensitiveValues.Clear(snapshot);
-        }
+        Log.CopySourceDamaged(_logger, key.BackupId, key.Date, key.Sequence);
+        problems.Add(new BackupCopyProblem(key.BackupId, name, BackupCopyProblemKind.SourceDamaged, new BackupIntegrityException(new Refusal(
+            BackupErrorCode.IntegrityViolation, $"recovery point {name} of backup '{key.BackupId}'",
+            $"Recovery point {name} of backup '{key.BackupId}' does not authenticate in the source repository ({e.Message}); it was not copied.",
+            "Run verify on the source to list every damaged object. The other points were copied; a later point holds the instance's state as of its own time."))));
+        return null;
     }
 
     private static BackupException DeletedAtSource(PointKey key, BackupException cause) => new(new Refusal(
@@ -285,5 +409,29 @@ internal sealed class BackupCopier
                 $"The destination's state of backup '{decidedOn.State.Id}' changed while the copy was in flight; the point was not committed.",
                 "Run the copy again: it goes on from what landed."));
         }
+    }
+
+    /// <summary>Runs a read of the source, turning what says the source point is gone or damaged into <see cref="SourceUnreadableException"/>.</summary>
+    private static async Task<T> ReadSourceAsync<T>(Func<Task<T>> read)
+    {
+        try
+        {
+            return await read().ConfigureAwait(false);
+        }
+        catch (BackupException e) when (e.Code == BackupErrorCode.NotFound || e is BackupIntegrityException)
+        {
+            throw new SourceUnreadableException(e);
+        }
+    }
+
+    /// <summary>A read of the source failed: the point is gone or damaged (never a failure of the destination).</summary>
+    private sealed class SourceUnreadableException(BackupException cause) : Exception(cause.Message, cause)
+    {
+        public BackupException Cause { get; } = cause;
+    }
+
+    /// <summary>An update of the destination's previous point did not give the source point's item counts: copy it whole.</summary>
+    private sealed class CopyFallbackException : Exception
+    {
     }
 }
