@@ -40,6 +40,40 @@ public sealed class BackupSchedulerTickEventArgs : EventArgs
     public Exception? Error { get; }
 }
 
+/// <summary>What one scheduled copy (<see cref="KmsBackupCopyOptions"/>) did for one instance.</summary>
+public sealed class BackupSchedulerCopyEventArgs : EventArgs
+{
+    /// <summary>Creates the event data.</summary>
+    /// <param name="instanceName">The instance copied from.</param>
+    /// <param name="destinationName">The instance copied into.</param>
+    /// <param name="startedAt">When the copy started.</param>
+    /// <param name="report">What the copy did, or <see langword="null"/> when it failed whole.</param>
+    /// <param name="error">What failed the whole copy (a client that did not open, a catalog that could not be read), if anything did.</param>
+    public BackupSchedulerCopyEventArgs(string instanceName, string destinationName, DateTimeOffset startedAt, BackupCopyReport? report, Exception? error)
+    {
+        InstanceName = instanceName;
+        DestinationName = destinationName;
+        StartedAt = startedAt;
+        Report = report;
+        Error = error;
+    }
+
+    /// <summary>The instance copied from; empty for the unnamed instance.</summary>
+    public string InstanceName { get; }
+
+    /// <summary>The instance copied into.</summary>
+    public string DestinationName { get; }
+
+    /// <summary>When the copy started, by the host's <see cref="TimeProvider"/>.</summary>
+    public DateTimeOffset StartedAt { get; }
+
+    /// <summary>What the copy did (its problems included), or <see langword="null"/> when it failed whole.</summary>
+    public BackupCopyReport? Report { get; }
+
+    /// <summary>What failed the whole copy, if anything did.</summary>
+    public Exception? Error { get; }
+}
+
 /// <summary>
 /// The hosted scheduler: for each registered instance whose <see cref="KmsBackupSchedulerOptions.Enabled"/> is
 /// set, looks for due backups at once and then every <see cref="KmsBackupSchedulerOptions.Tick"/> of the host's
@@ -75,6 +109,9 @@ public sealed class BackupSchedulerService : BackgroundService
         _logger = logger ?? (ILogger)NullLogger.Instance;
     }
 
+    /// <summary>Raised after each scheduled copy of each instance (<see cref="KmsBackupCopyOptions"/>), on the scheduler's thread; a handler that throws is logged and ignored.</summary>
+    public event EventHandler<BackupSchedulerCopyEventArgs>? CopyCompleted;
+
     /// <summary>Raised after each tick of each instance, on the scheduler's thread; a handler that throws is logged and ignored.</summary>
     public event EventHandler<BackupSchedulerTickEventArgs>? TickCompleted;
 
@@ -98,6 +135,7 @@ public sealed class BackupSchedulerService : BackgroundService
 
         await Task.Yield();
         long ticks = 0;
+        DateTimeOffset? nextCopy = null;
         using var timer = new PeriodicTimer(options.Tick, _time);
         Log.SchedulerStarted(_logger, Shown(name), options.Tick);
         try
@@ -105,6 +143,7 @@ public sealed class BackupSchedulerService : BackgroundService
             do
             {
                 await TickAsync(name, stoppingToken).ConfigureAwait(false);
+                nextCopy = await CopyIfDueAsync(name, nextCopy, stoppingToken).ConfigureAwait(false);
                 ticks++;
             }
             while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
@@ -115,6 +154,60 @@ public sealed class BackupSchedulerService : BackgroundService
         }
 
         Log.SchedulerStopped(_logger, Shown(name), ticks);
+    }
+
+    /// <summary>
+    /// Copies this instance's new points into <see cref="KmsBackupCopyOptions.ToInstance"/> when a copy is due; returns when
+    /// the next is. A copy that fails is logged and tried again at the next interval; nothing it throws stops the host.
+    /// </summary>
+    private async Task<DateTimeOffset?> CopyIfDueAsync(string name, DateTimeOffset? due, CancellationToken stoppingToken)
+    {
+        var options = _options.Get(name).Copy;
+        var now = _time.GetUtcNow();
+        if (options.ToInstance is not { } target || (due is { } at && now < at))
+        {
+            return due;
+        }
+
+        BackupCopyReport? report = null;
+        Exception? error = null;
+        try
+        {
+            if (string.Equals(target, name, StringComparison.Ordinal) || !_clients.Names.Contains(target))
+            {
+                throw new InvalidOperationException(
+                    $"Copy.ToInstance of {Shown(name)} names '{target}', which is {(target == name ? "the instance itself" : "not a registered KmsBackup instance")}: register the copy's store and key as an instance of its own (AddKmsBackup(\"{target}\", ...)).");
+            }
+
+            var source = await _clients.GetClientAsync(name, stoppingToken).ConfigureAwait(false);
+            var destination = await _clients.GetClientAsync(target, stoppingToken).ConfigureAwait(false);
+            report = await source.CopyToAsync(destination, cancellationToken: stoppingToken).ConfigureAwait(false);
+            Log.ScheduledCopyCompleted(_logger, Shown(name), target, report.PointsCopied, report.Problems.Count);
+            foreach (var problem in report.Problems)
+            {
+                Log.ScheduledCopyProblem(_logger, Shown(name), problem.BackupId, problem.Point?.ToString(), problem.Kind.ToString(), problem.Error.Code.ToString());
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            error = e;
+            Log.ScheduledCopyFailed(_logger, e, Shown(name), target, BackupTelemetry.ErrorType(e));
+        }
+
+        try
+        {
+            CopyCompleted?.Invoke(this, new BackupSchedulerCopyEventArgs(name, target, now, report, error));
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            Log.TickFailed(_logger, e, Shown(name), BackupTelemetry.ErrorType(e));
+        }
+
+        return now + options.Interval;
     }
 
     private async Task TickAsync(string name, CancellationToken stoppingToken)

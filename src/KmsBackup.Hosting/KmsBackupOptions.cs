@@ -50,6 +50,11 @@ public sealed class KmsBackupOptions : IValidatableObject
     [ValidateObjectMembers]
     public KmsBackupHealthOptions Health { get; set; } = new();
 
+    /// <summary>Copies of every new recovery point into a second store (<see cref="BackupClient.CopyToAsync"/>), run by the hosted scheduler.</summary>
+    [Required]
+    [ValidateObjectMembers]
+    public KmsBackupCopyOptions Copy { get; set; } = new();
+
     /// <summary>Checks what attributes cannot: the client's settings, and that no path is blank.</summary>
     /// <param name="validationContext">The validation context.</param>
     /// <returns>The problems found.</returns>
@@ -58,6 +63,13 @@ public sealed class KmsBackupOptions : IValidatableObject
         if (Client is not null && ValidateClient(Client) is { } problem)
         {
             yield return problem;
+        }
+
+        if (Copy?.ToInstance is { } target && string.IsNullOrWhiteSpace(target))
+        {
+            yield return new ValidationResult(
+                "Copy.ToInstance is blank: leave it unset for no copies, or name the registered KmsBackup instance whose store and key receive the copies.",
+                [nameof(Copy) + "." + nameof(KmsBackupCopyOptions.ToInstance)]);
         }
 
         foreach (var (path, name) in new[] { (DataPath, nameof(DataPath)), (StorePath, nameof(StorePath)), (KeyFilePath, nameof(KeyFilePath)) })
@@ -157,6 +169,27 @@ public sealed class KmsBackupSchedulerOptions
     /// </summary>
     [Range(0, 10_000)]
     public int RekeyPacksPerTick { get; set; } = 4;
+}
+
+/// <summary>
+/// Copies to a second store on a schedule: every <see cref="Interval"/>, after its tick's backups, the hosted scheduler
+/// copies what the instance <see cref="ToInstance"/> lacks into it (<see cref="BackupClient.CopyToAsync"/>): every new
+/// recovery point, each backup's state, under that instance's leases. The copy is resumable, so a failed or interrupted
+/// copy is finished by the next.
+/// </summary>
+/// <remarks>
+/// The destination is another KmsBackup instance registered in the same host (<c>AddKmsBackup("copy", ...)</c> with its own
+/// store, for instance Azure Blob Storage in another region, and its own repository key). Turn its own scheduler off
+/// (<c>Scheduler.Enabled = false</c>): a copy repository is written by copies only.
+/// </remarks>
+public sealed class KmsBackupCopyOptions
+{
+    /// <summary>The name of the registered instance that receives the copies; <see langword="null"/> (the default) for no copies.</summary>
+    public string? ToInstance { get; set; }
+
+    /// <summary>How often the scheduler copies: 1 minute to 7 days. Default 1 hour. A copy runs at the first tick once the interval has passed.</summary>
+    [Range(typeof(TimeSpan), "00:01:00", "7.00:00:00")]
+    public TimeSpan Interval { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>When <see cref="KmsBackupHealthCheck"/> reports a backup degraded or unhealthy.</summary>

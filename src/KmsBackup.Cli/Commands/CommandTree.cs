@@ -73,6 +73,7 @@ internal static partial class CommandTree
         root.Add(RepositoryKeyCommand(host, globals));
         root.Add(KeysCommand(host, globals));
         root.Add(RunCommand(host, globals));
+        root.Add(CopyCommand(host, globals));
         root.Add(HealthCommand(host, globals));
         RequireCommands(root, root.Name, host);
         return root;

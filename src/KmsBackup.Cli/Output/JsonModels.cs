@@ -141,6 +141,18 @@ internal sealed record JsonError(string Code, string Item, string Message, strin
 
 internal sealed record JsonErrorDocument(JsonError Error, JsonPlan? Plan = null);
 
+internal sealed record JsonCopyProblem(string BackupId, string? Point, string Kind, string Code, string Message, string Remedy);
+
+internal sealed record JsonCopiedBackup(string BackupId, IReadOnlyList<string> PointsCopied, int PointsPresent, bool StateCopied, long BytesWritten, int ObjectsWritten);
+
+internal sealed record JsonCopyReport(bool Complete, int PointsCopied, int PointsPresent, long BytesWritten, int ObjectsWritten, IReadOnlyList<JsonCopiedBackup> Backups, IReadOnlyList<JsonCopyProblem> Problems)
+{
+    public static JsonCopyReport From(BackupCopyReport r) => new(
+        r.IsComplete, r.PointsCopied, r.PointsPresent, r.BytesWritten, r.ObjectsWritten,
+        [.. r.Backups.Select(b => new JsonCopiedBackup(b.BackupId, [.. b.PointsCopied.Select(p => p.ToString())], b.PointsPresent, b.StateCopied, b.BytesWritten, b.ObjectsWritten))],
+        [.. r.Problems.Select(p => new JsonCopyProblem(p.BackupId, p.Point?.ToString(), p.Kind.ToString(), p.Error.Code.ToString(), p.Error.Message, p.Error.Remedy))]);
+}
+
 internal static class Json
 {
     private static readonly JsonSerializerOptions s_options = new(JsonSerializerDefaults.Web)

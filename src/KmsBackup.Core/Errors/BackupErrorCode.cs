@@ -263,6 +263,15 @@ public readonly struct BackupErrorCode : IEquatable<BackupErrorCode>
     /// <summary>An HSM operation failed; the error names the operation and the PKCS#11 return value.</summary>
     public static BackupErrorCode HsmOperationFailed { get; } = new(nameof(HsmOperationFailed));
 
+    /// <summary>A copy was asked to copy a repository into itself: the source and the destination are the same repository.</summary>
+    public static BackupErrorCode CopySameRepository { get; } = new(nameof(CopySameRepository));
+
+    /// <summary>
+    /// A copy found the destination holding a recovery point under the name of a source point that differs from it (the
+    /// destination was written by its own writers, not only by copies); the point is not copied over it.
+    /// </summary>
+    public static BackupErrorCode CopyConflict { get; } = new(nameof(CopyConflict));
+
     /// <summary>The code's string form, e.g. <c>BackupExpired</c>.</summary>
     public override string ToString() => _value ?? string.Empty;
 

@@ -84,6 +84,12 @@ internal static partial class Log
     [LoggerMessage(1303, LogLevel.Warning, "KmsBackup scheduler for {InstanceName}: the background rekey failed ({ErrorType}); it is tried again at the next tick")]
     public static partial void RekeyFailed(ILogger logger, Exception exception, string instanceName, string errorType);
 
+    [LoggerMessage(1401, LogLevel.Information, "Copy finished: {Backups} backups, {PointsCopied} points copied, {PointsPresent} already present, {BytesWritten} bytes written, {Problems} problems")]
+    public static partial void CopyCompleted(ILogger logger, int backups, int pointsCopied, int pointsPresent, long bytesWritten, int problems);
+
+    [LoggerMessage(1402, LogLevel.Warning, "Recovery point {Sequence} of backup {BackupId} ({Date}) does not authenticate in the source repository; it was not copied")]
+    public static partial void CopySourceDamaged(ILogger logger, string backupId, DateOnly date, long sequence);
+
     [LoggerMessage(2001, LogLevel.Information, "KmsBackup scheduler started for {InstanceName}: a tick every {Tick}")]
     public static partial void SchedulerStarted(ILogger logger, string instanceName, TimeSpan tick);
 
@@ -98,4 +104,13 @@ internal static partial class Log
 
     [LoggerMessage(2005, LogLevel.Information, "KmsBackup scheduler is disabled for {InstanceName}")]
     public static partial void SchedulerDisabled(ILogger logger, string instanceName);
+
+    [LoggerMessage(2006, LogLevel.Information, "KmsBackup scheduled copy of {InstanceName} into {Destination}: {PointsCopied} points copied, {Problems} problems")]
+    public static partial void ScheduledCopyCompleted(ILogger logger, string instanceName, string destination, int pointsCopied, int problems);
+
+    [LoggerMessage(2007, LogLevel.Warning, "KmsBackup scheduled copy of {InstanceName}: backup {BackupId} point {Point} not copied ({Kind}, {ErrorCode})")]
+    public static partial void ScheduledCopyProblem(ILogger logger, string instanceName, string backupId, string? point, string kind, string errorCode);
+
+    [LoggerMessage(2008, LogLevel.Error, "KmsBackup scheduled copy of {InstanceName} into {Destination} failed ({ErrorType}); the next interval tries again")]
+    public static partial void ScheduledCopyFailed(ILogger logger, Exception exception, string instanceName, string destination, string errorType);
 }

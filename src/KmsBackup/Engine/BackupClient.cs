@@ -38,6 +38,8 @@ public partial class BackupClient : IDisposable
     private readonly RestoreExecutor _executor = null!;
     private readonly UnfinishedRestores _unfinished = null!;
     private readonly RecoveryDrills _drills = null!;
+    private readonly BackupCatalog _catalog = null!;
+    private readonly BackupCopier _copier = null!;
 
     /// <summary>For mocking only.</summary>
     protected BackupClient()
@@ -47,7 +49,8 @@ public partial class BackupClient : IDisposable
     private BackupClient(BackupRepository repository, InstanceGateway instances, HsmClusterGateway? hsmClusters, BackupClientOptions options)
     {
         _repository = repository;
-        var catalog = new BackupCatalog(repository, instances, hsmClusters, options);
+        var catalog = _catalog = new BackupCatalog(repository, instances, hsmClusters, options);
+        _copier = new BackupCopier(catalog);
         var history = new RunHistory(catalog);
         _health = new RunHealth(catalog, history);
         var automatic = new AutomaticBackups(catalog);
