@@ -125,6 +125,35 @@ public class RecoveryDrillTests
     }
 
     [Fact]
+    public async Task A_drill_on_the_copy_in_a_second_store_opened_alone_with_its_own_key_passes()
+    {
+        await using var h = await EngineHarness.CreateAsync();
+        var backup = await BackUpAsync(h, keys: 20, secrets: 10);
+        await h.CreateInstanceAsync(Scratch, region: ScratchRegion);
+        var options = new BackupClientOptions { TimeProvider = h.Clock, LeaseHolder = "copier", InstanceDiscoveryInterval = null };
+        using (var copyKeys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(h.Files, "/dr/copy.key"))
+        using (var copy = await BackupClient.OpenAsync(new KmsBackup.Storage.FileSystemBackupStore(h.Files, "/dr/store", h.Clock), copyKeys, h.Kms, null, options))
+        {
+            var copied = await h.Client.CopyToAsync(copy);
+            Assert.True(copied.IsComplete);
+        }
+
+        // The primary store and its key are gone; the copy, with its own key, opens alone and passes a drill.
+        h.Files.Directory.Delete(EngineHarness.StoreRoot, recursive: true);
+        h.Files.File.Delete(EngineHarness.KeyFile);
+        using var drKeys = await KeyFileRepositoryKeyProvider.OpenOrCreateAsync(h.Files, "/dr/copy.key");
+        using var dr = await BackupClient.OpenAsync(new KmsBackup.Storage.FileSystemBackupStore(h.Files, "/dr/store", h.Clock), drKeys, h.Kms, null, options);
+        var report = await dr.DrillAsync(new RecoveryDrillRequest
+        {
+            CallerAccount = EngineHarness.Owner, BackupId = backup.Id, ScratchInstanceId = Scratch, SampleSize = 6, VerifyRepository = true,
+        });
+
+        Assert.True(report.Passed, string.Join("\n", report.Items));
+        Assert.Equal(drKeys.KeyId, report.KeyProviderId);
+        Assert.Equal((20, 10), (report.KeysInPoint, report.SecretsInPoint));
+    }
+
+    [Fact]
     public async Task A_drill_rejects_a_sample_size_out_of_range()
     {
         await using var h = await EngineHarness.CreateAsync();
