@@ -164,6 +164,82 @@ internal sealed partial class BackupRepository
     }
 
     /// <summary>
+    /// Writes into this repository the trees of <paramref name="manifest"/>, a point of another repository whose objects
+    /// are <paramref name="source"/>, leaf by leaf: each source leaf is opened and checked (in batches, as a download
+    /// walks them) and its items are appended, in their leaf encoding, to this repository's tree builders. The same
+    /// objects <see cref="WriteTreesAsync"/> writes for the same items, in memory bounded by a batch of leaves and one
+    /// leaf, not the point. A read of the source that finds it gone or damaged is thrown as <paramref name="sourceFailed"/> makes it.
+    /// </summary>
+    public async Task<(TreeRoot Keys, TreeRoot Secrets)> CopyTreesAsync(
+        ObjectStore source, PointManifest manifest, PackWriter writer, Func<BackupException, Exception> sourceFailed, CancellationToken cancellationToken)
+    {
+        var leaf = ItemTree.CreateLeafBuffer();
+        try
+        {
+            var keys = await CopyTreeAsync(source, manifest.KeyRoot, ObjectRole.KeyLeaf, ItemCodec.SkipKey, writer, leaf, sourceFailed, cancellationToken).ConfigureAwait(false);
+            var secrets = await CopyTreeAsync(source, manifest.SecretRoot, ObjectRole.SecretLeaf, ItemCodec.SkipSecret, writer, leaf, sourceFailed, cancellationToken).ConfigureAwait(false);
+            await writer.FlushAsync(cancellationToken).ConfigureAwait(false);
+            return (keys, secrets);
+        }
+        finally
+        {
+            leaf.Wipe();
+        }
+    }
+
+    private async Task<TreeRoot> CopyTreeAsync(
+        ObjectStore source, TreeRoot root, byte leafRole, ItemTree.ReadItem<int> skip, PackWriter writer, RecordWriter leaf,
+        Func<BackupException, Exception> sourceFailed, CancellationToken cancellationToken)
+    {
+        var builder = new ItemTree.Builder(leafRole, writer, _crypto.BoundarySalt, leaf);
+        var leaves = ItemTree.LeavesAsync(source, root, skip, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    if (!await leaves.MoveNextAsync().ConfigureAwait(false))
+                    {
+                        break;
+                    }
+                }
+                catch (BackupException e) when (e.Code == BackupErrorCode.NotFound || e is BackupIntegrityException)
+                {
+                    throw sourceFailed(e);
+                }
+
+                var items = leaves.Current;
+                for (var offset = 0; offset < items.Length;)
+                {
+                    var length = ItemLength(items.Span[offset..], skip);
+                    items.Span.Slice(offset, length).CopyTo(builder.Leaf.Append(length).Span);
+                    offset += length;
+                    if (builder.EndItem())
+                    {
+                        await builder.WriteLeafAsync(cancellationToken).ConfigureAwait(false);
+                    }
+                }
+            }
+
+            return await builder.CompleteAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            builder.Clear();
+            await leaves.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The length of the item at the start of <paramref name="items"/> (the walk has checked that it reads to its end).</summary>
+    private static int ItemLength(ReadOnlySpan<byte> items, ItemTree.ReadItem<int> skip)
+    {
+        var reader = new RecordReader(items, "an item of a copied leaf");
+        skip(ref reader);
+        return reader.Position;
+    }
+
+    /// <summary>
     /// Writes the trees of the point that is <paramref name="previous"/> with <paramref name="changes"/> applied, updating
     /// the previous trees on the changed paths only (<see cref="ItemTree.UpdateAsync"/>), and flushes the writer; fills
     /// the changes' old items. The same roots <see cref="WriteTreesAsync"/> gives for the changed snapshot. The new trees

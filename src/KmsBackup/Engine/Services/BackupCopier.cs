@@ -203,20 +203,15 @@ internal sealed class BackupCopier
                 return updated;
             }
 
-            var snapshot = await ReadSourceAsync(() => _repository.ReadSnapshotAsync(manifest, withValues: true, cancellationToken)).ConfigureAwait(false);
-            try
-            {
-                return await target.CommitPointAsync(
-                    snapshot,
-                    (keyRoot, secretRoot) => manifest with { KeyRoot = keyRoot, SecretRoot = secretRoot },
-                    key.Date,
-                    Fence,
-                    cancellationToken).ConfigureAwait(false);
-            }
-            finally
-            {
-                SensitiveValues.Clear(snapshot);
-            }
+            // Leaf by leaf: the source's leaves are opened and checked a batch at a time and their items appended to the
+            // destination's trees, so that copying a full point of any size holds a batch of leaves, not the point.
+            return await target.CommitPointAsync(
+                (writer, token) => target.CopyTreesAsync(_repository.Objects, manifest, writer, e => new SourceUnreadableException(e), token),
+                manifest.Source.InstanceId,
+                (keyRoot, secretRoot) => manifest with { KeyRoot = keyRoot, SecretRoot = secretRoot },
+                key.Date,
+                Fence,
+                cancellationToken).ConfigureAwait(false);
         }
         catch (SourceUnreadableException e)
         {
