@@ -62,8 +62,9 @@ public partial class BackupClient
     /// with only the escrowed key provider or on the copy in a second store, and the drill proves that way works.
     /// </summary>
     /// <remarks>
-    /// The drill reads only the sampled items (each found by seeking through the point's trees), so its cost does not
-    /// grow with the instance; <see cref="RecoveryDrillRequest.VerifyRepository"/> adds a verification of every object.
+    /// The drill finds each sampled item by seeking through the point's trees. The keys that encrypt sampled secrets are
+    /// found by ID in the key tree's metadata, a page at a time, which at worst reads the whole key tree (without
+    /// values). <see cref="RecoveryDrillRequest.VerifyRepository"/> adds a verification of every object.
     /// It writes nothing to the backup: only the restore operation's journal records, as any restore does.
     /// </remarks>
     /// <param name="request">The backup, the scratch instance and the sample.</param>
