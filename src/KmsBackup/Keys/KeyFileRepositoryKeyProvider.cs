@@ -167,10 +167,8 @@ public sealed class KeyFileRepositoryKeyProvider : RepositoryKeyProvider, IDispo
     public override Task<byte[]> WrapAsync(ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var wrapped = new byte[12 + key.Length + 16];
-        RandomNumberGenerator.Fill(wrapped.AsSpan(0, 12));
-        using var aes = new AesGcm(_key, 16);
-        aes.Encrypt(wrapped.AsSpan(0, 12), key.Span, wrapped.AsSpan(12, key.Length), wrapped.AsSpan(12 + key.Length), s_associatedData);
+        var wrapped = new byte[key.Length + AesGcmKeyWrap.Overhead];
+        AesGcmKeyWrap.Seal(_key, key.Span, wrapped, s_associatedData);
         return Task.FromResult(wrapped);
     }
 
@@ -178,24 +176,7 @@ public sealed class KeyFileRepositoryKeyProvider : RepositoryKeyProvider, IDispo
     public override Task<SensitiveBytes> UnwrapAsync(ReadOnlyMemory<byte> wrappedKey, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var wrapped = wrappedKey.Span;
-        if (wrapped.Length < 12 + 16)
-        {
-            throw Unwrappable();
-        }
-
-        var key = new byte[wrapped.Length - 28];
-        try
-        {
-            using var aes = new AesGcm(_key, 16);
-            aes.Decrypt(wrapped[..12], wrapped[12..^16], wrapped[^16..], key, s_associatedData);
-        }
-        catch (AuthenticationTagMismatchException)
-        {
-            CryptographicOperations.ZeroMemory(key);
-            throw Unwrappable();
-        }
-
+        var key = AesGcmKeyWrap.Open(_key, wrappedKey.Span, s_associatedData) ?? throw Unwrappable();
         return Task.FromResult(SensitiveBytes.Own(key));
     }
 

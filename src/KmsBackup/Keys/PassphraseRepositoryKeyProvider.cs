@@ -93,7 +93,7 @@ public sealed class PassphraseRepositoryKeyProvider : RepositoryKeyProvider, IDi
     {
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var wrapped = new byte[HeaderSize + 12 + key.Length + 16];
+        var wrapped = new byte[HeaderSize + key.Length + AesGcmKeyWrap.Overhead];
         var header = wrapped.AsSpan(0, HeaderSize);
         s_magic.CopyTo(header);
         header[4] = 1;
@@ -104,9 +104,7 @@ public sealed class PassphraseRepositoryKeyProvider : RepositoryKeyProvider, IDi
         var kek = Derive(_salt, _memorySizeKiB, _passes);
         try
         {
-            RandomNumberGenerator.Fill(wrapped.AsSpan(HeaderSize, 12));
-            using var aes = new AesGcm(kek, 16);
-            aes.Encrypt(wrapped.AsSpan(HeaderSize, 12), key.Span, wrapped.AsSpan(HeaderSize + 12, key.Length), wrapped.AsSpan(HeaderSize + 12 + key.Length), header);
+            AesGcmKeyWrap.Seal(kek, key.Span, wrapped.AsSpan(HeaderSize), header);
         }
         finally
         {
@@ -138,27 +136,22 @@ public sealed class PassphraseRepositoryKeyProvider : RepositoryKeyProvider, IDi
         }
 
         var kek = Derive(wrapped.Slice(17, SaltSize), (int)memory, (int)passes);
-        var key = GC.AllocateArray<byte>(wrapped.Length - HeaderSize - 28, pinned: true);
+        byte[]? key;
         try
         {
-            using var aes = new AesGcm(kek, 16);
-            var body = wrapped[HeaderSize..];
-            aes.Decrypt(body[..12], body[12..^16], body[^16..], key, wrapped[..HeaderSize]);
-        }
-        catch (AuthenticationTagMismatchException)
-        {
-            CryptographicOperations.ZeroMemory(key);
-            throw new BackupException(new Refusal(
-                BackupErrorCode.WrongPassphrase, "passphrase",
-                "The passphrase does not open the repository's passphrase provider.",
-                "Type the passphrase again; if it is lost, open the repository with another of its providers."));
+            key = AesGcmKeyWrap.Open(kek, wrapped[HeaderSize..], wrapped[..HeaderSize]);
         }
         finally
         {
             CryptographicOperations.ZeroMemory(kek);
         }
 
-        return Task.FromResult(SensitiveBytes.Own(key));
+        return key is not null
+            ? Task.FromResult(SensitiveBytes.Own(key))
+            : throw new BackupException(new Refusal(
+                BackupErrorCode.WrongPassphrase, "passphrase",
+                "The passphrase does not open the repository's passphrase provider.",
+                "Type the passphrase again; if it is lost, open the repository with another of its providers."));
     }
 
     /// <summary>Zeroes the passphrase in memory.</summary>

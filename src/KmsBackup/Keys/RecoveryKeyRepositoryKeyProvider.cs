@@ -163,10 +163,8 @@ public sealed class RecoveryKeyRepositoryKeyProvider : RepositoryKeyProvider, ID
     {
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var wrapped = new byte[12 + key.Length + 16];
-        RandomNumberGenerator.Fill(wrapped.AsSpan(0, 12));
-        using var aes = new AesGcm(_wrappingKey, 16);
-        aes.Encrypt(wrapped.AsSpan(0, 12), key.Span, wrapped.AsSpan(12, key.Length), wrapped.AsSpan(12 + key.Length), s_associatedData);
+        var wrapped = new byte[key.Length + AesGcmKeyWrap.Overhead];
+        AesGcmKeyWrap.Seal(_wrappingKey, key.Span, wrapped, s_associatedData);
         return Task.FromResult(wrapped);
     }
 
@@ -175,24 +173,7 @@ public sealed class RecoveryKeyRepositoryKeyProvider : RepositoryKeyProvider, ID
     {
         cancellationToken.ThrowIfCancellationRequested();
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var wrapped = wrappedKey.Span;
-        if (wrapped.Length < 12 + 16)
-        {
-            throw Unwrappable();
-        }
-
-        var key = GC.AllocateArray<byte>(wrapped.Length - 28, pinned: true);
-        try
-        {
-            using var aes = new AesGcm(_wrappingKey, 16);
-            aes.Decrypt(wrapped[..12], wrapped[12..^16], wrapped[^16..], key, s_associatedData);
-        }
-        catch (AuthenticationTagMismatchException)
-        {
-            CryptographicOperations.ZeroMemory(key);
-            throw Unwrappable();
-        }
-
+        var key = AesGcmKeyWrap.Open(_wrappingKey, wrappedKey.Span, s_associatedData) ?? throw Unwrappable();
         return Task.FromResult(SensitiveBytes.Own(key));
     }
 
